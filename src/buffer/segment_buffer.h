@@ -1,0 +1,87 @@
+// SegmentBuffer: the bounded hand-off between ingest and the exporters.
+//
+// Thread-safe. A segment is *held* from the moment Push() accepts it until the exporter calls
+// Release() for the batch that carried it (delivered or given up on). The bytes held never exceed
+// the capacity: a Push() that does not fit is refused and counted as spilled, so memory stays
+// bounded whatever the senders offer and however slow the X-Ray API is.
+//
+// Segments are grouped into batches of at most max_batch_segments. A full batch is ready at once;
+// a partial one becomes ready when its oldest segment has waited flush_interval, so a trickle of
+// traffic still reaches X-Ray within that delay.
+//
+// Close() ends intake; PopBatch() then hands out what is left and returns nullopt when empty.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xrayd {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+struct Batch {
+  std::vector<std::string> segments;
+  size_t bytes = 0;  // accounted size (see SegmentBuffer::AccountedSize)
+};
+
+struct BufferOptions {
+  size_t capacity_bytes = 16 * 1024 * 1024;
+  size_t max_batch_segments = 50;  // PutTraceSegments' documented maximum per call
+  std::chrono::milliseconds flush_interval{1000};
+};
+
+class SegmentBuffer {
+ public:
+  explicit SegmentBuffer(BufferOptions options);
+  SegmentBuffer(const SegmentBuffer&) = delete;
+  SegmentBuffer& operator=(const SegmentBuffer&) = delete;
+
+  // Takes ownership of the documents that fit, in order; the rest are spilled (counted).
+  // Returns the number accepted. After Close(), everything is spilled.
+  size_t Push(std::vector<std::string>& segments, SteadyTime now = std::chrono::steady_clock::now());
+
+  // Blocks until a batch is ready or the buffer is closed and empty (nullopt).
+  std::optional<Batch> PopBatch();
+  // Non-blocking: a batch ready at `now`, if any (after Close(), any partial batch is ready).
+  std::optional<Batch> TryPopBatch(SteadyTime now);
+
+  // Frees the batch's bytes. Every popped batch must be released exactly once.
+  void Release(const Batch& batch);
+
+  void Close();
+  // Wakes PopBatch() waiters so they return nullopt even if data remains (abandoning it).
+  void Abort();
+
+  size_t capacity_bytes() const { return options_.capacity_bytes; }
+  size_t held_bytes() const;
+  size_t queued_segments() const;
+
+  // What one document costs against the bound: its bytes plus bookkeeping.
+  static size_t AccountedSize(const std::string& s) { return s.capacity() + sizeof(std::string) + 16; }
+
+ private:
+  std::optional<Batch> TakeReadyLocked(SteadyTime now);
+  void SealOpenLocked();
+
+  // Constant after construction.
+  const BufferOptions options_;
+
+  // Guarded by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Batch> ready_;
+  Batch open_;
+  SteadyTime open_since_{};
+  size_t held_bytes_ = 0;
+  size_t queued_segments_ = 0;
+  bool closed_ = false;
+  bool aborted_ = false;
+};
+
+}  // namespace xrayd

@@ -1,0 +1,126 @@
+#include "buffer/segment_buffer.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "telemetry/metrics.h"
+
+namespace xrayd {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<std::string> Docs(int n, size_t size = 100) {
+  std::vector<std::string> v;
+  for (int i = 0; i < n; ++i) v.push_back(std::string(size, static_cast<char>('a' + i % 26)));
+  return v;
+}
+
+class SegmentBufferTest : public ::testing::Test {
+ protected:
+  void SetUp() override { GlobalMetrics().ResetForTest(); }
+};
+
+TEST_F(SegmentBufferTest, FullBatchIsReadyAtOnce) {
+  SegmentBuffer b({1 << 20, 50, 1000ms});
+  auto docs = Docs(120);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(b.Push(docs, t0), 120u);
+  auto b1 = b.TryPopBatch(t0);
+  auto b2 = b.TryPopBatch(t0);
+  ASSERT_TRUE(b1 && b2);
+  EXPECT_EQ(b1->segments.size(), 50u);
+  EXPECT_EQ(b2->segments.size(), 50u);
+  EXPECT_FALSE(b.TryPopBatch(t0));  // the last 20 wait for the flush interval
+  auto b3 = b.TryPopBatch(t0 + 1000ms);
+  ASSERT_TRUE(b3);
+  EXPECT_EQ(b3->segments.size(), 20u);
+  EXPECT_EQ(b3->segments.front(), std::string(100, 'a' + 100 % 26));  // order kept
+}
+
+TEST_F(SegmentBufferTest, PartialBatchWaitsForOldestSegmentAge) {
+  SegmentBuffer b({1 << 20, 50, 1000ms});
+  const auto t0 = std::chrono::steady_clock::now();
+  auto d1 = Docs(1);
+  b.Push(d1, t0);
+  auto d2 = Docs(1);
+  b.Push(d2, t0 + 900ms);  // newer segment does not reset the clock
+  EXPECT_FALSE(b.TryPopBatch(t0 + 999ms));
+  auto batch = b.TryPopBatch(t0 + 1000ms);
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->segments.size(), 2u);
+}
+
+TEST_F(SegmentBufferTest, NeverHoldsMoreThanCapacity) {
+  const size_t per_doc = SegmentBuffer::AccountedSize(std::string(1000, 'x'));
+  SegmentBuffer b({per_doc * 10, 50, 1000ms});
+  auto docs = Docs(25, 1000);
+  EXPECT_EQ(b.Push(docs, {}), 10u);
+  EXPECT_LE(b.held_bytes(), b.capacity_bytes());
+  EXPECT_EQ(GlobalMetrics().segments_spilled.load(), 15u);
+  // Popping does not free memory; releasing does.
+  auto batch = b.TryPopBatch(std::chrono::steady_clock::now() + 2s);
+  ASSERT_TRUE(batch);
+  auto more = Docs(1, 1000);
+  EXPECT_EQ(b.Push(more, {}), 0u);
+  b.Release(*batch);
+  more = Docs(1, 1000);
+  EXPECT_EQ(b.Push(more, {}), 1u);
+  EXPECT_EQ(GlobalMetrics().segments_spilled.load(), 16u);
+}
+
+TEST_F(SegmentBufferTest, BoundHoldsUnderConcurrentFlood) {
+  SegmentBuffer b({64 * 1024, 50, 5ms});
+  std::atomic<bool> stop{false};
+  size_t max_seen = 0;
+  std::thread consumer([&] {
+    while (auto batch = b.PopBatch()) {
+      max_seen = std::max(max_seen, b.held_bytes());
+      std::this_thread::sleep_for(1ms);  // a slow exporter
+      b.Release(*batch);
+    }
+  });
+  size_t accepted = 0, offered = 0;
+  for (int i = 0; i < 2000; ++i) {
+    auto docs = Docs(10, 500);
+    offered += docs.size();
+    accepted += b.Push(docs);
+    ASSERT_LE(b.held_bytes(), b.capacity_bytes());
+  }
+  b.Close();
+  consumer.join();
+  EXPECT_LE(max_seen, b.capacity_bytes());
+  EXPECT_GT(GlobalMetrics().segments_spilled.load(), 0u);
+  EXPECT_EQ(accepted + GlobalMetrics().segments_spilled.load(), offered);
+  EXPECT_EQ(b.held_bytes(), 0u);
+}
+
+TEST_F(SegmentBufferTest, CloseDrainsThenEnds) {
+  SegmentBuffer b({1 << 20, 50, 60s});
+  auto docs = Docs(3);
+  b.Push(docs);
+  b.Close();
+  auto batch = b.PopBatch();  // partial batch handed out at once after Close
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->segments.size(), 3u);
+  EXPECT_FALSE(b.PopBatch());
+  auto late = Docs(1);
+  EXPECT_EQ(b.Push(late), 0u);
+}
+
+TEST_F(SegmentBufferTest, PopBatchWakesOnFlushInterval) {
+  SegmentBuffer b({1 << 20, 50, 20ms});
+  std::thread producer([&] {
+    std::this_thread::sleep_for(5ms);
+    auto docs = Docs(1);
+    b.Push(docs);
+  });
+  auto batch = b.PopBatch();
+  producer.join();
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->segments.size(), 1u);
+}
+
+}  // namespace
+}  // namespace xrayd

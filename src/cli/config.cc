@@ -1,0 +1,191 @@
+#include "cli/config.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "cli/flags.h"
+#include "common/log.h"
+
+namespace xrayd::cli {
+namespace {
+
+const std::vector<FlagSpec>& Specs() {
+  static const std::vector<FlagSpec> specs = {
+      {{"a", "resource-arn"}},  {{"o", "local-mode"}, true}, {{"m", "buffer-memory"}},
+      {{"n", "region"}},        {{"b", "bind"}},             {{"t", "bind-tcp"}},
+      {{"r", "role-arn"}},      {{"c", "config"}},           {{"f", "log-file"}},
+      {{"l", "log-level"}},     {{"p", "proxy-address"}},    {{"v", "version"}, true},
+      {{"h", "help"}, true},    {{"endpoint"}},              {{"health-address"}},
+      {{"request-timeout"}},    {{"check-config"}, true},
+  };
+  return specs;
+}
+
+Result<int> ParseInt(const std::string& flag, const std::string& s) {
+  try {
+    size_t used = 0;
+    const long v = std::stol(s, &used);
+    if (used == s.size() && v >= INT32_MIN && v <= INT32_MAX) return static_cast<int>(v);
+  } catch (...) {
+  }
+  return Error::InvalidArgument("invalid value \"" + s + "\" for flag -" + flag + ": want an integer");
+}
+
+}  // namespace
+
+std::string UsageText() {
+  return R"(Usage: xrayd [options]
+
+Receives X-Ray segment documents from X-Ray SDKs over UDP and uploads them to the
+AWS X-Ray API in batches. A drop-in replacement for the AWS X-Ray daemon: the same
+flags, config file, environment variables and ports.
+
+Options (AWS X-Ray daemon compatible):
+  -b, --bind ADDR           UDP address to receive segments on (default 127.0.0.1:2000)
+  -t, --bind-tcp ADDR       TCP address for the sampling proxy (default 127.0.0.1:2000)
+  -c, --config FILE         load a YAML configuration file
+  -n, --region REGION       AWS region to send segments to (default: $AWS_REGION)
+  -r, --role-arn ARN        assume this IAM role to upload to another account
+  -a, --resource-arn ARN    ARN of the AWS resource running the daemon
+  -m, --buffer-memory MB    memory for buffered segments, at least 3
+                            (default: 1% of host memory)
+  -o, --local-mode          do not check for EC2 instance metadata
+  -f, --log-file FILE       write logs to FILE instead of stderr
+  -l, --log-level LEVEL     dev, debug, info, warn, error or prod (default prod)
+  -p, --proxy-address URL   HTTP proxy for uploads (default: $HTTPS_PROXY)
+  -v, --version             print the version and exit
+  -h, --help                print this help and exit
+
+xrayd additions:
+      --endpoint URL        X-Ray API endpoint (http or https), e.g. an `xrayd serve`
+      --health-address ADDR serve /healthz, /readyz and /metrics on ADDR (default off)
+      --request-timeout S   seconds allowed for one upload request (default 30)
+      --check-config        validate the settings, print them as YAML and exit
+
+Any flag may also be written with one dash (-bind=0.0.0.0:2000) and take its
+value after '=' or a space. Flags override the config file.
+
+Environment:
+  AWS_REGION, AWS_DEFAULT_REGION         region when neither -n nor Region is set
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
+  AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE   credentials
+  HTTPS_PROXY, NO_PROXY                  proxy when -p is not set
+  AWS_USE_FIPS_ENDPOINT, AWS_USE_DUALSTACK_ENDPOINT   endpoint variants
+)";
+}
+
+uint64_t Config::BufferBytes(uint64_t host_memory_bytes) const {
+  // As AWS's daemon: -m when positive, else 1% of host memory in whole MB, never under 3 MB.
+  if (buffer_memory_mb > 0) return static_cast<uint64_t>(buffer_memory_mb) * 1024 * 1024;
+  const uint64_t one_percent_mb = host_memory_bytes / (1024 * 1024) / 100;
+  return std::max<uint64_t>(one_percent_mb, 3) * 1024 * 1024;
+}
+
+std::vector<std::string> Config::Validate() const {
+  std::vector<std::string> problems;
+  if (buffer_memory_mb > 0 && buffer_memory_mb < 3)
+    problems.push_back(fmt::format("buffer memory (-m / TotalBufferSizeMB) must be at least 3 MB, got {}", buffer_memory_mb));
+  if (concurrency < 1 || concurrency > 1024)
+    problems.push_back(fmt::format("Concurrency must be between 1 and 1024, got {}", concurrency));
+  if (auto lvl = log::ParseLevel(log_level); !lvl) problems.push_back("log level (-l / Logging.LogLevel): " + lvl.error().message);
+  if (udp_address.find(':') == std::string::npos)
+    problems.push_back("UDP address (-b / Socket.UDPAddress) \"" + udp_address + "\" is not host:port");
+  if (tcp_address.find(':') == std::string::npos)
+    problems.push_back("TCP address (-t / Socket.TCPAddress) \"" + tcp_address + "\" is not host:port");
+  if (!health_address.empty() && health_address.find(':') == std::string::npos)
+    problems.push_back("health address \"" + health_address + "\" is not host:port");
+  if (!endpoint.empty() && endpoint.rfind("http://", 0) != 0 && endpoint.rfind("https://", 0) != 0)
+    problems.push_back("Endpoint \"" + endpoint + "\" must start with http:// or https://");
+  if (request_timeout_ms <= 0) problems.push_back("request timeout must be positive");
+  if (shutdown_grace_ms < 0) problems.push_back("Xrayd.ShutdownGraceSeconds must not be negative");
+  if (max_attempts < 1 || max_attempts > 100) problems.push_back("Xrayd.MaxAttempts must be between 1 and 100");
+  return problems;
+}
+
+std::string Config::ToYaml() const {
+  auto q = [](const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    return out + "\"";
+  };
+  auto b = [](bool v) { return v ? "true" : "false"; };
+  return fmt::format(
+      "Version: 2\nTotalBufferSizeMB: {}\nConcurrency: {}\nRegion: {}\nEndpoint: {}\nSocket:\n  UDPAddress: {}\n"
+      "  TCPAddress: {}\nLogging:\n  LogRotation: {}\n  LogLevel: {}\n  LogPath: {}\nLocalMode: {}\nResourceARN: {}\n"
+      "RoleARN: {}\nNoVerifySSL: {}\nProxyAddress: {}\nXrayd:\n  HealthAddress: {}\n  ShutdownGraceSeconds: {}\n"
+      "  RequestTimeoutSeconds: {}\n  MaxAttempts: {}\n",
+      buffer_memory_mb, concurrency, q(region), q(endpoint), q(udp_address), q(tcp_address), b(log_rotation),
+      q(log_level), q(log_file), b(local_mode), q(resource_arn), q(role_arn), b(no_verify_ssl), q(proxy_address),
+      q(health_address), shutdown_grace_ms / 1000, request_timeout_ms / 1000, max_attempts);
+}
+
+Result<Config> LoadConfig(const std::vector<std::string>& args, const aws::EnvLookup& env) {
+  auto parsed = ParseFlags(Specs(), args);
+  if (!parsed) return parsed.error();
+  const ParsedFlags& f = *parsed;
+  Config c;
+  auto has = [&](const char* n) { return f.Has(n); };
+  if (has("help") && f.Get("help") == "true") c.show_help = true;
+  if (has("version") && f.Get("version") == "true") c.show_version = true;
+  if (c.show_help || c.show_version) return c;
+  // Go's flag package stops at the first non-flag argument; AWS's daemon then ignores the rest.
+  c.ignored_arguments = f.positional;
+
+  // 1. The config file: -c is checked strictly; a default file is read leniently, as AWS's daemon does.
+  bool strict = has("config");
+  if (strict) {
+    c.config_file = f.Get("config");
+  } else {
+    for (const char* path : kDefaultConfigPaths)
+      if (std::ifstream(path).good()) {
+        c.config_file = path;
+        break;
+      }
+  }
+  if (!c.config_file.empty()) {
+    std::ifstream in(c.config_file);
+    if (!in) return Error::InvalidArgument("cannot read config file " + c.config_file);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (auto st = ApplyConfigFile(ss.str(), c.config_file, c, strict); !st) return st.error();
+  }
+  // 2. The environment, where the file left the setting empty.
+  if (c.region.empty()) c.region = env("AWS_REGION").value_or("");
+  if (c.proxy_address.empty()) c.proxy_address = env("HTTPS_PROXY").value_or("");
+  // 3. Flags win.
+  if (has("bind")) c.udp_address = f.Get("bind");
+  if (has("bind-tcp")) c.tcp_address = f.Get("bind-tcp");
+  if (has("region")) c.region = f.Get("region");
+  if (has("resource-arn")) c.resource_arn = f.Get("resource-arn");
+  if (has("role-arn")) c.role_arn = f.Get("role-arn");
+  if (has("local-mode")) c.local_mode = f.Get("local-mode") == "true";
+  if (has("log-file")) c.log_file = f.Get("log-file");
+  if (has("log-level")) c.log_level = f.Get("log-level");
+  if (has("proxy-address")) c.proxy_address = f.Get("proxy-address");
+  if (has("endpoint")) c.endpoint = f.Get("endpoint");
+  if (has("health-address")) c.health_address = f.Get("health-address");
+  if (has("check-config")) c.check_config = f.Get("check-config") == "true";
+  if (has("buffer-memory")) {
+    auto v = ParseInt("m", f.Get("buffer-memory"));
+    if (!v) return v.error();
+    c.buffer_memory_mb = *v;
+  }
+  if (has("request-timeout")) {
+    auto v = ParseInt("request-timeout", f.Get("request-timeout"));
+    if (!v) return v.error();
+    c.request_timeout_ms = *v * 1000;
+  }
+  if (auto problems = c.Validate(); !problems.empty()) {
+    std::string msg = "invalid configuration:";
+    for (const auto& p : problems) msg += "\n  " + p;
+    return Error::InvalidArgument(msg);
+  }
+  return c;
+}
+
+}  // namespace xrayd::cli

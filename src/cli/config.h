@@ -1,0 +1,68 @@
+// Config: every setting of the daemon, as one value built once at startup.
+//
+// Sources, lowest to highest precedence: built-in defaults (AWS's daemon's), the YAML config
+// file (-c, else /etc/amazon/xray/cfg.yaml or ./cfg.yaml if present, as AWS's daemon does),
+// environment variables (region and proxy, as AWS's daemon reads them), then command-line flags. LoadConfig() does the whole resolution; Validate() reports every problem
+// at once, each naming the setting.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aws/credentials.h"
+#include "common/result.h"
+
+namespace xrayd::cli {
+
+struct Config {
+  // --- AWS X-Ray daemon settings (same names, defaults and meaning) ---
+  std::string udp_address = "127.0.0.1:2000";  // -b, Socket.UDPAddress
+  std::string tcp_address = "127.0.0.1:2000";  // -t, Socket.TCPAddress
+  int buffer_memory_mb = 0;                    // -m, TotalBufferSizeMB; 0: 1% of host memory
+  int concurrency = 8;                         // Concurrency
+  std::string region;                          // -n, Region
+  std::string endpoint;                        // --endpoint, Endpoint
+  std::string resource_arn;                    // -a, ResourceARN
+  std::string role_arn;                        // -r, RoleARN
+  bool local_mode = false;                     // -o, LocalMode
+  bool no_verify_ssl = false;                  // NoVerifySSL
+  std::string proxy_address;                   // -p, ProxyAddress
+  std::string log_level = "prod";              // -l, Logging.LogLevel
+  std::string log_file;                        // -f, Logging.LogPath
+  bool log_rotation = true;                    // Logging.LogRotation
+  std::string config_file;                     // -c, or the default file found
+  std::vector<std::string> ignored_arguments;  // after the first non-flag (Go's flag stops there)
+
+  // --- xrayd additions (config file section "Xrayd") ---
+  std::string health_address;  // --health-address, Xrayd.HealthAddress: /healthz /readyz /metrics; "" = off
+  int shutdown_grace_ms = 5000;    // Xrayd.ShutdownGraceSeconds: flush time on SIGTERM
+  int request_timeout_ms = 30000;  // --request-timeout, Xrayd.RequestTimeoutSeconds: per PutTraceSegments call
+  int max_attempts = 8;            // Xrayd.MaxAttempts: per batch, first try included
+
+  // Actions rather than settings.
+  bool show_help = false;
+  bool show_version = false;
+  bool check_config = false;  // --check-config: validate, print the effective config, exit
+
+  // Buffer bound in bytes after applying the default rule (needs the host's memory size).
+  uint64_t BufferBytes(uint64_t host_memory_bytes) const;
+  // Every problem, one per line; empty when valid.
+  std::vector<std::string> Validate() const;
+  // The effective settings as YAML, in the config file's own keys (for --check-config).
+  std::string ToYaml() const;
+};
+
+// Parses argv (without argv[0]) and everything it points at. Errors are for the user: they name
+// the flag, key or variable at fault.
+Result<Config> LoadConfig(const std::vector<std::string>& args, const aws::EnvLookup& env);
+
+// Applies a YAML config file's text onto `config` (exposed for tests).
+Status ApplyConfigFile(const std::string& yaml_text, const std::string& path, Config& config, bool strict = true);
+
+// Where AWS's daemon looks for a config file when -c is not given (first that exists wins).
+inline constexpr const char* kDefaultConfigPaths[] = {"/etc/amazon/xray/cfg.yaml", "cfg.yaml"};
+
+std::string UsageText();
+
+}  // namespace xrayd::cli

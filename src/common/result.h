@@ -1,0 +1,65 @@
+// Result<T>: the value an I/O-path function returns instead of throwing.
+//
+// An Error carries its kind, so callers (the retry loop above all) decide by kind and never by
+// message text. Cheap to move; not thread-safe (values, not shared objects).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace xrayd {
+
+struct Error {
+  enum class Kind {
+    kInvalidArgument,  // caller's input is wrong; retrying the same input cannot help
+    kRetryable,        // transient (connection reset, 5xx, timeout)
+    kThrottled,        // the peer asked us to slow down; honour retry_after when set
+    kPermanent,        // the peer refused this request for good (4xx validation)
+    kIo,               // local I/O failure (socket, file)
+  };
+
+  Kind kind = Kind::kPermanent;
+  std::string message;
+  std::optional<std::chrono::milliseconds> retry_after;
+
+  static Error InvalidArgument(std::string m) { return {Kind::kInvalidArgument, std::move(m), {}}; }
+  static Error Retryable(std::string m) { return {Kind::kRetryable, std::move(m), {}}; }
+  static Error Throttled(std::string m, std::optional<std::chrono::milliseconds> after = {}) {
+    return {Kind::kThrottled, std::move(m), after};
+  }
+  static Error Permanent(std::string m) { return {Kind::kPermanent, std::move(m), {}}; }
+  static Error Io(std::string m) { return {Kind::kIo, std::move(m), {}}; }
+
+  bool IsRetryable() const { return kind == Kind::kRetryable || kind == Kind::kThrottled; }
+};
+
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
+  Result(Error error) : v_(std::move(error)) {}      // NOLINT: implicit by design
+
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  const Error& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, Error> v_;
+};
+
+// Result<void>: success carries nothing.
+struct Ok {};
+using Status = Result<Ok>;
+inline Status OkStatus() { return Ok{}; }
+
+}  // namespace xrayd

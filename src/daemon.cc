@@ -1,0 +1,122 @@
+#include "daemon.h"
+
+#include <unistd.h>
+
+#include "aws/endpoint.h"
+#include "common/log.h"
+#include "telemetry/metrics.h"
+
+namespace xrayd {
+namespace {
+
+bool EnvTrue(const aws::EnvLookup& env, std::string_view name) {
+  auto v = env(name);
+  return v && (*v == "true" || *v == "TRUE" || *v == "True" || *v == "1");
+}
+
+uint64_t HostMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+}  // namespace
+
+Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aws::EnvLookup& env) {
+  std::string region = config.region;
+  // After -n / Region / AWS_REGION (resolved in LoadConfig): the SDK session's region, which AWS's
+  // daemon consults in local mode. Instance metadata is the remaining source (issue #4).
+  if (region.empty()) region = env("AWS_DEFAULT_REGION").value_or("");
+  if (region.empty()) region = aws::SharedConfigValue(env, "region").value_or("");
+  if (!config.endpoint.empty()) {
+    if (auto u = aws::ParseUrl(config.endpoint); !u) return u.error();
+    return ResolvedEndpoint{config.endpoint, region.empty() ? "us-east-1" : region};
+  }
+  if (region.empty())
+    return Error::InvalidArgument(
+        "Cannot fetch region variable from config file, environment variables or the shared config file: "
+        "set -n/--region, Region in the config file, or AWS_REGION (or give --endpoint)");
+  aws::EndpointVariant variant{EnvTrue(env, "AWS_USE_FIPS_ENDPOINT"), EnvTrue(env, "AWS_USE_DUALSTACK_ENDPOINT")};
+  auto url = aws::ServiceEndpoint("xray", region, variant);
+  if (!url) return url.error();
+  // The signing region drops a fips- prefix or -fips suffix; ServiceEndpoint already parsed it.
+  std::string signing = region;
+  if (signing.rfind("fips-", 0) == 0) signing = signing.substr(5);
+  if (signing.size() > 5 && signing.compare(signing.size() - 5, 5, "-fips") == 0) signing.resize(signing.size() - 5);
+  return ResolvedEndpoint{*url, signing};
+}
+
+Daemon::Daemon(cli::Config config, aws::EnvLookup env) : config_(std::move(config)), env_(std::move(env)) {}
+
+Daemon::~Daemon() { Shutdown(); }
+
+Status Daemon::Start() {
+  XLOG_INFO("Initializing xrayd {} (AWS X-Ray daemon compatible)", XRAYD_VERSION);
+  if (!config_.config_file.empty()) XLOG_INFO("Using config file {}", config_.config_file);
+  if (!config_.ignored_arguments.empty())
+    XLOG_WARN("Ignoring arguments from \"{}\" on: flags must come before other arguments",
+              config_.ignored_arguments.front());
+  auto endpoint = ResolveXrayEndpoint(config_, env_);
+  if (!endpoint) return endpoint.error();
+  XLOG_INFO("Using region: {}", endpoint->signing_region);
+  XLOG_INFO("Sending segments to {}", endpoint->url);
+
+  auto creds = aws::DefaultCredentialsChain(env_);
+  if (creds) {
+    credentials_ = std::move(*creds);
+    XLOG_INFO("Using AWS credentials from {}", credentials_->Describe());
+  } else {
+    XLOG_WARN("No AWS credentials ({}); requests will be sent unsigned", creds.error().message);
+  }
+
+  const uint64_t bytes = config_.BufferBytes(HostMemoryBytes());
+  XLOG_INFO("Using buffer memory limit of {} MB", bytes / (1024 * 1024));
+  BufferOptions buffer_options;
+  buffer_options.capacity_bytes = bytes;
+  buffer_ = std::make_unique<SegmentBuffer>(buffer_options);
+
+  xray::ExporterOptions ex;
+  ex.concurrency = config_.concurrency;
+  ex.endpoint = endpoint->url;
+  ex.region = endpoint->signing_region;
+  ex.http.proxy = config_.proxy_address;
+  ex.http.verify_tls = !config_.no_verify_ssl;
+  ex.http.timeout = std::chrono::milliseconds(config_.request_timeout_ms);
+  ex.retry.max_attempts = config_.max_attempts;
+  exporter_ = std::make_unique<xray::XrayExporter>(ex, *buffer_, credentials_.get());
+  if (auto st = exporter_->Start(); !st) return st;
+
+  receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *buffer_);
+  if (auto st = receiver_->Start(); !st) return st;
+  XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
+
+  if (!config_.health_address.empty()) {
+    health_ = std::make_unique<HealthServer>(config_.health_address, [this] { return ready_.load(); });
+    if (auto st = health_->Start(); !st) return st;
+    XLOG_INFO("Serving /healthz, /readyz and /metrics on {}", config_.health_address);
+  }
+  ready_ = true;
+  return OkStatus();
+}
+
+void Daemon::Shutdown() {
+  if (!ready_.exchange(false) && !receiver_ && !exporter_) return;
+  if (receiver_) receiver_->Stop();
+  if (exporter_) {
+    const size_t pending = buffer_ ? buffer_->queued_segments() : 0;
+    XLOG_INFO("Shutting down: flushing {} buffered segments (up to {} ms)", pending, config_.shutdown_grace_ms);
+    exporter_->Stop(std::chrono::milliseconds(config_.shutdown_grace_ms));
+  }
+  if (health_) health_->Stop();
+  auto& m = GlobalMetrics();
+  XLOG_INFO("Stopped: received {}, sent {}, spilled {}, rejected {}, failed {}", m.segments_received.load(),
+            m.segments_sent.load(), m.segments_spilled.load(),
+            m.Rejected(RejectReason::kBadHeader) + m.Rejected(RejectReason::kBadJson) +
+                m.Rejected(RejectReason::kInvalidSegment) + m.Rejected(RejectReason::kTooLarge),
+            m.Failed(FailReason::kUnprocessed) + m.Failed(FailReason::kPermanentError) +
+                m.Failed(FailReason::kRetriesExhausted) + m.Failed(FailReason::kShutdown));
+  health_.reset();
+  receiver_.reset();
+  exporter_.reset();
+}
+
+}  // namespace xrayd

@@ -1,0 +1,49 @@
+// Daemon: wires the stages together for the drop-in daemon mode:
+//   UdpReceiver → SegmentBuffer → XrayExporter → X-Ray API, with HealthServer on the side.
+//
+// Owns every stage. Start() brings them up in data-flow order, from the sink back to the
+// source (exporter first, receiver last) so nothing is received before it can be sent.
+// Shutdown() goes the other way: stop receiving, close the buffer, let the exporter flush for
+// the grace period, then stop health. Not thread-safe: call from the main thread.
+#pragma once
+
+#include <memory>
+
+#include "aws/credentials.h"
+#include "buffer/segment_buffer.h"
+#include "cli/config.h"
+#include "common/result.h"
+#include "export/xray/xray_exporter.h"
+#include "ingest/udp_receiver.h"
+#include "telemetry/health_server.h"
+
+namespace xrayd {
+
+class Daemon {
+ public:
+  Daemon(cli::Config config, aws::EnvLookup env);
+  ~Daemon();
+
+  Status Start();
+  void Shutdown();
+  int udp_port() const { return receiver_ ? receiver_->port() : 0; }
+
+ private:
+  const cli::Config config_;
+  const aws::EnvLookup env_;
+  std::unique_ptr<aws::CredentialsProvider> credentials_;
+  std::unique_ptr<SegmentBuffer> buffer_;
+  std::unique_ptr<xray::XrayExporter> exporter_;
+  std::unique_ptr<UdpReceiver> receiver_;
+  std::unique_ptr<HealthServer> health_;
+  std::atomic<bool> ready_{false};
+};
+
+// The X-Ray endpoint the daemon sends to, and the region it signs for.
+struct ResolvedEndpoint {
+  std::string url;
+  std::string signing_region;
+};
+Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aws::EnvLookup& env);
+
+}  // namespace xrayd

@@ -1,0 +1,164 @@
+#include "export/xray/xray_exporter.h"
+
+#include "aws/endpoint.h"
+#include "aws/sigv4.h"
+#include "common/log.h"
+#include "export/xray/put_trace_segments.h"
+#include "telemetry/metrics.h"
+
+namespace xrayd::xray {
+namespace {
+
+log::RateLimiter g_unprocessed_log(std::chrono::seconds(10));
+log::RateLimiter g_failure_log(std::chrono::seconds(5));
+
+void CountOutcome(const Error& e) {
+  auto& m = GlobalMetrics();
+  switch (e.kind) {
+    case Error::Kind::kThrottled: m.export_requests_throttled.fetch_add(1, std::memory_order_relaxed); break;
+    case Error::Kind::kRetryable: m.export_requests_retryable.fetch_add(1, std::memory_order_relaxed); break;
+    default: m.export_requests_permanent.fetch_add(1, std::memory_order_relaxed); break;
+  }
+}
+
+}  // namespace
+
+XrayExporter::XrayExporter(ExporterOptions options, SegmentBuffer& buffer, aws::CredentialsProvider* credentials)
+    : options_(std::move(options)), buffer_(buffer), credentials_(credentials) {}
+
+XrayExporter::~XrayExporter() { Stop(std::chrono::milliseconds(0)); }
+
+Status XrayExporter::Start() {
+  auto url = aws::ParseUrl(options_.endpoint);
+  if (!url) return url.error();
+  host_ = url->authority;
+  path_ = url->path + "/TraceSegments";
+  put_url_ = url->scheme + "://" + url->authority + path_;
+  const int n = std::max(1, options_.concurrency);
+  running_ = n;
+  for (int i = 0; i < n; ++i) senders_.emplace_back([this, i] { SenderLoop(i); });
+  return OkStatus();
+}
+
+void XrayExporter::Stop(std::chrono::milliseconds grace) {
+  if (senders_.empty()) return;
+  {
+    std::unique_lock lock(done_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    buffer_.Close();
+    done_cv_.wait_for(lock, grace, [this] { return running_.load() == 0; });
+  }
+  aborting_ = true;
+  buffer_.Abort();
+  sleep_cv_.notify_all();
+  for (auto& t : senders_) t.join();
+  senders_.clear();
+  // Whatever is still queued was never sent.
+  while (auto batch = buffer_.TryPopBatch(std::chrono::steady_clock::now())) {
+    GlobalMetrics().Fail(FailReason::kShutdown, batch->segments.size());
+    buffer_.Release(*batch);
+  }
+}
+
+bool XrayExporter::SleepUnlessAborted(std::chrono::milliseconds d) {
+  std::unique_lock lock(sleep_mu_);
+  return !sleep_cv_.wait_for(lock, d, [this] { return aborting_.load(); });
+}
+
+void XrayExporter::SenderLoop(int index) {
+  http::ClientOptions http_options = options_.http;
+  http_options.abort = &aborting_;
+  http::Client client(http_options);
+  std::mt19937_64 rng(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32));
+  auto& m = GlobalMetrics();
+  while (auto batch = buffer_.PopBatch()) {
+    m.batches_in_flight.fetch_add(1, std::memory_order_relaxed);
+    Deliver(*batch, client, rng);
+    buffer_.Release(*batch);
+    m.batches_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (running_.fetch_sub(1) == 1) {
+    std::lock_guard lock(done_mu_);
+    done_cv_.notify_all();
+  }
+}
+
+void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& rng) {
+  auto& m = GlobalMetrics();
+  const size_t n = batch.segments.size();
+  http::Request request;
+  request.method = "POST";
+  request.url = put_url_;
+  request.body = BuildPutTraceSegmentsBody(batch.segments);
+
+  std::chrono::milliseconds backoff = options_.retry.initial_backoff;
+  for (int attempt = 1;; ++attempt) {
+    if (aborting_) {
+      m.Fail(FailReason::kShutdown, n);
+      return;
+    }
+    aws::SignableRequest signable{"POST", path_, "", {{"Host", host_}, {"Content-Type", "application/json"}}};
+    if (credentials_ != nullptr) {
+      auto creds = credentials_->Get();
+      if (creds) {
+        aws::Sign(signable, request.body, *creds, {options_.region, "xray", std::chrono::system_clock::now()});
+      } else if (g_failure_log.Allow()) {
+        XLOG_WARN("Cannot get credentials ({}); sending unsigned", creds.error().message);
+      }
+    }
+    request.headers = std::move(signable.headers);
+    request.headers.emplace_back("User-Agent", options_.user_agent);
+
+    const auto t0 = std::chrono::steady_clock::now();
+    auto response = client.Send(request);
+    m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+
+    Error error;
+    if (response && response->status >= 200 && response->status < 300) {
+      auto unprocessed = ParsePutTraceSegmentsResponse(response->body);
+      const size_t rejected = unprocessed ? unprocessed->size() : 0;
+      m.export_requests_ok.fetch_add(1, std::memory_order_relaxed);
+      m.segments_sent.fetch_add(n - std::min(rejected, n), std::memory_order_relaxed);
+      if (rejected > 0) {
+        m.Fail(FailReason::kUnprocessed, std::min(rejected, n));
+        if (g_unprocessed_log.Allow()) {
+          const auto& u = unprocessed->front();
+          XLOG_WARN("Unprocessed segment: {} (ErrorCode {}: {}); {} of {} in this batch", u.id, u.error_code,
+                    u.message, rejected, n);
+        }
+      }
+      XLOG_DEBUG("Successfully sent batch of {} segments ({:.3f} s)", n,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      return;
+    }
+    error = response ? ClassifyErrorResponse(*response) : response.error();
+    CountOutcome(error);
+    if (!error.IsRetryable()) {
+      m.Fail(FailReason::kPermanentError, n);
+      XLOG_ERROR("PutTraceSegments refused a batch of {} segments: {} {}", n, error.message,
+                 response ? response->body.substr(0, 256) : std::string());
+      return;
+    }
+    if (attempt >= options_.retry.max_attempts) {
+      m.Fail(FailReason::kRetriesExhausted, n);
+      XLOG_ERROR("Dropping a batch of {} segments after {} attempts: {}", n, attempt, error.message);
+      return;
+    }
+    // Full jitter: sleep a uniform time in [0, backoff], at least what the server asked for.
+    std::uniform_int_distribution<int64_t> jitter(0, backoff.count());
+    std::chrono::milliseconds wait(jitter(rng));
+    if (error.retry_after && *error.retry_after > wait) wait = std::min(*error.retry_after, options_.retry.max_backoff);
+    if (g_failure_log.Allow())
+      XLOG_WARN("PutTraceSegments failed ({}); retrying a batch of {} in {} ms (attempt {}/{})", error.message, n,
+                wait.count(), attempt, options_.retry.max_attempts);
+    m.export_retries.fetch_add(1, std::memory_order_relaxed);
+    if (!SleepUnlessAborted(wait)) {
+      m.Fail(FailReason::kShutdown, n);
+      return;
+    }
+    backoff = std::min(backoff * 2, options_.retry.max_backoff);
+  }
+}
+
+}  // namespace xrayd::xray

@@ -1,0 +1,149 @@
+#include "ingest/udp_receiver.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "common/log.h"
+#include "ingest/datagram.h"
+#include "telemetry/metrics.h"
+
+namespace xrayd {
+namespace {
+
+constexpr int kBatch = 32;
+constexpr size_t kSlotBytes = kMaxDatagramBytes + kPadding;
+
+log::RateLimiter g_reject_log(std::chrono::seconds(1));
+
+}  // namespace
+
+Result<HostPort> SplitHostPort(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 == address.size())
+    return Error::InvalidArgument("address \"" + address + "\" is not host:port");
+  HostPort hp{address.substr(0, colon), address.substr(colon + 1)};
+  if (hp.host.size() >= 2 && hp.host.front() == '[' && hp.host.back() == ']') hp.host = hp.host.substr(1, hp.host.size() - 2);
+  for (char c : hp.port)
+    if (c < '0' || c > '9') return Error::InvalidArgument("address \"" + address + "\" has a bad port");
+  if (std::stoul(hp.port) > 65535) return Error::InvalidArgument("address \"" + address + "\" has a bad port");
+  return hp;
+}
+
+UdpReceiver::UdpReceiver(UdpReceiverOptions options, SegmentBuffer& buffer)
+    : options_(std::move(options)), buffer_(buffer) {}
+
+UdpReceiver::~UdpReceiver() { Stop(); }
+
+Status UdpReceiver::Start() {
+  auto hp = SplitHostPort(options_.address);
+  if (!hp) return hp.error();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(hp->host.empty() ? nullptr : hp->host.c_str(), hp->port.c_str(), &hints, &res); rc != 0)
+    return Error::Io("cannot resolve UDP address " + options_.address + ": " + gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+
+  fd_ = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return Error::Io(std::string("socket: ") + std::strerror(errno));
+  // A large receive queue absorbs bursts while the thread is busy; FORCE works as root.
+  int rcvbuf = options_.receive_buffer_bytes;
+  if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  int one = 1;
+  setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+  timeval tv{0, 100 * 1000};
+  setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (bind(fd_, res->ai_addr, res->ai_addrlen) != 0) {
+    const std::string err = std::strerror(errno);
+    close(fd_);
+    fd_ = -1;
+    return Error::Io("cannot bind UDP " + options_.address + ": " + err);
+  }
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &len);
+  port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  thread_ = std::thread([this] { Run(); });
+  return OkStatus();
+}
+
+void UdpReceiver::Stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+void UdpReceiver::Run() {
+  // Slots are allocated but not touched: only the bytes the kernel writes become resident.
+  std::unique_ptr<char[]> slots(new char[kSlotBytes * kBatch]);
+  mmsghdr msgs[kBatch];
+  iovec iovs[kBatch];
+  alignas(cmsghdr) char control[kBatch][CMSG_SPACE(sizeof(uint32_t))];
+  DatagramParser parser;
+  std::vector<std::string> accepted;
+  accepted.reserve(kBatch);
+  auto& m = GlobalMetrics();
+
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    for (int i = 0; i < kBatch; ++i) {
+      iovs[i] = {slots.get() + i * kSlotBytes, kMaxDatagramBytes};
+      msgs[i].msg_hdr = {};
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_control = control[i];
+      msgs[i].msg_hdr.msg_controllen = sizeof control[i];
+      msgs[i].msg_len = 0;
+    }
+    const int n = recvmmsg(fd_, msgs, kBatch, MSG_WAITFORONE, nullptr);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+      XLOG_ERROR("UDP receive failed: {}", std::strerror(errno));
+      continue;
+    }
+    m.segments_received.fetch_add(n, std::memory_order_relaxed);
+    for (int i = 0; i < n; ++i) {
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+          uint32_t drops = 0;
+          std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
+          m.udp_kernel_drops.store(drops, std::memory_order_relaxed);
+        }
+      }
+      const char* data = slots.get() + i * kSlotBytes;
+      DatagramVerdict v;
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        v = {RejectReason::kTooLarge, {}, "datagram over 64 KB"};
+      } else {
+        v = parser.Parse(data, msgs[i].msg_len);
+      }
+      if (v.reject) {
+        m.Reject(*v.reject);
+        if (g_reject_log.Allow()) {
+          const uint64_t more = g_reject_log.TakeSuppressed();
+          XLOG_WARN("Rejected a datagram ({}: {}): {:.80}{}", ToString(*v.reject), v.detail,
+                    std::string_view(data, std::min<size_t>(msgs[i].msg_len, 80)),
+                    more ? fmt::format(" (and {} more rejected since the last report)", more) : "");
+        }
+        continue;
+      }
+      accepted.emplace_back(v.segment);
+    }
+    if (!accepted.empty()) buffer_.Push(accepted);
+  }
+}
+
+}  // namespace xrayd

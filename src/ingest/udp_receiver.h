@@ -1,0 +1,57 @@
+// UdpReceiver: reads X-Ray SDK datagrams and hands valid segments to the SegmentBuffer.
+//
+// Owns one UDP socket and one thread. The thread runs: recvmmsg (up to kBatch datagrams per
+// call) → DatagramParser::Parse each → count and rate-limit-log rejects → SegmentBuffer::Push the
+// accepted ones in one call. It never blocks on the exporters: a full buffer spills (counted).
+// Kernel-side drops (receive queue overflow) are read from SO_RXQ_OVFL and exported as a metric.
+//
+// Start() binds (errors are returned, not thrown); Stop() is idempotent: it tells the thread to
+// finish its current batch, joins it (at most one receive timeout, 100 ms), then closes the socket.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include "buffer/segment_buffer.h"
+#include "common/result.h"
+
+namespace xrayd {
+
+struct UdpReceiverOptions {
+  std::string address = "127.0.0.1:2000";  // host:port, [v6]:port, or :port for all interfaces
+  int receive_buffer_bytes = 8 * 1024 * 1024;
+};
+
+class UdpReceiver {
+ public:
+  UdpReceiver(UdpReceiverOptions options, SegmentBuffer& buffer);
+  ~UdpReceiver();
+  UdpReceiver(const UdpReceiver&) = delete;
+  UdpReceiver& operator=(const UdpReceiver&) = delete;
+
+  Status Start();
+  void Stop();
+  // The bound port (useful when binding port 0 in tests).
+  int port() const { return port_; }
+
+ private:
+  void Run();
+
+  const UdpReceiverOptions options_;
+  SegmentBuffer& buffer_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+// Splits "host:port" (also "[::1]:port" and ":port"); error names the input.
+struct HostPort {
+  std::string host;
+  std::string port;
+};
+Result<HostPort> SplitHostPort(const std::string& address);
+
+}  // namespace xrayd

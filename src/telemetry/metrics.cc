@@ -1,0 +1,121 @@
+#include "telemetry/metrics.h"
+
+#include <fmt/format.h>
+
+namespace xrayd {
+
+const char* ToString(RejectReason r) {
+  switch (r) {
+    case RejectReason::kBadHeader: return "bad_header";
+    case RejectReason::kBadJson: return "bad_json";
+    case RejectReason::kInvalidSegment: return "invalid_segment";
+    case RejectReason::kTooLarge: return "too_large";
+    case RejectReason::kCount: break;
+  }
+  return "unknown";
+}
+
+const char* ToString(FailReason r) {
+  switch (r) {
+    case FailReason::kUnprocessed: return "unprocessed";
+    case FailReason::kPermanentError: return "permanent_error";
+    case FailReason::kRetriesExhausted: return "retries_exhausted";
+    case FailReason::kShutdown: return "shutdown";
+    case FailReason::kCount: break;
+  }
+  return "unknown";
+}
+
+void LatencyHistogram::Observe(double seconds) {
+  size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_micros_.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+}
+
+void LatencyHistogram::Render(std::string& out, const char* name, const char* help) const {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", name, kBounds[i], cumulative);
+  }
+  cumulative += buckets_[kBounds.size()].load(std::memory_order_relaxed);
+  fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
+  fmt::format_to(std::back_inserter(out), "{}_sum {}\n{}_count {}\n", name,
+                 static_cast<double>(sum_micros_.load(std::memory_order_relaxed)) / 1e6, name,
+                 count_.load(std::memory_order_relaxed));
+}
+
+namespace {
+
+void Counter(std::string& out, const char* name, const char* help, uint64_t v) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name, v);
+}
+void Gauge(std::string& out, const char* name, const char* help, int64_t v) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, v);
+}
+
+}  // namespace
+
+std::string Metrics::RenderPrometheus() const {
+  std::string out;
+  out.reserve(4096);
+  auto load = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+  Counter(out, "xrayd_segments_received_total", "Datagrams read from the UDP socket.", load(segments_received));
+  out += "# HELP xrayd_segments_rejected_total Datagrams rejected at ingest, by reason.\n"
+         "# TYPE xrayd_segments_rejected_total counter\n";
+  for (size_t i = 0; i < segments_rejected.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "xrayd_segments_rejected_total{{reason=\"{}\"}} {}\n",
+                   ToString(static_cast<RejectReason>(i)), load(segments_rejected[i]));
+  }
+  Counter(out, "xrayd_segments_spilled_total", "Valid segments dropped because the buffer was full.",
+          load(segments_spilled));
+  Counter(out, "xrayd_segments_sent_total", "Segments accepted by the X-Ray API.", load(segments_sent));
+  out += "# HELP xrayd_segments_failed_total Buffered segments that could not be delivered, by reason.\n"
+         "# TYPE xrayd_segments_failed_total counter\n";
+  for (size_t i = 0; i < segments_failed.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "xrayd_segments_failed_total{{reason=\"{}\"}} {}\n",
+                   ToString(static_cast<FailReason>(i)), load(segments_failed[i]));
+  }
+  Counter(out, "xrayd_udp_kernel_drops_total",
+          "Datagrams the kernel dropped because the socket receive queue was full.", load(udp_kernel_drops));
+  out += "# HELP xrayd_export_requests_total PutTraceSegments requests by outcome.\n"
+         "# TYPE xrayd_export_requests_total counter\n";
+  fmt::format_to(std::back_inserter(out),
+                 "xrayd_export_requests_total{{result=\"ok\"}} {}\n"
+                 "xrayd_export_requests_total{{result=\"retryable\"}} {}\n"
+                 "xrayd_export_requests_total{{result=\"throttled\"}} {}\n"
+                 "xrayd_export_requests_total{{result=\"permanent\"}} {}\n",
+                 load(export_requests_ok), load(export_requests_retryable), load(export_requests_throttled),
+                 load(export_requests_permanent));
+  Counter(out, "xrayd_export_retries_total", "PutTraceSegments requests retried.", load(export_retries));
+  Gauge(out, "xrayd_batches_in_flight", "PutTraceSegments requests being sent or waiting to retry.",
+        load(batches_in_flight));
+  Gauge(out, "xrayd_buffer_bytes", "Bytes of segment documents held (queued or in flight).", load(buffer_bytes));
+  Gauge(out, "xrayd_buffer_segments", "Segments held (queued or in flight).", load(buffer_segments));
+  Gauge(out, "xrayd_buffer_capacity_bytes", "The buffer's bound (buffer memory setting).",
+        load(buffer_capacity_bytes));
+  export_latency.Render(out, "xrayd_export_latency_seconds", "PutTraceSegments request latency.");
+  return out;
+}
+
+void Metrics::ResetForTest() {
+  segments_received = 0;
+  for (auto& c : segments_rejected) c = 0;
+  segments_spilled = 0;
+  segments_sent = 0;
+  for (auto& c : segments_failed) c = 0;
+  udp_kernel_drops = 0;
+  export_requests_ok = export_requests_retryable = export_requests_throttled = export_requests_permanent = 0;
+  export_retries = 0;
+  batches_in_flight = buffer_bytes = buffer_segments = buffer_capacity_bytes = 0;
+}
+
+Metrics& GlobalMetrics() {
+  static Metrics metrics;
+  return metrics;
+}
+
+}  // namespace xrayd

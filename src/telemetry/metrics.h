@@ -1,0 +1,77 @@
+// The process-wide metrics registry: the one piece of global mutable state xrayd allows.
+//
+// Every place a segment can leave the pipeline has a counter, and they add up:
+//   received = sent + buffered + rejected(all reasons) + spilled + failed(all reasons)
+// (`received` counts datagrams read from the socket.) All members are atomics; any thread may
+// update them without locks. RenderPrometheus() produces the text exposition format.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace xrayd {
+
+enum class RejectReason { kBadHeader, kBadJson, kInvalidSegment, kTooLarge, kCount };
+enum class FailReason { kUnprocessed, kPermanentError, kRetriesExhausted, kShutdown, kCount };
+const char* ToString(RejectReason r);
+const char* ToString(FailReason r);
+
+// Fixed-bucket latency histogram (seconds), lock-free.
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 12> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                     0.1,   0.25,   0.5,   1.0,  2.5,   10.0};
+  void Observe(double seconds);
+  void Render(std::string& out, const char* name, const char* help) const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};  // last = +Inf
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_micros_{0};
+};
+
+struct Metrics {
+  std::atomic<uint64_t> segments_received{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(RejectReason::kCount)> segments_rejected{};
+  std::atomic<uint64_t> segments_spilled{0};
+  std::atomic<uint64_t> segments_sent{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(FailReason::kCount)> segments_failed{};
+  std::atomic<uint64_t> udp_kernel_drops{0};
+
+  std::atomic<uint64_t> export_requests_ok{0};
+  std::atomic<uint64_t> export_requests_retryable{0};
+  std::atomic<uint64_t> export_requests_throttled{0};
+  std::atomic<uint64_t> export_requests_permanent{0};
+  std::atomic<uint64_t> export_retries{0};
+
+  std::atomic<int64_t> batches_in_flight{0};
+  std::atomic<int64_t> buffer_bytes{0};
+  std::atomic<int64_t> buffer_segments{0};
+  std::atomic<int64_t> buffer_capacity_bytes{0};
+
+  LatencyHistogram export_latency;
+
+  void Reject(RejectReason r, uint64_t n = 1) {
+    segments_rejected[static_cast<size_t>(r)].fetch_add(n, std::memory_order_relaxed);
+  }
+  void Fail(FailReason r, uint64_t n) {
+    segments_failed[static_cast<size_t>(r)].fetch_add(n, std::memory_order_relaxed);
+  }
+  uint64_t Rejected(RejectReason r) const {
+    return segments_rejected[static_cast<size_t>(r)].load(std::memory_order_relaxed);
+  }
+  uint64_t Failed(FailReason r) const {
+    return segments_failed[static_cast<size_t>(r)].load(std::memory_order_relaxed);
+  }
+
+  std::string RenderPrometheus() const;
+  // Zeroes everything (tests only).
+  void ResetForTest();
+};
+
+// The process-wide registry.
+Metrics& GlobalMetrics();
+
+}  // namespace xrayd
