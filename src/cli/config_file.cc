@@ -87,7 +87,22 @@ class FileReader {
 
 }  // namespace
 
+namespace {
+Status ApplyConfigFileUnchecked(const std::string& yaml_text, const std::string& path, Config& c, bool strict);
+}  // namespace
+
 Status ApplyConfigFile(const std::string& yaml_text, const std::string& path, Config& c, bool strict) {
+  // yaml-cpp reports odd shapes (complex keys, aliases in odd places) by throwing; turn any of
+  // those into the same kind of error as the rest.
+  try {
+    return ApplyConfigFileUnchecked(yaml_text, path, c, strict);
+  } catch (const YAML::Exception& e) {
+    return Error::InvalidArgument("config file " + path + ": " + e.what());
+  }
+}
+
+namespace {
+Status ApplyConfigFileUnchecked(const std::string& yaml_text, const std::string& path, Config& c, bool strict) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -144,5 +159,6 @@ Status ApplyConfigFile(const std::string& yaml_text, const std::string& path, Co
   if (strict) r.CheckUnknown(root, "");
   return r.Finish();
 }
+}  // namespace
 
 }  // namespace xrayd::cli
