@@ -89,6 +89,16 @@ Status Daemon::Start() {
   if (auto st = receiver_->Start(); !st) return st;
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
 
+  SamplingProxyOptions proxy_options{config_.tcp_address, endpoint->url, endpoint->signing_region, ex.http};
+  proxy_ = std::make_unique<SamplingProxy>(proxy_options, credentials_.get());
+  if (auto st = proxy_->Start(); !st) {
+    // As AWS's daemon: a TCP bind failure is logged, not fatal; segments still flow over UDP.
+    XLOG_ERROR("Sampling proxy not started: {}", st.error().message);
+    proxy_.reset();
+  } else {
+    XLOG_INFO("Starting proxy http server on {}", config_.tcp_address);
+  }
+
   if (!config_.health_address.empty()) {
     health_ = std::make_unique<HealthServer>(config_.health_address, [this] { return ready_.load(); });
     if (auto st = health_->Start(); !st) return st;
@@ -101,6 +111,7 @@ Status Daemon::Start() {
 void Daemon::Shutdown() {
   if (!ready_.exchange(false) && !receiver_ && !exporter_) return;
   if (receiver_) receiver_->Stop();
+  if (proxy_) proxy_->Stop();
   if (exporter_) {
     const size_t pending = buffer_ ? buffer_->queued_segments() : 0;
     XLOG_INFO("Shutting down: flushing {} buffered segments (up to {} ms)", pending, config_.shutdown_grace_ms);
@@ -115,6 +126,7 @@ void Daemon::Shutdown() {
             m.Failed(FailReason::kUnprocessed) + m.Failed(FailReason::kPermanentError) +
                 m.Failed(FailReason::kRetriesExhausted) + m.Failed(FailReason::kShutdown));
   health_.reset();
+  proxy_.reset();
   receiver_.reset();
   exporter_.reset();
 }

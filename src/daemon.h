@@ -1,5 +1,6 @@
 // Daemon: wires the stages together for the drop-in daemon mode:
-//   UdpReceiver → SegmentBuffer → XrayExporter → X-Ray API, with HealthServer on the side.
+//   UdpReceiver → SegmentBuffer → XrayExporter → X-Ray API, with the SamplingProxy (TCP) and
+//   HealthServer on the side.
 //
 // Owns every stage. Start() brings them up in data-flow order, from the sink back to the
 // source (exporter first, receiver last) so nothing is received before it can be sent.
@@ -15,6 +16,7 @@
 #include "common/result.h"
 #include "export/xray/xray_exporter.h"
 #include "ingest/udp_receiver.h"
+#include "proxy/sampling_proxy.h"
 #include "telemetry/health_server.h"
 
 namespace xrayd {
@@ -35,6 +37,7 @@ class Daemon {
   std::unique_ptr<SegmentBuffer> buffer_;
   std::unique_ptr<xray::XrayExporter> exporter_;
   std::unique_ptr<UdpReceiver> receiver_;
+  std::unique_ptr<SamplingProxy> proxy_;
   std::unique_ptr<HealthServer> health_;
   std::atomic<bool> ready_{false};
 };

@@ -420,3 +420,65 @@ class XraydTestCase(unittest.TestCase):
         self.assertEqual(self.fake.protocol_violations, [], "PutTraceSegments contract violated")
         self.assertEqual([f"{r.method} {r.path}" for r in self.fake.other_requests], [],
                          "requests to something other than POST /TraceSegments")
+
+
+# --------------------------------------------------------------------------------------------
+# SDK runs: what the SDK sent vs what reached the fake X-Ray
+
+
+def split_datagram(dgram: str) -> tuple[str, str]:
+    header, sep, body = dgram.partition("\n")
+    if not sep:
+        raise AssertionError(f"SDK datagram without a header line: {dgram[:120]!r}")
+    return header, body
+
+
+def assert_sdk_documents_delivered(tc: "XraydTestCase", daemon: Xrayd, datagrams: list, timeout: float = 20.0):
+    """Every document the SDK sent reached the fake X-Ray byte for byte (so also the same ids,
+    trace ids and content), exactly once, in signed, well-formed requests, and xrayd's counters
+    agree."""
+    import collections
+
+    tc.assertTrue(datagrams, "the SDK sent nothing")
+    expected = []
+    for d in datagrams:
+        header, body = split_datagram(d)
+        tc.assertEqual(json.loads(header), {"format": "json", "version": 1}, f"SDK header {header!r}")
+        expected.append(body)
+    n = len(expected)
+    tc.fake.wait_for(lambda f: len(f.accepted_documents()) >= n, timeout)
+    m = daemon.wait_metrics(lambda m: m.sent >= n and m["xrayd_buffer_segments"] == 0, 5)
+    got = tc.fake.accepted_documents()
+
+    want_c, got_c = collections.Counter(expected), collections.Counter(got)
+    if want_c != got_c:
+        by_id = {}
+        for g in got:
+            by_id.setdefault(json.loads(g).get("id"), []).append(g)
+        problems = []
+        for e in (want_c - got_c):
+            eid = json.loads(e).get("id")
+            if eid not in by_id:
+                problems.append(f"missing: {e[:160]}")
+            else:
+                problems.append(f"altered: sent {e[:300]}\n           got  {by_id[eid][0][:300]}")
+        for g in (got_c - want_c):
+            if json.loads(g).get("id") not in {json.loads(e).get("id") for e in expected}:
+                problems.append(f"unexpected: {g[:160]}")
+            elif got_c[g] > want_c.get(g, 0) and g in want_c:
+                problems.append(f"duplicated: {g[:160]}")
+        tc.fail(f"{len(problems)} document problems ({n} sent by the SDK, {len(got)} reached X-Ray):\n  " +
+                "\n  ".join(problems[:20]) + f"\n  metrics: {m.brief()}")
+    # Same JSON too (implied by byte equality; spelled out for the reader).
+    tc.assertEqual(sorted(json.dumps(json.loads(x), sort_keys=True) for x in got),
+                   sorted(json.dumps(json.loads(x), sort_keys=True) for x in expected))
+
+    tc.assert_all_signed()
+    tc.assert_protocol_clean()
+    reqs = tc.fake.trace_requests()
+    tc.assertGreaterEqual(len(reqs), (n + 49) // 50)
+    tc.assertTrue(all(1 <= len(r.documents) <= 50 for r in reqs))
+    tc.assertEqual(m.received, n, m.brief())
+    tc.assertEqual(m.sent, n, m.brief())
+    tc.assertEqual((m.rejected, m.spilled, m.failed, m.retries), (0, 0, 0, 0), m.brief())
+    return [json.loads(b) for b in expected]
