@@ -38,7 +38,10 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
   m.buffer_segments.fetch_add(static_cast<int64_t>(accepted), std::memory_order_relaxed);
   if (accepted < segments.size()) m.segments_spilled.fetch_add(segments.size() - accepted, std::memory_order_relaxed);
   segments.clear();
-  if (notify) cv_.notify_all();
+  // One sender per event is enough: a sealed batch needs one taker, and a newly opened batch
+  // needs one sender to start the flush-interval wait. Waking all of them costs a context
+  // switch per sender per batch.
+  if (notify) cv_.notify_one();
   return accepted;
 }
 

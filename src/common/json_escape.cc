@@ -1,6 +1,12 @@
 #include "common/json_escape.h"
 
 #include <array>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace xrayd {
 namespace {
@@ -20,31 +26,68 @@ constexpr std::array<char, 256> MakeEscapeTable() {
 }
 constexpr std::array<char, 256> kEscape = MakeEscapeTable();
 
+// Finds the next byte at or after `i` that needs escaping ('"', '\\' or a control byte), or n.
+// With SSE2 (every x86-64) it tests 16 bytes per step; segment documents are mostly plain runs
+// between quotes, so this is where the time goes.
+inline size_t NextSpecial(const unsigned char* in, size_t i, size_t n) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i ctl_max = _mm_set1_epi8(0x1F);
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                     _mm_cmpeq_epi8(_mm_max_epu8(v, ctl_max), ctl_max));  // v <= 0x1F
+    const int mask = _mm_movemask_epi8(hit);
+    if (mask != 0) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+  }
+#endif
+  for (; i < n; ++i)
+    if (kEscape[in[i]] != 0) return i;
+  return n;
+}
+
 }  // namespace
 
 void AppendJsonString(std::string& out, std::string_view s) {
-  out.reserve(out.size() + s.size() + s.size() / 8 + 2);
-  out.push_back('"');
-  const char* p = s.data();
-  const char* end = p + s.size();
-  const char* run = p;  // start of the pending unescaped run
-  for (; p != end; ++p) {
-    const char e = kEscape[static_cast<unsigned char>(*p)];
-    if (e == 0) continue;
-    out.append(run, p);
+  const auto* in = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  // Worst case is 6 bytes per input byte (\u00XX); grow in steps instead of reserving that.
+  size_t old = out.size();
+  size_t cap = n + n / 4 + 18;
+  out.resize(old + cap);
+  char* w = out.data() + old;
+  char* end = out.data() + out.size();
+  *w++ = '"';
+  size_t i = 0;
+  while (i < n) {
+    const size_t j = NextSpecial(in, i, n);
+    const size_t need = (j - i) + 6 + 1;  // the run, one escape, the closing quote
+    if (static_cast<size_t>(end - w) < need) {
+      const size_t used = static_cast<size_t>(w - out.data());
+      out.resize(out.size() + need + (n - i) / 2 + 16);
+      w = out.data() + used;
+      end = out.data() + out.size();
+    }
+    std::memcpy(w, in + i, j - i);
+    w += j - i;
+    if (j == n) break;
+    const char e = kEscape[in[j]];
+    *w++ = '\\';
     if (e == 'u') {
       static constexpr char kHex[] = "0123456789abcdef";
-      const auto c = static_cast<unsigned char>(*p);
-      const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-      out.append(u, 6);
+      *w++ = 'u';
+      *w++ = '0';
+      *w++ = '0';
+      *w++ = kHex[in[j] >> 4];
+      *w++ = kHex[in[j] & 15];
     } else {
-      const char two[2] = {'\\', e};
-      out.append(two, 2);
+      *w++ = e;
     }
-    run = p + 1;
+    i = j + 1;
   }
-  out.append(run, end);
-  out.push_back('"');
+  *w++ = '"';
+  out.resize(static_cast<size_t>(w - out.data()));
 }
 
 }  // namespace xrayd

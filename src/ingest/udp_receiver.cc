@@ -18,6 +18,11 @@ namespace xrayd {
 namespace {
 
 constexpr int kBatch = 32;
+// When a read returns less than a full batch, the thread naps this long before the next read so
+// that, at moderate rates, each wakeup collects many datagrams instead of one. The kernel queue
+// holds them meanwhile (it is enlarged at Start). Segments wait up to a second in the buffer
+// anyway, so the added latency does not matter; under a flood reads are full and it never naps.
+constexpr auto kCoalesce = std::chrono::microseconds(2000);
 constexpr size_t kSlotBytes = kMaxDatagramBytes + kPadding;
 
 log::RateLimiter g_reject_log(std::chrono::seconds(1));
@@ -143,6 +148,7 @@ void UdpReceiver::Run() {
       accepted.emplace_back(v.segment);
     }
     if (!accepted.empty()) buffer_.Push(accepted);
+    if (n < kBatch) std::this_thread::sleep_for(kCoalesce);
   }
 }
 

@@ -21,7 +21,11 @@ from aws_xray_sdk.core.emitters.udp_emitter import UDPEmitter
 try:
     from aws_xray_sdk.version import VERSION as SDK_VERSION
 except ImportError:  # 0.95 has no version module
-    SDK_VERSION = "0.x"
+    try:
+        import importlib.metadata
+        SDK_VERSION = importlib.metadata.version("aws-xray-sdk")
+    except Exception:
+        SDK_VERSION = "0.x"
 
 TRICKY = ('quote " backslash \\ slash / newline \n tab \t cr \r nul \x00 bell \x07 del \x7f latin é ü ß '
           'cjk 漢字 emoji 😀🚀 ls \u2028 ps \u2029 bom \ufeff end')
