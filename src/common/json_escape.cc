@@ -26,65 +26,76 @@ constexpr std::array<char, 256> MakeEscapeTable() {
 }
 constexpr std::array<char, 256> kEscape = MakeEscapeTable();
 
-// Finds the next byte at or after `i` that needs escaping ('"', '\\' or a control byte), or n.
-// With SSE2 (every x86-64) it tests 16 bytes per step; segment documents are mostly plain runs
-// between quotes, so this is where the time goes.
-inline size_t NextSpecial(const unsigned char* in, size_t i, size_t n) {
-#if defined(__SSE2__)
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
-  const __m128i ctl_max = _mm_set1_epi8(0x1F);
-  for (; i + 16 <= n; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
-    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                     _mm_cmpeq_epi8(_mm_max_epu8(v, ctl_max), ctl_max));  // v <= 0x1F
-    const int mask = _mm_movemask_epi8(hit);
-    if (mask != 0) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+// Writes the escape for special byte c at w; returns the new end.
+inline char* WriteEscape(char* w, unsigned char c) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const char e = kEscape[c];
+  *w++ = '\\';
+  if (e == 'u') {
+    w[0] = 'u';
+    w[1] = '0';
+    w[2] = '0';
+    w[3] = kHex[c >> 4];
+    w[4] = kHex[c & 15];
+    return w + 5;
   }
-#endif
-  for (; i < n; ++i)
-    if (kEscape[in[i]] != 0) return i;
-  return n;
+  *w++ = e;
+  return w;
 }
 
 }  // namespace
 
+// Works in 16-byte steps with SSE2 (every x86-64), scalar elsewhere. The output grows in steps
+// that always leave room for one step at its worst (a 16-byte store, or 16 bytes escaped 6x).
 void AppendJsonString(std::string& out, std::string_view s) {
+  constexpr size_t kBlock = 16;
+  constexpr size_t kWorstBlock = kBlock * 6;
   const auto* in = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
-  // Worst case is 6 bytes per input byte (\u00XX); grow in steps instead of reserving that.
-  size_t old = out.size();
-  size_t cap = n + n / 4 + 18;
-  out.resize(old + cap);
-  char* w = out.data() + old;
+  size_t used = out.size();
+  out.resize(used + n + n / 4 + kWorstBlock + 2);
+  char* w = out.data() + used;
   char* end = out.data() + out.size();
   *w++ = '"';
   size_t i = 0;
-  while (i < n) {
-    const size_t j = NextSpecial(in, i, n);
-    const size_t need = (j - i) + 6 + 1;  // the run, one escape, the closing quote
-    if (static_cast<size_t>(end - w) < need) {
-      const size_t used = static_cast<size_t>(w - out.data());
-      out.resize(out.size() + need + (n - i) / 2 + 16);
+  auto ensure_block_room = [&] {
+    if (static_cast<size_t>(end - w) < kWorstBlock + 1) {
+      used = static_cast<size_t>(w - out.data());
+      out.resize(out.size() + (n - i) / 2 + kWorstBlock + 16);
       w = out.data() + used;
       end = out.data() + out.size();
     }
-    std::memcpy(w, in + i, j - i);
-    w += j - i;
-    if (j == n) break;
-    const char e = kEscape[in[j]];
-    *w++ = '\\';
-    if (e == 'u') {
-      static constexpr char kHex[] = "0123456789abcdef";
-      *w++ = 'u';
-      *w++ = '0';
-      *w++ = '0';
-      *w++ = kHex[in[j] >> 4];
-      *w++ = kHex[in[j] & 15];
-    } else {
-      *w++ = e;
+  };
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i ctl_max = _mm_set1_epi8(0x1F);
+  // Each step copies 16 bytes speculatively, keeps those before the first special byte, and
+  // escapes that byte; a step consumes the whole block when nothing in it needs escaping.
+  while (i + kBlock <= n) {
+    ensure_block_room();
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                     _mm_cmpeq_epi8(_mm_max_epu8(v, ctl_max), ctl_max));  // v <= 0x1F
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w), v);
+    const int mask = _mm_movemask_epi8(hit);
+    if (mask == 0) {
+      w += kBlock;
+      i += kBlock;
+      continue;
     }
-    i = j + 1;
+    const size_t pos = static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    w = WriteEscape(w + pos, in[i + pos]);
+    i += pos + 1;
+  }
+#endif
+  for (; i < n; ++i) {
+    ensure_block_room();
+    if (kEscape[in[i]] == 0) {
+      *w++ = static_cast<char>(in[i]);
+    } else {
+      w = WriteEscape(w, in[i]);
+    }
   }
   *w++ = '"';
   out.resize(static_cast<size_t>(w - out.data()));
