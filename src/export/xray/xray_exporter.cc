@@ -12,6 +12,21 @@ namespace {
 log::RateLimiter g_unprocessed_log(std::chrono::seconds(10));
 log::RateLimiter g_failure_log(std::chrono::seconds(5));
 
+// The trace id of the document whose "id" is `segment_id`, for logs; "unknown" if none matches.
+std::string TraceIdOfSegment(const std::vector<std::string>& docs, const std::string& segment_id) {
+  if (segment_id.empty()) return "unknown";
+  const std::string needle = "\"" + segment_id + "\"";
+  for (const auto& d : docs) {
+    if (d.find(needle) == std::string::npos) continue;
+    const size_t key = d.find("\"trace_id\"");
+    if (key == std::string::npos) continue;
+    const size_t open = d.find('"', d.find(':', key) + 1);
+    const size_t close = open == std::string::npos ? open : d.find('"', open + 1);
+    if (close != std::string::npos) return d.substr(open + 1, close - open - 1);
+  }
+  return "unknown";
+}
+
 void CountOutcome(const Error& e) {
   auto& m = GlobalMetrics();
   switch (e.kind) {
@@ -69,12 +84,14 @@ bool XrayExporter::SleepUnlessAborted(std::chrono::milliseconds d) {
 void XrayExporter::SenderLoop(int index) {
   http::ClientOptions http_options = options_.http;
   http_options.abort = &aborting_;
-  http::Client client(http_options);
+  // Created at the first batch: an idle daemon never loads TLS and curl state it does not use.
+  std::unique_ptr<http::Client> client;
   std::mt19937_64 rng(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32));
   auto& m = GlobalMetrics();
   while (auto batch = buffer_.PopBatch()) {
     m.batches_in_flight.fetch_add(1, std::memory_order_relaxed);
-    Deliver(*batch, client, rng);
+    if (!client) client = std::make_unique<http::Client>(http_options);
+    Deliver(*batch, *client, rng);
     buffer_.Release(*batch);
     m.batches_in_flight.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -122,11 +139,14 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
       m.segments_sent.fetch_add(n - std::min(rejected, n), std::memory_order_relaxed);
       if (rejected > 0) {
         m.Fail(FailReason::kUnprocessed, std::min(rejected, n));
-        if (g_unprocessed_log.Allow()) {
-          const auto& u = unprocessed->front();
-          XLOG_WARN("Unprocessed segment: {} (ErrorCode {}: {}); {} of {} in this batch", u.id, u.error_code,
-                    u.message, rejected, n);
+        if (g_unprocessed_log.Allow()) {  // at most one report per 10 s, however bad it gets
+          XLOG_INFO("Sent batch of {} segments but had {} Unprocessed segments ({:.3f} seconds)", n, rejected,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          for (const auto& u : *unprocessed)
+            XLOG_ERROR("Unprocessed trace {}, segment: {{ErrorCode: {}, Id: {}, Message: {}}}",
+                       TraceIdOfSegment(batch.segments, u.id), u.error_code, u.id, u.message);
         }
+        return;
       }
       XLOG_DEBUG("Successfully sent batch of {} segments ({:.3f} s)", n,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
