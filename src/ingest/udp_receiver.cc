@@ -103,7 +103,9 @@ void UdpReceiver::Run() {
   accepted.reserve(kBatch);
   auto& m = GlobalMetrics();
 
-  while (!stopping_.load(std::memory_order_relaxed)) {
+  // Reads one batch; `flags` is MSG_WAITFORONE while running and MSG_DONTWAIT when draining.
+  // Returns the number of datagrams read (0 when none were waiting).
+  auto read_batch = [&](int flags) -> int {
     for (int i = 0; i < kBatch; ++i) {
       iovs[i] = {slots.get() + i * kSlotBytes, kMaxDatagramBytes};
       msgs[i].msg_hdr = {};
@@ -113,11 +115,10 @@ void UdpReceiver::Run() {
       msgs[i].msg_hdr.msg_controllen = sizeof control[i];
       msgs[i].msg_len = 0;
     }
-    const int n = recvmmsg(fd_, msgs, kBatch, MSG_WAITFORONE, nullptr);
+    const int n = recvmmsg(fd_, msgs, kBatch, flags, nullptr);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
-      XLOG_ERROR("UDP receive failed: {}", std::strerror(errno));
-      continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) XLOG_ERROR("UDP receive failed: {}", std::strerror(errno));
+      return 0;
     }
     m.segments_received.fetch_add(n, std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) {
@@ -148,7 +149,15 @@ void UdpReceiver::Run() {
       accepted.emplace_back(v.segment);
     }
     if (!accepted.empty()) buffer_.Push(accepted);
-    if (n < kBatch) std::this_thread::sleep_for(kCoalesce);
+    return n;
+  };
+
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    if (read_batch(MSG_WAITFORONE) < kBatch) std::this_thread::sleep_for(kCoalesce);
+  }
+  // Datagrams the kernel already accepted are ours too: read what is queued before the socket
+  // closes (bounded: senders may still be sending, so stop after a fixed number of batches).
+  for (int i = 0; i < 4096 && read_batch(MSG_DONTWAIT) > 0; ++i) {
   }
 }
 

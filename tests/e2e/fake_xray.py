@@ -320,6 +320,13 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        # A client that goes away mid-connection (xrayd killed, a timed-out request) is normal here.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class FakeXRay:
     """A PutTraceSegments endpoint. Use as a context manager or call start()/stop()."""

@@ -11,21 +11,26 @@ xrayd's /metrics say:
   (iv)   connection closed without an answer     → same
   (v)    HTTP 400 InvalidRequestException        → not retried: one request per batch,
                                                    failed{reason="permanent_error"}
-  (vi)   bad datagrams                           → rejected{reason=...} by reason, valid ones unharmed
-  (vii)  SIGTERM with buffered segments          → delivered, exit 0; with X-Ray unreachable, exit 0
-                                                   after ShutdownGraceSeconds
+  (vi)   bad datagrams                           → rejected{reason=...} by reason, valid ones unharmed;
+                                                   odd but valid datagrams forwarded verbatim
+  (vii)  SIGTERM (and SIGINT) with buffered      → delivered, exit 0; with X-Ray unreachable, exit 0
+         segments                                  after ShutdownGraceSeconds
   (viii) -m 3 and a stalled API under a flood    → xrayd_buffer_bytes never over 3 MiB; after
                                                    recovery received = sent+spilled+rejected+failed
-  plus UnprocessedTraceSegments, MaxAttempts, and keep-alive connection reuse.
+  plus UnprocessedTraceSegments, MaxAttempts, the 1 s partial-batch flush, /healthz /readyz
+  /metrics, and keep-alive connection reuse.
 
     python3 tests/e2e/test_faults.py --xrayd build/xrayd [-k name]
 """
 
 import json
+import os
 import random
 import re
+import signal
 import threading
 import time
+import unittest
 
 import harness
 from fake_xray import Fault
@@ -221,6 +226,41 @@ class FaultsTest(XraydTestCase):
         self.assert_protocol_clean()
         self.assertTrue(daemon.alive())
 
+    def test_vi_valid_datagram_variants_forwarded_verbatim(self):
+        """Odd but valid datagrams reach X-Ray as the very same document text."""
+        daemon = self.start_xrayd()
+        H = harness.SEGMENT_HEADER
+        cases = {}
+
+        def case(tag, header, text, want=None):
+            cases[tag] = (header + text.encode(), want if want is not None else text)
+
+        seg = lambda tag, **kw: make_segment(name=tag, rng=self.rng, **kw)
+        case("crlf-header", b'{"format":"json","version":1}\r\n', json.dumps(seg("crlf-header")))
+        case("reordered-header", b'{"version": 1, "format": "json", "extra": [1]}\n', json.dumps(seg("reordered")))
+        case("pretty", H, json.dumps(seg("pretty", annotations={"k": "v\u2028"}), indent="\t").replace("\n", "\r\n"))
+        case("leading-ws", H, "  \n" + json.dumps(seg("leading-ws")))
+        text = json.dumps(seg("trailing-newline"))
+        case("trailing-newline", H, text + "\n", want=text)  # trailing whitespace may be trimmed
+        case("raw-utf8", H, json.dumps(seg("raw-utf8", annotations={"k": "é😀\u2028\u007f"}), ensure_ascii=False))
+        case("escapes", H, json.dumps(seg("escapes", annotations={"k": "\u0000 \" \\ / \b\f"}))
+             .replace('"escapes"', '"esc\\/apes\\u00e9"'))
+        sender = UdpSender(daemon.udp_port)
+        try:
+            sender.send_all(dg for dg, _ in cases.values())
+        finally:
+            sender.close()
+        self.fake.wait_for(lambda f: len(f.accepted_documents()) >= len(cases), 5)
+        got = {json.loads(g)["id"]: g for g in self.fake.accepted_documents()}
+        for tag, (_, want) in cases.items():
+            with self.subTest(tag):
+                doc_id = json.loads(want)["id"]
+                self.assertIn(doc_id, got, f"{tag}: not delivered ({daemon.metrics().brief()})")
+                self.assertIn(got[doc_id], (want, want.rstrip()), f"{tag}: altered")
+        self.assertEqual(len(got), len(cases))
+        self.assert_all_signed()
+        self.assert_protocol_clean()
+
     # ---- (vii): shutdown ----
     def test_vii_sigterm_delivers_buffered_segments(self):
         daemon = self.start_xrayd()
@@ -238,6 +278,26 @@ class FaultsTest(XraydTestCase):
             self.assertGreaterEqual(last, t_term, "the partial batch went out before SIGTERM anyway")
         self.assert_all_signed()
         self.assert_protocol_clean()
+
+    def test_vii_sigint_flushes_too(self):
+        daemon = self.start_xrayd()
+        ids = self.send_segments(daemon, 30)
+        daemon.wait_metrics(lambda m: m.received >= 30, 5)
+        daemon.proc.send_signal(signal.SIGINT)
+        self.assertEqual(daemon.terminate(timeout=15), 0, daemon.log_tail())
+        self.assertEqual(sorted(self.fake.accepted_ids()), sorted(ids), self.fake.summary())
+
+    def test_vii_sigterm_delivers_datagrams_queued_on_the_socket(self):
+        # The datagrams are in xrayd's socket receive queue (loopback sendto() has returned) when
+        # SIGTERM arrives, but the receiver thread may not have read them yet. AWS's daemon 3.5.0
+        # delivers all of them; xrayd should drain the socket before closing it.
+        daemon = self.start_xrayd()
+        ids = self.send_segments(daemon, 130, pace_every=0)
+        rc = daemon.terminate(timeout=15)
+        self.assertEqual(rc, 0, daemon.log_tail())
+        got = set(self.fake.accepted_ids())
+        self.assertEqual(len(got & set(ids)), len(ids),
+                         f"only {len(got)} of {len(ids)} queued segments delivered after SIGTERM")
 
     def test_vii_sigterm_with_unreachable_api_exits_after_grace(self):
         self.fake.set_default_fault(Fault.stall(60))
