@@ -49,12 +49,72 @@ Daemon::Daemon(cli::Config config, aws::EnvLookup env) : config_(std::move(confi
 
 Daemon::~Daemon() { Shutdown(); }
 
+Status Daemon::StartServe(BufferOptions buffer_options) {
+  store::StoreOptions so;
+  so.data_dir = config_.data_dir;
+  so.retention_seconds = config_.retention_hours * 3600.0;
+  so.max_bytes = static_cast<uint64_t>(config_.max_store_mb) * 1024 * 1024;
+  auto opened = store::TraceStore::Open(so);
+  if (!opened) return opened.error();
+  store_ = std::move(*opened);
+  XLOG_INFO("Trace store in {}/traces.db (retention {} h{})", config_.data_dir, config_.retention_hours,
+            config_.max_store_mb > 0 ? fmt::format(", at most {} MB", config_.max_store_mb) : "");
+  api_ = std::make_unique<api::XrayApiServer>(api::ApiOptions{config_.listen_address}, *store_);
+  if (auto st = api_->Start(); !st) return st;
+  XLOG_INFO("Serving the X-Ray API on http://{}", config_.listen_address);
+
+  buffer_ = std::make_unique<SegmentBuffer>(buffer_options);
+  store_exporter_ = std::make_unique<StoreExporter>(*buffer_, *store_);
+  store_exporter_->Start();
+  receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *buffer_);
+  if (auto st = receiver_->Start(); !st) return st;
+  XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
+
+  // SDKs' sampling calls on the TCP port go to our own API.
+  std::string self = config_.listen_address;
+  if (self.rfind("0.0.0.0:", 0) == 0) self = "127.0.0.1:" + self.substr(8);
+  SamplingProxyOptions proxy_options{config_.tcp_address, "http://" + self, "us-east-1", {}};
+  proxy_ = std::make_unique<SamplingProxy>(proxy_options, nullptr);
+  if (auto st = proxy_->Start(); !st) {
+    XLOG_ERROR("Sampling proxy not started: {}", st.error().message);
+    proxy_.reset();
+  } else {
+    XLOG_INFO("Starting proxy http server on {}", config_.tcp_address);
+  }
+  retention_thread_ = std::thread([this] { RetentionLoop(); });
+  return OkStatus();
+}
+
+void Daemon::RetentionLoop() {
+  std::unique_lock lock(retention_mu_);
+  while (!retention_stop_) {
+    lock.unlock();
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (auto deleted = store_->EnforceRetention(now); !deleted) {
+      XLOG_ERROR("Retention pass failed: {}", deleted.error().message);
+    } else if (*deleted > 0) {
+      XLOG_INFO("Retention: deleted {} traces", *deleted);
+    }
+    lock.lock();
+    retention_cv_.wait_for(lock, std::chrono::seconds(30), [this] { return retention_stop_; });
+  }
+}
+
 Status Daemon::Start() {
   XLOG_INFO("Initializing xrayd {} (AWS X-Ray daemon compatible)", XRAYD_VERSION);
   if (!config_.config_file.empty()) XLOG_INFO("Using config file {}", config_.config_file);
   if (!config_.ignored_arguments.empty())
     XLOG_WARN("Ignoring arguments from \"{}\" on: flags must come before other arguments",
               config_.ignored_arguments.front());
+  const uint64_t bytes = config_.BufferBytes(HostMemoryBytes());
+  XLOG_INFO("Using buffer memory limit of {} MB", bytes / (1024 * 1024));
+  BufferOptions buffer_options;
+  buffer_options.capacity_bytes = bytes;
+  if (config_.serve) {
+    if (auto st = StartServe(buffer_options); !st) return st;
+    return StartHealth();
+  }
+
   auto endpoint = ResolveXrayEndpoint(config_, env_);
   if (!endpoint) return endpoint.error();
   XLOG_INFO("Using region: {}", endpoint->signing_region);
@@ -68,10 +128,6 @@ Status Daemon::Start() {
     XLOG_WARN("No AWS credentials ({}); requests will be sent unsigned", creds.error().message);
   }
 
-  const uint64_t bytes = config_.BufferBytes(HostMemoryBytes());
-  XLOG_INFO("Using buffer memory limit of {} MB", bytes / (1024 * 1024));
-  BufferOptions buffer_options;
-  buffer_options.capacity_bytes = bytes;
   buffer_ = std::make_unique<SegmentBuffer>(buffer_options);
 
   xray::ExporterOptions ex;
@@ -99,6 +155,10 @@ Status Daemon::Start() {
     XLOG_INFO("Starting proxy http server on {}", config_.tcp_address);
   }
 
+  return StartHealth();
+}
+
+Status Daemon::StartHealth() {
   if (!config_.health_address.empty()) {
     health_ = std::make_unique<HealthServer>(config_.health_address, [this] { return ready_.load(); });
     if (auto st = health_->Start(); !st) return st;
@@ -109,7 +169,7 @@ Status Daemon::Start() {
 }
 
 void Daemon::Shutdown() {
-  if (!ready_.exchange(false) && !receiver_ && !exporter_) return;
+  if (!ready_.exchange(false) && !receiver_ && !exporter_ && !store_) return;
   if (receiver_) receiver_->Stop();
   if (proxy_) proxy_->Stop();
   if (exporter_) {
@@ -117,6 +177,19 @@ void Daemon::Shutdown() {
     XLOG_INFO("Shutting down: flushing {} buffered segments (up to {} ms)", pending, config_.shutdown_grace_ms);
     exporter_->Stop(std::chrono::milliseconds(config_.shutdown_grace_ms));
   }
+  if (store_exporter_) {
+    XLOG_INFO("Shutting down: storing {} buffered segments", buffer_ ? buffer_->queued_segments() : 0);
+    store_exporter_->Stop(std::chrono::milliseconds(config_.shutdown_grace_ms));
+  }
+  if (retention_thread_.joinable()) {
+    {
+      std::lock_guard lock(retention_mu_);
+      retention_stop_ = true;
+    }
+    retention_cv_.notify_all();
+    retention_thread_.join();
+  }
+  if (api_) api_->Stop();
   if (health_) health_->Stop();
   auto& m = GlobalMetrics();
   XLOG_INFO("Stopped: received {}, sent {}, spilled {}, rejected {}, failed {}", m.segments_received.load(),
@@ -129,6 +202,9 @@ void Daemon::Shutdown() {
   proxy_.reset();
   receiver_.reset();
   exporter_.reset();
+  store_exporter_.reset();
+  api_.reset();
+  store_.reset();
 }
 
 }  // namespace xrayd

@@ -2,13 +2,19 @@
 //   UdpReceiver → SegmentBuffer → XrayExporter → X-Ray API, with the SamplingProxy (TCP) and
 //   HealthServer on the side.
 //
+// In `xrayd serve` mode the exporter is a StoreExporter into the embedded TraceStore, an
+// XrayApiServer answers the X-Ray API from that store, and the sampling proxy forwards to it.
+//
 // Owns every stage. Start() brings them up in data-flow order, from the sink back to the
 // source (exporter first, receiver last) so nothing is received before it can be sent.
 // Shutdown() goes the other way: stop receiving, close the buffer, let the exporter flush for
 // the grace period, then stop health. Not thread-safe: call from the main thread.
 #pragma once
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "aws/credentials.h"
 #include "buffer/segment_buffer.h"
@@ -17,6 +23,9 @@
 #include "export/xray/xray_exporter.h"
 #include "ingest/udp_receiver.h"
 #include "proxy/sampling_proxy.h"
+#include "api/xray_api.h"
+#include "export/store/store_exporter.h"
+#include "store/trace_store.h"
 #include "telemetry/health_server.h"
 
 namespace xrayd {
@@ -28,6 +37,13 @@ class Daemon {
 
   Status Start();
   void Shutdown();
+
+ private:
+  Status StartServe(BufferOptions buffer_options);
+  Status StartHealth();
+  void RetentionLoop();
+
+ public:
   int udp_port() const { return receiver_ ? receiver_->port() : 0; }
 
  private:
@@ -36,6 +52,13 @@ class Daemon {
   std::unique_ptr<aws::CredentialsProvider> credentials_;
   std::unique_ptr<SegmentBuffer> buffer_;
   std::unique_ptr<xray::XrayExporter> exporter_;
+  std::unique_ptr<store::TraceStore> store_;
+  std::unique_ptr<StoreExporter> store_exporter_;
+  std::unique_ptr<api::XrayApiServer> api_;
+  std::thread retention_thread_;
+  std::mutex retention_mu_;
+  std::condition_variable retention_cv_;
+  bool retention_stop_ = false;
   std::unique_ptr<UdpReceiver> receiver_;
   std::unique_ptr<SamplingProxy> proxy_;
   std::unique_ptr<HealthServer> health_;

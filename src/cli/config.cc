@@ -18,7 +18,8 @@ const std::vector<FlagSpec>& Specs() {
       {{"r", "role-arn"}},      {{"c", "config"}},           {{"f", "log-file"}},
       {{"l", "log-level"}},     {{"p", "proxy-address"}},    {{"v", "version"}, true},
       {{"h", "help"}, true},    {{"endpoint"}},              {{"health-address"}},
-      {{"request-timeout"}},    {{"check-config"}, true},
+      {{"request-timeout"}},    {{"check-config"}, true},    {{"data-dir"}},
+      {{"listen"}},             {{"retention-hours"}},       {{"max-store-mb"}},
   };
   return specs;
 }
@@ -37,10 +38,15 @@ Result<int> ParseInt(const std::string& flag, const std::string& s) {
 
 std::string UsageText() {
   return R"(Usage: xrayd [options]
+       xrayd serve [options]
 
 Receives X-Ray segment documents from X-Ray SDKs over UDP and uploads them to the
 AWS X-Ray API in batches. A drop-in replacement for the AWS X-Ray daemon: the same
 flags, config file, environment variables and ports.
+
+`xrayd serve` also keeps the traces itself and answers the X-Ray API, so the AWS CLI,
+AWS SDKs and Grafana's X-Ray data source can use it as their endpoint; no AWS account
+is needed.
 
 Options (AWS X-Ray daemon compatible):
   -b, --bind ADDR           UDP address to receive segments on (default 127.0.0.1:2000)
@@ -63,6 +69,12 @@ xrayd additions:
       --health-address ADDR serve /healthz, /readyz and /metrics on ADDR (default off)
       --request-timeout S   seconds allowed for one upload request (default 30)
       --check-config        validate the settings, print them as YAML and exit
+
+xrayd serve:
+      --data-dir DIR        where the trace store lives (default ./xrayd-data)
+      --listen ADDR         X-Ray API address (default 127.0.0.1:2020)
+      --retention-hours H   delete traces older than H hours (default 168)
+      --max-store-mb MB     delete the oldest traces past this size (default: no bound)
 
 Any flag may also be written with one dash (-bind=0.0.0.0:2000) and take its
 value after '=' or a space. Flags override the config file.
@@ -101,6 +113,11 @@ std::vector<std::string> Config::Validate() const {
   if (request_timeout_ms <= 0) problems.push_back("request timeout must be positive");
   if (shutdown_grace_ms < 0) problems.push_back("Xrayd.ShutdownGraceSeconds must not be negative");
   if (max_attempts < 1 || max_attempts > 100) problems.push_back("Xrayd.MaxAttempts must be between 1 and 100");
+  if (listen_address.find(':') == std::string::npos)
+    problems.push_back("listen address (--listen) \"" + listen_address + "\" is not host:port");
+  if (data_dir.empty()) problems.push_back("--data-dir must not be empty");
+  if (retention_hours < 0) problems.push_back("--retention-hours must not be negative");
+  if (max_store_mb < 0) problems.push_back("--max-store-mb must not be negative");
   return problems;
 }
 
@@ -124,11 +141,14 @@ std::string Config::ToYaml() const {
       q(health_address), shutdown_grace_ms / 1000, request_timeout_ms / 1000, max_attempts);
 }
 
-Result<Config> LoadConfig(const std::vector<std::string>& args, const aws::EnvLookup& env) {
+Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::EnvLookup& env) {
+  const bool serve = !all_args.empty() && all_args.front() == "serve";
+  const std::vector<std::string> args(all_args.begin() + (serve ? 1 : 0), all_args.end());
   auto parsed = ParseFlags(Specs(), args);
   if (!parsed) return parsed.error();
   const ParsedFlags& f = *parsed;
   Config c;
+  c.serve = serve;
   auto has = [&](const char* n) { return f.Has(n); };
   if (has("help") && f.Get("help") == "true") c.show_help = true;
   if (has("version") && f.Get("version") == "true") c.show_version = true;
@@ -174,6 +194,14 @@ Result<Config> LoadConfig(const std::vector<std::string>& args, const aws::EnvLo
     auto v = ParseInt("m", f.Get("buffer-memory"));
     if (!v) return v.error();
     c.buffer_memory_mb = *v;
+  }
+  if (has("data-dir")) c.data_dir = f.Get("data-dir");
+  if (has("listen")) c.listen_address = f.Get("listen");
+  for (auto [flag, field] : {std::pair{"retention-hours", &c.retention_hours}, std::pair{"max-store-mb", &c.max_store_mb}}) {
+    if (!has(flag)) continue;
+    auto v = ParseInt(flag, f.Get(flag));
+    if (!v) return v.error();
+    *field = *v;
   }
   if (has("request-timeout")) {
     auto v = ParseInt("request-timeout", f.Get("request-timeout"));

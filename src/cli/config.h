@@ -40,6 +40,13 @@ struct Config {
   int request_timeout_ms = 30000;  // --request-timeout, Xrayd.RequestTimeoutSeconds: per PutTraceSegments call
   int max_attempts = 8;            // Xrayd.MaxAttempts: per batch, first try included
 
+  // --- `xrayd serve`: embedded store and X-Ray API ---
+  bool serve = false;                        // first argument "serve"
+  std::string data_dir = "xrayd-data";       // --data-dir
+  std::string listen_address = "127.0.0.1:2020";  // --listen
+  int retention_hours = 168;                 // --retention-hours: traces older than this are deleted
+  int max_store_mb = 0;                      // --max-store-mb: 0 = no size bound
+
   // Actions rather than settings.
   bool show_help = false;
   bool show_version = false;

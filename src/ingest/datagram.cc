@@ -68,8 +68,10 @@ DatagramVerdict DatagramParser::Parse(const char* data, size_t len) {
     if (!version_ok) return Refuse(RejectReason::kBadHeader, "header version is not 1");
   }
 
-  const char* body = data + header_len + 1;
-  size_t body_len = len - header_len - 1;
+  return ValidateSegment(data + header_len + 1, len - header_len - 1);
+}
+
+DatagramVerdict DatagramParser::ValidateSegment(const char* body, size_t body_len) {
   while (body_len > 0 && (body[body_len - 1] == '\n' || body[body_len - 1] == '\r' ||
                           body[body_len - 1] == ' ' || body[body_len - 1] == '\t'))
     --body_len;

@@ -39,6 +39,10 @@ class DatagramParser {
   // `data` must stay valid while the returned view is used and be followed by kPadding bytes.
   DatagramVerdict Parse(const char* data, size_t len);
 
+  // Validates a segment document alone (no header line), with the same rules: what the X-Ray
+  // API server applies to PutTraceSegments. Same padding contract.
+  DatagramVerdict ValidateSegment(const char* data, size_t len);
+
  private:
   simdjson::dom::parser parser_;
 };

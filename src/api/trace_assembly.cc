@@ -1,0 +1,84 @@
+#include "api/trace_assembly.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+namespace xrayd::api {
+namespace {
+
+using nlohmann::json;
+
+// Indexes every (sub)segment object in `node` by id, pointing into the owning json tree.
+void Index(json& node, std::map<std::string, json*>& by_id, int depth = 0) {
+  if (depth > 64 || !node.is_object()) return;
+  if (auto it = node.find("id"); it != node.end() && it->is_string()) by_id[it->get<std::string>()] = &node;
+  if (auto subs = node.find("subsegments"); subs != node.end() && subs->is_array())
+    for (auto& s : *subs) Index(s, by_id, depth + 1);
+}
+
+void Bounds(const json& node, double& lo, double& hi, int depth = 0) {
+  if (depth > 64 || !node.is_object()) return;
+  if (auto s = node.find("start_time"); s != node.end() && s->is_number()) lo = std::min(lo, s->get<double>());
+  if (auto e = node.find("end_time"); e != node.end() && e->is_number()) hi = std::max(hi, e->get<double>());
+  if (auto subs = node.find("subsegments"); subs != node.end() && subs->is_array())
+    for (const auto& s : *subs) Bounds(s, lo, hi, depth + 1);
+}
+
+}  // namespace
+
+AssembledTrace AssembleTrace(const std::vector<store::StoredSegment>& stored) {
+  std::vector<json> segments;
+  std::vector<json> orphans;  // independent subsegments, merged below
+  for (const auto& s : stored) {
+    json doc = json::parse(s.doc, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) continue;
+    (s.independent_subsegment ? orphans : segments).push_back(std::move(doc));
+  }
+  // Merge repeatedly: a streamed subsegment's parent may itself be a streamed subsegment.
+  for (bool progress = true; progress && !orphans.empty();) {
+    progress = false;
+    std::map<std::string, json*> by_id;
+    for (auto& seg : segments) Index(seg, by_id);
+    std::vector<json> left;
+    for (auto& o : orphans) {
+      const std::string parent = o.value("parent_id", "");
+      auto it = by_id.find(parent);
+      if (it == by_id.end()) {
+        left.push_back(std::move(o));
+        continue;
+      }
+      o.erase("type");
+      o.erase("parent_id");
+      o.erase("trace_id");
+      json& subs = (*it->second)["subsegments"];
+      if (!subs.is_array()) subs = json::array();
+      // Replace a copy already embedded by id (in-progress stub), else append.
+      const std::string id = o.value("id", "");
+      bool replaced = false;
+      for (auto& existing : subs)
+        if (existing.is_object() && existing.value("id", "") == id) {
+          existing = o;
+          replaced = true;
+        }
+      if (!replaced) subs.push_back(std::move(o));
+      progress = true;
+    }
+    orphans = std::move(left);
+  }
+  AssembledTrace out;
+  double lo = 1e300, hi = -1e300;
+  for (auto& seg : segments) {
+    Bounds(seg, lo, hi);
+    out.segments.push_back({seg.value("id", ""), seg.dump()});
+  }
+  // Subsegments whose parent never arrived are still returned, as X-Ray shows partial traces.
+  for (auto& o : orphans) {
+    Bounds(o, lo, hi);
+    out.segments.push_back({o.value("id", ""), o.dump()});
+  }
+  out.duration = hi > lo ? hi - lo : 0;
+  return out;
+}
+
+}  // namespace xrayd::api

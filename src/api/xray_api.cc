@@ -1,0 +1,466 @@
+#include "api/xray_api.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "api/trace_assembly.h"
+#include "common/log.h"
+#include "ingest/datagram.h"
+#include "ingest/udp_receiver.h"
+
+namespace xrayd::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kPageSize = 100;
+constexpr size_t kMaxBody = 8 * 1024 * 1024;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// An API error in the REST-JSON shape.
+struct ApiError {
+  int status;
+  std::string type;
+  std::string message;
+};
+
+void Reply(httplib::Response& res, const json& body) {
+  res.status = 200;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void ReplyError(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_header("x-amzn-ErrorType", e.type);
+  res.set_content(json{{"__type", e.type}, {"message", e.message}, {"Message", e.message}}.dump(), "application/json");
+}
+
+ApiError Invalid(const std::string& message) { return {400, "InvalidRequestException", message}; }
+
+// Request bodies: empty means {} where the model allows it.
+json ParseBody(const httplib::Request& req) {
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw Invalid("request body is not a JSON object");
+  return j;
+}
+
+// Timestamps arrive as epoch seconds (number or numeric string) or ISO 8601.
+double ParseTimestamp(const json& v, const char* field) {
+  if (v.is_number()) return v.get<double>();
+  if (v.is_string()) {
+    const std::string s = v.get<std::string>();
+    try {
+      size_t used = 0;
+      double d = std::stod(s, &used);
+      if (used == s.size()) return d;
+    } catch (...) {
+    }
+    std::tm tm{};
+    double frac = 0;
+    if (strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr) {
+      if (auto dot = s.find('.'); dot != std::string::npos) frac = std::atof(s.c_str() + dot) ;
+      return static_cast<double>(timegm(&tm)) + (frac < 1 ? frac : 0);
+    }
+  }
+  throw Invalid(std::string(field) + " is not a timestamp");
+}
+
+json ServiceId(const std::string& name, const std::string& type) {
+  json s = {{"Name", name}, {"Names", json::array({name})}};
+  if (!type.empty()) s["Type"] = type;
+  return s;
+}
+
+json SummaryJson(const store::TraceSummaryRow& r) {
+  json http = json::object();
+  if (!r.http_url.empty()) http["HttpURL"] = r.http_url;
+  if (r.http_status) http["HttpStatus"] = *r.http_status;
+  if (!r.http_method.empty()) http["HttpMethod"] = r.http_method;
+  if (!r.user_agent.empty()) http["UserAgent"] = r.user_agent;
+  if (!r.client_ip.empty()) http["ClientIp"] = r.client_ip;
+
+  json annotations = json::object();
+  for (const auto& a : r.annotations) {
+    json value = json::parse(a.value_json, nullptr, false);
+    json av = json::object();
+    if (value.is_string()) av["StringValue"] = value;
+    else if (value.is_boolean()) av["BooleanValue"] = value;
+    else if (value.is_number()) av["NumberValue"] = value;
+    else continue;
+    json entry = {{"AnnotationValue", av}, {"ServiceIds", json::array()}};
+    if (!a.service.empty()) entry["ServiceIds"].push_back(ServiceId(a.service, ""));
+    if (!annotations.contains(a.key)) annotations[a.key] = json::array();
+    annotations[a.key].push_back(entry);
+  }
+  json services = json::array();
+  for (const auto& [name, type] : r.services) services.push_back(ServiceId(name, type));
+  json users = json::array();
+  if (!r.user.empty()) users.push_back({{"UserName", r.user}, {"ServiceIds", json::array({ServiceId(r.root_name, r.root_origin)})}});
+
+  const double start = r.root_start.value_or(r.start_time);
+  json s = {
+      {"Id", r.trace_id},
+      {"StartTime", start},
+      {"Duration", r.end_time - r.start_time},
+      {"HasFault", r.has_fault},
+      {"HasError", r.has_error},
+      {"HasThrottle", r.has_throttle},
+      {"IsPartial", r.is_partial},
+      {"Http", http},
+      {"Annotations", annotations},
+      {"Users", users},
+      {"ServiceIds", services},
+      {"ResourceARNs", json::array()},
+      {"InstanceIds", json::array()},
+      {"AvailabilityZones", json::array()},
+      {"FaultRootCauses", json::array()},
+      {"ErrorRootCauses", json::array()},
+      {"ResponseTimeRootCauses", json::array()},
+      {"Revision", r.revision},
+      {"MatchedEventTime", start},
+  };
+  if (r.root_start && r.root_end) s["ResponseTime"] = *r.root_end - *r.root_start;
+  if (!r.root_name.empty()) s["EntryPoint"] = ServiceId(r.root_name, r.root_origin);
+  return s;
+}
+
+}  // namespace
+
+// Sampling rules, with the Default rule always present (priority 10000, as X-Ray has it).
+// Thread-safe. Kept in memory for now.
+class SamplingRules {
+ public:
+  SamplingRules() {
+    rules_["Default"] = MakeRule("Default", 10000, 0.05, 1, json::object());
+    rules_["Default"]["RuleARN"] = Arn("Default");
+  }
+
+  json List() {
+    std::lock_guard lock(mu_);
+    json records = json::array();
+    for (const auto& [name, rule] : rules_)
+      records.push_back({{"SamplingRule", rule}, {"CreatedAt", created_[name]}, {"ModifiedAt", modified_[name]}});
+    return {{"SamplingRuleRecords", records}};
+  }
+
+  json Upsert(const json& input, bool create) {
+    std::lock_guard lock(mu_);
+    const std::string name = input.value("RuleName", "");
+    if (name.empty()) throw Invalid("RuleName is required");
+    if (create && rules_.count(name)) throw Invalid("a rule named " + name + " already exists");
+    if (!create && !rules_.count(name)) throw Invalid("no rule named " + name);
+    json rule = create ? MakeRule(name, 1000, 0.05, 1, json::object()) : rules_[name];
+    for (auto it = input.begin(); it != input.end(); ++it) rule[it.key()] = it.value();
+    rule["RuleName"] = name;
+    rule["RuleARN"] = Arn(name);
+    if (create) {
+      for (const char* k : {"ResourceARN", "Priority", "FixedRate", "ReservoirSize", "ServiceName", "ServiceType",
+                            "Host", "HTTPMethod", "URLPath"})
+        if (!input.contains(k)) throw Invalid(std::string(k) + " is required");
+      if (!rule.contains("Version")) rule["Version"] = 1;
+      created_[name] = Now();
+    }
+    rules_[name] = rule;
+    modified_[name] = Now();
+    last_modification_ = Now();
+    return {{"SamplingRuleRecord", {{"SamplingRule", rule}, {"CreatedAt", created_[name]}, {"ModifiedAt", modified_[name]}}}};
+  }
+
+  json Delete(const json& input) {
+    std::lock_guard lock(mu_);
+    std::string name = input.value("RuleName", "");
+    if (name.empty()) {
+      const std::string arn = input.value("RuleARN", "");
+      for (const auto& [n, r] : rules_)
+        if (r.value("RuleARN", "") == arn) name = n;
+    }
+    if (name == "Default") throw Invalid("the Default rule cannot be deleted");
+    auto it = rules_.find(name);
+    if (it == rules_.end()) throw Invalid("no rule named " + name);
+    json record = {{"SamplingRule", it->second}, {"CreatedAt", created_[name]}, {"ModifiedAt", modified_[name]}};
+    rules_.erase(it);
+    last_modification_ = Now();
+    return {{"SamplingRuleRecord", record}};
+  }
+
+  // Each rule's reservoir (per second) is shared among the clients that reported for it in the
+  // last 10 s; FixedRate applies beyond it.
+  json Targets(const json& input) {
+    std::lock_guard lock(mu_);
+    const double now = Now();
+    json docs = json::array(), unprocessed = json::array();
+    if (!input.contains("SamplingStatisticsDocuments") || !input["SamplingStatisticsDocuments"].is_array())
+      throw Invalid("SamplingStatisticsDocuments is required");
+    for (const auto& d : input["SamplingStatisticsDocuments"]) {
+      const std::string name = d.value("RuleName", "");
+      const std::string client = d.value("ClientID", "");
+      auto it = rules_.find(name);
+      if (it == rules_.end()) {
+        unprocessed.push_back({{"RuleName", name}, {"ErrorCode", "400"}, {"Message", "unknown rule"}});
+        continue;
+      }
+      clients_[name][client] = now;
+      auto& seen = clients_[name];
+      for (auto c = seen.begin(); c != seen.end();) c = now - c->second > 10 ? seen.erase(c) : std::next(c);
+      const int reservoir = it->second.value("ReservoirSize", 0);
+      const int share = seen.empty() ? reservoir : reservoir / static_cast<int>(seen.size());
+      docs.push_back({{"RuleName", name},
+                      {"FixedRate", it->second.value("FixedRate", 0.0)},
+                      {"ReservoirQuota", share},
+                      {"ReservoirQuotaTTL", now + 10},
+                      {"Interval", 10}});
+    }
+    return {{"SamplingTargetDocuments", docs}, {"LastRuleModification", last_modification_}, {"UnprocessedStatistics", unprocessed}};
+  }
+
+ private:
+  static std::string Arn(const std::string& name) { return "arn:aws:xray:local:000000000000:sampling-rule/" + name; }
+  static json MakeRule(const std::string& name, int priority, double rate, int reservoir, json attributes) {
+    return {{"RuleName", name}, {"ResourceARN", "*"}, {"Priority", priority}, {"FixedRate", rate},
+            {"ReservoirSize", reservoir}, {"ServiceName", "*"}, {"ServiceType", "*"}, {"Host", "*"},
+            {"HTTPMethod", "*"}, {"URLPath", "*"}, {"Version", 1}, {"Attributes", attributes}};
+  }
+
+  std::mutex mu_;
+  std::map<std::string, json> rules_;
+  std::map<std::string, double> created_, modified_;
+  std::map<std::string, std::map<std::string, double>> clients_;
+  double last_modification_ = Now();
+};
+
+// Groups, with the Default group always listed. Thread-safe; in memory for now.
+class Groups {
+ public:
+  json List() {
+    std::lock_guard lock(mu_);
+    json out = json::array({Summary("Default", "")});
+    for (const auto& [name, expr] : groups_) out.push_back(Summary(name, expr));
+    return {{"Groups", out}};
+  }
+  json Get(const json& in) {
+    std::lock_guard lock(mu_);
+    const std::string name = Name(in);
+    if (name == "Default") return {{"Group", Summary("Default", "")}};
+    auto it = groups_.find(name);
+    if (it == groups_.end()) throw Invalid("group " + name + " not found");
+    return {{"Group", Summary(name, it->second)}};
+  }
+  json Create(const json& in) {
+    std::lock_guard lock(mu_);
+    const std::string name = in.value("GroupName", "");
+    if (name.empty()) throw Invalid("GroupName is required");
+    if (name == "Default" || groups_.count(name)) throw Invalid("group " + name + " already exists");
+    groups_[name] = in.value("FilterExpression", "");
+    return {{"Group", Summary(name, groups_[name])}};
+  }
+  json Update(const json& in) {
+    std::lock_guard lock(mu_);
+    const std::string name = Name(in);
+    auto it = groups_.find(name);
+    if (it == groups_.end()) throw Invalid("group " + name + " not found");
+    if (in.contains("FilterExpression")) it->second = in.value("FilterExpression", "");
+    return {{"Group", Summary(name, it->second)}};
+  }
+  json Delete(const json& in) {
+    std::lock_guard lock(mu_);
+    const std::string name = Name(in);
+    if (!groups_.erase(name)) throw Invalid("group " + name + " not found");
+    return json::object();
+  }
+
+ private:
+  static std::string Arn(const std::string& name) { return "arn:aws:xray:local:000000000000:group/" + name; }
+  static json Summary(const std::string& name, const std::string& expr) {
+    json g = {{"GroupName", name}, {"GroupARN", Arn(name)},
+              {"InsightsConfiguration", {{"InsightsEnabled", false}, {"NotificationsEnabled", false}}}};
+    if (!expr.empty()) g["FilterExpression"] = expr;
+    return g;
+  }
+  std::string Name(const json& in) {
+    std::string name = in.value("GroupName", "");
+    if (name.empty()) {
+      const std::string arn = in.value("GroupARN", "");
+      if (auto slash = arn.rfind('/'); slash != std::string::npos) name = arn.substr(slash + 1);
+    }
+    if (name.empty()) throw Invalid("GroupName or GroupARN is required");
+    return name;
+  }
+  std::mutex mu_;
+  std::map<std::string, std::string> groups_;
+};
+
+XrayApiServer::XrayApiServer(ApiOptions options, store::TraceStore& store)
+    : options_(std::move(options)), store_(store), sampling_(std::make_unique<SamplingRules>()),
+      groups_(std::make_unique<Groups>()) {}
+
+XrayApiServer::~XrayApiServer() { Stop(); }
+
+Status XrayApiServer::Start() {
+  auto hp = SplitHostPort(options_.listen_address);
+  if (!hp) return hp.error();
+  server_ = std::make_unique<httplib::Server>();
+  const int threads = options_.threads;
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_->set_payload_max_length(kMaxBody);
+
+  using Handler = std::function<json(const json&)>;
+  auto route = [this](const std::string& path, Handler handler) {
+    server_->Post(path, [handler](const httplib::Request& req, httplib::Response& res) {
+      try {
+        Reply(res, handler(ParseBody(req)));
+      } catch (const ApiError& e) {
+        ReplyError(res, e);
+      } catch (const json::exception& e) {
+        ReplyError(res, Invalid(std::string("malformed request: ") + e.what()));
+      }
+    });
+  };
+
+  route("/TraceSegments", [this](const json& in) {
+    if (!in.contains("TraceSegmentDocuments") || !in["TraceSegmentDocuments"].is_array())
+      throw Invalid("TraceSegmentDocuments is required");
+    DatagramParser validator;
+    std::vector<std::string> accepted;
+    json unprocessed = json::array();
+    for (const auto& d : in["TraceSegmentDocuments"]) {
+      if (!d.is_string()) throw Invalid("TraceSegmentDocuments must be strings");
+      std::string doc = d.get<std::string>();
+      const size_t len = doc.size();
+      doc.append(kPadding, '\0');
+      auto v = validator.ValidateSegment(doc.data(), len);
+      doc.resize(len);
+      if (v.reject) {
+        json bad = json::parse(doc, nullptr, false);
+        std::string id = bad.is_object() && bad.contains("id") && bad["id"].is_string() ? bad["id"].get<std::string>() : "";
+        unprocessed.push_back({{"Id", id}, {"ErrorCode", "InvalidSegment"}, {"Message", std::string(v.detail)}});
+        continue;
+      }
+      accepted.push_back(std::move(doc));
+    }
+    auto stored = store_.Append(accepted);
+    if (!stored) throw ApiError{500, "InternalFailure", stored.error().message};
+    return json{{"UnprocessedTraceSegments", unprocessed}};
+  });
+
+  route("/TelemetryRecords", [](const json&) { return json::object(); });
+
+  route("/TraceSummaries", [this](const json& in) {
+    if (!in.contains("StartTime") || !in.contains("EndTime")) throw Invalid("StartTime and EndTime are required");
+    const double start = ParseTimestamp(in["StartTime"], "StartTime");
+    const double end = ParseTimestamp(in["EndTime"], "EndTime");
+    if (end < start) throw Invalid("EndTime is before StartTime");
+    const std::string filter = in.value("FilterExpression", "");
+    if (filter.find_first_not_of(" \t\r\n") != std::string::npos)
+      throw Invalid("FilterExpression is not supported by this xrayd version yet");
+    store::ListQuery q;
+    q.start_time = start;
+    q.end_time = end;
+    q.by_trace_id_time = in.value("TimeRangeType", "TraceId") == "TraceId";
+    q.limit = kPageSize + 1;
+    if (in.contains("NextToken") && in["NextToken"].is_string()) {
+      const std::string token = in["NextToken"].get<std::string>();
+      const size_t bar = token.find('|');
+      if (bar == std::string::npos) throw Invalid("bad NextToken");
+      try {
+        q.after_start_time = std::stod(token.substr(0, bar));
+      } catch (...) {
+        throw Invalid("bad NextToken");
+      }
+      q.after_trace_id = token.substr(bar + 1);
+    }
+    auto rows = store_.ListTraces(q);
+    if (!rows) throw ApiError{500, "InternalFailure", rows.error().message};
+    json summaries = json::array();
+    json out = json::object();
+    for (size_t i = 0; i < rows->size() && i < kPageSize; ++i) summaries.push_back(SummaryJson((*rows)[i]));
+    if (rows->size() > kPageSize) {
+      const auto& last = (*rows)[kPageSize - 1];
+      const double key = q.by_trace_id_time ? std::stoll(last.trace_id.substr(2, 8), nullptr, 16) : last.start_time;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.17g", key);
+      out["NextToken"] = std::string(buf) + "|" + last.trace_id;
+    }
+    out["TraceSummaries"] = summaries;
+    out["ApproximateTime"] = Now();
+    out["TracesProcessedCount"] = summaries.size();
+    return out;
+  });
+
+  route("/Traces", [this](const json& in) {
+    if (!in.contains("TraceIds") || !in["TraceIds"].is_array()) throw Invalid("TraceIds is required");
+    if (in["TraceIds"].size() > 5) throw Invalid("at most 5 TraceIds per call");
+    json traces = json::array();
+    for (const auto& id : in["TraceIds"]) {
+      if (!id.is_string()) throw Invalid("TraceIds must be strings");
+      auto segs = store_.SegmentsOf(id.get<std::string>());
+      if (!segs) throw ApiError{500, "InternalFailure", segs.error().message};
+      if (segs->empty()) continue;
+      AssembledTrace t = AssembleTrace(*segs);
+      json segments = json::array();
+      for (auto& s : t.segments) segments.push_back({{"Id", s.id}, {"Document", s.document}});
+      traces.push_back({{"Id", id}, {"Duration", t.duration}, {"LimitExceeded", false}, {"Segments", segments}});
+    }
+    return json{{"Traces", traces}, {"UnprocessedTraceIds", json::array()}};
+  });
+
+  route("/GetSamplingRules", [this](const json&) { return sampling_->List(); });
+  route("/SamplingTargets", [this](const json& in) { return sampling_->Targets(in); });
+  route("/CreateSamplingRule", [this](const json& in) {
+    if (!in.contains("SamplingRule") || !in["SamplingRule"].is_object()) throw Invalid("SamplingRule is required");
+    return sampling_->Upsert(in["SamplingRule"], true);
+  });
+  route("/UpdateSamplingRule", [this](const json& in) {
+    if (!in.contains("SamplingRuleUpdate") || !in["SamplingRuleUpdate"].is_object())
+      throw Invalid("SamplingRuleUpdate is required");
+    return sampling_->Upsert(in["SamplingRuleUpdate"], false);
+  });
+  route("/DeleteSamplingRule", [this](const json& in) { return sampling_->Delete(in); });
+  route("/SamplingStatisticSummaries", [](const json&) { return json{{"SamplingStatisticSummaries", json::array()}}; });
+
+  route("/Groups", [this](const json&) { return groups_->List(); });
+  route("/GetGroup", [this](const json& in) { return groups_->Get(in); });
+  route("/CreateGroup", [this](const json& in) { return groups_->Create(in); });
+  route("/UpdateGroup", [this](const json& in) { return groups_->Update(in); });
+  route("/DeleteGroup", [this](const json& in) { return groups_->Delete(in); });
+
+  // No insight engine: well-formed empty answers, so Grafana's Insights queries do not fail.
+  route("/InsightSummaries", [](const json&) { return json{{"InsightSummaries", json::array()}}; });
+  route("/EncryptionConfig", [](const json&) {
+    return json{{"EncryptionConfig", {{"Status", "ACTIVE"}, {"Type", "NONE"}}}};
+  });
+
+  auto unknown = [](const httplib::Request& req, httplib::Response& res) {
+    ReplyError(res, {404, "UnknownOperationException", "no X-Ray operation at " + req.method + " " + req.path});
+  };
+  server_->Post(".*", unknown);
+  server_->Get(".*", unknown);
+  server_->Put(".*", unknown);
+  server_->Delete(".*", unknown);
+
+  const std::string host = hp->host.empty() ? "0.0.0.0" : hp->host;
+  const int port = std::stoi(hp->port);
+  if (port == 0) {
+    port_ = server_->bind_to_any_port(host);
+    if (port_ < 0) return Error::Io("cannot bind API address " + options_.listen_address);
+  } else {
+    if (!server_->bind_to_port(host, port)) return Error::Io("cannot bind API address " + options_.listen_address);
+    port_ = port;
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  return OkStatus();
+}
+
+void XrayApiServer::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace xrayd::api

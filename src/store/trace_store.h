@@ -1,0 +1,99 @@
+// TraceStore: the embedded trace store behind `xrayd serve` (SQLite in WAL mode, one file).
+//
+// On-disk format (schema version 1, file DATA_DIR/traces.db):
+//   segments(trace_id, id, parent_id, kind, start_time, end_time, in_progress, doc, stored_at)
+//       one row per segment or independent subsegment document; a later document with the same
+//       (trace_id, id) replaces the earlier one unless the earlier one is complete and the later
+//       one is still in progress (so in-progress → complete converges in any arrival order).
+//   traces(trace_id, ...)  a per-trace summary kept up to date on every Append: time bounds, the
+//       root segment's HTTP fields, user and name, error/fault/throttle flags.
+//   annotations(trace_id, service, key, value_json)  for summaries and filter expressions.
+// Retention deletes whole traces by age (start time) and, past a size bound, oldest first.
+//
+// Thread-safe: one mutex serialises access to the single connection; Append() commits before it
+// returns, so an acknowledged segment survives a restart.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace xrayd::store {
+
+struct StoreOptions {
+  std::string data_dir;
+  double retention_seconds = 7 * 24 * 3600;
+  uint64_t max_bytes = 0;  // 0: no size bound
+};
+
+struct AnnotationEntry {
+  std::string key;
+  std::string service;
+  std::string value_json;  // a JSON string, number or boolean
+};
+
+struct TraceSummaryRow {
+  std::string trace_id;
+  double start_time = 0, end_time = 0;  // over all documents
+  std::optional<double> root_start, root_end;
+  std::string root_name, root_origin;
+  std::string http_url, http_method, user_agent, client_ip, user;
+  std::optional<int> http_status;
+  bool has_error = false, has_fault = false, has_throttle = false, is_partial = false;
+  int revision = 0;
+  std::vector<AnnotationEntry> annotations;
+  std::vector<std::pair<std::string, std::string>> services;  // (name, type/origin)
+};
+
+struct StoredSegment {
+  std::string id;
+  std::string parent_id;
+  bool independent_subsegment = false;
+  std::string doc;
+};
+
+struct ListQuery {
+  double start_time = 0;
+  double end_time = 0;
+  bool by_trace_id_time = false;  // TimeRangeType TraceId: range over the id's epoch
+  std::string after_trace_id;     // pagination: traces ordered by (start_time, trace_id)
+  double after_start_time = 0;
+  size_t limit = 1000;
+};
+
+class TraceStore {
+ public:
+  static Result<std::unique_ptr<TraceStore>> Open(const StoreOptions& options);
+  ~TraceStore();
+
+  // Stores already-validated segment documents; per-document failures are returned by index
+  // (a document that is not a JSON object with trace_id and id).
+  Result<std::vector<std::pair<size_t, std::string>>> Append(const std::vector<std::string>& docs);
+
+  Result<std::vector<TraceSummaryRow>> ListTraces(const ListQuery& query);
+  Result<std::vector<StoredSegment>> SegmentsOf(const std::string& trace_id);
+  Result<std::optional<TraceSummaryRow>> Summary(const std::string& trace_id);
+
+  // Deletes traces older than the retention and, past max_bytes, the oldest; returns how many.
+  Result<int64_t> EnforceRetention(double now_epoch_seconds);
+  uint64_t ApproximateBytes();
+
+ private:
+  TraceStore(sqlite3* db, StoreOptions options) : db_(db), options_(std::move(options)) {}
+  Status Exec(const char* sql);
+  Result<std::vector<TraceSummaryRow>> LoadSummaries(sqlite3_stmt* stmt);
+
+  std::mutex mu_;
+  sqlite3* db_;  // guarded by mu_
+  const StoreOptions options_;
+};
+
+}  // namespace xrayd::store
