@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "api/service_graph.h"
 #include "api/trace_assembly.h"
 #include "common/log.h"
 #include "ingest/datagram.h"
@@ -409,6 +410,47 @@ Status XrayApiServer::Start() {
       traces.push_back({{"Id", id}, {"Duration", t.duration}, {"LimitExceeded", false}, {"Segments", segments}});
     }
     return json{{"Traces", traces}, {"UnprocessedTraceIds", json::array()}};
+  });
+
+  // Graphs are computed from the documents of at most this many traces per call.
+  static constexpr size_t kGraphTraceLimit = 20000;
+  auto range = [](const json& in) {
+    if (!in.contains("StartTime") || !in.contains("EndTime")) throw Invalid("StartTime and EndTime are required");
+    const double start = ParseTimestamp(in["StartTime"], "StartTime");
+    const double end = ParseTimestamp(in["EndTime"], "EndTime");
+    if (end < start) throw Invalid("EndTime is before StartTime");
+    return std::pair{start, end};
+  };
+  route("/ServiceGraph", [this, range](const json& in) {
+    auto [start, end] = range(in);
+    bool truncated = false;
+    auto docs = store_.DocumentsInRange(start, end, kGraphTraceLimit, &truncated);
+    if (!docs) throw ApiError{500, "InternalFailure", docs.error().message};
+    return BuildServiceGraph(*docs, start, end);
+  });
+  route("/TimeSeriesServiceStatistics", [this, range](const json& in) {
+    auto [start, end] = range(in);
+    bool truncated = false;
+    auto docs = store_.DocumentsInRange(start, end, kGraphTraceLimit, &truncated);
+    if (!docs) throw ApiError{500, "InternalFailure", docs.error().message};
+    return BuildTimeSeriesStatistics(*docs, start, end, in.value("Period", 60));
+  });
+  route("/TraceGraph", [this](const json& in) {
+    if (!in.contains("TraceIds") || !in["TraceIds"].is_array()) throw Invalid("TraceIds is required");
+    std::vector<std::string> docs;
+    double lo = 1e300, hi = 0;
+    for (const auto& id : in["TraceIds"]) {
+      if (!id.is_string()) throw Invalid("TraceIds must be strings");
+      auto segs = store_.SegmentsOf(id.get<std::string>());
+      if (!segs) throw ApiError{500, "InternalFailure", segs.error().message};
+      for (auto& s : *segs) docs.push_back(std::move(s.doc));
+    }
+    json graph = BuildServiceGraph(docs, 0, 0);
+    for (const auto& svc : graph["Services"]) {
+      lo = std::min(lo, svc.value("StartTime", lo));
+      hi = std::max(hi, svc.value("EndTime", hi));
+    }
+    return json{{"Services", graph["Services"]}};
   });
 
   route("/GetSamplingRules", [this](const json&) { return sampling_->List(); });

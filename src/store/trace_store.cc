@@ -390,6 +390,22 @@ Result<std::vector<StoredSegment>> TraceStore::SegmentsOf(const std::string& tra
   return out;
 }
 
+Result<std::vector<std::string>> TraceStore::DocumentsInRange(double start, double end, size_t max_traces,
+                                                              bool* truncated) {
+  std::lock_guard lock(mu_);
+  Stmt count(db_, "SELECT count(*) FROM traces WHERE end_time >= ?1 AND start_time <= ?2");
+  count.Real(1, start).Real(2, end);
+  *truncated = count.Step() == SQLITE_ROW && static_cast<size_t>(sqlite3_column_int64(count.get(), 0)) > max_traces;
+  Stmt s(db_,
+         "SELECT s.doc FROM segments s JOIN (SELECT trace_id FROM traces WHERE end_time >= ?1 AND start_time <= ?2 "
+         "ORDER BY start_time DESC LIMIT ?3) t ON s.trace_id = t.trace_id");
+  if (!s.ok()) return DbError(db_, "prepare range");
+  s.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces));
+  std::vector<std::string> out;
+  while (s.Step() == SQLITE_ROW) out.push_back(s.ColText(0));
+  return out;
+}
+
 uint64_t TraceStore::ApproximateBytes() {
   std::lock_guard lock(mu_);
   Stmt pc(db_, "PRAGMA page_count");

@@ -81,6 +81,9 @@ class TraceStore {
   Result<std::vector<TraceSummaryRow>> ListTraces(const ListQuery& query);
   Result<std::vector<StoredSegment>> SegmentsOf(const std::string& trace_id);
   Result<std::optional<TraceSummaryRow>> Summary(const std::string& trace_id);
+  // Every document of the traces that overlap [start, end], at most `max_traces` traces (newest
+  // first); for service graphs. `truncated` tells whether traces were left out.
+  Result<std::vector<std::string>> DocumentsInRange(double start, double end, size_t max_traces, bool* truncated);
 
   // Deletes traces older than the retention and, past max_bytes, the oldest; returns how many.
   Result<int64_t> EnforceRetention(double now_epoch_seconds);

@@ -1,0 +1,212 @@
+#include "api/service_graph.h"
+
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace xrayd::api {
+namespace {
+
+using nlohmann::json;
+
+struct Stats {
+  int64_t ok = 0, error = 0, throttle = 0, fault = 0, total = 0;
+  double total_response_time = 0;
+  std::map<double, int64_t> histogram;  // response time (ms precision) → count
+
+  void Add(const json& node) {
+    const double rt = node.value("end_time", node.value("start_time", 0.0)) - node.value("start_time", 0.0);
+    const bool f = node.value("fault", false), e = node.value("error", false), t = node.value("throttle", false);
+    ++total;
+    if (f) ++fault;
+    else if (e) ++error;
+    else ++ok;
+    if (t) ++throttle;
+    total_response_time += rt;
+    histogram[std::round(rt * 1000) / 1000]++;
+  }
+  json Summary() const {
+    return {{"OkCount", ok},
+            {"ErrorStatistics", {{"ThrottleCount", throttle}, {"OtherCount", error - std::min(error, throttle)}, {"TotalCount", error}}},
+            {"FaultStatistics", {{"OtherCount", fault}, {"TotalCount", fault}}},
+            {"TotalCount", total},
+            {"TotalResponseTime", total_response_time}};
+  }
+  json Histogram() const {
+    json h = json::array();
+    for (const auto& [v, c] : histogram) h.push_back({{"Value", v}, {"Count", c}});
+    return h;
+  }
+};
+
+struct NodeKey {
+  std::string name, type;
+  bool operator<(const NodeKey& o) const { return std::tie(name, type) < std::tie(o.name, o.type); }
+};
+
+struct Node {
+  int ref = 0;
+  bool root = false;
+  double start = 1e300, end = -1e300;
+  Stats stats;
+  std::map<int, std::pair<Stats, std::pair<double, double>>> edges;  // target ref → stats, time bounds
+};
+
+class GraphBuilder {
+ public:
+  void AddTrace(std::vector<json>& docs) {
+    // Index every (sub)segment id in this trace → the service node of the segment holding it.
+    std::map<std::string, NodeKey> owner;
+    std::map<std::string, const json*> by_id;
+    std::set<std::string> parents_with_segments;
+    for (const auto& d : docs) {
+      if (d.value("type", "") == "subsegment") continue;
+      if (d.contains("parent_id")) parents_with_segments.insert(d.value("parent_id", ""));
+    }
+    for (const auto& d : docs) {
+      if (d.value("type", "") == "subsegment") continue;
+      NodeKey key{d.value("name", ""), d.value("origin", "")};
+      IndexIds(d, key, owner, by_id, 0);
+    }
+    for (const auto& d : docs) {
+      if (d.value("type", "") == "subsegment") {  // streamed subsegment: owned by its segment's service
+        auto it = owner.find(d.value("parent_id", ""));
+        if (it != owner.end()) Inferred(d, it->second, parents_with_segments, 0);
+        continue;
+      }
+      NodeKey key{d.value("name", ""), d.value("origin", "")};
+      Node& n = Get(key);
+      n.stats.Add(d);
+      Bound(n.start, n.end, d);
+      const std::string parent = d.value("parent_id", "");
+      if (parent.empty()) {
+        n.root = true;
+      } else if (auto it = owner.find(parent); it != owner.end()) {
+        auto& edge = Get(it->second).edges[n.ref];
+        edge.first.Add(d);
+        Bound(edge.second.first, edge.second.second, d);
+      }
+      Inferred(d, key, parents_with_segments, 0);
+    }
+  }
+
+  json Services() const {
+    json out = json::array();
+    for (const auto& [key, n] : nodes_) {
+      json edges = json::array();
+      for (const auto& [target, e] : n.edges) {
+        edges.push_back({{"ReferenceId", target},
+                         {"StartTime", e.second.first},
+                         {"EndTime", e.second.second},
+                         {"SummaryStatistics", e.first.Summary()},
+                         {"ResponseTimeHistogram", e.first.Histogram()},
+                         {"Aliases", json::array()}});
+      }
+      json s = {{"ReferenceId", n.ref},
+                {"Name", key.name},
+                {"Names", json::array({key.name})},
+                {"Root", n.root},
+                {"Type", key.type.empty() ? "service" : key.type},
+                {"State", "active"},
+                {"StartTime", n.start},
+                {"EndTime", n.end},
+                {"Edges", edges},
+                {"SummaryStatistics", n.stats.Summary()},
+                {"DurationHistogram", n.stats.Histogram()},
+                {"ResponseTimeHistogram", n.stats.Histogram()}};
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  const std::map<NodeKey, Node>& nodes() const { return nodes_; }
+
+ private:
+  Node& Get(const NodeKey& key) {
+    auto [it, inserted] = nodes_.try_emplace(key);
+    if (inserted) it->second.ref = static_cast<int>(nodes_.size()) - 1;
+    return it->second;
+  }
+  static void Bound(double& lo, double& hi, const json& d) {
+    lo = std::min(lo, d.value("start_time", lo));
+    hi = std::max(hi, d.value("end_time", d.value("start_time", hi)));
+  }
+  void IndexIds(const json& node, const NodeKey& key, std::map<std::string, NodeKey>& owner,
+                std::map<std::string, const json*>& by_id, int depth) {
+    if (depth > 64 || !node.is_object()) return;
+    if (node.contains("id") && node["id"].is_string()) {
+      owner[node["id"].get<std::string>()] = key;
+      by_id[node["id"].get<std::string>()] = &node;
+    }
+    if (node.contains("subsegments") && node["subsegments"].is_array())
+      for (const auto& s : node["subsegments"]) IndexIds(s, key, owner, by_id, depth + 1);
+  }
+  // Remote calls that produced no segment downstream become inferred nodes with an edge.
+  void Inferred(const json& node, const NodeKey& caller, const std::set<std::string>& parents_with_segments, int depth) {
+    if (depth > 64 || !node.is_object() || !node.contains("subsegments") || !node["subsegments"].is_array()) return;
+    for (const auto& sub : node["subsegments"]) {
+      if (!sub.is_object()) continue;
+      const std::string ns = sub.value("namespace", "");
+      const std::string id = sub.value("id", "");
+      if ((ns == "remote" || ns == "aws") && !parents_with_segments.count(id)) {
+        std::string type = "remote";
+        if (ns == "aws") type = "AWS::" + sub.value("name", "");
+        NodeKey key{sub.value("name", ""), type};
+        Node& target = Get(key);
+        target.stats.Add(sub);
+        Bound(target.start, target.end, sub);
+        auto& edge = Get(caller).edges[target.ref];
+        edge.first.Add(sub);
+        Bound(edge.second.first, edge.second.second, sub);
+      }
+      Inferred(sub, caller, parents_with_segments, depth + 1);
+    }
+  }
+
+  std::map<NodeKey, Node> nodes_;
+};
+
+std::vector<std::vector<json>> GroupByTrace(const std::vector<std::string>& docs) {
+  std::map<std::string, std::vector<json>> by_trace;
+  for (const auto& text : docs) {
+    json d = json::parse(text, nullptr, false);
+    if (d.is_discarded() || !d.is_object()) continue;
+    by_trace[d.value("trace_id", "")].push_back(std::move(d));
+  }
+  std::vector<std::vector<json>> out;
+  for (auto& [id, v] : by_trace) out.push_back(std::move(v));
+  return out;
+}
+
+}  // namespace
+
+json BuildServiceGraph(const std::vector<std::string>& docs, double start_time, double end_time) {
+  GraphBuilder g;
+  for (auto& trace : GroupByTrace(docs)) g.AddTrace(trace);
+  return {{"Services", g.Services()}, {"StartTime", start_time}, {"EndTime", end_time}, {"ContainsOldGroupVersions", false}};
+}
+
+json BuildTimeSeriesStatistics(const std::vector<std::string>& docs, double start_time, double end_time,
+                               int period_seconds) {
+  if (period_seconds <= 0) period_seconds = 60;
+  std::map<int64_t, Stats> buckets;
+  for (auto& trace : GroupByTrace(docs)) {
+    for (const auto& d : trace) {
+      if (d.value("type", "") == "subsegment") continue;
+      const double t = d.value("start_time", 0.0);
+      if (t < start_time || t > end_time) continue;
+      buckets[static_cast<int64_t>(std::floor(t / period_seconds)) * period_seconds].Add(d);
+    }
+  }
+  json out = json::array();
+  for (const auto& [ts, s] : buckets) {
+    json summary = s.Summary();
+    out.push_back({{"Timestamp", ts},
+                   {"EdgeSummaryStatistics", summary},
+                   {"ServiceSummaryStatistics", summary},
+                   {"ResponseTimeHistogram", s.Histogram()}});
+  }
+  return {{"TimeSeriesServiceStatistics", out}, {"ContainsOldGroupVersions", false}};
+}
+
+}  // namespace xrayd::api

@@ -1,0 +1,25 @@
+// Builds X-Ray service graphs from segment documents: what GetServiceGraph, GetTraceGraph and
+// GetTimeSeriesServiceStatistics answer.
+//
+// A node per service (a segment's name and origin) and per inferred downstream (a subsegment in
+// the "remote" or "aws" namespace whose call produced no segment of its own). An edge from the
+// calling service to the called one, found through parent_id links between segments, or to the
+// inferred node. Each node and edge carries summary statistics (ok / error / throttle / fault
+// counts, total response time) and response-time histograms, in the shapes of AWS's model.
+// Pure functions over values; thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace xrayd::api {
+
+// `docs`: documents of whole traces (segments and streamed subsegments).
+nlohmann::json BuildServiceGraph(const std::vector<std::string>& docs, double start_time, double end_time);
+
+// Per-period statistics of the whole graph (or of the services the entity selector names).
+nlohmann::json BuildTimeSeriesStatistics(const std::vector<std::string>& docs, double start_time, double end_time,
+                                         int period_seconds);
+
+}  // namespace xrayd::api

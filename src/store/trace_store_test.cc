@@ -1,0 +1,164 @@
+#include "store/trace_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "api/trace_assembly.h"
+
+namespace xrayd::store {
+namespace {
+
+using nlohmann::json;
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("xrayd-store-" + std::to_string(::getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen(StoreOptions o = {}) {
+    store_.reset();
+    o.data_dir = dir_.string();
+    auto s = TraceStore::Open(o);
+    ASSERT_TRUE(s) << s.error().message;
+    store_ = std::move(*s);
+  }
+  void Put(std::vector<json> docs) {
+    std::vector<std::string> text;
+    for (auto& d : docs) text.push_back(d.dump());
+    auto r = store_->Append(text);
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_TRUE(r->empty());
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<TraceStore> store_;
+};
+
+const std::string kTrace = "1-5759e988-bd862e3fe1be46a994272793";
+
+json Segment(std::string id, double start, std::optional<double> end, std::string name = "web") {
+  json s = {{"trace_id", kTrace}, {"id", id}, {"name", name}, {"start_time", start}};
+  if (end) s["end_time"] = *end; else s["in_progress"] = true;
+  return s;
+}
+
+TEST_F(StoreTest, SummaryFromRootSegment) {
+  json root = Segment("aaaaaaaaaaaaaaa1", 100, 100.5);
+  root["http"] = {{"request", {{"method", "GET"}, {"url", "http://x/y"}, {"client_ip", "1.2.3.4"}}},
+                  {"response", {{"status", 502}}}};
+  root["fault"] = true;
+  root["user"] = "alice";
+  root["annotations"] = {{"tier", "gold"}, {"n", 3}, {"ok", false}};
+  json child = Segment("aaaaaaaaaaaaaaa2", 100.1, 100.9, "db");
+  child["parent_id"] = "aaaaaaaaaaaaaaa1";
+  child["subsegments"] = json::array({{{"id", "ccccccccccccccc1"}, {"name", "q"}, {"start_time", 100.2}, {"end_time", 100.3}, {"throttle", true}}});
+  Put({root, child});
+  auto s = store_->Summary(kTrace);
+  ASSERT_TRUE(s && *s);
+  const auto& r = **s;
+  EXPECT_DOUBLE_EQ(r.start_time, 100);
+  EXPECT_DOUBLE_EQ(r.end_time, 100.9);
+  EXPECT_DOUBLE_EQ(*r.root_end - *r.root_start, 0.5);
+  EXPECT_EQ(r.http_status, 502);
+  EXPECT_EQ(r.http_method, "GET");
+  EXPECT_EQ(r.user, "alice");
+  EXPECT_TRUE(r.has_fault);
+  EXPECT_TRUE(r.has_throttle);  // from a nested subsegment of another segment
+  EXPECT_FALSE(r.has_error);
+  EXPECT_EQ(r.annotations.size(), 3u);
+  EXPECT_EQ(r.services.size(), 2u);
+}
+
+TEST_F(StoreTest, InProgressThenCompleteConvergesInAnyOrder) {
+  Put({Segment("aaaaaaaaaaaaaaa1", 100, std::nullopt)});
+  EXPECT_TRUE((*store_->Summary(kTrace))->is_partial);
+  Put({Segment("aaaaaaaaaaaaaaa1", 100, 101)});
+  EXPECT_FALSE((*store_->Summary(kTrace))->is_partial);
+  Put({Segment("aaaaaaaaaaaaaaa1", 100, std::nullopt)});  // a late in-progress copy must not win
+  EXPECT_FALSE((*store_->Summary(kTrace))->is_partial);
+  auto segs = store_->SegmentsOf(kTrace);
+  ASSERT_TRUE(segs);
+  ASSERT_EQ(segs->size(), 1u);
+  EXPECT_NE(segs->front().doc.find("end_time"), std::string::npos);
+}
+
+TEST_F(StoreTest, StreamedSubsegmentsAssembleIntoParent) {
+  json parent = Segment("aaaaaaaaaaaaaaa1", 100, 101);
+  json sub = {{"trace_id", kTrace}, {"id", "bbbbbbbbbbbbbbb1"}, {"parent_id", "aaaaaaaaaaaaaaa1"}, {"type", "subsegment"},
+              {"name", "call"}, {"start_time", 100.2}, {"end_time", 100.4}};
+  json subsub = {{"trace_id", kTrace}, {"id", "bbbbbbbbbbbbbbb2"}, {"parent_id", "bbbbbbbbbbbbbbb1"}, {"type", "subsegment"},
+                 {"name", "inner"}, {"start_time", 100.25}, {"end_time", 100.3}};
+  Put({subsub, sub});  // children first
+  Put({parent, parent});  // duplicates
+  auto segs = store_->SegmentsOf(kTrace);
+  ASSERT_TRUE(segs);
+  auto t = api::AssembleTrace(*segs);
+  ASSERT_EQ(t.segments.size(), 1u);
+  json doc = json::parse(t.segments[0].document);
+  ASSERT_EQ(doc["subsegments"].size(), 1u);
+  EXPECT_EQ(doc["subsegments"][0]["id"], "bbbbbbbbbbbbbbb1");
+  EXPECT_FALSE(doc["subsegments"][0].contains("type"));
+  ASSERT_EQ(doc["subsegments"][0]["subsegments"].size(), 1u);
+  EXPECT_EQ(doc["subsegments"][0]["subsegments"][0]["id"], "bbbbbbbbbbbbbbb2");
+  EXPECT_DOUBLE_EQ(t.duration, 1.0);
+}
+
+TEST_F(StoreTest, ListPagesInOrderAndSurvivesRestart) {
+  std::vector<json> docs;
+  for (int i = 0; i < 30; ++i) {
+    json s = Segment("aaaaaaaaaaaaaaa1", 1000 + i, 1000.5 + i);
+    char tid[64];
+    std::snprintf(tid, sizeof tid, "1-%08x-%024d", 1000 + i, i);
+    s["trace_id"] = tid;
+    docs.push_back(s);
+  }
+  Put(docs);
+  Reopen();
+  ListQuery q{999, 2000, false, "", 0, 10};
+  std::vector<std::string> seen;
+  for (int page = 0; page < 10; ++page) {
+    auto rows = store_->ListTraces(q);
+    ASSERT_TRUE(rows);
+    if (rows->empty()) break;
+    for (auto& r : *rows) seen.push_back(r.trace_id);
+    q.after_trace_id = rows->back().trace_id;
+    q.after_start_time = rows->back().start_time;
+  }
+  EXPECT_EQ(seen.size(), 30u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  ListQuery by_id{1010, 1019, true, "", 0, 100};
+  EXPECT_EQ(store_->ListTraces(by_id)->size(), 10u);
+}
+
+TEST_F(StoreTest, RetentionByAge) {
+  Reopen({"", 3600, 0});
+  json old_seg = Segment("aaaaaaaaaaaaaaa1", 1000, 1001);
+  json new_seg = Segment("aaaaaaaaaaaaaaa2", 9000, 9001);
+  new_seg["trace_id"] = "1-00002328-bd862e3fe1be46a994272793";
+  Put({old_seg, new_seg});
+  auto deleted = store_->EnforceRetention(9500);
+  ASSERT_TRUE(deleted);
+  EXPECT_EQ(*deleted, 1);
+  EXPECT_FALSE(*store_->Summary(kTrace));
+  EXPECT_TRUE(store_->SegmentsOf(kTrace)->empty());
+  EXPECT_TRUE(*store_->Summary("1-00002328-bd862e3fe1be46a994272793"));
+}
+
+TEST_F(StoreTest, RejectsDocumentsWithoutIds) {
+  auto r = store_->Append({"{}", "[1]", Segment("aaaaaaaaaaaaaaa1", 1, 2).dump()});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].first, 0u);
+  EXPECT_EQ((*r)[1].first, 1u);
+}
+
+}  // namespace
+}  // namespace xrayd::store
