@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   if (config->check_config) {
     std::fputs(config->ToYaml().c_str(), stdout);
     auto endpoint = xrayd::ResolveXrayEndpoint(*config, env);
-    if (!endpoint) {
+    if (!config->serve && !endpoint) {
       std::fprintf(stderr, "xrayd: %s\n", endpoint.error().message.c_str());
       return 2;
     }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "api/filter_expression.h"
 #include "api/service_graph.h"
 #include "api/trace_assembly.h"
 #include "common/log.h"
@@ -259,7 +260,9 @@ class Groups {
     const std::string name = in.value("GroupName", "");
     if (name.empty()) throw Invalid("GroupName is required");
     if (name == "Default" || groups_.count(name)) throw Invalid("group " + name + " already exists");
-    groups_[name] = in.value("FilterExpression", "");
+    const std::string expr = in.value("FilterExpression", "");
+    if (auto f = Filter::Parse(expr); !f) throw Invalid(f.error().message);
+    groups_[name] = expr;
     return {{"Group", Summary(name, groups_[name])}};
   }
   json Update(const json& in) {
@@ -267,7 +270,11 @@ class Groups {
     const std::string name = Name(in);
     auto it = groups_.find(name);
     if (it == groups_.end()) throw Invalid("group " + name + " not found");
-    if (in.contains("FilterExpression")) it->second = in.value("FilterExpression", "");
+    if (in.contains("FilterExpression")) {
+      const std::string expr = in.value("FilterExpression", "");
+      if (auto f = Filter::Parse(expr); !f) throw Invalid(f.error().message);
+      it->second = expr;
+    }
     return {{"Group", Summary(name, it->second)}};
   }
   json Delete(const json& in) {
@@ -358,14 +365,12 @@ Status XrayApiServer::Start() {
     const double start = ParseTimestamp(in["StartTime"], "StartTime");
     const double end = ParseTimestamp(in["EndTime"], "EndTime");
     if (end < start) throw Invalid("EndTime is before StartTime");
-    const std::string filter = in.value("FilterExpression", "");
-    if (filter.find_first_not_of(" \t\r\n") != std::string::npos)
-      throw Invalid("FilterExpression is not supported by this xrayd version yet");
+    auto filter = Filter::Parse(in.value("FilterExpression", ""));
+    if (!filter) throw Invalid(filter.error().message);
     store::ListQuery q;
     q.start_time = start;
     q.end_time = end;
     q.by_trace_id_time = in.value("TimeRangeType", "TraceId") == "TraceId";
-    q.limit = kPageSize + 1;
     if (in.contains("NextToken") && in["NextToken"].is_string()) {
       const std::string token = in["NextToken"].get<std::string>();
       const size_t bar = token.find('|');
@@ -377,21 +382,44 @@ Status XrayApiServer::Start() {
       }
       q.after_trace_id = token.substr(bar + 1);
     }
-    auto rows = store_.ListTraces(q);
-    if (!rows) throw ApiError{500, "InternalFailure", rows.error().message};
+    // Scan forward in store order, keeping matches, until a page is full, the range is
+    // exhausted, or a per-call scan budget is spent (then NextToken resumes the scan).
+    constexpr size_t kScanBudget = 20000;
     json summaries = json::array();
+    size_t scanned = 0;
+    bool exhausted = false;
+    std::string last_key;
+    while (summaries.size() < kPageSize && scanned < kScanBudget) {
+      q.limit = 500;
+      auto rows = store_.ListTraces(q);
+      if (!rows) throw ApiError{500, "InternalFailure", rows.error().message};
+      if (rows->empty()) {
+        exhausted = true;
+        break;
+      }
+      for (const auto& row : *rows) {
+        ++scanned;
+        const double key = q.by_trace_id_time ? static_cast<double>(std::stoll(row.trace_id.substr(2, 8), nullptr, 16))
+                                              : row.start_time;
+        q.after_start_time = key;
+        q.after_trace_id = row.trace_id;
+        if (filter->Matches(row)) summaries.push_back(SummaryJson(row));
+        if (summaries.size() >= kPageSize) break;
+      }
+      if (rows->size() < 500 && summaries.size() < kPageSize) {
+        exhausted = true;
+        break;
+      }
+    }
     json out = json::object();
-    for (size_t i = 0; i < rows->size() && i < kPageSize; ++i) summaries.push_back(SummaryJson((*rows)[i]));
-    if (rows->size() > kPageSize) {
-      const auto& last = (*rows)[kPageSize - 1];
-      const double key = q.by_trace_id_time ? std::stoll(last.trace_id.substr(2, 8), nullptr, 16) : last.start_time;
+    if (!exhausted) {
       char buf[64];
-      std::snprintf(buf, sizeof buf, "%.17g", key);
-      out["NextToken"] = std::string(buf) + "|" + last.trace_id;
+      std::snprintf(buf, sizeof buf, "%.17g", q.after_start_time);
+      out["NextToken"] = std::string(buf) + "|" + q.after_trace_id;
     }
     out["TraceSummaries"] = summaries;
     out["ApproximateTime"] = Now();
-    out["TracesProcessedCount"] = summaries.size();
+    out["TracesProcessedCount"] = scanned;
     return out;
   });
 

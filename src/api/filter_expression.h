@@ -1,0 +1,47 @@
+// X-Ray filter expressions (the language GetTraceSummaries, groups and the console use):
+//
+//   responsetime > 5 AND http.status = 500
+//   service("api") { fault } OR annotation.tier = "gold"
+//   NOT (http.url CONTAINS "/health") AND !partial
+//   edge("api", "db") { error } AND user BEGINSWITH "a"
+//   id(name: "api", type: "AWS::EC2::Instance")
+//
+// Keywords: booleans ok, error, fault, throttle, partial (alone, negated, or compared with
+// true/false); numbers responsetime, duration, http.status; strings http.url, http.method,
+// http.useragent, http.clientip, user; annotation.KEY (string, number or boolean); the complex
+// keywords service(...), edge(...), id(...). Operators: = != < <= > >= CONTAINS BEGINSWITH
+// ENDSWITH; AND, OR, NOT / !, parentheses. Keywords and operators are case-insensitive.
+//
+// Parse() turns text into a Filter (or an error naming the position); Filter::Matches()
+// evaluates it against one trace summary. A `{ sub-filter }` after service/edge/id is evaluated
+// against the whole trace's summary (the store keeps trace-level, not per-service, statistics).
+// Thread-safe once built (immutable).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "store/trace_store.h"
+
+namespace xrayd::api {
+
+class FilterNode;
+
+class Filter {
+ public:
+  Filter();
+  ~Filter();
+  Filter(Filter&&) noexcept;
+  Filter& operator=(Filter&&) noexcept;
+
+  // An empty (or all-whitespace) expression matches everything.
+  static Result<Filter> Parse(std::string_view text);
+  bool Matches(const store::TraceSummaryRow& trace) const;
+
+ private:
+  std::shared_ptr<const FilterNode> root_;
+};
+
+}  // namespace xrayd::api
