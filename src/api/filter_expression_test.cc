@@ -1,0 +1,116 @@
+#include "api/filter_expression.h"
+
+#include <gtest/gtest.h>
+
+namespace xrayd::api {
+namespace {
+
+store::TraceSummaryRow Trace() {
+  store::TraceSummaryRow t;
+  t.trace_id = "1-5759e988-bd862e3fe1be46a994272793";
+  t.start_time = 100;
+  t.end_time = 107;
+  t.root_start = 100;
+  t.root_end = 106;
+  t.http_url = "https://shop.example.com/api/cart";
+  t.http_method = "POST";
+  t.http_status = 502;
+  t.user_agent = "curl/8";
+  t.client_ip = "10.0.0.1";
+  t.user = "alice";
+  t.has_fault = true;
+  t.annotations = {{"tier", "web", "\"gold\""}, {"items", "web", "3"}, {"cached", "db", "false"}};
+  t.services = {{"web", "AWS::EC2::Instance"}, {"db", "remote"}};
+  return t;
+}
+
+bool Eval(const std::string& expr) {
+  auto f = Filter::Parse(expr);
+  EXPECT_TRUE(f) << expr << ": " << (f ? "" : f.error().message);
+  return f && f->Matches(Trace());
+}
+
+TEST(FilterExpression, EmptyMatchesAll) {
+  EXPECT_TRUE(Eval(""));
+  EXPECT_TRUE(Eval("   "));
+}
+
+TEST(FilterExpression, BooleanKeywords) {
+  EXPECT_TRUE(Eval("fault"));
+  EXPECT_FALSE(Eval("error"));
+  EXPECT_FALSE(Eval("throttle"));
+  EXPECT_FALSE(Eval("ok"));
+  EXPECT_FALSE(Eval("partial"));
+  EXPECT_TRUE(Eval("!partial"));
+  EXPECT_TRUE(Eval("fault = true"));
+  EXPECT_TRUE(Eval("error = false"));
+  EXPECT_TRUE(Eval("error != true"));
+  EXPECT_TRUE(Eval("FAULT"));
+}
+
+TEST(FilterExpression, NumberKeywords) {
+  EXPECT_TRUE(Eval("responsetime > 5"));
+  EXPECT_FALSE(Eval("responsetime < 5"));
+  EXPECT_TRUE(Eval("responsetime = 6"));
+  EXPECT_TRUE(Eval("duration >= 7 AND duration <= 7"));
+  EXPECT_TRUE(Eval("duration > 6.5"));
+  EXPECT_TRUE(Eval("http.status = 502"));
+  EXPECT_TRUE(Eval("http.status != 200"));
+  EXPECT_TRUE(Eval("http.status>=500"));
+}
+
+TEST(FilterExpression, StringKeywords) {
+  EXPECT_TRUE(Eval("http.url CONTAINS \"/api/\""));
+  EXPECT_TRUE(Eval("http.url BEGINSWITH \"https://shop\""));
+  EXPECT_TRUE(Eval("http.url ENDSWITH \"cart\""));
+  EXPECT_FALSE(Eval("http.url ENDSWITH \"carts\""));
+  EXPECT_TRUE(Eval("http.method = \"POST\""));
+  EXPECT_TRUE(Eval("http.useragent contains \"curl\""));
+  EXPECT_TRUE(Eval("http.clientip = \"10.0.0.1\""));
+  EXPECT_TRUE(Eval("user = \"alice\""));
+  EXPECT_FALSE(Eval("user != \"alice\""));
+}
+
+TEST(FilterExpression, Annotations) {
+  EXPECT_TRUE(Eval("annotation.tier = \"gold\""));
+  EXPECT_FALSE(Eval("annotation.tier = \"silver\""));
+  EXPECT_TRUE(Eval("annotation.items > 2"));
+  EXPECT_TRUE(Eval("annotation.cached = false"));
+  EXPECT_FALSE(Eval("annotation.missing = \"x\""));
+  EXPECT_FALSE(Eval("annotation.Tier = \"gold\""));  // keys are case-sensitive
+}
+
+TEST(FilterExpression, ServicesEdgesIds) {
+  EXPECT_TRUE(Eval("service(\"web\")"));
+  EXPECT_FALSE(Eval("service(\"api\")"));
+  EXPECT_TRUE(Eval("service(\"web\") { fault }"));
+  EXPECT_FALSE(Eval("service(\"web\") { error }"));
+  EXPECT_TRUE(Eval("edge(\"web\", \"db\")"));
+  EXPECT_FALSE(Eval("edge(\"web\", \"cache\")"));
+  EXPECT_TRUE(Eval("id(name: \"web\", type: \"AWS::EC2::Instance\")"));
+  EXPECT_FALSE(Eval("id(name: \"web\", type: \"remote\")"));
+  EXPECT_TRUE(Eval("service(id(name: \"db\", type: \"remote\"))"));
+}
+
+TEST(FilterExpression, LogicAndPrecedence) {
+  EXPECT_TRUE(Eval("error OR fault"));
+  EXPECT_FALSE(Eval("error AND fault"));
+  EXPECT_TRUE(Eval("error AND fault OR http.status = 502"));  // AND binds tighter
+  EXPECT_FALSE(Eval("error AND (fault OR http.status = 502)"));
+  EXPECT_TRUE(Eval("NOT error"));
+  EXPECT_TRUE(Eval("not (error or throttle) and fault"));
+}
+
+TEST(FilterExpression, ErrorsNameThePosition) {
+  for (const char* bad : {"responsetime >", "http.url CONTAINS 5", "bogus = 1", "(fault", "fault)", "\"unterminated",
+                          "service(", "edge(\"a\")", "responsetime > \"x\"", "fault = 3", "http.status", "#",
+                          "id(name \"x\")"}) {
+    auto f = Filter::Parse(bad);
+    ASSERT_FALSE(f) << bad;
+    EXPECT_NE(f.error().message.find("filter expression"), std::string::npos) << bad;
+  }
+  EXPECT_FALSE(Filter::Parse(std::string(100, '(') + "fault" + std::string(100, ')')));
+}
+
+}  // namespace
+}  // namespace xrayd::api
