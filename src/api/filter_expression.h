@@ -39,6 +39,7 @@ class Filter {
   // An empty (or all-whitespace) expression matches everything.
   static Result<Filter> Parse(std::string_view text);
   bool Matches(const store::TraceSummaryRow& trace) const;
+  bool IsEmpty() const { return root_ == nullptr; }
 
  private:
   std::shared_ptr<const FilterNode> root_;

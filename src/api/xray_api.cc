@@ -390,7 +390,7 @@ Status XrayApiServer::Start() {
     bool exhausted = false;
     std::string last_key;
     while (summaries.size() < kPageSize && scanned < kScanBudget) {
-      q.limit = 500;
+      q.limit = filter->IsEmpty() ? kPageSize - summaries.size() : 500;
       auto rows = store_.ListTraces(q);
       if (!rows) throw ApiError{500, "InternalFailure", rows.error().message};
       if (rows->empty()) {
@@ -406,7 +406,7 @@ Status XrayApiServer::Start() {
         if (filter->Matches(row)) summaries.push_back(SummaryJson(row));
         if (summaries.size() >= kPageSize) break;
       }
-      if (rows->size() < 500 && summaries.size() < kPageSize) {
+      if (rows->size() < q.limit && summaries.size() < kPageSize) {
         exhausted = true;
         break;
       }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <map>
 
 namespace xrayd::store {
 namespace {
@@ -14,12 +15,12 @@ PRAGMA auto_vacuum=INCREMENTAL;
 PRAGMA journal_mode=WAL;
 PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-INSERT OR IGNORE INTO meta VALUES('schema_version', '1');
+INSERT OR IGNORE INTO meta VALUES('schema_version', '2');
 CREATE TABLE IF NOT EXISTS segments(
   trace_id TEXT NOT NULL, id TEXT NOT NULL, parent_id TEXT NOT NULL, kind INTEGER NOT NULL,
   start_time REAL NOT NULL, end_time REAL, in_progress INTEGER NOT NULL, doc TEXT NOT NULL,
-  stored_at REAL NOT NULL,
-  PRIMARY KEY(trace_id, id)) WITHOUT ROWID;
+  stored_at REAL NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS segments_by_trace ON segments(trace_id, id);
 CREATE TABLE IF NOT EXISTS traces(
   trace_id TEXT PRIMARY KEY, trace_time INTEGER NOT NULL, start_time REAL NOT NULL, end_time REAL NOT NULL,
   root_start REAL, root_end REAL, root_name TEXT NOT NULL DEFAULT '', root_origin TEXT NOT NULL DEFAULT '',
@@ -334,16 +335,25 @@ Result<std::vector<TraceSummaryRow>> TraceStore::LoadSummaries(sqlite3_stmt* raw
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return DbError(db_, "list traces");
-  Stmt ann(db_, "SELECT key, service, value FROM annotations WHERE trace_id=?1 ORDER BY key, service, value");
-  Stmt svc(db_, "SELECT name, type FROM trace_services WHERE trace_id=?1 ORDER BY name, type");
-  for (auto& r : out) {
-    ann.Text(1, r.trace_id);
-    while (ann.Step() == SQLITE_ROW) r.annotations.push_back({ann.ColText(0), ann.ColText(1), ann.ColText(2)});
-    ann.Reset();
-    svc.Text(1, r.trace_id);
-    while (svc.Step() == SQLITE_ROW) r.services.emplace_back(svc.ColText(0), svc.ColText(1));
-    svc.Reset();
+  if (out.empty()) return out;
+  // Annotations and services for the whole page in two queries, not two per trace.
+  std::map<std::string, TraceSummaryRow*> by_id;
+  std::string in = "(";
+  for (size_t i = 0; i < out.size(); ++i) {
+    by_id[out[i].trace_id] = &out[i];
+    in += i ? ",?" : "?";
   }
+  in += ")";
+  Stmt ann(db_, ("SELECT trace_id, key, service, value FROM annotations WHERE trace_id IN " + in +
+                 " ORDER BY trace_id, key, service, value").c_str());
+  Stmt svc(db_, ("SELECT trace_id, name, type FROM trace_services WHERE trace_id IN " + in +
+                 " ORDER BY trace_id, name, type").c_str());
+  for (size_t i = 0; i < out.size(); ++i) {
+    ann.Text(static_cast<int>(i + 1), out[i].trace_id);
+    svc.Text(static_cast<int>(i + 1), out[i].trace_id);
+  }
+  while (ann.Step() == SQLITE_ROW) by_id[ann.ColText(0)]->annotations.push_back({ann.ColText(1), ann.ColText(2), ann.ColText(3)});
+  while (svc.Step() == SQLITE_ROW) by_id[svc.ColText(0)]->services.emplace_back(svc.ColText(1), svc.ColText(2));
   return out;
 }
 
