@@ -225,10 +225,13 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
   simdjson::dom::parser parser;
   std::lock_guard lock(mu_);
   if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st.error();
-  Stmt existing(db_, "SELECT in_progress FROM segments WHERE trace_id=?1 AND id=?2");
+  // A complete document is never replaced by an in-progress one for the same id.
   Stmt put(db_,
-           "INSERT OR REPLACE INTO segments(trace_id,id,parent_id,kind,start_time,end_time,in_progress,doc,stored_at) "
-           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,strftime('%s','now'))");
+           "INSERT INTO segments(trace_id,id,parent_id,kind,start_time,end_time,in_progress,doc,stored_at) "
+           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,strftime('%s','now')) ON CONFLICT(trace_id,id) DO UPDATE SET "
+           "parent_id=excluded.parent_id, kind=excluded.kind, start_time=excluded.start_time, "
+           "end_time=excluded.end_time, in_progress=excluded.in_progress, doc=excluded.doc, stored_at=excluded.stored_at "
+           "WHERE excluded.in_progress = 0 OR segments.in_progress = 1");
   Stmt trace(db_,
              "INSERT INTO traces(trace_id,trace_time,start_time,end_time,has_error,has_fault,has_throttle,revision) "
              "VALUES(?1,?2,?3,?4,?5,?6,?7,1) ON CONFLICT(trace_id) DO UPDATE SET "
@@ -240,7 +243,7 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
             "http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE trace_id=?1");
   Stmt ann(db_, "INSERT OR IGNORE INTO annotations(trace_id,service,key,value) VALUES(?1,?2,?3,?4)");
   Stmt svc(db_, "INSERT OR IGNORE INTO trace_services(trace_id,name,type) VALUES(?1,?2,?3)");
-  if (!existing.ok() || !put.ok() || !trace.ok() || !root.ok() || !ann.ok() || !svc.ok()) {
+  if (!put.ok() || !trace.ok() || !root.ok() || !ann.ok() || !svc.ok()) {
     Error e = DbError(db_, "prepare");
     Exec("ROLLBACK");
     return e;
@@ -252,12 +255,6 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
       rejected.emplace_back(i, why);
       continue;
     }
-    // A complete document is never replaced by an in-progress one for the same id.
-    existing.Text(1, e->trace_id).Text(2, e->id);
-    const bool have_complete = existing.Step() == SQLITE_ROW && sqlite3_column_int(existing.get(), 0) == 0;
-    existing.Reset();
-    if (have_complete && e->in_progress) continue;
-
     put.Text(1, e->trace_id).Text(2, e->id).Text(3, e->parent_id).Int(4, e->independent_subsegment ? 1 : 0).Real(5, e->start);
     if (e->end) put.Real(6, *e->end); else put.Null(6);
     put.Int(7, e->in_progress ? 1 : 0).Text(8, docs[i]);
@@ -268,6 +265,7 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
       return err;
     }
     put.Reset();
+    if (sqlite3_changes(db_) == 0) continue;  // an in-progress copy of a completed segment: ignored
     const double end = e->end.value_or(e->start);
     trace.Text(1, e->trace_id).Int(2, TraceIdEpoch(e->trace_id)).Real(3, e->start).Real(4, end)
         .Int(5, e->error).Int(6, e->fault).Int(7, e->throttle);

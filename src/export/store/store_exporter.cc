@@ -24,6 +24,13 @@ void StoreExporter::Stop(std::chrono::milliseconds grace) {
 void StoreExporter::Run() {
   auto& m = GlobalMetrics();
   while (auto batch = buffer_.PopBatch()) {
+    // One transaction per few thousand segments, not per batch of 50: SQLite's cost is per commit.
+    while (batch->segments.size() < 2000) {
+      auto more = buffer_.TryPopBatch(std::chrono::steady_clock::now());
+      if (!more) break;
+      batch->bytes += more->bytes;
+      for (auto& s : more->segments) batch->segments.push_back(std::move(s));
+    }
     m.batches_in_flight.fetch_add(1, std::memory_order_relaxed);
     auto backoff = std::chrono::milliseconds(100);
     for (;;) {
