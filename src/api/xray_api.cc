@@ -12,7 +12,6 @@
 #include "api/trace_assembly.h"
 #include "common/log.h"
 #include "ingest/datagram.h"
-#include "ingest/udp_receiver.h"
 
 namespace xrayd::api {
 namespace {
@@ -312,16 +311,13 @@ XrayApiServer::XrayApiServer(ApiOptions options, store::TraceStore& store)
 XrayApiServer::~XrayApiServer() { Stop(); }
 
 Status XrayApiServer::Start() {
-  auto hp = SplitHostPort(options_.listen_address);
-  if (!hp) return hp.error();
-  server_ = std::make_unique<httplib::Server>();
-  const int threads = options_.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server_->set_payload_max_length(kMaxBody);
+  server_ = std::make_unique<http::ListeningServer>(options_.threads);
+  httplib::Server& routes = server_->routes();
+  routes.set_payload_max_length(kMaxBody);
 
   using Handler = std::function<json(const json&)>;
-  auto route = [this](const std::string& path, Handler handler) {
-    server_->Post(path, [handler](const httplib::Request& req, httplib::Response& res) {
+  auto route = [&routes](const std::string& path, Handler handler) {
+    routes.Post(path, [handler](const httplib::Request& req, httplib::Response& res) {
       try {
         Reply(res, handler(ParseBody(req)));
       } catch (const ApiError& e) {
@@ -510,27 +506,19 @@ Status XrayApiServer::Start() {
   auto unknown = [](const httplib::Request& req, httplib::Response& res) {
     ReplyError(res, {404, "UnknownOperationException", "no X-Ray operation at " + req.method + " " + req.path});
   };
-  server_->Post(".*", unknown);
-  server_->Get(".*", unknown);
-  server_->Put(".*", unknown);
-  server_->Delete(".*", unknown);
+  routes.Post(".*", unknown);
+  routes.Get(".*", unknown);
+  routes.Put(".*", unknown);
+  routes.Delete(".*", unknown);
 
-  const std::string host = hp->host.empty() ? "0.0.0.0" : hp->host;
-  const int port = std::stoi(hp->port);
-  if (port == 0) {
-    port_ = server_->bind_to_any_port(host);
-    if (port_ < 0) return Error::Io("cannot bind API address " + options_.listen_address);
-  } else {
-    if (!server_->bind_to_port(host, port)) return Error::Io("cannot bind API address " + options_.listen_address);
-    port_ = port;
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  auto port = server_->Start(options_.listen_address, "API");
+  if (!port) return port.error();
+  port_ = *port;
   return OkStatus();
 }
 
 void XrayApiServer::Stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (server_) server_->Stop();
 }
 
 }  // namespace xrayd::api

@@ -17,11 +17,8 @@
 #include <thread>
 
 #include "common/result.h"
+#include "http/http_server.h"
 #include "store/trace_store.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace xrayd::api {
 
@@ -47,8 +44,7 @@ class XrayApiServer {
   store::TraceStore& store_;
   std::unique_ptr<SamplingRules> sampling_;
   std::unique_ptr<Groups> groups_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::unique_ptr<http::ListeningServer> server_;
   int port_ = 0;
 };
 

@@ -5,7 +5,6 @@
 #include "aws/endpoint.h"
 #include "aws/sigv4.h"
 #include "common/log.h"
-#include "ingest/udp_receiver.h"
 
 namespace xrayd {
 namespace {
@@ -53,15 +52,12 @@ Status SamplingProxy::Start() {
   host_ = url->authority;
   base_path_ = url->path;
   base_url_ = url->scheme + "://" + url->authority + url->path;
-  auto hp = SplitHostPort(options_.listen_address);
-  if (!hp) return hp.error();
-
-  server_ = std::make_unique<httplib::Server>();
-  server_->new_task_queue = [] { return new httplib::ThreadPool(4); };
-  server_->set_payload_max_length(kMaxBody);
-  server_->set_read_timeout(10, 0);
-  server_->set_write_timeout(10, 0);
-  server_->Post(R"(/[A-Za-z]+)", [this](const httplib::Request& req, httplib::Response& res) {
+  server_ = std::make_unique<http::ListeningServer>(4);
+  httplib::Server& routes = server_->routes();
+  routes.set_payload_max_length(kMaxBody);
+  routes.set_read_timeout(10, 0);
+  routes.set_write_timeout(10, 0);
+  routes.Post(R"(/[A-Za-z]+)", [this](const httplib::Request& req, httplib::Response& res) {
     if (!IsForwardedPath(req.path)) {
       JsonError(res, 404, "UnknownOperationException", "the daemon forwards only X-Ray sampling calls");
       return;
@@ -92,27 +88,19 @@ Status SamplingProxy::Start() {
   auto refuse = [](const httplib::Request&, httplib::Response& res) {
     JsonError(res, 404, "UnknownOperationException", "the daemon forwards only X-Ray sampling calls");
   };
-  server_->Get(".*", refuse);
-  server_->Put(".*", refuse);
-  server_->Delete(".*", refuse);
-  server_->Patch(".*", refuse);
+  routes.Get(".*", refuse);
+  routes.Put(".*", refuse);
+  routes.Delete(".*", refuse);
+  routes.Patch(".*", refuse);
 
-  const std::string host = hp->host.empty() ? "0.0.0.0" : hp->host;
-  const int port = std::stoi(hp->port);
-  if (port == 0) {
-    port_ = server_->bind_to_any_port(host);
-    if (port_ < 0) return Error::Io("cannot bind TCP " + options_.listen_address);
-  } else {
-    if (!server_->bind_to_port(host, port)) return Error::Io("cannot bind TCP " + options_.listen_address);
-    port_ = port;
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  auto port = server_->Start(options_.listen_address, "TCP");
+  if (!port) return port.error();
+  port_ = *port;
   return OkStatus();
 }
 
 void SamplingProxy::Stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (server_) server_->Stop();
 }
 
 }  // namespace xrayd

@@ -19,11 +19,8 @@
 
 #include "aws/credentials.h"
 #include "common/result.h"
+#include "http/http_server.h"
 #include "http/http_client.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace xrayd {
 
@@ -55,8 +52,7 @@ class SamplingProxy {
   std::string base_url_;
   std::string host_;
   std::string base_path_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::unique_ptr<http::ListeningServer> server_;
   int port_ = 0;
   std::mutex clients_mu_;
   std::vector<std::unique_ptr<http::Client>> idle_clients_;  // guarded by clients_mu_

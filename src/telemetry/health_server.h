@@ -11,10 +11,7 @@
 #include <thread>
 
 #include "common/result.h"
-
-namespace httplib {
-class Server;
-}
+#include "http/http_server.h"
 
 namespace xrayd {
 
@@ -31,8 +28,7 @@ class HealthServer {
  private:
   const std::string address_;
   const std::function<bool()> ready_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::unique_ptr<http::ListeningServer> server_;
   int port_ = 0;
 };
 

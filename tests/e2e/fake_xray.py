@@ -19,7 +19,8 @@ port. It:
 Faults (see the Fault class): HTTP 500, 429 ThrottledException, any error status/code (e.g. 400
 InvalidRequestException), stall N seconds (then answer normally, close, or another fault), close the
 connection without answering, and a 200 listing UnprocessedTraceSegments. Any method/path other
-than POST {base}/TraceSegments gets a 404 JSON error.
+than POST {base}/TraceSegments and POST {base}/TelemetryRecords (recorded, answered {}) gets a
+404 JSON error.
 
 Run as a script to serve until interrupted (handy for poking at xrayd by hand):
     python3 tests/e2e/fake_xray.py
@@ -347,7 +348,8 @@ class FakeXRay:
         self.accepted: list[str] = []  # documents answered with success (not unprocessed), in order
         self.signature_failures: list[str] = []
         self.protocol_violations: list[str] = []
-        self.other_requests: list[RequestRecord] = []  # anything but POST /TraceSegments
+        self.other_requests: list[RequestRecord] = []  # anything but POST /TraceSegments or /TelemetryRecords
+        self.telemetry_requests: list[RequestRecord] = []  # POST /TelemetryRecords
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -492,6 +494,14 @@ class FakeXRay:
             rec = RequestRecord(index=len(self.requests), connection=h.conn_id, peer=f"{h.client_address[0]}:{h.client_address[1]}",
                                 method=h.command, path=raw_path, headers=list(h.headers.items()), body=body,
                                 received_at=time.monotonic())
+        if h.command == "POST" and path == self.base_path + "/TelemetryRecords":
+            # PutTelemetryRecords, as AWS's daemon and xrayd send it: recorded, answered {}.
+            with self._changed:
+                rec.outcome = "200"
+                self.telemetry_requests.append(rec)
+                self._changed.notify_all()
+            h._answer(200, b"{}")
+            return
         if h.command != "POST" or path != self.base_path + "/TraceSegments":
             with self._changed:
                 rec.outcome = "404"
