@@ -314,10 +314,25 @@ Status XrayApiServer::Start() {
   server_ = std::make_unique<http::ListeningServer>(options_.threads);
   httplib::Server& routes = server_->routes();
   routes.set_payload_max_length(kMaxBody);
+  // Signatures cover the body, which httplib reads only once a route matched: verify per route.
+  std::shared_ptr<RequestVerifier> verifier;
+  if (options_.verify_signatures) verifier = std::make_shared<RequestVerifier>(options_.keys);
+  auto authorized = [verifier](const httplib::Request& req, httplib::Response& res) {
+    if (!verifier) return true;
+    std::vector<std::pair<std::string, std::string>> headers(req.headers.begin(), req.headers.end());
+    const size_t q = req.target.find('?');
+    const std::string query = q == std::string::npos ? "" : req.target.substr(q + 1);
+    if (auto failure = verifier->Verify(req.method, req.path, query, headers, req.body, Now())) {
+      ReplyError(res, {failure->status, failure->type, failure->message});
+      return false;
+    }
+    return true;
+  };
 
   using Handler = std::function<json(const json&)>;
-  auto route = [&routes](const std::string& path, Handler handler) {
-    routes.Post(path, [handler](const httplib::Request& req, httplib::Response& res) {
+  auto route = [&routes, authorized](const std::string& path, Handler handler) {
+    routes.Post(path, [handler, authorized](const httplib::Request& req, httplib::Response& res) {
+      if (!authorized(req, res)) return;
       try {
         Reply(res, handler(ParseBody(req)));
       } catch (const ApiError& e) {
@@ -503,7 +518,8 @@ Status XrayApiServer::Start() {
     return json{{"EncryptionConfig", {{"Status", "ACTIVE"}, {"Type", "NONE"}}}};
   });
 
-  auto unknown = [](const httplib::Request& req, httplib::Response& res) {
+  auto unknown = [authorized](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
     ReplyError(res, {404, "UnknownOperationException", "no X-Ray operation at " + req.method + " " + req.path});
   };
   routes.Post(".*", unknown);

@@ -15,7 +15,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "api/request_auth.h"
 #include "common/result.h"
 #include "http/http_server.h"
 #include "store/trace_store.h"
@@ -28,6 +30,8 @@ class Groups;
 struct ApiOptions {
   std::string listen_address = "127.0.0.1:2020";
   int threads = 8;
+  bool verify_signatures = false;  // every request must be SigV4-signed with one of `keys`
+  std::vector<AccessKey> keys;
 };
 
 class XrayApiServer {
