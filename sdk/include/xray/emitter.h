@@ -1,0 +1,83 @@
+// Sending finished segments to the X-Ray daemon (or xrayd) over UDP.
+//
+// Wire format of one datagram: the header line {"format": "json", "version": 1}, a newline, then one
+// segment or subsegment document. The daemon address comes from AWS_XRAY_DAEMON_ADDRESS in either
+// documented form: "host:port" (UDP and TCP on the same address) or "tcp:host:port udp:host:port" (any
+// order). Default 127.0.0.1:2000.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "xray/segment.h"
+
+namespace xray {
+
+inline constexpr std::string_view kDaemonHeader = "{\"format\": \"json\", \"version\": 1}\n";
+// Largest document sent in one datagram (UDP's limit is 65507 bytes of payload).
+inline constexpr size_t kMaxDatagramBytes = 64000;
+
+struct DaemonAddress {
+  std::string udp_host = "127.0.0.1";
+  uint16_t udp_port = 2000;
+  std::string tcp_host = "127.0.0.1";  // for centralized sampling (not used yet)
+  uint16_t tcp_port = 2000;
+
+  // nullopt for anything not in the two documented forms. IPv6 hosts go in brackets: "[::1]:2000".
+  static std::optional<DaemonAddress> Parse(std::string_view value);
+  // AWS_XRAY_DAEMON_ADDRESS, or the default when unset; an invalid value is logged and the default used.
+  static DaemonAddress FromEnvironment();
+};
+
+// Receives finished segments. Implementations must not throw and must not block for long: Send is
+// called on the application's request path.
+class Emitter {
+ public:
+  virtual ~Emitter() = default;
+  virtual void Send(const Segment& segment) noexcept = 0;
+};
+
+// Sends each segment as one datagram from the calling thread with MSG_DONTWAIT (a datagram send does not
+// wait for the peer; if the socket buffer is full the segment is dropped and counted). A segment whose
+// document is larger than kMaxDatagramBytes is sent as the segment without subsegments plus one
+// datagram per first-level subsegment (as the X-Ray SDKs stream them); a single piece still too big is
+// dropped and counted.
+//
+// Owns one UDP socket, closed by the destructor. The daemon's host name is resolved in the constructor;
+// if that fails, resolution is retried from Send at most once every 10 seconds (that one call blocks on
+// DNS). Thread-safe.
+class UdpEmitter final : public Emitter {
+ public:
+  explicit UdpEmitter(DaemonAddress address = DaemonAddress::FromEnvironment());
+  ~UdpEmitter() override;
+  UdpEmitter(const UdpEmitter&) = delete;
+  UdpEmitter& operator=(const UdpEmitter&) = delete;
+
+  void Send(const Segment& segment) noexcept override;
+  // Sends one prepared document (no header); false when it was dropped.
+  bool SendDocument(std::string_view document) noexcept;
+
+  uint64_t sent() const { return sent_.load(std::memory_order_relaxed); }
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  bool EnsureConnected() noexcept;
+
+  // Constant after construction.
+  const DaemonAddress address_;
+
+  std::mutex mu_;  // guards connecting: fd_ changes from -1 to a connected socket once
+  std::atomic<int> fd_{-1};
+  int64_t last_attempt_ms_ = 0;  // guarded by mu_
+
+  std::atomic<uint64_t> sent_{0};
+  std::atomic<uint64_t> dropped_{0};
+  std::atomic<int64_t> last_error_log_ms_{0};
+};
+
+}  // namespace xray

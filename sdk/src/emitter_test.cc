@@ -1,0 +1,132 @@
+#include "xray/emitter.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include "test_udp_listener.h"
+#include "xray/log.h"
+
+namespace xray {
+namespace {
+
+TEST(DaemonAddress, Forms) {
+  auto a = DaemonAddress::Parse("aws-xray.ops-monitoring-ns.svc.cluster.local:2000");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->udp_host, "aws-xray.ops-monitoring-ns.svc.cluster.local");
+  EXPECT_EQ(a->udp_port, 2000);
+  EXPECT_EQ(a->tcp_host, a->udp_host);
+  EXPECT_EQ(a->tcp_port, 2000);
+
+  auto b = DaemonAddress::Parse("tcp:127.0.0.1:2001 udp:127.0.0.2:2002");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->tcp_host, "127.0.0.1");
+  EXPECT_EQ(b->tcp_port, 2001);
+  EXPECT_EQ(b->udp_host, "127.0.0.2");
+  EXPECT_EQ(b->udp_port, 2002);
+
+  auto c = DaemonAddress::Parse("  udp:10.0.0.1:3000   tcp:10.0.0.2:3001 ");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->udp_host, "10.0.0.1");
+  EXPECT_EQ(c->tcp_port, 3001);
+
+  auto d = DaemonAddress::Parse("[::1]:2000");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->udp_host, "::1");
+
+  for (const char* bad : {"", "localhost", ":2000", "host:", "host:0", "host:70000", "host:20x0", "::1:2000",
+                          "udp:a:1", "udp:a:1 udp:b:2", "tcp:a:1 udp:b:2 x:c:3", "tcp:a:1 foo:b:2", "a:1 b:2"})
+    EXPECT_FALSE(DaemonAddress::Parse(bad)) << bad;
+}
+
+TEST(DaemonAddress, FromEnvironment) {
+  setenv("AWS_XRAY_DAEMON_ADDRESS", "tcp:h1:1 udp:h2:2", 1);
+  EXPECT_EQ(DaemonAddress::FromEnvironment().udp_host, "h2");
+  Logger prev = SetLogger({});
+  setenv("AWS_XRAY_DAEMON_ADDRESS", "nonsense", 1);
+  EXPECT_EQ(DaemonAddress::FromEnvironment().udp_host, "127.0.0.1");  // invalid: default, logged
+  SetLogger(prev);
+  unsetenv("AWS_XRAY_DAEMON_ADDRESS");
+  auto def = DaemonAddress::FromEnvironment();
+  EXPECT_EQ(def.udp_host, "127.0.0.1");
+  EXPECT_EQ(def.udp_port, 2000);
+}
+
+DaemonAddress Local(uint16_t port) {
+  DaemonAddress a;
+  a.udp_port = port;
+  return a;
+}
+
+TEST(UdpEmitter, SendsHeaderLineAndDocument) {
+  testing::UdpListener daemon;
+  UdpEmitter emitter(Local(daemon.port()));
+  auto seg = Segment::Create("svc");
+  seg->Close();
+  emitter.Send(*seg);
+  auto got = daemon.Receive();
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->substr(0, kDaemonHeader.size()), kDaemonHeader);
+  Json doc = Json::parse(got->substr(kDaemonHeader.size()));
+  EXPECT_EQ(doc["id"], seg->id());
+  EXPECT_EQ(emitter.sent(), 1u);
+}
+
+TEST(UdpEmitter, UnsampledSegmentsAreNotSent) {
+  testing::UdpListener daemon;
+  UdpEmitter emitter(Local(daemon.port()));
+  auto seg = Segment::Create("svc", {}, {}, /*sampled=*/false);
+  seg->Close();
+  emitter.Send(*seg);
+  EXPECT_FALSE(daemon.Receive(200));
+  EXPECT_EQ(emitter.sent(), 0u);
+}
+
+TEST(UdpEmitter, LargeSegmentIsSplitIntoSubsegments) {
+  testing::UdpListener daemon;
+  UdpEmitter emitter(Local(daemon.port()));
+  auto seg = Segment::Create("svc");
+  std::string blob(20000, 'x');
+  for (int i = 0; i < 5; ++i) {
+    Subsegment* s = seg->AddSubsegment("part" + std::to_string(i));
+    s->PutMetadata("blob", blob);
+    s->Close();
+  }
+  seg->Close();
+  emitter.Send(*seg);
+  auto first = daemon.Receive();
+  ASSERT_TRUE(first);
+  Json parent = Json::parse(first->substr(kDaemonHeader.size()));
+  EXPECT_EQ(parent["id"], seg->id());
+  EXPECT_FALSE(parent.contains("subsegments"));
+  for (int i = 0; i < 5; ++i) {
+    auto got = daemon.Receive();
+    ASSERT_TRUE(got) << i;
+    Json sub = Json::parse(got->substr(kDaemonHeader.size()));
+    EXPECT_EQ(sub["type"], "subsegment");
+    EXPECT_EQ(sub["trace_id"], seg->trace_id());
+    EXPECT_EQ(sub["parent_id"], seg->id());
+    EXPECT_EQ(sub["name"], "part" + std::to_string(i));
+  }
+  EXPECT_EQ(emitter.sent(), 6u);
+}
+
+TEST(UdpEmitter, NoDaemonNeverThrows) {
+  Logger prev = SetLogger({});
+  uint16_t port;
+  {
+    testing::UdpListener closed;  // take a free port, then close it
+    port = closed.port();
+  }
+  UdpEmitter emitter(Local(port));
+  auto seg = Segment::Create("svc");
+  for (int i = 0; i < 5; ++i) EXPECT_NO_THROW(emitter.Send(*seg));
+  DaemonAddress unresolvable;
+  unresolvable.udp_host = "no-such-host.invalid";
+  UdpEmitter nowhere(unresolvable);
+  EXPECT_NO_THROW(nowhere.Send(*seg));
+  EXPECT_EQ(nowhere.dropped(), 1u);
+  SetLogger(prev);
+}
+
+}  // namespace
+}  // namespace xray
