@@ -35,36 +35,39 @@ AssembledTrace AssembleTrace(const std::vector<store::StoredSegment>& stored) {
     if (doc.is_discarded() || !doc.is_object()) continue;
     (s.independent_subsegment ? orphans : segments).push_back(std::move(doc));
   }
-  // Merge repeatedly: a streamed subsegment's parent may itself be a streamed subsegment.
+  // Merge repeatedly: a streamed subsegment's parent may itself be a streamed subsegment. The id
+  // index points into the json trees, and inserting into a "subsegments" array can move its
+  // elements, so the index is rebuilt after every merge rather than reused.
+  auto in_progress = [](const json& n) { return n.value("in_progress", false) || !n.contains("end_time"); };
   for (bool progress = true; progress && !orphans.empty();) {
     progress = false;
-    std::map<std::string, json*> by_id;
-    for (auto& seg : segments) Index(seg, by_id);
-    std::vector<json> left;
-    for (auto& o : orphans) {
-      const std::string parent = o.value("parent_id", "");
-      auto it = by_id.find(parent);
-      if (it == by_id.end()) {
-        left.push_back(std::move(o));
-        continue;
-      }
-      o.erase("type");
-      o.erase("parent_id");
-      o.erase("trace_id");
+    for (size_t k = 0; k < orphans.size(); ++k) {
+      std::map<std::string, json*> by_id;
+      for (auto& seg : segments) Index(seg, by_id);
+      json& o = orphans[k];
+      auto it = by_id.find(o.value("parent_id", ""));
+      if (it == by_id.end()) continue;
+      json sub = std::move(o);
+      orphans.erase(orphans.begin() + static_cast<std::ptrdiff_t>(k));
+      --k;
+      sub.erase("type");
+      sub.erase("parent_id");
+      sub.erase("trace_id");
       json& subs = (*it->second)["subsegments"];
       if (!subs.is_array()) subs = json::array();
-      // Replace a copy already embedded by id (in-progress stub), else append.
-      const std::string id = o.value("id", "");
-      bool replaced = false;
-      for (auto& existing : subs)
-        if (existing.is_object() && existing.value("id", "") == id) {
-          existing = o;
-          replaced = true;
-        }
-      if (!replaced) subs.push_back(std::move(o));
+      // A copy already embedded under the same id (SDKs flush an in-progress stub, then embed
+      // the finished one, or the other way round): keep the complete one.
+      const std::string id = sub.value("id", "");
+      bool seen = false;
+      for (auto& existing : subs) {
+        if (!existing.is_object() || existing.value("id", "") != id) continue;
+        seen = true;
+        if (in_progress(existing) || !in_progress(sub)) existing = std::move(sub);
+        break;
+      }
+      if (!seen) subs.push_back(std::move(sub));
       progress = true;
     }
-    orphans = std::move(left);
   }
   AssembledTrace out;
   double lo = 1e300, hi = -1e300;

@@ -136,12 +136,21 @@ json SummaryJson(const store::TraceSummaryRow& r) {
 }  // namespace
 
 // Sampling rules, with the Default rule always present (priority 10000, as X-Ray has it).
-// Thread-safe. Kept in memory for now.
+// Thread-safe. Saved in the store after every change and loaded at start, so they survive restarts.
 class SamplingRules {
  public:
-  SamplingRules() {
+  explicit SamplingRules(store::TraceStore& store) : store_(store) {
     rules_["Default"] = MakeRule("Default", 10000, 0.05, 1, json::object());
     rules_["Default"]["RuleARN"] = Arn("Default");
+    created_["Default"] = modified_["Default"] = Now();
+    if (auto saved = store_.GetSetting("sampling_rules"); saved && *saved) {
+      json j = json::parse(**saved, nullptr, false);
+      if (j.is_object() && j["rules"].is_object()) {
+        for (auto& [name, rule] : j["rules"].items()) rules_[name] = rule;
+        for (auto& [name, t] : j["created"].items()) created_[name] = t.get<double>();
+        for (auto& [name, t] : j["modified"].items()) modified_[name] = t.get<double>();
+      }
+    }
   }
 
   json List() {
@@ -154,14 +163,25 @@ class SamplingRules {
 
   json Upsert(const json& input, bool create) {
     std::lock_guard lock(mu_);
-    const std::string name = input.value("RuleName", "");
-    if (name.empty()) throw Invalid("RuleName is required");
+    std::string name = input.value("RuleName", "");
+    if (name.empty() && !create) {  // updates may name the rule by ARN
+      const std::string arn = input.value("RuleARN", "");
+      for (const auto& [n, r] : rules_)
+        if (!arn.empty() && r.value("RuleARN", "") == arn) name = n;
+    }
+    if (name.empty()) throw Invalid(create ? "RuleName is required" : "RuleName or RuleARN is required");
     if (create && rules_.count(name)) throw Invalid("a rule named " + name + " already exists");
     if (!create && !rules_.count(name)) throw Invalid("no rule named " + name);
     json rule = create ? MakeRule(name, 1000, 0.05, 1, json::object()) : rules_[name];
     for (auto it = input.begin(); it != input.end(); ++it) rule[it.key()] = it.value();
     rule["RuleName"] = name;
     rule["RuleARN"] = Arn(name);
+    const int priority = rule.value("Priority", 0);
+    const double rate = rule.value("FixedRate", 0.0);
+    const int reservoir = rule.value("ReservoirSize", 0);
+    if (name != "Default" && (priority < 1 || priority > 9999)) throw Invalid("Priority must be between 1 and 9999");
+    if (rate < 0 || rate > 1) throw Invalid("FixedRate must be between 0 and 1");
+    if (reservoir < 0) throw Invalid("ReservoirSize must not be negative");
     if (create) {
       for (const char* k : {"ResourceARN", "Priority", "FixedRate", "ReservoirSize", "ServiceName", "ServiceType",
                             "Host", "HTTPMethod", "URLPath"})
@@ -172,6 +192,7 @@ class SamplingRules {
     rules_[name] = rule;
     modified_[name] = Now();
     last_modification_ = Now();
+    SaveLocked();
     return {{"SamplingRuleRecord", {{"SamplingRule", rule}, {"CreatedAt", created_[name]}, {"ModifiedAt", modified_[name]}}}};
   }
 
@@ -189,6 +210,7 @@ class SamplingRules {
     json record = {{"SamplingRule", it->second}, {"CreatedAt", created_[name]}, {"ModifiedAt", modified_[name]}};
     rules_.erase(it);
     last_modification_ = Now();
+    SaveLocked();
     return {{"SamplingRuleRecord", record}};
   }
 
@@ -223,6 +245,11 @@ class SamplingRules {
   }
 
  private:
+  void SaveLocked() {
+    json j = {{"rules", rules_}, {"created", created_}, {"modified", modified_}};
+    if (auto st = store_.PutSetting("sampling_rules", j.dump()); !st)
+      XLOG_ERROR("Cannot save sampling rules: {}", st.error().message);
+  }
   static std::string Arn(const std::string& name) { return "arn:aws:xray:local:000000000000:sampling-rule/" + name; }
   static json MakeRule(const std::string& name, int priority, double rate, int reservoir, json attributes) {
     return {{"RuleName", name}, {"ResourceARN", "*"}, {"Priority", priority}, {"FixedRate", rate},
@@ -230,6 +257,7 @@ class SamplingRules {
             {"HTTPMethod", "*"}, {"URLPath", "*"}, {"Version", 1}, {"Attributes", attributes}};
   }
 
+  store::TraceStore& store_;
   std::mutex mu_;
   std::map<std::string, json> rules_;
   std::map<std::string, double> created_, modified_;
@@ -237,9 +265,20 @@ class SamplingRules {
   double last_modification_ = Now();
 };
 
-// Groups, with the Default group always listed. Thread-safe; in memory for now.
+// Groups, with the Default group always listed. Thread-safe; saved in the store like the rules.
 class Groups {
  public:
+  explicit Groups(store::TraceStore& store) : store_(store) {
+    if (auto saved = store_.GetSetting("groups"); saved && *saved) {
+      json j = json::parse(**saved, nullptr, false);
+      if (j.is_object())
+        for (auto& [name, g] : j.items()) {
+          groups_[name] = g.value("FilterExpression", "");
+          insights_[name] = {g.value("InsightsEnabled", false), g.value("NotificationsEnabled", false)};
+        }
+    }
+  }
+
   json List() {
     std::lock_guard lock(mu_);
     json out = json::array({Summary("Default", "")});
@@ -262,6 +301,8 @@ class Groups {
     const std::string expr = in.value("FilterExpression", "");
     if (auto f = Filter::Parse(expr); !f) throw Invalid(f.error().message);
     groups_[name] = expr;
+    insights_[name] = Insights(in, {false, false});
+    SaveLocked();
     return {{"Group", Summary(name, groups_[name])}};
   }
   json Update(const json& in) {
@@ -274,20 +315,39 @@ class Groups {
       if (auto f = Filter::Parse(expr); !f) throw Invalid(f.error().message);
       it->second = expr;
     }
+    insights_[name] = Insights(in, insights_[name]);
+    SaveLocked();
     return {{"Group", Summary(name, it->second)}};
   }
   json Delete(const json& in) {
     std::lock_guard lock(mu_);
     const std::string name = Name(in);
     if (!groups_.erase(name)) throw Invalid("group " + name + " not found");
+    insights_.erase(name);
+    SaveLocked();
     return json::object();
   }
 
  private:
+  void SaveLocked() {
+    json j = json::object();
+    for (const auto& [name, expr] : groups_)
+      j[name] = {{"FilterExpression", expr}, {"InsightsEnabled", insights_[name].first},
+                 {"NotificationsEnabled", insights_[name].second}};
+    if (auto st = store_.PutSetting("groups", j.dump()); !st) XLOG_ERROR("Cannot save groups: {}", st.error().message);
+  }
   static std::string Arn(const std::string& name) { return "arn:aws:xray:local:000000000000:group/" + name; }
-  static json Summary(const std::string& name, const std::string& expr) {
+  static std::pair<bool, bool> Insights(const json& in, std::pair<bool, bool> current) {
+    if (auto c = in.find("InsightsConfiguration"); c != in.end() && c->is_object()) {
+      current.first = c->value("InsightsEnabled", current.first);
+      current.second = c->value("NotificationsEnabled", current.second);
+    }
+    return current;
+  }
+  json Summary(const std::string& name, const std::string& expr) {
+    const auto [insights, notifications] = insights_.count(name) ? insights_[name] : std::pair{false, false};
     json g = {{"GroupName", name}, {"GroupARN", Arn(name)},
-              {"InsightsConfiguration", {{"InsightsEnabled", false}, {"NotificationsEnabled", false}}}};
+              {"InsightsConfiguration", {{"InsightsEnabled", insights}, {"NotificationsEnabled", notifications}}}};
     if (!expr.empty()) g["FilterExpression"] = expr;
     return g;
   }
@@ -300,13 +360,15 @@ class Groups {
     if (name.empty()) throw Invalid("GroupName or GroupARN is required");
     return name;
   }
+  store::TraceStore& store_;
   std::mutex mu_;
   std::map<std::string, std::string> groups_;
+  std::map<std::string, std::pair<bool, bool>> insights_;  // InsightsEnabled, NotificationsEnabled
 };
 
 XrayApiServer::XrayApiServer(ApiOptions options, store::TraceStore& store)
-    : options_(std::move(options)), store_(store), sampling_(std::make_unique<SamplingRules>()),
-      groups_(std::make_unique<Groups>()) {}
+    : options_(std::move(options)), store_(store), sampling_(std::make_unique<SamplingRules>(store)),
+      groups_(std::make_unique<Groups>(store)) {}
 
 XrayApiServer::~XrayApiServer() { Stop(); }
 

@@ -8,6 +8,8 @@ namespace xrayd::http {
 
 ListeningServer::ListeningServer(int threads) : server_(std::make_unique<httplib::Server>()) {
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  // Idle keep-alive connections hold a worker until this expires, and Stop() waits for them.
+  server_->set_keep_alive_timeout(1);
 }
 
 ListeningServer::~ListeningServer() { Stop(); }

@@ -92,6 +92,7 @@ struct Extract {
   std::string http_url, http_method, user_agent, client_ip, user;
   std::optional<int> http_status;
   std::vector<std::pair<std::string, std::string>> annotations;  // key, value JSON
+  std::vector<std::string> embedded_complete_ids;  // nested subsegments that carry an end_time
 };
 
 std::string JsonScalar(simdjson::dom::element v) {
@@ -125,7 +126,13 @@ void Walk(simdjson::dom::object o, Extract& e, int depth) {
   if (o["subsegments"].get(subs) == simdjson::SUCCESS) {
     for (auto sub : subs) {
       simdjson::dom::object so;
-      if (sub.get(so) == simdjson::SUCCESS) Walk(so, e, depth + 1);
+      if (sub.get(so) != simdjson::SUCCESS) continue;
+      std::string_view id;
+      bool still_running = false;
+      if (so["id"].get(id) == simdjson::SUCCESS && so["end_time"].is_number() &&
+          !(so["in_progress"].get(still_running) == simdjson::SUCCESS && still_running))
+        e.embedded_complete_ids.emplace_back(id);
+      Walk(so, e, depth + 1);
     }
   }
 }
@@ -243,7 +250,10 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
             "http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE trace_id=?1");
   Stmt ann(db_, "INSERT OR IGNORE INTO annotations(trace_id,service,key,value) VALUES(?1,?2,?3,?4)");
   Stmt svc(db_, "INSERT OR IGNORE INTO trace_services(trace_id,name,type) VALUES(?1,?2,?3)");
-  if (!put.ok() || !trace.ok() || !root.ok() || !ann.ok() || !svc.ok()) {
+  // An in-progress subsegment streamed on its own is superseded once its finished copy arrives
+  // embedded in its parent: drop the stub so the trace is no longer partial.
+  Stmt superseded(db_, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1");
+  if (!superseded.ok() || !put.ok() || !trace.ok() || !root.ok() || !ann.ok() || !svc.ok()) {
     Error e = DbError(db_, "prepare");
     Exec("ROLLBACK");
     return e;
@@ -280,6 +290,11 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
       root.Text(8, e->http_method).Text(9, e->user_agent).Text(10, e->client_ip).Text(11, e->user);
       root.Step();
       root.Reset();
+    }
+    for (const auto& id : e->embedded_complete_ids) {
+      superseded.Text(1, e->trace_id).Text(2, id);
+      superseded.Step();
+      superseded.Reset();
     }
     if (!e->independent_subsegment) {
       svc.Text(1, e->trace_id).Text(2, e->name).Text(3, e->origin);
@@ -412,6 +427,24 @@ Result<std::vector<std::string>> TraceStore::DocumentsInRange(double start, doub
   std::vector<std::string> out;
   while (s.Step() == SQLITE_ROW) out.push_back(s.ColText(0));
   return out;
+}
+
+Status TraceStore::PutSetting(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
+  s.Text(1, "setting:" + key).Text(2, value);
+  if (s.Step() != SQLITE_DONE) return DbError(db_, "save setting " + key);
+  return OkStatus();
+}
+
+Result<std::optional<std::string>> TraceStore::GetSetting(const std::string& key) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "SELECT value FROM meta WHERE key = ?1");
+  s.Text(1, "setting:" + key);
+  const int rc = s.Step();
+  if (rc == SQLITE_ROW) return std::optional<std::string>(s.ColText(0));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return DbError(db_, "load setting " + key);
 }
 
 uint64_t TraceStore::ApproximateBytes() {

@@ -85,6 +85,10 @@ class TraceStore {
   // first); for service graphs. `truncated` tells whether traces were left out.
   Result<std::vector<std::string>> DocumentsInRange(double start, double end, size_t max_traces, bool* truncated);
 
+  // Small named settings kept with the traces (sampling rules, groups), as JSON text.
+  Status PutSetting(const std::string& key, const std::string& value);
+  Result<std::optional<std::string>> GetSetting(const std::string& key);
+
   // Deletes traces older than the retention and, past max_bytes, the oldest; returns how many.
   Result<int64_t> EnforceRetention(double now_epoch_seconds);
   uint64_t ApproximateBytes();
