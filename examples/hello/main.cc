@@ -6,7 +6,7 @@
 //   GET /downstream  answers "downstream ok".
 //
 // Environment: PORT (default 5000), XRAY_SERVICE_NAME (default "hello"; AWS_XRAY_TRACING_NAME wins if
-// set), AWS_XRAY_DAEMON_ADDRESS (default 127.0.0.1:2000), AWS_XRAY_SAMPLING_RULES_FILE (optional local
+// set), AWS_XRAY_DAEMON_ADDRESS (default 127.0.0.1:2000), XRAY_SAMPLING_RULES_FILE (optional local
 // rules, JSON version 2; default: 1 request/s + 5 %), AWS_XRAY_CONTEXT_MISSING.
 // Listens on 0.0.0.0; SIGTERM/SIGINT stop it cleanly.
 #include <curl/curl.h>
@@ -57,7 +57,7 @@ CURL* ThreadCurl() {
 }
 
 std::shared_ptr<xray::Sampler> SamplerFromEnvironment() {
-  std::string path = Env("AWS_XRAY_SAMPLING_RULES_FILE", "");
+  std::string path = Env("XRAY_SAMPLING_RULES_FILE", "");
   if (path.empty()) return nullptr;
   std::ifstream in(path);
   std::stringstream text;

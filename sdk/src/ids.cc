@@ -1,7 +1,9 @@
 #include "xray/ids.h"
 
+#include <pthread.h>
 #include <sys/random.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -9,21 +11,21 @@
 namespace xray {
 namespace {
 
-// xoshiro256** (Blackman & Vigna), seeded through splitmix64 so any 64-bit seed gives a good state.
+// Bumped in a fork()ed child so that every thread's generator reseeds there: a child must not repeat
+// its parent's ids (pre-forking servers).
+std::atomic<uint64_t> g_fork_generation{0};
+
+void OnFork() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+[[maybe_unused]] const int g_atfork_registered = pthread_atfork(nullptr, nullptr, OnFork);
+
+// xoshiro256** (Blackman & Vigna), seeded from getrandom through splitmix64.
 class Xoshiro256 {
  public:
-  Xoshiro256() {
-    uint64_t seed[4] = {0, 0, 0, 0};
-    if (getrandom(seed, sizeof(seed), 0) != static_cast<ssize_t>(sizeof(seed))) {
-      std::random_device rd;  // Fallback: getrandom unavailable (very old kernel, seccomp).
-      for (auto& s : seed) s = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-    }
-    uint64_t x = seed[0] ^ seed[1] ^ seed[2] ^ seed[3];
-    for (int i = 0; i < 4; ++i) s_[i] = SplitMix(x) ^ seed[i];
-    if ((s_[0] | s_[1] | s_[2] | s_[3]) == 0) s_[0] = 1;  // the all-zero state is a fixed point
-  }
+  Xoshiro256() { Seed(); }
 
   uint64_t Next() {
+    if (generation_ != g_fork_generation.load(std::memory_order_relaxed)) Seed();
     const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
     const uint64_t t = s_[1] << 17;
     s_[2] ^= s_[0];
@@ -36,6 +38,17 @@ class Xoshiro256 {
   }
 
  private:
+  void Seed() {
+    generation_ = g_fork_generation.load(std::memory_order_relaxed);
+    uint64_t seed[4] = {0, 0, 0, 0};
+    if (getrandom(seed, sizeof(seed), 0) != static_cast<ssize_t>(sizeof(seed))) {
+      std::random_device rd;  // Fallback: getrandom unavailable (very old kernel, seccomp).
+      for (auto& s : seed) s = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+    }
+    uint64_t x = seed[0] ^ seed[1] ^ seed[2] ^ seed[3];
+    for (int i = 0; i < 4; ++i) s_[i] = SplitMix(x) ^ seed[i];
+    if ((s_[0] | s_[1] | s_[2] | s_[3]) == 0) s_[0] = 1;  // the all-zero state is a fixed point
+  }
   static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   static uint64_t SplitMix(uint64_t& x) {
     uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
@@ -43,7 +56,9 @@ class Xoshiro256 {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
   }
+
   uint64_t s_[4];
+  uint64_t generation_ = 0;
 };
 
 Xoshiro256& ThreadRng() {

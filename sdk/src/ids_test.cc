@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <set>
 #include <thread>
 #include <vector>
@@ -71,6 +74,27 @@ TEST(Ids, RandomBitsAreBalanced) {
     EXPECT_GT(counts[b], kDraws / 2 - 354) << "bit " << b;
     EXPECT_LT(counts[b], kDraws / 2 + 354) << "bit " << b;
   }
+}
+
+TEST(Ids, ForkedChildDoesNotRepeatTheParent) {
+  (void)NewSegmentId();  // this thread's generator exists before the fork
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::string id = NewSegmentId();
+    ssize_t n = write(fds[1], id.data(), id.size());
+    _exit(n == 16 ? 0 : 1);
+  }
+  std::string parent_id = NewSegmentId();
+  char buf[16];
+  ASSERT_EQ(read(fds[0], buf, sizeof(buf)), 16);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(fds[0]);
+  close(fds[1]);
+  EXPECT_NE(std::string(buf, 16), parent_id);
 }
 
 TEST(Ids, RandomUnitRange) {

@@ -1,9 +1,13 @@
 #include "xray/segment.h"
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <typeinfo>
 
 #include "xray/ids.h"
 #include "xray/log.h"
@@ -40,6 +44,18 @@ double NowSeconds() {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::system_clock::now().time_since_epoch());
   return static_cast<double>(us.count()) / 1e6;
+}
+
+ExceptionInfo MakeExceptionInfo(const std::exception& e, bool remote) {
+  ExceptionInfo info;
+  info.message = e.what();
+  const char* mangled = typeid(e).name();
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  info.type = status == 0 && demangled != nullptr ? demangled : mangled;
+  std::free(demangled);
+  info.remote = remote;
+  return info;
 }
 
 bool IsValidAnnotationKey(std::string_view key) {

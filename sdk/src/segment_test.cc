@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -136,6 +137,14 @@ TEST(Segment, CauseWithExceptions) {
   seg2->SetError();
   seg2->AddException(e);
   EXPECT_FALSE(seg2->ToJson().contains("fault"));  // an error stays an error
+}
+
+TEST(Segment, ExceptionInfoFromStdException) {
+  std::out_of_range e("index 7");
+  ExceptionInfo info = MakeExceptionInfo(e, true);
+  EXPECT_EQ(info.message, "index 7");
+  EXPECT_EQ(info.type, "std::out_of_range");
+  EXPECT_TRUE(info.remote);
 }
 
 TEST(Segment, SubsegmentsNestAndCarryTheirFields) {

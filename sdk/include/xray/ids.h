@@ -3,6 +3,7 @@
 // A trace id is "1-<8 hex digits: epoch seconds>-<24 hex digits: 96 random bits>", a segment id is
 // 16 hex digits (64 random bits). Random bits come from a per-thread xoshiro256** generator seeded
 // once per thread from getrandom(2): fast, lock-free, and not predictable from outside the process.
+// A fork()ed child reseeds (pthread_atfork), so pre-forking servers do not repeat ids.
 // All functions are thread-safe.
 #pragma once
 

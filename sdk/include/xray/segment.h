@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -41,6 +42,9 @@ struct ExceptionInfo {
   int skipped = 0;      // exceptions left out between this one and its cause
   std::string cause;    // id of the exception that caused this one
 };
+
+// message = e.what(), type = the demangled dynamic type (e.g. "std::runtime_error").
+ExceptionInfo MakeExceptionInfo(const std::exception& e, bool remote = false);
 
 struct HttpRequestInfo {
   std::string method;
