@@ -1,5 +1,6 @@
 #include "xray/emitter.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 #include <vector>
 
 #include "xray/log.h"
@@ -88,51 +90,102 @@ DaemonAddress DaemonAddress::FromEnvironment() {
   return DaemonAddress{};
 }
 
-UdpEmitter::UdpEmitter(DaemonAddress address) : address_(std::move(address)) { EnsureConnected(); }
+struct UdpEmitter::Target {
+  int fd = -1;
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+  ~Target() {
+    if (fd >= 0) ::close(fd);
+  }
+  bool SameAddress(const Target& other) const {
+    return addr_len == other.addr_len && std::memcmp(&addr, &other.addr, addr_len) == 0;
+  }
+};
 
-UdpEmitter::~UdpEmitter() {
-  int fd = fd_.exchange(-1);
-  if (fd >= 0) ::close(fd);
+UdpEmitter::UdpEmitter(DaemonAddress address) : address_(std::move(address)) {
+  target_ = Resolve();
+  in6_addr scratch;
+  bool numeric = ::inet_pton(AF_INET, address_.udp_host.c_str(), &scratch) == 1 ||
+                 ::inet_pton(AF_INET6, address_.udp_host.c_str(), &scratch) == 1;
+  if (!numeric) {
+    try {
+      refresher_ = std::thread([this] { RefreshLoop(); });
+    } catch (const std::system_error& e) {
+      Log(LogLevel::kWarn, std::string("X-Ray daemon address will not be re-resolved: ") + e.what());
+    }
+  }
 }
 
-bool UdpEmitter::EnsureConnected() noexcept {
-  if (fd_.load(std::memory_order_acquire) >= 0) return true;
-  std::lock_guard lock(mu_);
-  if (fd_.load(std::memory_order_relaxed) >= 0) return true;
-  int64_t now = NowMs();
-  if (last_attempt_ms_ != 0 && now - last_attempt_ms_ < 10'000) return false;
-  last_attempt_ms_ = now;
+UdpEmitter::~UdpEmitter() {
+  {
+    std::lock_guard lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (refresher_.joinable()) refresher_.join();
+}
 
+std::shared_ptr<const UdpEmitter::Target> UdpEmitter::Resolve() const noexcept {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_DGRAM;
   addrinfo* res = nullptr;
-  std::string port = std::to_string(address_.udp_port);
+  const std::string port = std::to_string(address_.udp_port);
   int rc = ::getaddrinfo(address_.udp_host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0) {
     Log(LogLevel::kError, "cannot resolve X-Ray daemon " + address_.udp_host + ": " + gai_strerror(rc));
-    return false;
+    return nullptr;
   }
-  int fd = -1;
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-    if (fd < 0) continue;
-    // connect() on UDP only fixes the peer: later sends need no address and no per-send lookup.
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-    ::close(fd);
-    fd = -1;
+  std::shared_ptr<Target> target;
+  try {
+    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+      int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+      if (fd < 0) continue;
+      // connect() on UDP only fixes the peer: sends need no address, and ICMP errors are reported.
+      if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        ::close(fd);
+        continue;
+      }
+      target = std::make_shared<Target>();
+      target->fd = fd;
+      std::memcpy(&target->addr, ai->ai_addr, ai->ai_addrlen);
+      target->addr_len = ai->ai_addrlen;
+      break;
+    }
+  } catch (...) {
+    target.reset();
   }
   ::freeaddrinfo(res);
-  if (fd < 0) {
-    Log(LogLevel::kError, "cannot open a UDP socket to the X-Ray daemon " + address_.udp_host + ":" + port);
-    return false;
+  if (!target) Log(LogLevel::kError, "cannot open a UDP socket to the X-Ray daemon " + address_.udp_host + ":" + port);
+  return target;
+}
+
+std::shared_ptr<const UdpEmitter::Target> UdpEmitter::CurrentTarget() const {
+  std::lock_guard lock(target_mu_);
+  return target_;
+}
+
+void UdpEmitter::RefreshLoop() {
+  std::unique_lock lock(stop_mu_);
+  for (;;) {
+    const auto wait = CurrentTarget() ? std::chrono::seconds(30) : std::chrono::seconds(2);
+    if (stop_cv_.wait_for(lock, wait, [this] { return stopping_; })) return;
+    lock.unlock();
+    std::shared_ptr<const Target> fresh = Resolve();
+    if (fresh) {
+      std::lock_guard target_lock(target_mu_);
+      if (!target_ || !target_->SameAddress(*fresh)) {
+        if (target_) Log(LogLevel::kInfo, "X-Ray daemon " + address_.udp_host + " now resolves to a new address");
+        target_ = std::move(fresh);
+      }
+    }
+    lock.lock();
   }
-  fd_.store(fd, std::memory_order_release);
-  return true;
 }
 
 bool UdpEmitter::SendDocument(std::string_view document) noexcept {
-  if (document.size() > kMaxDatagramBytes || !EnsureConnected()) {
+  std::shared_ptr<const Target> target = document.size() <= kMaxDatagramBytes ? CurrentTarget() : nullptr;
+  if (!target) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
@@ -144,7 +197,7 @@ bool UdpEmitter::SendDocument(std::string_view document) noexcept {
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
-  ssize_t n = ::sendmsg(fd_.load(std::memory_order_acquire), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  ssize_t n = ::sendmsg(target->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n < 0) {
     // ECONNREFUSED: no daemon listening (reported for an earlier datagram); EAGAIN: buffer full.
     int err = errno;

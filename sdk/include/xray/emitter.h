@@ -7,12 +7,14 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "xray/segment.h"
 
@@ -46,11 +48,13 @@ class Emitter {
 // wait for the peer; if the socket buffer is full the segment is dropped and counted). A segment whose
 // document is larger than kMaxDatagramBytes is sent as the segment without subsegments plus one
 // datagram per first-level subsegment (as the X-Ray SDKs stream them); a single piece still too big is
-// dropped and counted.
+// dropped and counted. Send never blocks on DNS.
 //
-// Owns one UDP socket, closed by the destructor. The daemon's host name is resolved in the constructor;
-// if that fails, resolution is retried from Send at most once every 10 seconds (that one call blocks on
-// DNS). Thread-safe.
+// The constructor resolves the daemon address once (blocking). When the host is a name rather than an
+// IP address, the emitter also owns one thread that resolves it again every 30 s (every 2 s while it
+// does not resolve) and switches to the new address: in Kubernetes the daemon is often a headless
+// Service whose pod IPs change. The destructor stops and joins that thread; sends still in flight on
+// other threads keep their socket alive until they return. Thread-safe.
 class UdpEmitter final : public Emitter {
  public:
   explicit UdpEmitter(DaemonAddress address = DaemonAddress::FromEnvironment());
@@ -66,14 +70,22 @@ class UdpEmitter final : public Emitter {
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
-  bool EnsureConnected() noexcept;
+  struct Target;  // a socket connected to one resolved address; closed with the last reference
+
+  std::shared_ptr<const Target> Resolve() const noexcept;  // blocking; nullptr when it fails
+  std::shared_ptr<const Target> CurrentTarget() const;
+  void RefreshLoop();
 
   // Constant after construction.
   const DaemonAddress address_;
 
-  std::mutex mu_;  // guards connecting: fd_ changes from -1 to a connected socket once
-  std::atomic<int> fd_{-1};
-  int64_t last_attempt_ms_ = 0;  // guarded by mu_
+  mutable std::mutex target_mu_;
+  std::shared_ptr<const Target> target_;  // guarded by target_mu_; nullptr while unresolved
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // guarded by stop_mu_
+  std::thread refresher_;  // runs RefreshLoop; only for host names
 
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> dropped_{0};
