@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "aws/credential_chain.h"
 #include "aws/endpoint.h"
 #include "common/log.h"
 #include "telemetry/metrics.h"

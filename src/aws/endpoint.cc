@@ -51,6 +51,29 @@ Result<std::string> ServiceEndpoint(std::string_view service, std::string region
   return "https://" + host;
 }
 
+std::optional<std::string> ConfiguredEndpointUrl(const EnvLookup& env, std::string_view service_id) {
+  if (EnvFlag(env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) return std::nullopt;
+  std::string var = "AWS_ENDPOINT_URL_";
+  for (char c : service_id) var.push_back(c == ' ' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  if (auto v = EnvValue(env, var)) return v;
+  if (auto v = EnvValue(env, "AWS_ENDPOINT_URL")) return v;
+  const SharedProfiles files = SharedProfiles::Load(env);
+  const std::string profile = ActiveProfileName(env);
+  if (auto ignore = files.Get(profile, "ignore_configured_endpoint_urls"); ignore && IsTrue(*ignore)) return std::nullopt;
+  if (auto v = files.Get(profile, "endpoint_url"); v && !v->empty()) return v;
+  return std::nullopt;
+}
+
+std::string PartitionPrimaryRegion(std::string_view region) {
+  if (StartsWith(region, "cn-")) return "cn-north-1";
+  if (StartsWith(region, "us-gov-")) return "us-gov-west-1";
+  if (StartsWith(region, "us-isob-")) return "us-isob-east-1";
+  if (StartsWith(region, "us-isof-")) return "us-isof-south-1";
+  if (StartsWith(region, "us-iso-")) return "us-iso-east-1";
+  if (StartsWith(region, "eu-isoe-")) return "eu-isoe-west-1";
+  return "us-east-1";
+}
+
 Result<Url> ParseUrl(std::string_view url) {
   Url u;
   const size_t sep = url.find("://");
