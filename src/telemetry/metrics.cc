@@ -26,6 +26,33 @@ const char* ToString(FailReason r) {
   return "unknown";
 }
 
+const char* ToString(BackendError e) {
+  switch (e) {
+    case BackendError::kTimeout: return "timeout";
+    case BackendError::kConnectionRefused: return "connection_refused";
+    case BackendError::kHttp4xx: return "http_4xx";
+    case BackendError::kHttp5xx: return "http_5xx";
+    case BackendError::kUnknownHost: return "unknown_host";
+    case BackendError::kOther: return "other";
+    case BackendError::kCount: break;
+  }
+  return "unknown";
+}
+
+BackendError BackendErrorForStatus(long status) {
+  if (status >= 500 && status < 600) return BackendError::kHttp5xx;
+  if (status >= 400 && status < 500) return BackendError::kHttp4xx;
+  return BackendError::kOther;
+}
+
+BackendError BackendErrorForTransport(std::string_view message) {
+  auto has = [&](std::string_view s) { return message.find(s) != std::string_view::npos; };
+  if (has("Timeout was reached") || has("timed out")) return BackendError::kTimeout;
+  if (has("Couldn't connect to server") || has("Connection refused")) return BackendError::kConnectionRefused;
+  if (has("Couldn't resolve host") || has("Couldn't resolve proxy")) return BackendError::kUnknownHost;
+  return BackendError::kOther;
+}
+
 void LatencyHistogram::Observe(double seconds) {
   size_t i = 0;
   while (i < kBounds.size() && seconds > kBounds[i]) ++i;
@@ -91,6 +118,12 @@ std::string Metrics::RenderPrometheus() const {
                  load(export_requests_ok), load(export_requests_retryable), load(export_requests_throttled),
                  load(export_requests_permanent));
   Counter(out, "xrayd_export_retries_total", "PutTraceSegments requests retried.", load(export_retries));
+  out += "# HELP xrayd_export_connection_errors_total Failed requests to the X-Ray API, by kind.\n"
+         "# TYPE xrayd_export_connection_errors_total counter\n";
+  for (size_t i = 0; i < backend_errors.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "xrayd_export_connection_errors_total{{kind=\"{}\"}} {}\n",
+                   ToString(static_cast<BackendError>(i)), load(backend_errors[i]));
+  }
   Gauge(out, "xrayd_batches_in_flight", "PutTraceSegments requests being sent or waiting to retry.",
         load(batches_in_flight));
   Gauge(out, "xrayd_buffer_bytes", "Bytes of segment documents held (queued or in flight).", load(buffer_bytes));
@@ -110,6 +143,7 @@ void Metrics::ResetForTest() {
   udp_kernel_drops = 0;
   export_requests_ok = export_requests_retryable = export_requests_throttled = export_requests_permanent = 0;
   export_retries = 0;
+  for (auto& c : backend_errors) c = 0;
   batches_in_flight = buffer_bytes = buffer_segments = buffer_capacity_bytes = 0;
 }
 

@@ -10,13 +10,24 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace xrayd {
 
 enum class RejectReason { kBadHeader, kBadJson, kInvalidSegment, kTooLarge, kCount };
 enum class FailReason { kUnprocessed, kPermanentError, kRetriesExhausted, kShutdown, kCount };
+// Failed requests to the X-Ray API by kind, as AWS's daemon reports them in telemetry
+// (BackendConnectionErrors). Counted per failed HTTP request, retries included.
+enum class BackendError { kTimeout, kConnectionRefused, kHttp4xx, kHttp5xx, kUnknownHost, kOther, kCount };
 const char* ToString(RejectReason r);
 const char* ToString(FailReason r);
+const char* ToString(BackendError e);
+
+// The kind of a failed request: by HTTP status, or by the transport error's text (the HTTP client
+// reports libcurl's messages: "Timeout was reached", "Couldn't connect to server", "Couldn't
+// resolve host name").
+BackendError BackendErrorForStatus(long status);
+BackendError BackendErrorForTransport(std::string_view message);
 
 // Fixed-bucket latency histogram (seconds), lock-free.
 class LatencyHistogram {
@@ -45,6 +56,7 @@ struct Metrics {
   std::atomic<uint64_t> export_requests_throttled{0};
   std::atomic<uint64_t> export_requests_permanent{0};
   std::atomic<uint64_t> export_retries{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(BackendError::kCount)> backend_errors{};
 
   std::atomic<int64_t> batches_in_flight{0};
   std::atomic<int64_t> buffer_bytes{0};
@@ -58,6 +70,12 @@ struct Metrics {
   }
   void Fail(FailReason r, uint64_t n) {
     segments_failed[static_cast<size_t>(r)].fetch_add(n, std::memory_order_relaxed);
+  }
+  void CountBackendError(BackendError e) {
+    backend_errors[static_cast<size_t>(e)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t BackendErrors(BackendError e) const {
+    return backend_errors[static_cast<size_t>(e)].load(std::memory_order_relaxed);
   }
   uint64_t Rejected(RejectReason r) const {
     return segments_rejected[static_cast<size_t>(r)].load(std::memory_order_relaxed);

@@ -154,6 +154,7 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
     }
     error = response ? ClassifyErrorResponse(*response) : response.error();
     CountOutcome(error);
+    m.CountBackendError(response ? BackendErrorForStatus(response->status) : BackendErrorForTransport(error.message));
     if (!error.IsRetryable()) {
       m.Fail(FailReason::kPermanentError, n);
       XLOG_ERROR("PutTraceSegments refused a batch of {} segments: {} {}", n, error.message,
