@@ -4,6 +4,8 @@
 
 #include "aws/credential_chain.h"
 #include "aws/endpoint.h"
+#include "aws/region.h"
+#include "aws/sts.h"
 #include "common/log.h"
 #include "telemetry/metrics.h"
 
@@ -15,6 +17,13 @@ bool EnvTrue(const aws::EnvLookup& env, std::string_view name) {
   return v && (*v == "true" || *v == "TRUE" || *v == "True" || *v == "1");
 }
 
+// The signing region drops a fips- prefix or -fips suffix (ServiceEndpoint reads them as FIPS).
+std::string SigningRegion(std::string region) {
+  if (region.rfind("fips-", 0) == 0) region = region.substr(5);
+  if (region.size() > 5 && region.compare(region.size() - 5, 5, "-fips") == 0) region.resize(region.size() - 5);
+  return region;
+}
+
 uint64_t HostMemoryBytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
@@ -22,28 +31,29 @@ uint64_t HostMemoryBytes() {
 
 }  // namespace
 
-Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aws::EnvLookup& env) {
-  std::string region = config.region;
-  // After -n / Region / AWS_REGION (resolved in LoadConfig): the SDK session's region, which AWS's
-  // daemon consults in local mode. Instance metadata is the remaining source (issue #4).
-  if (region.empty()) region = env("AWS_DEFAULT_REGION").value_or("");
-  if (region.empty()) region = aws::SharedConfigValue(env, "region").value_or("");
-  if (!config.endpoint.empty()) {
-    if (auto u = aws::ParseUrl(config.endpoint); !u) return u.error();
-    return ResolvedEndpoint{config.endpoint, region.empty() ? "us-east-1" : region};
+Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aws::EnvLookup& env,
+                                             aws::ImdsClient* imds) {
+  auto region = aws::ResolveRegion(config.region, config.local_mode, env, imds);
+  std::string explicit_url = config.endpoint;
+  if (explicit_url.empty()) explicit_url = aws::ConfiguredEndpointUrl(env, "XRay").value_or("");
+  if (!explicit_url.empty()) {
+    if (auto u = aws::ParseUrl(explicit_url); !u) return u.error();
+    if (!region) return ResolvedEndpoint{explicit_url, "us-east-1", "", "none found; signing for us-east-1"};
+    return ResolvedEndpoint{explicit_url, SigningRegion(region->region), region->region, region->source};
   }
-  if (region.empty())
-    return Error::InvalidArgument(
-        "Cannot fetch region variable from config file, environment variables or the shared config file: "
-        "set -n/--region, Region in the config file, or AWS_REGION (or give --endpoint)");
+  if (!region) return region.error();
   aws::EndpointVariant variant{EnvTrue(env, "AWS_USE_FIPS_ENDPOINT"), EnvTrue(env, "AWS_USE_DUALSTACK_ENDPOINT")};
-  auto url = aws::ServiceEndpoint("xray", region, variant);
+  auto url = aws::ServiceEndpoint("xray", region->region, variant);
   if (!url) return url.error();
-  // The signing region drops a fips- prefix or -fips suffix; ServiceEndpoint already parsed it.
-  std::string signing = region;
-  if (signing.rfind("fips-", 0) == 0) signing = signing.substr(5);
-  if (signing.size() > 5 && signing.compare(signing.size() - 5, 5, "-fips") == 0) signing.resize(signing.size() - 5);
-  return ResolvedEndpoint{*url, signing};
+  return ResolvedEndpoint{*url, SigningRegion(region->region), region->region, region->source};
+}
+
+Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aws::EnvLookup& env) {
+  if (config.local_mode) return ResolveXrayEndpoint(config, env, nullptr);
+  auto imds_options = aws::ImdsOptions::FromEnvironment(env);
+  if (!imds_options) return imds_options.error();
+  aws::ImdsClient imds(*imds_options);
+  return ResolveXrayEndpoint(config, env, &imds);
 }
 
 Daemon::Daemon(cli::Config config, aws::EnvLookup env) : config_(std::move(config)), env_(std::move(env)) {}
@@ -116,17 +126,50 @@ Status Daemon::Start() {
     return StartHealth();
   }
 
-  auto endpoint = ResolveXrayEndpoint(config_, env_);
+  // One instance metadata client for region, credentials and telemetry. Local mode (-o) uses it
+  // only as the credential chain's last link, as AWS's daemon (its SDK) does.
+  auto imds_options = aws::ImdsOptions::FromEnvironment(env_);
+  if (!imds_options) return imds_options.error();
+  imds_ = std::make_shared<aws::ImdsClient>(*imds_options);
+
+  auto endpoint = ResolveXrayEndpoint(config_, env_, config_.local_mode ? nullptr : imds_.get());
   if (!endpoint) return endpoint.error();
+  XLOG_DEBUG("Fetched region {} from {}", endpoint->region, endpoint->region_source);
   XLOG_INFO("Using region: {}", endpoint->signing_region);
   XLOG_INFO("Sending segments to {}", endpoint->url);
 
-  auto creds = aws::DefaultCredentialsChain(env_);
+  http::ClientOptions aws_http;  // STS and the container endpoint: same proxy and TLS rules as uploads
+  aws_http.proxy = config_.proxy_address;
+  aws_http.verify_tls = !config_.no_verify_ssl;
+  aws_http.timeout = std::min(std::chrono::milliseconds(config_.request_timeout_ms), std::chrono::milliseconds(10000));
+  aws::ChainOptions chain;
+  chain.env = env_;
+  chain.region = endpoint->signing_region;
+  chain.http = aws_http;
+  chain.imds = imds_;
+  auto creds = aws::DefaultCredentialsChain(chain);
   if (creds) {
     credentials_ = std::move(*creds);
-    XLOG_INFO("Using AWS credentials from {}", credentials_->Describe());
   } else {
     XLOG_WARN("No AWS credentials ({}); requests will be sent unsigned", creds.error().message);
+  }
+  if (!config_.role_arn.empty()) {
+    if (!credentials_) {
+      XLOG_WARN("Cannot assume role {}: no credentials to call STS with", config_.role_arn);
+    } else {
+      // As AWS's daemon: the regional STS endpoint, whatever AWS_STS_REGIONAL_ENDPOINTS says.
+      auto sts_endpoint = aws::ResolveStsEndpoint(env_, endpoint->signing_region, /*always_regional=*/true);
+      if (!sts_endpoint) return sts_endpoint.error();
+      XLOG_INFO("STS Endpoint : {}", sts_endpoint->url);
+      credentials_ = aws::NewAssumeRoleProvider(credentials_, {config_.role_arn, "", "", 0},
+                                                std::make_shared<aws::StsClient>(*sts_endpoint, aws_http));
+    }
+  }
+  if (credentials_) {
+    XLOG_INFO("Using AWS credentials from {}", credentials_->Describe());
+    // Fetch now, so a broken setup shows at startup (the provider logs a failure, and retries it
+    // with backoff on use).
+    (void)credentials_->Get();
   }
 
   buffer_ = std::make_unique<SegmentBuffer>(buffer_options);
@@ -156,6 +199,20 @@ Status Daemon::Start() {
     XLOG_INFO("Starting proxy http server on {}", config_.tcp_address);
   }
 
+  TelemetryOptions telemetry_options;
+  telemetry_options.endpoint = endpoint->url;
+  telemetry_options.region = endpoint->signing_region;
+  telemetry_options.http = ex.http;
+  telemetry_options.http.timeout = std::min(ex.http.timeout, std::chrono::milliseconds(10000));
+  telemetry_options.interval = std::chrono::milliseconds(config_.telemetry_interval_ms);
+  telemetry_options.resource_arn = config_.resource_arn;
+  telemetry_options.hostname = aws::EnvValue(env_, "AWS_HOSTNAME").value_or("");
+  telemetry_options.instance_id = aws::EnvValue(env_, "AWS_INSTANCE_ID").value_or("");
+  if (!config_.local_mode) telemetry_options.imds = imds_;
+  XLOG_DEBUG("ARN of the AWS resource running the daemon: {}", config_.resource_arn);
+  telemetry_ = std::make_unique<TelemetryReporter>(telemetry_options, credentials_.get());
+  if (auto st = telemetry_->Start(); !st) return st;
+
   return StartHealth();
 }
 
@@ -170,7 +227,7 @@ Status Daemon::StartHealth() {
 }
 
 void Daemon::Shutdown() {
-  if (!ready_.exchange(false) && !receiver_ && !exporter_ && !store_) return;
+  if (!ready_.exchange(false) && !receiver_ && !exporter_ && !store_ && !telemetry_) return;
   if (receiver_) receiver_->Stop();
   if (proxy_) proxy_->Stop();
   if (exporter_) {
@@ -191,6 +248,7 @@ void Daemon::Shutdown() {
     retention_thread_.join();
   }
   if (api_) api_->Stop();
+  if (telemetry_) telemetry_->Stop();  // after the exporter: the final record has the final counts
   if (health_) health_->Stop();
   auto& m = GlobalMetrics();
   XLOG_INFO("Stopped: received {}, sent {}, spilled {}, rejected {}, failed {}", m.segments_received.load(),
@@ -200,6 +258,7 @@ void Daemon::Shutdown() {
             m.Failed(FailReason::kUnprocessed) + m.Failed(FailReason::kPermanentError) +
                 m.Failed(FailReason::kRetriesExhausted) + m.Failed(FailReason::kShutdown));
   health_.reset();
+  telemetry_.reset();
   proxy_.reset();
   receiver_.reset();
   exporter_.reset();

@@ -1,6 +1,9 @@
 // Daemon: wires the stages together for the drop-in daemon mode:
-//   UdpReceiver → SegmentBuffer → XrayExporter → X-Ray API, with the SamplingProxy (TCP) and
-//   HealthServer on the side.
+//   UdpReceiver → SegmentBuffer → XrayExporter → X-Ray API, with the SamplingProxy (TCP),
+//   TelemetryReporter (PutTelemetryRecords) and HealthServer on the side. It resolves the region
+//   and endpoint (instance metadata unless local mode) and owns the credentials provider: the
+//   standard chain (aws/credential_chain.h), with --role-arn's STS AssumeRole on top; the provider
+//   outlives every stage that borrows it.
 //
 // In `xrayd serve` mode the exporter is a StoreExporter into the embedded TraceStore, an
 // XrayApiServer answers the X-Ray API from that store, and the sampling proxy forwards to it.
@@ -8,7 +11,7 @@
 // Owns every stage. Start() brings them up in data-flow order, from the sink back to the
 // source (exporter first, receiver last) so nothing is received before it can be sent.
 // Shutdown() goes the other way: stop receiving, close the buffer, let the exporter flush for
-// the grace period, then stop health. Not thread-safe: call from the main thread.
+// the grace period, send the final telemetry record, then stop health. Not thread-safe: call from the main thread.
 #pragma once
 
 #include <condition_variable>
@@ -17,6 +20,7 @@
 #include <thread>
 
 #include "aws/credentials.h"
+#include "aws/imds.h"
 #include "buffer/segment_buffer.h"
 #include "cli/config.h"
 #include "common/result.h"
@@ -27,6 +31,7 @@
 #include "export/store/store_exporter.h"
 #include "store/trace_store.h"
 #include "telemetry/health_server.h"
+#include "telemetry/telemetry_reporter.h"
 
 namespace xrayd {
 
@@ -49,7 +54,8 @@ class Daemon {
  private:
   const cli::Config config_;
   const aws::EnvLookup env_;
-  std::unique_ptr<aws::CredentialsProvider> credentials_;
+  std::shared_ptr<aws::ImdsClient> imds_;
+  std::shared_ptr<aws::CredentialsProvider> credentials_;  // outlives every stage below
   std::unique_ptr<SegmentBuffer> buffer_;
   std::unique_ptr<xray::XrayExporter> exporter_;
   std::unique_ptr<store::TraceStore> store_;
@@ -61,15 +67,25 @@ class Daemon {
   bool retention_stop_ = false;
   std::unique_ptr<UdpReceiver> receiver_;
   std::unique_ptr<SamplingProxy> proxy_;
+  std::unique_ptr<TelemetryReporter> telemetry_;
   std::unique_ptr<HealthServer> health_;
   std::atomic<bool> ready_{false};
 };
 
-// The X-Ray endpoint the daemon sends to, and the region it signs for.
+// The region (aws/region.h) and the X-Ray endpoint the daemon sends to: the config file's
+// Endpoint / --endpoint, else AWS_ENDPOINT_URL_XRAY / AWS_ENDPOINT_URL (aws::ConfiguredEndpointUrl),
+// else the region's endpoint (FIPS / dual-stack from the environment). With an explicit endpoint
+// and no region found, requests are signed for us-east-1.
 struct ResolvedEndpoint {
   std::string url;
   std::string signing_region;
+  std::string region;         // as resolved (may carry a fips- prefix / -fips suffix)
+  std::string region_source;  // for the log
 };
+// `imds` may be null: no instance metadata lookups (local mode).
+Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aws::EnvLookup& env,
+                                             aws::ImdsClient* imds);
+// The same, with its own instance metadata client unless in local mode (for --check-config).
 Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aws::EnvLookup& env);
 
 }  // namespace xrayd

@@ -39,6 +39,9 @@ struct Config {
   int shutdown_grace_ms = 5000;    // Xrayd.ShutdownGraceSeconds: flush time on SIGTERM
   int request_timeout_ms = 30000;  // --request-timeout, Xrayd.RequestTimeoutSeconds: per PutTraceSegments call
   int max_attempts = 8;            // Xrayd.MaxAttempts: per batch, first try included
+  // Xrayd.TelemetryIntervalSeconds (not in --help; for tests): PutTelemetryRecords period, as
+  // AWS's daemon's fixed 60 s by default.
+  int telemetry_interval_ms = 60000;
 
   // --- `xrayd serve`: embedded store and X-Ray API ---
   bool serve = false;                        // first argument "serve"

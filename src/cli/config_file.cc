@@ -7,6 +7,7 @@
 // default (strict=false, for a file found without -c, ignores unknown keys as AWS's daemon does).
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <set>
 
 #include "cli/config.h"
@@ -153,6 +154,10 @@ Status ApplyConfigFileUnchecked(const std::string& yaml_text, const std::string&
   r.Read(ours, "Xrayd.", "ShutdownGraceSeconds", grace_s);
   read_default(ours, "Xrayd.", "RequestTimeoutSeconds", timeout_s);
   read_default(ours, "Xrayd.", "MaxAttempts", c.max_attempts);
+  double telemetry_s = 0;
+  r.Read(ours, "Xrayd.", "TelemetryIntervalSeconds", telemetry_s);
+  if (telemetry_s < 0) r.Fail("Xrayd.TelemetryIntervalSeconds", "must be positive");
+  if (telemetry_s > 0) c.telemetry_interval_ms = std::max(1, static_cast<int>(telemetry_s * 1000));
   c.shutdown_grace_ms = grace_s * 1000;
   c.request_timeout_ms = timeout_s * 1000;
 
