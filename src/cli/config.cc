@@ -80,9 +80,17 @@ Any flag may also be written with one dash (-bind=0.0.0.0:2000) and take its
 value after '=' or a space. Flags override the config file.
 
 Environment:
-  AWS_REGION, AWS_DEFAULT_REGION         region when neither -n nor Region is set
+  AWS_REGION                             region when neither -n nor Region is set; then
+                                         instance metadata, or with -o AWS_DEFAULT_REGION
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
   AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE   credentials
+  AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_SESSION_NAME   web identity (EKS)
+  AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,
+  AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE   container credentials (ECS, EKS Pod Identity)
+  AWS_EC2_METADATA_DISABLED, AWS_EC2_METADATA_SERVICE_ENDPOINT   instance metadata
+  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_XRAY, AWS_ENDPOINT_URL_STS,
+  AWS_STS_REGIONAL_ENDPOINTS             endpoint overrides (Endpoint / --endpoint win)
+  AWS_HOSTNAME, AWS_INSTANCE_ID          telemetry record fields
   HTTPS_PROXY, NO_PROXY                  proxy when -p is not set
   AWS_USE_FIPS_ENDPOINT, AWS_USE_DUALSTACK_ENDPOINT   endpoint variants
 )";
