@@ -7,12 +7,14 @@
 //
 // Environment: PORT (default 5000), XRAY_SERVICE_NAME (default "hello"; AWS_XRAY_TRACING_NAME wins if
 // set), AWS_XRAY_DAEMON_ADDRESS (default 127.0.0.1:2000), XRAY_SAMPLING_RULES_FILE (optional local
-// rules, JSON version 2; default: 1 request/s + 5 %), AWS_XRAY_CONTEXT_MISSING.
+// rules, JSON version 2; default: 1 request/s + 5 %), AWS_XRAY_CONTEXT_MISSING, HELLO_THREADS (server
+// workers, default 64).
 // Listens on 0.0.0.0; SIGTERM/SIGINT stop it cleanly.
 #include <curl/curl.h>
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -50,7 +52,7 @@ size_t AppendBody(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
-// One keep-alive libcurl handle per server worker thread.
+// One libcurl handle per server worker thread (reused for its DNS cache and buffers).
 CURL* ThreadCurl() {
   thread_local std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy(curl_easy_init(), curl_easy_cleanup);
   return easy.get();
@@ -98,6 +100,11 @@ int main() {
   xray::Recorder recorder(config);
 
   httplib::Server server;
+  // Every GET / holds one worker while its /downstream call needs another one from the same pool, so the
+  // pool must be well above the expected concurrency (cpp-httplib's default, 8 on small machines,
+  // deadlocks until the downstream timeout with 8 concurrent clients). HELLO_THREADS overrides.
+  const int threads = std::max(8, std::atoi(Env("HELLO_THREADS", "64").c_str()));
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   xray::HttpServerTracingOptions tracing;
   tracing.segment_name = [service](const httplib::Request& req) {
     return req.path == "/downstream" ? service + "-downstream" : service;
@@ -115,6 +122,8 @@ int main() {
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, AppendBody);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 2000L);
+    // No keep-alive to ourselves: an idle kept-alive connection pins a server worker for seconds.
+    curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
     CURLcode rc = xray::TracedPerform(recorder, easy, downstream_url, nullptr, "downstream");
     if (rc != CURLE_OK) LogLine("WARN", std::string("downstream call failed: ") + curl_easy_strerror(rc));
 
