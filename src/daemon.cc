@@ -70,7 +70,23 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   store_ = std::move(*opened);
   XLOG_INFO("Trace store in {}/traces.db (retention {} h{})", config_.data_dir, config_.retention_hours,
             config_.max_store_mb > 0 ? fmt::format(", at most {} MB", config_.max_store_mb) : "");
-  api_ = std::make_unique<api::XrayApiServer>(api::ApiOptions{config_.listen_address}, *store_);
+  api::ApiOptions api_options;
+  api_options.listen_address = config_.listen_address;
+  auto keys = api::ParseAccessKeys(config_.api_keys);
+  if (!keys) return keys.error();
+  api_options.keys = *keys;
+  const std::string listen_host = config_.listen_address.substr(0, config_.listen_address.rfind(':'));
+  const bool loopback = listen_host.rfind("127.", 0) == 0 || listen_host == "localhost" || listen_host == "[::1]" ||
+                        listen_host == "::1";
+  api_options.verify_signatures = config_.api_auth == "on" || (config_.api_auth == "auto" && !loopback);
+  if (api_options.verify_signatures && api_options.keys.empty())
+    return Error::InvalidArgument("the X-Ray API on " + config_.listen_address +
+                                  " verifies SigV4 signatures (not a loopback address): give --api-keys "
+                                  "ID:SECRET (or XRAYD_API_KEYS), or --api-auth off to accept anyone");
+  XLOG_INFO("X-Ray API request signatures: {}", api_options.verify_signatures
+                                                     ? fmt::format("verified against {} key(s)", api_options.keys.size())
+                                                     : std::string("not checked (loopback)"));
+  api_ = std::make_unique<api::XrayApiServer>(api_options, *store_);
   if (auto st = api_->Start(); !st) return st;
   XLOG_INFO("Serving the X-Ray API on http://{}", config_.listen_address);
 
@@ -85,7 +101,11 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   std::string self = config_.listen_address;
   if (self.rfind("0.0.0.0:", 0) == 0) self = "127.0.0.1:" + self.substr(8);
   SamplingProxyOptions proxy_options{config_.tcp_address, "http://" + self, "us-east-1", {}};
-  proxy_ = std::make_unique<SamplingProxy>(proxy_options, nullptr);
+  // With signature checks on, the proxy signs with the first configured key, like any client.
+  if (api_options.verify_signatures)
+    credentials_ = std::make_unique<aws::StaticCredentialsProvider>(
+        aws::Credentials{api_options.keys.front().id, api_options.keys.front().secret, ""}, "--api-keys");
+  proxy_ = std::make_unique<SamplingProxy>(proxy_options, credentials_.get());
   if (auto st = proxy_->Start(); !st) {
     XLOG_ERROR("Sampling proxy not started: {}", st.error().message);
     proxy_.reset();

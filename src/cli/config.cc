@@ -20,6 +20,7 @@ const std::vector<FlagSpec>& Specs() {
       {{"h", "help"}, true},    {{"endpoint"}},              {{"health-address"}},
       {{"request-timeout"}},    {{"check-config"}, true},    {{"data-dir"}},
       {{"listen"}},             {{"retention-hours"}},       {{"max-store-mb"}},
+      {{"api-keys"}},           {{"api-auth"}},
   };
   return specs;
 }
@@ -75,6 +76,10 @@ xrayd serve:
       --listen ADDR         X-Ray API address (default 127.0.0.1:2020)
       --retention-hours H   delete traces older than H hours (default 168)
       --max-store-mb MB     delete the oldest traces past this size (default: no bound)
+      --api-keys ID:SECRET[,ID:SECRET]  access keys whose SigV4 signatures the API
+                            accepts (default: $XRAYD_API_KEYS)
+      --api-auth MODE       auto (default: verify signatures unless --listen is a
+                            loopback address), on, or off
 
 Any flag may also be written with one dash (-bind=0.0.0.0:2000) and take its
 value after '=' or a space. Flags override the config file.
@@ -126,6 +131,8 @@ std::vector<std::string> Config::Validate() const {
   if (data_dir.empty()) problems.push_back("--data-dir must not be empty");
   if (retention_hours < 0) problems.push_back("--retention-hours must not be negative");
   if (max_store_mb < 0) problems.push_back("--max-store-mb must not be negative");
+  if (api_auth != "auto" && api_auth != "on" && api_auth != "off")
+    problems.push_back("--api-auth must be auto, on or off, got \"" + api_auth + "\"");
   return problems;
 }
 
@@ -205,6 +212,9 @@ Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::E
   }
   if (has("data-dir")) c.data_dir = f.Get("data-dir");
   if (has("listen")) c.listen_address = f.Get("listen");
+  c.api_keys = env("XRAYD_API_KEYS").value_or("");
+  if (has("api-keys")) c.api_keys = f.Get("api-keys");
+  if (has("api-auth")) c.api_auth = f.Get("api-auth");
   for (auto [flag, field] : {std::pair{"retention-hours", &c.retention_hours}, std::pair{"max-store-mb", &c.max_store_mb}}) {
     if (!has(flag)) continue;
     auto v = ParseInt(flag, f.Get(flag));

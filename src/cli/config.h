@@ -49,6 +49,8 @@ struct Config {
   std::string listen_address = "127.0.0.1:2020";  // --listen
   int retention_hours = 168;                 // --retention-hours: traces older than this are deleted
   int max_store_mb = 0;                      // --max-store-mb: 0 = no size bound
+  std::string api_keys;                      // --api-keys ID:SECRET,...: SigV4 keys the API accepts
+  std::string api_auth = "auto";             // --api-auth auto|on|off; auto: on unless --listen is loopback
 
   // Actions rather than settings.
   bool show_help = false;
