@@ -116,20 +116,24 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
       return;
     }
     aws::SignableRequest signable{"POST", path_, "", {{"Host", host_}, {"Content-Type", "application/json"}}};
+    // Without credentials the request would only be refused (403) and the batch lost: treat it
+    // like a transport failure, so the batch waits and retries while the provider recovers.
+    std::optional<Error> unsigned_error;
     if (credentials_ != nullptr) {
       auto creds = credentials_->Get();
       if (creds) {
         aws::Sign(signable, request.body, *creds, {options_.region, "xray", std::chrono::system_clock::now()});
-      } else if (g_failure_log.Allow()) {
-        XLOG_WARN("Cannot get credentials ({}); sending unsigned", creds.error().message);
+      } else {
+        unsigned_error = Error::Retryable("no AWS credentials: " + creds.error().message);
       }
     }
     request.headers = std::move(signable.headers);
     request.headers.emplace_back("User-Agent", options_.user_agent);
 
     const auto t0 = std::chrono::steady_clock::now();
-    auto response = client.Send(request);
-    m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    Result<http::Response> response = unsigned_error ? Result<http::Response>(*unsigned_error) : client.Send(request);
+    if (!unsigned_error)
+      m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 
     Error error;
     if (response && response->status >= 200 && response->status < 300) {

@@ -204,5 +204,35 @@ TEST_F(ExporterTest, ShutdownIsBoundedWhenTheApiHangs) {
   EXPECT_EQ(buffer.held_bytes(), 0u);
 }
 
+// Fails the first `failures` calls, then hands out keys.
+class FlakyCredentials final : public aws::CredentialsProvider {
+ public:
+  explicit FlakyCredentials(int failures) : failures_(failures) {}
+  Result<aws::Credentials> Get() override {
+    if (failures_.fetch_sub(1) > 0) return Error::Retryable("STS unreachable");
+    return aws::Credentials{"AK", "SK", ""};
+  }
+  std::string Describe() const override { return "flaky"; }
+
+ private:
+  std::atomic<int> failures_;
+};
+
+TEST_F(ExporterTest, NeverSendsUnsignedWhenCredentialsAreMissing) {
+  FakeXray server([](int, const httplib::Request&, httplib::Response& res) { res.status = 200; });
+  SegmentBuffer buffer({1 << 20, 50, 10ms});
+  FlakyCredentials creds(2);
+  auto opts = Options(server.url());
+  opts.concurrency = 1;
+  XrayExporter exporter(opts, buffer, &creds);
+  ASSERT_TRUE(exporter.Start());
+  auto segs = Segments(7);
+  buffer.Push(segs);
+  exporter.Stop(5s);
+  EXPECT_EQ(GlobalMetrics().segments_sent.load(), 7u);
+  ASSERT_EQ(server.requests(), 1);  // the two credential failures never reached the API
+  for (const auto& a : server.auth_headers()) EXPECT_EQ(a.rfind("AWS4-HMAC-SHA256 Credential=AK/", 0), 0u) << a;
+}
+
 }  // namespace
 }  // namespace xrayd::xray
