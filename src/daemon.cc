@@ -105,15 +105,20 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   if (api_options.verify_signatures)
     credentials_ = std::make_unique<aws::StaticCredentialsProvider>(
         aws::Credentials{api_options.keys.front().id, api_options.keys.front().secret, ""}, "--api-keys");
-  proxy_ = std::make_unique<SamplingProxy>(proxy_options, credentials_.get());
+  StartProxy(proxy_options);
+  retention_thread_ = std::thread([this] { RetentionLoop(); });
+  return OkStatus();
+}
+
+void Daemon::StartProxy(const SamplingProxyOptions& options) {
+  proxy_ = std::make_unique<SamplingProxy>(options, credentials_.get());
   if (auto st = proxy_->Start(); !st) {
+    // As AWS's daemon: a TCP bind failure is logged, not fatal; segments still flow over UDP.
     XLOG_ERROR("Sampling proxy not started: {}", st.error().message);
     proxy_.reset();
   } else {
     XLOG_INFO("Starting proxy http server on {}", config_.tcp_address);
   }
-  retention_thread_ = std::thread([this] { RetentionLoop(); });
-  return OkStatus();
 }
 
 void Daemon::RetentionLoop() {
@@ -210,14 +215,7 @@ Status Daemon::Start() {
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
 
   SamplingProxyOptions proxy_options{config_.tcp_address, endpoint->url, endpoint->signing_region, ex.http};
-  proxy_ = std::make_unique<SamplingProxy>(proxy_options, credentials_.get());
-  if (auto st = proxy_->Start(); !st) {
-    // As AWS's daemon: a TCP bind failure is logged, not fatal; segments still flow over UDP.
-    XLOG_ERROR("Sampling proxy not started: {}", st.error().message);
-    proxy_.reset();
-  } else {
-    XLOG_INFO("Starting proxy http server on {}", config_.tcp_address);
-  }
+  StartProxy(proxy_options);
 
   TelemetryOptions telemetry_options;
   telemetry_options.endpoint = endpoint->url;

@@ -46,6 +46,7 @@ class Daemon {
  private:
   Status StartServe(BufferOptions buffer_options);
   Status StartHealth();
+  void StartProxy(const SamplingProxyOptions& options);
   void RetentionLoop();
 
  public:

@@ -237,7 +237,39 @@ def clean_env(extra: Optional[dict] = None, home: Optional[str] = None) -> dict:
     return env
 
 
-class Xrayd:
+class XraydProcess:
+    """Stopping an xrayd child process (daemon or serve): subclasses set self.proc, self.returncode
+    and provide log_tail()."""
+
+    proc: Optional[subprocess.Popen] = None
+    returncode: Optional[int] = None
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM, wait up to timeout; returns the exit code (kills and raises on timeout)."""
+        if self.proc is None:
+            return self.returncode
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.__class__.__name__} did not exit within {timeout} s of SIGTERM:\n{self.log_tail()}")
+        return self.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc is not None:
+            self.returncode = self.proc.returncode
+
+
+
+class Xrayd(XraydProcess):
     """One xrayd process on free loopback ports, sending to `endpoint`.
 
     Logs go to a file in its temporary directory; log_tail() shows them when a test fails."""
@@ -299,29 +331,6 @@ class Xrayd:
             last_error = f"exit code {self.proc.poll()}" if self.proc.poll() is not None else "not ready in time"
             self.kill()
         raise RuntimeError(f"xrayd did not start ({last_error}):\n{self.log_tail()}")
-
-    def terminate(self, timeout: float = 15.0) -> int:
-        """SIGTERM, wait up to timeout; returns the exit code (kills and raises on timeout)."""
-        if self.proc is None:
-            return self.returncode
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.returncode = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"xrayd did not exit within {timeout} s of SIGTERM:\n{self.log_tail()}")
-        return self.returncode
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.proc is not None:
-            self.returncode = self.proc.returncode
 
     def cleanup(self):
         self.kill()

@@ -117,7 +117,7 @@ def _free_port(kind) -> int:
         return s.getsockname()[1]
 
 
-class XraydServe:
+class XraydServe(harness.XraydProcess):
     """One `xrayd serve` on free loopback ports. The data directory is created fresh (or given, to
     restart on an existing store); everything lives under self.dir, removed by cleanup()."""
 
@@ -223,28 +223,6 @@ class XraydServe:
                 raise AssertionError(f"segments not visible through BatchGetTraces after {timeout} s: "
                                      f"{dict(list(missing.items())[:5])}\n{self.log_tail()}")
             time.sleep(0.1)
-
-    def terminate(self, timeout: float = 15.0) -> int:
-        if self.proc is None:
-            return self.returncode
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.returncode = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"xrayd serve did not exit within {timeout} s of SIGTERM:\n{self.log_tail()}")
-        return self.returncode
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.proc is not None:
-            self.returncode = self.proc.returncode
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
