@@ -206,6 +206,7 @@ Status Daemon::Start() {
   ex.http.proxy = config_.proxy_address;
   ex.http.verify_tls = !config_.no_verify_ssl;
   ex.http.timeout = std::chrono::milliseconds(config_.request_timeout_ms);
+  ex.unsigned_fallback = !config_.endpoint.empty();
   ex.retry.max_attempts = config_.max_attempts;
   exporter_ = std::make_unique<xray::XrayExporter>(ex, *buffer_, credentials_.get());
   if (auto st = exporter_->Start(); !st) return st;

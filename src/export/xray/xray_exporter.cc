@@ -123,6 +123,9 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
       auto creds = credentials_->Get();
       if (creds) {
         aws::Sign(signable, request.body, *creds, {options_.region, "xray", std::chrono::system_clock::now()});
+      } else if (options_.unsigned_fallback) {
+        if (g_failure_log.Allow())
+          XLOG_WARN("No AWS credentials ({}); sending unsigned to {}", creds.error().message, options_.endpoint);
       } else {
         unsigned_error = Error::Retryable("no AWS credentials: " + creds.error().message);
       }

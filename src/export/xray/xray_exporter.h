@@ -42,6 +42,10 @@ struct ExporterOptions {
   http::ClientOptions http;
   RetryPolicy retry;
   std::string user_agent = "xrayd/" XRAYD_VERSION;
+  // When the credentials provider fails: false (AWS endpoints) = wait and retry, since an
+  // unsigned request would only be refused; true (a configured endpoint such as an `xrayd
+  // serve`, which may accept unsigned requests) = send unsigned, as before credentials existed.
+  bool unsigned_fallback = false;
 };
 
 class XrayExporter {
