@@ -255,7 +255,7 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
   Stmt superseded(db_, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1");
   if (!superseded.ok() || !put.ok() || !trace.ok() || !root.ok() || !ann.ok() || !svc.ok()) {
     Error e = DbError(db_, "prepare");
-    Exec("ROLLBACK");
+    (void)Exec("ROLLBACK");  // best effort: the error being returned is the one that matters
     return e;
   }
   for (size_t i = 0; i < docs.size(); ++i) {
@@ -271,7 +271,7 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
     if (put.Step() != SQLITE_DONE) {
       Error err = DbError(db_, "insert segment");
       put.Reset();
-      Exec("ROLLBACK");
+      (void)Exec("ROLLBACK");  // best effort: the error being returned is the one that matters
       return err;
     }
     put.Reset();
@@ -308,7 +308,7 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
     }
   }
   if (auto st = Exec("COMMIT"); !st) {
-    Exec("ROLLBACK");
+    (void)Exec("ROLLBACK");  // best effort: the error being returned is the one that matters
     return st.error();
   }
   return rejected;
@@ -481,8 +481,8 @@ Result<int64_t> TraceStore::EnforceRetention(double now) {
       if (auto st = delete_where("?1 = ?1", 0, 1000); !st) return st.error();
       {
         std::lock_guard lock(mu_);
-        Exec("PRAGMA wal_checkpoint(TRUNCATE)");
-        Exec("PRAGMA incremental_vacuum");
+        (void)Exec("PRAGMA wal_checkpoint(TRUNCATE)");  // best effort: shrinks the WAL
+        (void)Exec("PRAGMA incremental_vacuum");  // best effort: returns freed pages
       }
       if (deleted == before) break;
     }
