@@ -65,6 +65,8 @@ def main():
 
     work = args.workdir or tempfile.mkdtemp(prefix="xrayd-store-bench-")
     udp, api, health = free_port(), free_port(), free_port()
+    while len({udp, api, health}) < 3:  # a just-closed port can be offered again
+        api, health = free_port(), free_port()
     data = os.path.join(work, "data")
     log = open(os.path.join(work, "serve.log"), "w")
     proc = subprocess.Popen([args.xrayd, "serve", "--data-dir", data, "-b", f"127.0.0.1:{udp}", "-t", f"127.0.0.1:{udp}",

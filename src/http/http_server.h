@@ -7,6 +7,7 @@
 // Stop() is idempotent: it stops accepting, finishes in-flight requests, and joins.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +35,7 @@ class ListeningServer {
  private:
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
+  std::atomic<bool> listener_done_{false};
 };
 
 }  // namespace xrayd::http

@@ -24,8 +24,12 @@ from deploy_support import by_kind, render
 ARTICLE_VALUES = ("tests", "deploy", "x-ray-values.yaml")
 
 
+_handed_out: set[int] = set()
+
+
 def free_port():
-    """A port free for both TCP and UDP on 127.0.0.1 and 0.0.0.0 (the daemon binds both protocols)."""
+    """A port free for both TCP and UDP on 127.0.0.1 and 0.0.0.0 (the daemon binds both protocols),
+    never one this run already handed out (a just-closed port is often the next one offered)."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
             t.bind(("0.0.0.0", 0))
@@ -35,6 +39,9 @@ def free_port():
                     u.bind(("0.0.0.0", port))
             except OSError:
                 continue
+            if port in _handed_out:
+                continue
+            _handed_out.add(port)
             return port
     raise AssertionError("no free port")
 

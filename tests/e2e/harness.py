@@ -80,6 +80,25 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(*kinds) -> list[int]:
+    """Distinct free loopback port numbers, one per socket kind. Every socket stays open until all
+    are chosen, so the kernel cannot hand out the same number twice; a number chosen for UDP is
+    also kept away from the TCP ones, since xrayd binds its UDP address for TCP too (-t)."""
+    sockets, ports = [], []
+    try:
+        while len(ports) < len(kinds):
+            s = socket.socket(socket.AF_INET, kinds[len(ports)])
+            sockets.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if port not in ports:
+                ports.append(port)
+        return ports
+    finally:
+        for s in sockets:
+            s.close()
+
+
 class UdpSender:
     """Sends datagrams to xrayd, optionally paced so the loopback queue never overflows."""
 
@@ -302,7 +321,7 @@ class Xrayd(XraydProcess):
                     f.write(f"  {k}: {v}\n")
         last_error = ""
         for attempt in range(3):  # a freed port can be taken again before xrayd binds it
-            self.udp_port, self.health_port = free_udp_port(), free_tcp_port()
+            self.udp_port, self.health_port = free_ports(socket.SOCK_DGRAM, socket.SOCK_STREAM)
             args = [XRAYD_BIN, "-o", "-c", cfg_path, "-n", self.region,
                     "-b", f"127.0.0.1:{self.udp_port}", "-t", f"127.0.0.1:{self.udp_port}",
                     "-m", str(self.buffer_mb), "-l", self.log_level,

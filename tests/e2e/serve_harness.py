@@ -111,12 +111,6 @@ def walk(doc: dict, parent: Optional[str] = None, depth: int = 0):
 # xrayd serve
 
 
-def _free_port(kind) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class XraydServe(harness.XraydProcess):
     """One `xrayd serve` on free loopback ports. The data directory is created fresh (or given, to
     restart on an existing store); everything lives under self.dir, removed by cleanup()."""
@@ -150,9 +144,8 @@ class XraydServe(harness.XraydProcess):
         last_error = ""
         for attempt in range(3):  # a freed port can be taken again before xrayd binds it
             if not (keep_ports and self.api_port):
-                self.udp_port = _free_port(socket.SOCK_DGRAM)
-                self.tcp_port = _free_port(socket.SOCK_STREAM)
-                self.api_port = _free_port(socket.SOCK_STREAM)
+                self.udp_port, self.tcp_port, self.api_port = harness.free_ports(
+                    socket.SOCK_DGRAM, socket.SOCK_STREAM, socket.SOCK_STREAM)
             args = [harness.XRAYD_BIN, "serve", "--data-dir", self.data_dir,
                     "-b", f"127.0.0.1:{self.udp_port}", "-t", f"127.0.0.1:{self.tcp_port}",
                     "--listen", f"127.0.0.1:{self.api_port}", "-l", self.log_level, "-m", "16"] + self.extra_args
