@@ -219,7 +219,9 @@ def bench_daemon(args, name, binary, workdir):
                 raise RuntimeError(f"{name} did not bind 127.0.0.1:{port} within 15 s")
             time.sleep(0.05)
         time.sleep(2.0)
-        result = {"binary": str(binary), "idle_rss_kb": proc_status_kb(daemon.pid, "VmRSS")}
+        result = {"binary": str(binary), "idle_rss_kb": proc_status_kb(daemon.pid, "VmRSS"),
+                  "idle_rss_anon_kb": proc_status_kb(daemon.pid, "RssAnon"),
+                  "idle_rss_file_kb": proc_status_kb(daemon.pid, "RssFile")}
         result["fixed"] = measure_load(args, "fixed rate", daemon, sink, port, args.rate, args.seconds, 0)
         result["flood"] = measure_load(args, "flood", daemon, sink, port, 0, args.flood_seconds,
                                        result["fixed"]["next_seq"])
@@ -235,6 +237,9 @@ def bench_daemon(args, name, binary, workdir):
 # (label, how to read the figure from a result, format, which way is better)
 FIGURES = [
     ("idle RSS (MB)", lambda r: r["idle_rss_kb"] / 1024, "{:.1f}", "lower"),
+    # anonymous: heap, stacks, runtime; file: mapped pages of the binary and its shared libraries
+    ("idle RSS anon (MB)", lambda r: r["idle_rss_anon_kb"] / 1024, "{:.1f}", "lower"),
+    ("idle RSS file (MB)", lambda r: r["idle_rss_file_kb"] / 1024, "{:.1f}", "lower"),
     ("fixed: sent", lambda r: r["fixed"]["sent"], "{:d}", None),
     ("fixed: delivered", lambda r: r["fixed"]["delivered"], "{:d}", "higher"),
     ("fixed: loss %", lambda r: r["fixed"]["loss_pct"], "{:.2f}", "lower"),
