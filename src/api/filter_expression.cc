@@ -238,11 +238,12 @@ struct Compare final : FilterNode {
 // service(...) / id(...): the trace went through a matching service; edge(a, b): through both.
 struct ServiceMatch final : FilterNode {
   std::vector<std::pair<std::string, std::string>> wanted;  // (name, type) — empty type = any
+  bool edge = false;
   NodePtr inner;
   bool Eval(const store::TraceSummaryRow& t) const override {
     for (const auto& [name, type] : wanted) {
       const bool found = std::any_of(t.services.begin(), t.services.end(), [&](const auto& s) {
-        return (name.empty() || s.first == name) && (type.empty() || s.second == type);
+        return (name.empty() || s.first == name) && ServiceTypeMatches(type, s.second);
       });
       if (!found) return false;
     }
@@ -367,6 +368,7 @@ class Parser {
   // optional { sub-filter }.
   Result<NodePtr> ParseComplex(const std::string& word) {
     auto node = std::make_shared<ServiceMatch>();
+    node->edge = word == "edge";
     if (word == "id") {
       auto id = ParseIdArgs();
       if (!id) return id.error();
@@ -438,6 +440,10 @@ Filter::~Filter() = default;
 Filter::Filter(Filter&&) noexcept = default;
 Filter& Filter::operator=(Filter&&) noexcept = default;
 
+bool ServiceTypeMatches(std::string_view wanted, std::string_view origin) {
+  return wanted.empty() || wanted == origin || (origin.empty() && wanted == kPlainServiceType);
+}
+
 Result<Filter> Filter::Parse(std::string_view text) {
   Filter f;
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) return f;
@@ -461,5 +467,18 @@ Result<Filter> Filter::Parse(std::string_view text) {
 }
 
 bool Filter::Matches(const store::TraceSummaryRow& trace) const { return !root_ || root_->Eval(trace); }
+
+Result<EntitySelector> ParseEntitySelector(std::string_view text) {
+  EntitySelector sel;
+  auto f = Filter::Parse(text);
+  if (!f) return f.error();
+  if (f->IsEmpty()) return sel;
+  const auto* match = dynamic_cast<const ServiceMatch*>(f->root_.get());
+  if (match == nullptr || match->inner != nullptr)
+    return Error::InvalidArgument("EntitySelectorExpression: expected service(...), id(...) or edge(..., ...)");
+  sel.edge = match->edge;
+  sel.ids = match->wanted;
+  return sel;
+}
 
 }  // namespace xrayd::api

@@ -21,6 +21,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/result.h"
 #include "store/trace_store.h"
@@ -28,6 +30,14 @@
 namespace xrayd::api {
 
 class FilterNode;
+struct EntitySelector;
+
+// The type the service graph gives a service whose segments carry no origin; service(id(type:
+// "service")) selects such services.
+inline constexpr std::string_view kPlainServiceType = "service";
+
+// Whether id(type: wanted) selects a service with this origin ("" = any type).
+bool ServiceTypeMatches(std::string_view wanted, std::string_view origin);
 
 class Filter {
  public:
@@ -42,7 +52,17 @@ class Filter {
   bool IsEmpty() const { return root_ == nullptr; }
 
  private:
+  friend Result<EntitySelector> ParseEntitySelector(std::string_view text);
   std::shared_ptr<const FilterNode> root_;
 };
+
+// GetTimeSeriesServiceStatistics's EntitySelectorExpression: service("name"),
+// service(id(name: "n", type: "t")), id(...) or edge(a, b) with a and b names or id(...).
+// Empty text selects nothing in particular (ids empty).
+struct EntitySelector {
+  bool edge = false;
+  std::vector<std::pair<std::string, std::string>> ids;  // (name, type); "" = any; two for an edge
+};
+Result<EntitySelector> ParseEntitySelector(std::string_view text);
 
 }  // namespace xrayd::api

@@ -92,6 +92,22 @@ TEST(FilterExpression, ServicesEdgesIds) {
   EXPECT_TRUE(Eval("service(id(name: \"db\", type: \"remote\"))"));
 }
 
+// The service graph types a service whose segments have no origin "service" (and Grafana's
+// service map links select the node by that name and type).
+TEST(FilterExpression, PlainServiceType) {
+  store::TraceSummaryRow t = Trace();
+  t.services.emplace_back("cart", "");
+  for (const char* expr : {"service(id(name: \"cart\", type: \"service\"))", "service(\"cart\")",
+                           "id(name: \"cart\")"}) {
+    auto f = Filter::Parse(expr);
+    ASSERT_TRUE(f) << expr;
+    EXPECT_TRUE(f->Matches(t)) << expr;
+  }
+  auto f = Filter::Parse("service(id(name: \"web\", type: \"service\"))");
+  ASSERT_TRUE(f);
+  EXPECT_FALSE(f->Matches(t));  // web has an origin
+}
+
 TEST(FilterExpression, LogicAndPrecedence) {
   EXPECT_TRUE(Eval("error OR fault"));
   EXPECT_FALSE(Eval("error AND fault"));

@@ -25,6 +25,11 @@ struct Stats {
     total_response_time += rt;
     histogram[std::round(rt * 1000) / 1000]++;
   }
+  void Merge(const Stats& o) {
+    ok += o.ok, error += o.error, throttle += o.throttle, fault += o.fault, total += o.total;
+    total_response_time += o.total_response_time;
+    for (const auto& [v, c] : o.histogram) histogram[v] += c;
+  }
   json Summary() const {
     return {{"OkCount", ok},
             {"ErrorStatistics", {{"ThrottleCount", throttle}, {"OtherCount", error - std::min(error, throttle)}, {"TotalCount", error}}},
@@ -44,16 +49,31 @@ struct NodeKey {
   bool operator<(const NodeKey& o) const { return std::tie(name, type) < std::tie(o.name, o.type); }
 };
 
+// Statistics per period for time series: period start (epoch seconds) → stats.
+using Series = std::map<int64_t, Stats>;
+
+struct Edge {
+  Stats stats;
+  double start = 1e300, end = -1e300;
+  Series series;
+};
+
 struct Node {
   int ref = 0;
   bool root = false;
   double start = 1e300, end = -1e300;
   Stats stats;
-  std::map<int, std::pair<Stats, std::pair<double, double>>> edges;  // target ref → stats, time bounds
+  Series series;
+  Series root_series;  // this service's root segments: the requests entering the graph here
+  std::map<int, Edge> edges;  // by target ref
 };
 
 class GraphBuilder {
  public:
+  GraphBuilder() = default;
+  // Also keeps statistics per `period` seconds, of calls starting within [start, end].
+  GraphBuilder(int period, double start, double end) : period_(period), series_start_(start), series_end_(end) {}
+
   void AddTrace(std::vector<json>& docs) {
     // Index every (sub)segment id in this trace → the service node of the segment holding it.
     std::map<std::string, NodeKey> owner;
@@ -76,15 +96,17 @@ class GraphBuilder {
       }
       NodeKey key{d.value("name", ""), d.value("origin", "")};
       Node& n = Get(key);
-      n.stats.Add(d);
+      Count(n.stats, n.series, d);
       Bound(n.start, n.end, d);
       const std::string parent = d.value("parent_id", "");
-      if (parent.empty()) {
-        n.root = true;
-      } else if (auto it = owner.find(parent); it != owner.end()) {
+      if (parent.empty()) n.root = true;
+      if (auto it = parent.empty() ? owner.end() : owner.find(parent); it != owner.end()) {
         auto& edge = Get(it->second).edges[n.ref];
-        edge.first.Add(d);
-        Bound(edge.second.first, edge.second.second, d);
+        Count(edge.stats, edge.series, d);
+        Bound(edge.start, edge.end, d);
+      } else {  // called from outside the trace's segments (a client)
+        Stats unused;
+        Count(unused, n.root_series, d);
       }
       Inferred(d, key, parents_with_segments, 0);
     }
@@ -96,17 +118,17 @@ class GraphBuilder {
       json edges = json::array();
       for (const auto& [target, e] : n.edges) {
         edges.push_back({{"ReferenceId", target},
-                         {"StartTime", e.second.first},
-                         {"EndTime", e.second.second},
-                         {"SummaryStatistics", e.first.Summary()},
-                         {"ResponseTimeHistogram", e.first.Histogram()},
+                         {"StartTime", e.start},
+                         {"EndTime", e.end},
+                         {"SummaryStatistics", e.stats.Summary()},
+                         {"ResponseTimeHistogram", e.stats.Histogram()},
                          {"Aliases", json::array()}});
       }
       json s = {{"ReferenceId", n.ref},
                 {"Name", key.name},
                 {"Names", json::array({key.name})},
                 {"Root", n.root},
-                {"Type", key.type.empty() ? "service" : key.type},
+                {"Type", key.type.empty() ? std::string(kPlainServiceType) : key.type},
                 {"State", "active"},
                 {"StartTime", n.start},
                 {"EndTime", n.end},
@@ -119,9 +141,45 @@ class GraphBuilder {
     return out;
   }
 
-  const std::map<NodeKey, Node>& nodes() const { return nodes_; }
+  // The time series of what `selector` names: the services it names, the edges between the
+  // services it names, or (empty selector) the requests entering the graph. Second: whether
+  // these are edge statistics.
+  std::pair<Series, bool> Select(const EntitySelector& selector) const {
+    Series out;
+    auto merge = [&out](const Series& s) {
+      for (const auto& [t, stats] : s) out[t].Merge(stats);
+    };
+    auto matches = [](const NodeKey& key, const std::pair<std::string, std::string>& id) {
+      return (id.first.empty() || key.name == id.first) && ServiceTypeMatches(id.second, key.type);
+    };
+    if (selector.ids.empty()) {
+      for (const auto& [key, n] : nodes_) merge(n.root_series);
+      return {out, true};
+    }
+    if (!selector.edge) {
+      for (const auto& [key, n] : nodes_)
+        if (matches(key, selector.ids[0])) merge(n.series);
+      return {out, false};
+    }
+    std::map<int, const NodeKey*> by_ref;
+    for (const auto& [key, n] : nodes_) by_ref[n.ref] = &key;
+    for (const auto& [key, n] : nodes_) {
+      if (!matches(key, selector.ids[0])) continue;
+      for (const auto& [target, e] : n.edges)
+        if (matches(*by_ref.at(target), selector.ids[1])) merge(e.series);
+    }
+    return {out, true};
+  }
 
  private:
+  void Count(Stats& total, Series& series, const json& d) {
+    total.Add(d);
+    if (period_ <= 0) return;
+    const double t = d.value("start_time", 0.0);
+    if (t < series_start_ || t > series_end_) return;
+    series[static_cast<int64_t>(std::floor(t / period_)) * period_].Add(d);
+  }
+
   Node& Get(const NodeKey& key) {
     auto [it, inserted] = nodes_.try_emplace(key);
     if (inserted) it->second.ref = static_cast<int>(nodes_.size()) - 1;
@@ -153,16 +211,18 @@ class GraphBuilder {
         if (ns == "aws") type = "AWS::" + sub.value("name", "");
         NodeKey key{sub.value("name", ""), type};
         Node& target = Get(key);
-        target.stats.Add(sub);
+        Count(target.stats, target.series, sub);
         Bound(target.start, target.end, sub);
         auto& edge = Get(caller).edges[target.ref];
-        edge.first.Add(sub);
-        Bound(edge.second.first, edge.second.second, sub);
+        Count(edge.stats, edge.series, sub);
+        Bound(edge.start, edge.end, sub);
       }
       Inferred(sub, caller, parents_with_segments, depth + 1);
     }
   }
 
+  int period_ = 0;
+  double series_start_ = 0, series_end_ = 0;
   std::map<NodeKey, Node> nodes_;
 };
 
@@ -187,23 +247,15 @@ json BuildServiceGraph(const std::vector<std::string>& docs, double start_time, 
 }
 
 json BuildTimeSeriesStatistics(const std::vector<std::string>& docs, double start_time, double end_time,
-                               int period_seconds) {
+                               int period_seconds, const EntitySelector& selector) {
   if (period_seconds <= 0) period_seconds = 60;
-  std::map<int64_t, Stats> buckets;
-  for (auto& trace : GroupByTrace(docs)) {
-    for (const auto& d : trace) {
-      if (d.value("type", "") == "subsegment") continue;
-      const double t = d.value("start_time", 0.0);
-      if (t < start_time || t > end_time) continue;
-      buckets[static_cast<int64_t>(std::floor(t / period_seconds)) * period_seconds].Add(d);
-    }
-  }
+  GraphBuilder g(period_seconds, start_time, end_time);
+  for (auto& trace : GroupByTrace(docs)) g.AddTrace(trace);
+  const auto [series, edge] = g.Select(selector);
   json out = json::array();
-  for (const auto& [ts, s] : buckets) {
-    json summary = s.Summary();
+  for (const auto& [ts, s] : series) {
     out.push_back({{"Timestamp", ts},
-                   {"EdgeSummaryStatistics", summary},
-                   {"ServiceSummaryStatistics", summary},
+                   {edge ? "EdgeSummaryStatistics" : "ServiceSummaryStatistics", s.Summary()},
                    {"ResponseTimeHistogram", s.Histogram()}});
   }
   return {{"TimeSeriesServiceStatistics", out}, {"ContainsOldGroupVersions", false}};

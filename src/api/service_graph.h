@@ -13,13 +13,19 @@
 #include <string>
 #include <vector>
 
+#include "api/filter_expression.h"
+
 namespace xrayd::api {
 
 // `docs`: documents of whole traces (segments and streamed subsegments).
 nlohmann::json BuildServiceGraph(const std::vector<std::string>& docs, double start_time, double end_time);
 
-// Per-period statistics of the whole graph (or of the services the entity selector names).
+// Per-period statistics of what the entity selector names: ServiceSummaryStatistics of the
+// services a service()/id() selector names, EdgeSummaryStatistics of the edges between the
+// services an edge() selector names, and with an empty selector EdgeSummaryStatistics of the
+// requests entering the graph (root segments: one per trace). Calls are counted in the period
+// they started in, if they started within [start_time, end_time].
 nlohmann::json BuildTimeSeriesStatistics(const std::vector<std::string>& docs, double start_time, double end_time,
-                                         int period_seconds);
+                                         int period_seconds, const EntitySelector& selector);
 
 }  // namespace xrayd::api

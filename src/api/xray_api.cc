@@ -8,6 +8,7 @@
 #include <set>
 
 #include "api/filter_expression.h"
+#include "api/root_causes.h"
 #include "api/service_graph.h"
 #include "api/trace_assembly.h"
 #include "common/log.h"
@@ -131,6 +132,37 @@ json SummaryJson(const store::TraceSummaryRow& r) {
   if (r.root_start && r.root_end) s["ResponseTime"] = *r.root_end - *r.root_start;
   if (!r.root_name.empty()) s["EntryPoint"] = ServiceId(r.root_name, r.root_origin);
   return s;
+}
+
+// Adds the root causes found in the trace's documents to its summary.
+void AddRootCauses(store::TraceStore& store, json& summary) {
+  auto segs = store.SegmentsOf(summary["Id"].get<std::string>());
+  if (!segs) throw ApiError{500, "InternalFailure", segs.error().message};
+  std::vector<json> docs;
+  for (const auto& s : AssembleTrace(*segs).segments) docs.push_back(json::parse(s.document, nullptr, false));
+  RootCauses causes = FindRootCauses(docs);
+  summary["FaultRootCauses"] = std::move(causes.fault);
+  summary["ErrorRootCauses"] = std::move(causes.error);
+  summary["ResponseTimeRootCauses"] = std::move(causes.response_time);
+}
+
+// Keeps the documents of the traces `filter` (a group's filter expression) matches.
+std::vector<std::string> KeepMatching(store::TraceStore& store, std::vector<std::string> docs, const Filter& filter) {
+  if (filter.IsEmpty()) return docs;
+  std::map<std::string, bool> matches;  // by trace id
+  std::vector<std::string> kept;
+  for (auto& d : docs) {
+    json j = json::parse(d, nullptr, false);
+    if (!j.is_object() || !j.contains("trace_id") || !j["trace_id"].is_string()) continue;
+    auto [it, inserted] = matches.try_emplace(j["trace_id"].get<std::string>(), false);
+    if (inserted) {
+      auto row = store.Summary(it->first);
+      if (!row) throw ApiError{500, "InternalFailure", row.error().message};
+      it->second = *row && filter.Matches(**row);
+    }
+    if (it->second) kept.push_back(std::move(d));
+  }
+  return kept;
 }
 
 }  // namespace
@@ -292,6 +324,18 @@ class Groups {
     auto it = groups_.find(name);
     if (it == groups_.end()) throw Invalid("group " + name + " not found");
     return {{"Group", Summary(name, it->second)}};
+  }
+  // The filter of the group a request names by GroupName or GroupARN (none: all traces).
+  Filter FilterOf(const json& in) {
+    if (!in.contains("GroupName") && !in.contains("GroupARN")) return Filter();
+    std::lock_guard lock(mu_);
+    const std::string name = Name(in);
+    if (name == "Default") return Filter();
+    auto it = groups_.find(name);
+    if (it == groups_.end()) throw Invalid("group " + name + " not found");
+    auto f = Filter::Parse(it->second);
+    if (!f) throw Invalid(f.error().message);
+    return std::move(*f);
   }
   json Create(const json& in) {
     std::lock_guard lock(mu_);
@@ -476,7 +520,10 @@ Status XrayApiServer::Start() {
                                               : row.start_time;
         q.after_start_time = key;
         q.after_trace_id = row.trace_id;
-        if (filter->Matches(row)) summaries.push_back(SummaryJson(row));
+        if (filter->Matches(row)) {
+          summaries.push_back(SummaryJson(row));
+          AddRootCauses(store_, summaries.back());
+        }
         if (summaries.size() >= kPageSize) break;
       }
       if (rows->size() < q.limit && summaries.size() < kPageSize) {
@@ -522,19 +569,25 @@ Status XrayApiServer::Start() {
     if (end < start) throw Invalid("EndTime is before StartTime");
     return std::pair{start, end};
   };
+  // Both graphs cover the traces of the group named by GroupName or GroupARN, if any.
   route("/ServiceGraph", [this, range](const json& in) {
     auto [start, end] = range(in);
+    const Filter group = groups_->FilterOf(in);
     bool truncated = false;
     auto docs = store_.DocumentsInRange(start, end, kGraphTraceLimit, &truncated);
     if (!docs) throw ApiError{500, "InternalFailure", docs.error().message};
-    return BuildServiceGraph(*docs, start, end);
+    return BuildServiceGraph(KeepMatching(store_, std::move(*docs), group), start, end);
   });
   route("/TimeSeriesServiceStatistics", [this, range](const json& in) {
     auto [start, end] = range(in);
+    const Filter group = groups_->FilterOf(in);
+    auto selector = ParseEntitySelector(in.value("EntitySelectorExpression", ""));
+    if (!selector) throw Invalid(selector.error().message);
     bool truncated = false;
     auto docs = store_.DocumentsInRange(start, end, kGraphTraceLimit, &truncated);
     if (!docs) throw ApiError{500, "InternalFailure", docs.error().message};
-    return BuildTimeSeriesStatistics(*docs, start, end, in.value("Period", 60));
+    return BuildTimeSeriesStatistics(KeepMatching(store_, std::move(*docs), group), start, end, in.value("Period", 60),
+                                     *selector);
   });
   route("/TraceGraph", [this](const json& in) {
     if (!in.contains("TraceIds") || !in["TraceIds"].is_array()) throw Invalid("TraceIds is required");
