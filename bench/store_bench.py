@@ -64,6 +64,7 @@ def main():
     args = ap.parse_args()
 
     work = args.workdir or tempfile.mkdtemp(prefix="xrayd-store-bench-")
+    os.makedirs(work, exist_ok=True)
     udp, api, health = free_port(), free_port(), free_port()
     while len({udp, api, health}) < 3:  # a just-closed port can be offered again
         api, health = free_port(), free_port()
