@@ -15,7 +15,7 @@ PRAGMA auto_vacuum=INCREMENTAL;
 PRAGMA journal_mode=WAL;
 PRAGMA synchronous=NORMAL;
 PRAGMA cache_size=-65536;
-PRAGMA mmap_size=1073741824;
+PRAGMA mmap_size=268435456;
 PRAGMA temp_store=MEMORY;
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 INSERT OR IGNORE INTO meta VALUES('schema_version', '2');
