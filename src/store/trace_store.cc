@@ -96,6 +96,11 @@ struct Extract {
   std::optional<int> http_status;
   std::vector<std::pair<std::string, std::string>> annotations;  // key, value JSON
   std::vector<std::string> embedded_complete_ids;  // nested subsegments that carry an end_time
+  // Services this document calls, as the service graph names them when they send no segment of their
+  // own (remote: "remote", aws: "AWS::<name>"), so filters such as service(id(name:..., type:...))
+  // find the traces behind an inferred node. A callee that does send segments is listed under its
+  // own name and origin as well; the extra entry only adds a type no graph node will show.
+  std::vector<std::pair<std::string, std::string>> called_services;
 };
 
 std::string JsonScalar(simdjson::dom::element v) {
@@ -135,6 +140,10 @@ void Walk(simdjson::dom::object o, Extract& e, int depth) {
       if (so["id"].get(id) == simdjson::SUCCESS && so["end_time"].is_number() &&
           !(so["in_progress"].get(still_running) == simdjson::SUCCESS && still_running))
         e.embedded_complete_ids.emplace_back(id);
+      std::string_view ns, name;
+      if (so["namespace"].get(ns) == simdjson::SUCCESS && (ns == "remote" || ns == "aws") &&
+          so["name"].get(name) == simdjson::SUCCESS && !name.empty())
+        e.called_services.emplace_back(std::string(name), ns == "aws" ? "AWS::" + std::string(name) : "remote");
       Walk(so, e, depth + 1);
     }
   }
@@ -301,6 +310,11 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
     }
     if (!e->independent_subsegment) {
       svc.Text(1, e->trace_id).Text(2, e->name).Text(3, e->origin);
+      svc.Step();
+      svc.Reset();
+    }
+    for (const auto& [name, type] : e->called_services) {
+      svc.Text(1, e->trace_id).Text(2, name).Text(3, type);
       svc.Step();
       svc.Reset();
     }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -75,6 +76,26 @@ TEST_F(StoreTest, SummaryFromRootSegment) {
   EXPECT_FALSE(r.has_error);
   EXPECT_EQ(r.annotations.size(), 3u);
   EXPECT_EQ(r.services.size(), 2u);
+}
+
+TEST_F(StoreTest, CalledServicesAreListedAsTheGraphInfersThem) {
+  json root = Segment("aaaaaaaaaaaaaaa1", 100, 101, "shop");
+  root["origin"] = "AWS::EC2::Instance";
+  json http_call = {{"id", "ccccccccccccccc1"}, {"name", "payments-db"}, {"namespace", "remote"},
+                    {"start_time", 100.1}, {"end_time", 100.2}};
+  json nested_aws = {{"id", "ccccccccccccccc3"}, {"name", "DynamoDB"}, {"namespace", "aws"},
+                     {"start_time", 100.3}, {"end_time", 100.4}};
+  json local_work = {{"id", "ccccccccccccccc2"}, {"name", "render"}, {"start_time", 100.3}, {"end_time", 100.5},
+                     {"subsegments", json::array({nested_aws})}};
+  root["subsegments"] = json::array({http_call, local_work});
+  Put({root});
+  auto s = store_->Summary(kTrace);
+  ASSERT_TRUE(s && *s);
+  using Service = std::pair<std::string, std::string>;
+  std::vector<Service> services = (*s)->services;
+  std::sort(services.begin(), services.end());
+  EXPECT_EQ(services, (std::vector<Service>{{"DynamoDB", "AWS::DynamoDB"}, {"payments-db", "remote"},
+                                            {"shop", "AWS::EC2::Instance"}}));
 }
 
 TEST_F(StoreTest, InProgressThenCompleteConvergesInAnyOrder) {

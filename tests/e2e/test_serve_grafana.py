@@ -643,7 +643,6 @@ class GrafanaDataSourceTest(unittest.TestCase):
                                       node_query("frontend"))
         self.assertEqual(sum(counts.values()), 3)
 
-    @known_bug("filters do not see inferred services: the store lists only services that sent segments")
     def test_service_map_link_of_inferred_node(self):
         """The links on an inferred node (a remote call whose callee sent no segment)."""
         nodes, _ = parse_graph_response(self.ds.service_map(self.start, self.end, {"GroupName": "Default"}))
