@@ -6,9 +6,10 @@
 //   GET /downstream  answers "downstream ok".
 //
 // Environment: PORT (default 5000), XRAY_SERVICE_NAME (default "hello"; AWS_XRAY_TRACING_NAME wins if
-// set), AWS_XRAY_DAEMON_ADDRESS (default 127.0.0.1:2000), XRAY_SAMPLING_RULES_FILE (optional local
-// rules, JSON version 2; default: 1 request/s + 5 %), AWS_XRAY_CONTEXT_MISSING, HELLO_THREADS (server
-// workers, default 64).
+// set), AWS_XRAY_DAEMON_ADDRESS (default 127.0.0.1:2000; sampling rules come from its TCP address),
+// XRAY_SAMPLING_RULES_FILE (optional local rules, JSON version 2, used until centralized rules arrive or
+// when the daemon cannot give them; default: 1 request/s + 5 %), XRAY_CENTRALIZED_SAMPLING (set to
+// "false" for local rules only), AWS_XRAY_CONTEXT_MISSING, HELLO_THREADS (server workers, default 64).
 // Listens on 0.0.0.0; SIGTERM/SIGINT stop it cleanly.
 #include <curl/curl.h>
 #include <httplib.h>
@@ -25,6 +26,7 @@
 #include <string>
 #include <thread>
 
+#include "xray/centralized_sampling.h"
 #include "xray/curl_helper.h"
 #include "xray/httplib_middleware.h"
 #include "xray/log.h"
@@ -58,7 +60,7 @@ CURL* ThreadCurl() {
   return easy.get();
 }
 
-std::shared_ptr<xray::Sampler> SamplerFromEnvironment() {
+std::shared_ptr<xray::Sampler> LocalRulesFromEnvironment() {
   std::string path = Env("XRAY_SAMPLING_RULES_FILE", "");
   if (path.empty()) return nullptr;
   std::ifstream in(path);
@@ -72,6 +74,18 @@ std::shared_ptr<xray::Sampler> SamplerFromEnvironment() {
     return nullptr;
   }
   return std::shared_ptr<xray::Sampler>(std::move(sampler));
+}
+
+// Centralized sampling with the local rules as its fallback (the SDK's default, which falls back to the
+// default local rule, when there is no rules file), or the local rules alone.
+std::shared_ptr<xray::Sampler> SamplerFromEnvironment() {
+  std::shared_ptr<xray::Sampler> local = LocalRulesFromEnvironment();
+  if (Env("XRAY_CENTRALIZED_SAMPLING", "true") == "false")
+    return local ? local : std::make_shared<xray::LocalSampler>();
+  if (!local) return nullptr;
+  auto options = xray::CentralizedSamplerOptions::ForDaemon(xray::DaemonAddress::FromEnvironment());
+  options.fallback = std::move(local);
+  return std::make_shared<xray::CentralizedSampler>(std::move(options));
 }
 
 }  // namespace

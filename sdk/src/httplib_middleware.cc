@@ -39,7 +39,7 @@ void InstrumentServer(httplib::Server& server, Recorder& recorder, HttpServerTra
     const std::string host_header = req.get_header_value("Host");
     std::string name;
     if (opts->segment_name) name = opts->segment_name(req);
-    SamplingRequest sreq{HostWithoutPort(host_header), req.method, req.path, {}};
+    SamplingRequest sreq{HostWithoutPort(host_header), req.method, req.path, {}, {}};
     std::shared_ptr<Segment> segment = recorder.BeginSegment(name, &incoming, sreq);
 
     HttpRequestInfo info;

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "xray/centralized_sampling.h"
 #include "xray/log.h"
 
 namespace xray {
@@ -32,6 +33,9 @@ RecorderConfig RecorderConfig::FromEnvironment(std::string_view default_service_
 }
 
 static RecorderConfig WithDefaults(RecorderConfig c) {
+  if (!c.sampler && c.centralized_sampling)
+    c.sampler = std::make_shared<CentralizedSampler>(
+        CentralizedSamplerOptions::ForDaemon(DaemonAddress::FromEnvironment()));
   if (!c.sampler) c.sampler = std::make_shared<LocalSampler>();
   if (!c.emitter) c.emitter = std::make_shared<UdpEmitter>();
   if (c.service_name.empty()) c.service_name = "default";
@@ -67,6 +71,7 @@ std::shared_ptr<Segment> Recorder::BeginSegment(std::string_view name, const Tra
   } else {
     SamplingRequest r = request;
     if (r.service_name.empty()) r.service_name = config_.service_name;
+    if (r.service_type.empty()) r.service_type = config_.origin;
     sampled = config_.sampler->ShouldSample(r);
   }
   auto segment = Segment::Create(name.empty() ? std::string_view(config_.service_name) : name, trace_id,

@@ -11,7 +11,7 @@ namespace xray {
 namespace {
 
 SamplingRequest Req(std::string_view path, std::string_view method = "GET", std::string_view host = "example.com") {
-  return SamplingRequest{host, method, path, "svc"};
+  return SamplingRequest{host, method, path, "svc", {}};
 }
 
 TEST(Wildcard, Matches) {
@@ -124,8 +124,8 @@ TEST(LocalSampler, VersionOneUsesServiceName) {
           "default": {"fixed_target": 0, "rate": 0}})",
       &error, [] { return int64_t{1}; });
   ASSERT_NE(sampler, nullptr) << error;
-  EXPECT_TRUE(sampler->ShouldSample(SamplingRequest{"h", "GET", "/", "orders"}));
-  EXPECT_FALSE(sampler->ShouldSample(SamplingRequest{"h", "GET", "/", "billing"}));
+  EXPECT_TRUE(sampler->ShouldSample(SamplingRequest{"h", "GET", "/", "orders", {}}));
+  EXPECT_FALSE(sampler->ShouldSample(SamplingRequest{"h", "GET", "/", "billing", {}}));
 }
 
 TEST(LocalSampler, RejectsBadDocuments) {

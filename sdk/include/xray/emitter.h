@@ -27,7 +27,7 @@ inline constexpr size_t kMaxDatagramBytes = 64000;
 struct DaemonAddress {
   std::string udp_host = "127.0.0.1";
   uint16_t udp_port = 2000;
-  std::string tcp_host = "127.0.0.1";  // for centralized sampling (not used yet)
+  std::string tcp_host = "127.0.0.1";  // for centralized sampling (CentralizedSampler)
   uint16_t tcp_port = 2000;
 
   // nullopt for anything not in the two documented forms. IPv6 hosts go in brackets: "[::1]:2000".

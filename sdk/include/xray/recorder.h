@@ -14,6 +14,10 @@
 //
 // Thread safety: a Recorder may be used from any number of threads. Its configuration is constant after
 // construction. It must outlive the segments it started.
+//
+// Threads: the Recorder starts none itself, but the default sampler (CentralizedSampler) and emitter
+// (UdpEmitter, for a host name) own one each; they are stopped and joined when the Recorder, the last
+// owner of its config's shared_ptrs, is destroyed (emitter, then sampler; neither uses the other).
 #pragma once
 
 #include <memory>
@@ -63,7 +67,13 @@ struct RecorderConfig {
   std::string service_version;           // segment "service": {"version": ...}; empty = left out
   std::string origin;                    // e.g. "AWS::EC2::Instance"; empty = left out
   ContextMissing context_missing = ContextMissing::kLogError;
-  std::shared_ptr<Sampler> sampler;  // nullptr: LocalSampler with the default rule
+  // The sampler, used as given when set. When nullptr: with centralized_sampling (the default, as in
+  // the other X-Ray SDKs) a CentralizedSampler polling the daemon's TCP address from
+  // AWS_XRAY_DAEMON_ADDRESS, falling back to the default local rule (1 request/s + 5 %) until rules
+  // arrive; without it that LocalSampler alone. To keep centralized sampling with your own local
+  // fallback rules, build a CentralizedSampler with options.fallback and set it here.
+  std::shared_ptr<Sampler> sampler;
+  bool centralized_sampling = true;
   std::shared_ptr<Emitter> emitter;  // nullptr: UdpEmitter to DaemonAddress::FromEnvironment()
 
   // Defaults overridden by the environment the X-Ray SDKs read: AWS_XRAY_TRACING_NAME (service name),

@@ -12,8 +12,8 @@
 // '?', case-insensitive) decides, else the default rule. A rule samples its first `fixed_target`
 // requests of every wall-clock second (its reservoir), then `rate` of the rest at random.
 //
-// Centralized sampling (rules and quotas from the X-Ray API via the daemon's TCP proxy) is not
-// implemented yet; LocalSampler is what the SDK uses.
+// Centralized sampling (rules and quotas from the X-Ray API via the daemon's TCP port) is in
+// centralized_sampling.h; it is the Recorder's default and uses a LocalSampler as its fallback.
 //
 // Thread safety: ShouldSample may be called concurrently; each rule's reservoir is one atomic word.
 #pragma once
@@ -33,7 +33,8 @@ struct SamplingRequest {
   std::string_view host;          // Host header without the port
   std::string_view http_method;
   std::string_view url_path;
-  std::string_view service_name;  // only consulted by version-1 rules
+  std::string_view service_name;  // only consulted by version-1 rules and centralized rules
+  std::string_view service_type;  // the segment's origin, e.g. "AWS::EC2::Instance"; centralized rules only
 };
 
 struct SamplingRule {
