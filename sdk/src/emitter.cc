@@ -216,13 +216,14 @@ bool UdpEmitter::SendDocument(std::string_view document) noexcept {
 void UdpEmitter::Send(const Segment& segment) noexcept {
   try {
     if (!segment.sampled()) return;
-    Json doc = segment.ToJson();
-    std::string text = doc.dump(-1, ' ', false, Json::error_handler_t::replace);
+    std::string text = segment.Serialize();
     if (text.size() <= kMaxDatagramBytes) {
       SendDocument(text);
       return;
     }
-    // Too big for one datagram: the segment without its subsegments, then each subsegment on its own.
+    // Too big for one datagram (rare): the segment without its subsegments, then each subsegment on
+    // its own.
+    Json doc = Json::parse(text);
     Json subs = std::move(doc["subsegments"]);
     doc.erase("subsegments");
     SendDocument(doc.dump(-1, ' ', false, Json::error_handler_t::replace));

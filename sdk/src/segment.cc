@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <typeinfo>
 
+#include "json_text.h"
 #include "xray/ids.h"
 #include "xray/log.h"
 
@@ -33,6 +34,11 @@ bool AllowedNameChar(unsigned char c) {
 
 void PutIfSet(Json& obj, const char* key, const std::string& value) {
   if (!value.empty()) obj[key] = value;
+}
+
+// Free-form values the application handed over, written compactly; invalid UTF-8 becomes U+FFFD.
+void AppendJson(std::string& out, const Json& value) {
+  out += value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 // Microsecond precision, as the X-Ray SDKs send it.
@@ -113,25 +119,15 @@ void Entity::Close(double end_time) {
 }
 
 void Entity::SetHttpRequest(HttpRequestInfo r) {
-  Json req = Json::object();
-  PutIfSet(req, "method", r.method);
-  PutIfSet(req, "url", r.url);
-  PutIfSet(req, "user_agent", r.user_agent);
-  PutIfSet(req, "client_ip", r.client_ip);
-  if (r.x_forwarded_for) req["x_forwarded_for"] = true;
-  if (r.traced) req["traced"] = true;
   std::lock_guard lock(mu());
-  if (!http_.is_object()) http_ = Json::object();
-  http_["request"] = std::move(req);
+  http_request_ = std::move(r);
 }
 
 void Entity::SetHttpResponse(int status, int64_t content_length) {
-  Json resp = Json::object();
-  if (status > 0) resp["status"] = status;
-  if (content_length >= 0) resp["content_length"] = content_length;
   std::lock_guard lock(mu());
-  if (!http_.is_object()) http_ = Json::object();
-  http_["response"] = std::move(resp);
+  has_http_response_ = true;
+  http_status_ = status;
+  http_content_length_ = content_length;
   if (status == 429) {
     throttle_ = true;
     error_ = true;
@@ -150,34 +146,30 @@ void Entity::SetAws(const Json& fields) {
 }
 
 void Entity::SetSql(SqlInfo s) {
-  Json sql = Json::object();
-  PutIfSet(sql, "connection_string", s.connection_string);
-  PutIfSet(sql, "url", s.url);
-  PutIfSet(sql, "sanitized_query", s.sanitized_query);
-  PutIfSet(sql, "database_type", s.database_type);
-  PutIfSet(sql, "database_version", s.database_version);
-  PutIfSet(sql, "driver_version", s.driver_version);
-  PutIfSet(sql, "user", s.user);
-  PutIfSet(sql, "preparation", s.preparation);
   std::lock_guard lock(mu());
-  sql_ = std::move(sql);
+  sql_ = std::move(s);
 }
 
-bool Entity::PutAnnotationJson(std::string_view key, Json value) {
+bool Entity::PutAnnotationValue(std::string_view key, AnnotationValue value) {
   if (!IsValidAnnotationKey(key)) {
     Log(LogLevel::kWarn, "annotation key \"" + std::string(key.substr(0, 64)) +
                              "\" refused: keys are 1-500 ASCII letters, digits or '_'");
     return false;
   }
   std::lock_guard lock(mu());
-  if (!annotations_.is_object()) annotations_ = Json::object();
-  annotations_[std::string(key)] = std::move(value);
+  for (auto& [k, v] : annotations_) {
+    if (k == key) {
+      v = std::move(value);
+      return true;
+    }
+  }
+  annotations_.emplace_back(std::string(key), std::move(value));
   return true;
 }
 
 bool Entity::PutAnnotation(std::string_view key, std::string_view value) {
   if (value.size() > kMaxAnnotationString) value = value.substr(0, kMaxAnnotationString);
-  return PutAnnotationJson(key, Json(std::string(value)));
+  return PutAnnotationValue(key, std::string(value));
 }
 
 bool Entity::PutAnnotation(std::string_view key, double value) {
@@ -185,12 +177,12 @@ bool Entity::PutAnnotation(std::string_view key, double value) {
     Log(LogLevel::kWarn, "annotation \"" + std::string(key.substr(0, 64)) + "\" refused: not a finite number");
     return false;
   }
-  return PutAnnotationJson(key, Json(value));
+  return PutAnnotationValue(key, value);
 }
 
-bool Entity::PutAnnotation(std::string_view key, int64_t value) { return PutAnnotationJson(key, Json(value)); }
+bool Entity::PutAnnotation(std::string_view key, int64_t value) { return PutAnnotationValue(key, value); }
 
-bool Entity::PutAnnotation(std::string_view key, bool value) { return PutAnnotationJson(key, Json(value)); }
+bool Entity::PutAnnotation(std::string_view key, bool value) { return PutAnnotationValue(key, value); }
 
 bool Entity::PutMetadata(std::string_view key, Json value, std::string_view ns) {
   if (ns.empty()) ns = "default";
@@ -267,38 +259,95 @@ Subsegment* Entity::AddSubsegment(std::string_view name) {
 }
 
 Json Entity::ToJson() const {
-  Json out = Json::object();
-  std::lock_guard lock(mu());
-  WriteLocked(out);
-  return out;
+  std::string text;
+  {
+    std::lock_guard lock(mu());
+    WriteLocked(text);
+  }
+  return Json::parse(text);
 }
 
-void Entity::WriteCommonLocked(Json& out) const {
-  out["name"] = name_;
-  out["id"] = id_;
-  out["start_time"] = RoundMicros(start_time_);
+void Entity::WriteCommonLocked(json_text::Object& out) const {
+  out.String("name", name_);
+  out.String("id", id_);
+  out.Double("start_time", RoundMicros(start_time_));
   if (end_time_ != 0) {
-    out["end_time"] = RoundMicros(end_time_);
+    out.Double("end_time", RoundMicros(end_time_));
   } else {
-    out["in_progress"] = true;
+    out.Bool("in_progress", true);
   }
-  if (error_) out["error"] = true;
-  if (fault_) out["fault"] = true;
-  if (throttle_) out["throttle"] = true;
-  if (http_.is_object()) out["http"] = http_;
-  if (aws_.is_object()) out["aws"] = aws_;
-  if (sql_.is_object()) out["sql"] = sql_;
-  if (annotations_.is_object()) out["annotations"] = annotations_;
-  if (metadata_.is_object()) out["metadata"] = metadata_;
-  if (cause_.is_object()) out["cause"] = cause_;
-  if (!subsegments_.empty()) {
-    Json subs = Json::array();
-    for (const auto& s : subsegments_) {
-      Json child = Json::object();
-      s->WriteLocked(child);
-      subs.push_back(std::move(child));
+  if (error_) out.Bool("error", true);
+  if (fault_) out.Bool("fault", true);
+  if (throttle_) out.Bool("throttle", true);
+  if (http_request_ || has_http_response_) {
+    json_text::Object http(out.Key("http"));
+    if (http_request_) {
+      json_text::Object req(http.Key("request"));
+      req.StringIfSet("method", http_request_->method);
+      req.StringIfSet("url", http_request_->url);
+      req.StringIfSet("user_agent", http_request_->user_agent);
+      req.StringIfSet("client_ip", http_request_->client_ip);
+      if (http_request_->x_forwarded_for) req.Bool("x_forwarded_for", true);
+      if (http_request_->traced) req.Bool("traced", true);
     }
-    out["subsegments"] = std::move(subs);
+    if (has_http_response_) {
+      json_text::Object resp(http.Key("response"));
+      if (http_status_ > 0) resp.Int("status", http_status_);
+      if (http_content_length_ >= 0) resp.Int("content_length", http_content_length_);
+    }
+  }
+  if (this == root_) {
+    // The segment names the SDK that wrote it, as every AWS X-Ray SDK does, beside whatever the
+    // application put in "aws" (its own aws.xray.sdk/sdk_version win). Subsegments do not repeat it.
+    if (!aws_.is_object()) {
+      json_text::Object aws(out.Key("aws"));
+      json_text::Object xray(aws.Key("xray"));
+      xray.String("sdk", kSdkName);
+      xray.String("sdk_version", kSdkVersion);
+    } else {
+      Json aws = aws_;
+      Json& sdk = aws["xray"];
+      if (sdk.is_null()) sdk = Json::object();
+      if (sdk.is_object()) {
+        if (!sdk.contains("sdk")) sdk["sdk"] = kSdkName;
+        if (!sdk.contains("sdk_version")) sdk["sdk_version"] = kSdkVersion;
+      }
+      AppendJson(out.Key("aws"), aws);
+    }
+  } else if (aws_.is_object()) {
+    AppendJson(out.Key("aws"), aws_);
+  }
+  if (sql_) {
+    json_text::Object sql(out.Key("sql"));
+    sql.StringIfSet("connection_string", sql_->connection_string);
+    sql.StringIfSet("url", sql_->url);
+    sql.StringIfSet("sanitized_query", sql_->sanitized_query);
+    sql.StringIfSet("database_type", sql_->database_type);
+    sql.StringIfSet("database_version", sql_->database_version);
+    sql.StringIfSet("driver_version", sql_->driver_version);
+    sql.StringIfSet("user", sql_->user);
+    sql.StringIfSet("preparation", sql_->preparation);
+  }
+  if (!annotations_.empty()) {
+    json_text::Object annotations(out.Key("annotations"));
+    for (const auto& [key, value] : annotations_) {
+      std::string& to = annotations.Key(key);
+      if (const auto* text = std::get_if<std::string>(&value)) json_text::AppendString(to, *text);
+      else if (const auto* d = std::get_if<double>(&value)) json_text::AppendDouble(to, *d);
+      else if (const auto* i = std::get_if<int64_t>(&value)) json_text::AppendInt(to, *i);
+      else to += std::get<bool>(value) ? "true" : "false";
+    }
+  }
+  if (metadata_.is_object()) AppendJson(out.Key("metadata"), metadata_);
+  if (cause_.is_object()) AppendJson(out.Key("cause"), cause_);
+  if (!subsegments_.empty()) {
+    std::string& to = out.Key("subsegments");
+    to += '[';
+    for (size_t i = 0; i < subsegments_.size(); ++i) {
+      if (i > 0) to += ',';
+      subsegments_[i]->WriteLocked(to);
+    }
+    to += ']';
   }
 }
 
@@ -318,16 +367,23 @@ void Subsegment::AddPrecursorId(std::string_view id) {
   precursor_ids_.emplace_back(id);
 }
 
-void Subsegment::WriteLocked(Json& out) const {
-  WriteCommonLocked(out);
-  if (!namespace_.empty()) out["namespace"] = namespace_;
-  if (!precursor_ids_.empty()) out["precursor_ids"] = precursor_ids_;
+void Subsegment::WriteLocked(std::string& out) const {
+  json_text::Object o(out);
+  WriteCommonLocked(o);
+  if (!namespace_.empty()) o.String("namespace", namespace_);
+  if (!precursor_ids_.empty()) {
+    std::string& to = o.Key("precursor_ids");
+    to += '[';
+    for (size_t i = 0; i < precursor_ids_.size(); ++i) {
+      if (i > 0) to += ',';
+      json_text::AppendString(to, precursor_ids_[i]);
+    }
+    to += ']';
+  }
 }
 
 Json Subsegment::ToStandaloneJson() const {
-  Json out = Json::object();
-  std::lock_guard lock(mu());
-  WriteLocked(out);
+  Json out = ToJson();
   out["type"] = "subsegment";
   out["trace_id"] = segment().trace_id();
   out["parent_id"] = parent()->id();
@@ -364,18 +420,26 @@ void Segment::SetServiceVersion(std::string_view version) {
   service_version_ = std::string(version);
 }
 
-void Segment::WriteLocked(Json& out) const {
-  WriteCommonLocked(out);
-  out["trace_id"] = trace_id_;
-  if (!parent_id_.empty()) out["parent_id"] = parent_id_;
-  if (!origin_.empty()) out["origin"] = origin_;
-  if (!user_.empty()) out["user"] = user_;
-  if (!service_version_.empty()) out["service"] = Json{{"version", service_version_}};
+void Segment::WriteLocked(std::string& out) const {
+  json_text::Object o(out);
+  // trace_id first: it is what a reader of a raw datagram looks for.
+  o.String("trace_id", trace_id_);
+  WriteCommonLocked(o);
+  if (!parent_id_.empty()) o.String("parent_id", parent_id_);
+  if (!origin_.empty()) o.String("origin", origin_);
+  if (!user_.empty()) o.String("user", user_);
+  if (!service_version_.empty()) {
+    json_text::Object service(o.Key("service"));
+    service.String("version", service_version_);
+  }
 }
 
 std::string Segment::Serialize() const {
-  // error_handler_t::replace: invalid UTF-8 from the application becomes U+FFFD instead of throwing.
-  return ToJson().dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string out;
+  out.reserve(1024);
+  std::lock_guard lock(mu_);
+  WriteLocked(out);
+  return out;
 }
 
 }  // namespace xray

@@ -18,13 +18,21 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace xray {
 
 using Json = nlohmann::json;
+
+// Every segment names the SDK that wrote it in "aws": {"xray": {"sdk": ..., "sdk_version": ...}}, as the
+// AWS X-Ray SDKs do ("X-Ray for Node.js", "X-Ray for Python", ...). Keep kSdkVersion equal to the
+// project version in the top-level CMakeLists.txt.
+inline constexpr std::string_view kSdkName = "X-Ray for C++";
+inline constexpr std::string_view kSdkVersion = "0.1.0";
 
 struct StackFrame {
   std::string path;
@@ -74,6 +82,9 @@ bool IsValidAnnotationKey(std::string_view key);
 
 class Segment;
 class Subsegment;
+namespace json_text {
+class Object;  // sdk/src/json_text.h
+}
 
 // What segments and subsegments share. Not constructible on its own.
 class Entity {
@@ -135,12 +146,14 @@ class Entity {
  protected:
   Entity(Segment* root, Entity* parent, std::string_view name, std::string id);
   std::mutex& mu() const;
-  // Fills `out` with the shared fields; the caller holds mu().
-  void WriteCommonLocked(Json& out) const;
-  virtual void WriteLocked(Json& out) const = 0;
+  // Appends the shared members to an object being written; the caller holds mu().
+  void WriteCommonLocked(json_text::Object& out) const;
+  // Appends this entity as one JSON object; the caller holds mu().
+  virtual void WriteLocked(std::string& out) const = 0;
 
  private:
-  bool PutAnnotationJson(std::string_view key, Json value);
+  using AnnotationValue = std::variant<std::string, double, int64_t, bool>;
+  bool PutAnnotationValue(std::string_view key, AnnotationValue value);
 
   // Constant after construction.
   Segment* const root_;
@@ -152,10 +165,15 @@ class Entity {
   double start_time_;
   double end_time_ = 0;
   bool error_ = false, fault_ = false, throttle_ = false;
-  Json http_;         // object or null
+  // The hot fields are kept typed and written straight to text (see Serialize); the free-form ones
+  // the application fills with JSON values stay Json.
+  std::optional<HttpRequestInfo> http_request_;
+  bool has_http_response_ = false;
+  int http_status_ = 0;               // <= 0: left out
+  int64_t http_content_length_ = -1;  // < 0: left out
+  std::optional<SqlInfo> sql_;
+  std::vector<std::pair<std::string, AnnotationValue>> annotations_;  // in insertion order, keys unique
   Json aws_;          // object or null
-  Json sql_;          // object or null
-  Json annotations_;  // object or null
   Json metadata_;     // object of namespaces or null
   Json cause_;        // object or null
   std::vector<std::unique_ptr<Subsegment>> subsegments_;
@@ -176,7 +194,7 @@ class Subsegment final : public Entity {
 
  private:
   Subsegment(Segment* root, Entity* parent, std::string_view name);
-  void WriteLocked(Json& out) const override;
+  void WriteLocked(std::string& out) const override;
 
   std::string namespace_;                  // guarded by the segment's mutex
   std::vector<std::string> precursor_ids_;  // guarded by the segment's mutex
@@ -206,7 +224,7 @@ class Segment final : public Entity {
 
  private:
   Segment(std::string_view name, std::string trace_id, std::string parent_id, bool sampled);
-  void WriteLocked(Json& out) const override;
+  void WriteLocked(std::string& out) const override;
 
   // Constant after construction.
   const std::string trace_id_;
