@@ -96,7 +96,7 @@ std::string BareWork(const std::string& id) {
 
 void TracedRequest(xray::Recorder& recorder, const char* incoming_header) {
   const xray::TraceHeader incoming = xray::TraceHeader::Parse(incoming_header);
-  xray::SamplingRequest sampling{.host = "hello.example.com", .http_method = "GET", .url_path = "/", .service_name = "hello"};
+  xray::SamplingRequest sampling{.host = "hello.example.com", .http_method = "GET", .url_path = "/", .service_name = "hello", .service_type = ""};
   auto segment = recorder.BeginSegment("hello", &incoming, sampling);
   segment->SetHttpRequest({"GET", "http://hello.example.com/", "curl/7.88.1", "10.0.0.7", false, false});
   segment->PutAnnotation("customer_tier", "gold");
