@@ -4,6 +4,7 @@
 //                    GET /downstream on itself through libcurl, so each trace has two nodes
 //                    (<service> → <service>-downstream).
 //   GET /downstream  answers "downstream ok".
+//   GET /health      answers "ok" (for probes); traced like the others, so a sampling rule can leave it out.
 //
 // Environment: PORT (default 5000), XRAY_SERVICE_NAME (default "hello"; AWS_XRAY_TRACING_NAME wins if
 // set), AWS_XRAY_DAEMON_ADDRESS (default 127.0.0.1:2000; sampling rules come from its TCP address),
@@ -147,6 +148,9 @@ int main() {
   });
   server.Get("/downstream", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("downstream ok\n", "text/plain");
+  });
+  server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
   });
 
   std::thread signals([&server, &stop_signals] {
