@@ -23,9 +23,30 @@ TEST(Segment, MinimalDocument) {
   EXPECT_TRUE(IsValidSegmentId(j["id"].get<std::string>()));
   EXPECT_TRUE(j["start_time"].is_number_float());
   EXPECT_GE(j["end_time"].get<double>(), j["start_time"].get<double>());
-  for (const char* absent : {"in_progress", "parent_id", "http", "aws", "annotations", "metadata", "error", "fault",
+  for (const char* absent : {"in_progress", "parent_id", "http", "annotations", "metadata", "error", "fault",
                              "throttle", "cause", "subsegments", "type", "origin", "user", "service"})
     EXPECT_FALSE(j.contains(absent)) << absent;
+  // The SDK names itself, as every AWS X-Ray SDK does.
+  EXPECT_EQ(j["aws"], (Json{{"xray", {{"sdk", "X-Ray for C++"}, {"sdk_version", std::string(kSdkVersion)}}}}));
+}
+
+TEST(Segment, SdkNameKeptBesideApplicationAwsData) {
+  auto seg = Segment::Create("svc", kTrace);
+  seg->SetAws(Json{{"ecs", {{"container", "c1"}}}});
+  Json j = seg->ToJson();
+  EXPECT_EQ(j["aws"]["ecs"]["container"], "c1");
+  EXPECT_EQ(j["aws"]["xray"]["sdk"], "X-Ray for C++");
+  // An application's own aws.xray fields win; the missing one is still filled in.
+  seg->SetAws(Json{{"xray", {{"sdk", "custom"}, {"auto_instrumentation", false}}}});
+  j = seg->ToJson();
+  EXPECT_EQ(j["aws"]["xray"]["sdk"], "custom");
+  EXPECT_EQ(j["aws"]["xray"]["auto_instrumentation"], false);
+  EXPECT_EQ(j["aws"]["xray"]["sdk_version"], std::string(kSdkVersion));
+  // Subsegments do not repeat it (the other SDKs put it on the segment only).
+  Subsegment* sub = seg->AddSubsegment("work");
+  sub->Close();
+  EXPECT_FALSE(sub->ToStandaloneJson().contains("aws"));
+  EXPECT_FALSE(seg->ToJson()["subsegments"][0].contains("aws"));
 }
 
 TEST(Segment, InProgressHasNoEndTime) {
