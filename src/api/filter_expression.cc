@@ -241,13 +241,28 @@ struct ServiceMatch final : FilterNode {
   bool edge = false;
   NodePtr inner;
   bool Eval(const store::TraceSummaryRow& t) const override {
-    for (const auto& [name, type] : wanted) {
-      const bool found = std::any_of(t.services.begin(), t.services.end(), [&](const auto& s) {
-        return (name.empty() || s.first == name) && ServiceTypeMatches(type, s.second);
-      });
+    auto matches = [&](size_t i, const std::pair<std::string, std::string>& want) {
+      return (want.first.empty() || t.services[i].first == want.first) && ServiceTypeMatches(want.second, t.services[i].second);
+    };
+    for (const auto& want : wanted) {
+      bool found = false;
+      for (size_t i = 0; i < t.services.size() && !found; ++i) found = matches(i, want);
       if (!found) return false;
     }
-    return inner ? inner->Eval(t) : true;
+    if (!inner) return true;
+    // The sub-filter sees the matched service's own error/fault/throttle (for edge(a, b): the callee's,
+    // b); every other keyword still reads the trace. A store without per-service flags (older data)
+    // leaves the trace's.
+    if (t.service_flags.size() != t.services.size()) return inner->Eval(t);
+    for (size_t i = 0; i < t.services.size(); ++i) {
+      if (!matches(i, wanted.back())) continue;
+      store::TraceSummaryRow view = t;
+      view.has_error = t.service_flags[i].error;
+      view.has_fault = t.service_flags[i].fault;
+      view.has_throttle = t.service_flags[i].throttle;
+      if (inner->Eval(view)) return true;
+    }
+    return false;
   }
 };
 

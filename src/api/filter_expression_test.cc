@@ -92,6 +92,30 @@ TEST(FilterExpression, ServicesEdgesIds) {
   EXPECT_TRUE(Eval("service(id(name: \"db\", type: \"remote\"))"));
 }
 
+// Inside service(...) { ... } the flags are the service's own: a fault in the web tier is not one in the
+// database it called. Other keywords (http.status here) still read the trace.
+TEST(FilterExpression, SubFilterSeesTheServicesOwnFlags) {
+  store::TraceSummaryRow t = Trace();  // trace-level: fault
+  t.service_flags = {{.error = false, .fault = true, .throttle = false}, {.error = true, .fault = false, .throttle = false}};
+  auto matches = [&](const char* expr) {
+    auto f = Filter::Parse(expr);
+    EXPECT_TRUE(f) << expr;
+    return f && f->Matches(t);
+  };
+  EXPECT_TRUE(matches("service(\"web\") { fault }"));
+  EXPECT_FALSE(matches("service(\"web\") { error }"));
+  EXPECT_FALSE(matches("service(\"db\") { fault }"));
+  EXPECT_TRUE(matches("service(\"db\") { error = true AND http.status = 502 }"));
+  EXPECT_FALSE(matches("service(\"db\") { ok }"));
+  EXPECT_TRUE(matches("service(\"web\") { !ok }"));
+  EXPECT_TRUE(matches("edge(\"web\", \"db\") { error }"));   // the callee's flags
+  EXPECT_FALSE(matches("edge(\"web\", \"db\") { fault }"));
+  EXPECT_TRUE(matches("service() { error }"));                 // any service
+  // Rows from a store without per-service flags fall back to the trace's.
+  t.service_flags.clear();
+  EXPECT_TRUE(matches("service(\"db\") { fault }"));
+}
+
 // The service graph types a service whose segments have no origin "service" (and Grafana's
 // service map links select the node by that name and type).
 TEST(FilterExpression, PlainServiceType) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 
 namespace xrayd::store {
 namespace {
@@ -18,7 +19,7 @@ PRAGMA cache_size=-65536;
 PRAGMA mmap_size=268435456;
 PRAGMA temp_store=MEMORY;
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-INSERT OR IGNORE INTO meta VALUES('schema_version', '2');
+INSERT OR IGNORE INTO meta VALUES('schema_version', '3');
 CREATE TABLE IF NOT EXISTS segments(
   trace_id TEXT NOT NULL, id TEXT NOT NULL, parent_id TEXT NOT NULL, kind INTEGER NOT NULL,
   start_time REAL NOT NULL, end_time REAL, in_progress INTEGER NOT NULL, doc TEXT NOT NULL,
@@ -38,8 +39,13 @@ CREATE TABLE IF NOT EXISTS annotations(
   PRIMARY KEY(trace_id, key, service, value)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trace_services(
   trace_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
+  has_error INTEGER NOT NULL DEFAULT 0, has_fault INTEGER NOT NULL DEFAULT 0, has_throttle INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(trace_id, name, type)) WITHOUT ROWID;
 )sql";
+
+// Schema 3 gave each service of a trace its own error/fault/throttle flags (for service(...) { fault }).
+// A schema 2 file gets the columns, all 0: its older traces then only match on trace-level flags.
+constexpr const char* kServiceFlagColumns[] = {"has_error", "has_fault", "has_throttle"};
 
 // RAII prepared statement.
 class Stmt {
@@ -85,6 +91,11 @@ class Stmt {
 
 Error DbError(sqlite3* db, const std::string& what) { return Error::Io(what + ": " + sqlite3_errmsg(db)); }
 
+struct CalledService {
+  std::string name, type;
+  bool error = false, fault = false, throttle = false;  // the calling subsegment's flags
+};
+
 // What one document contributes to its trace's summary.
 struct Extract {
   std::string trace_id, id, parent_id, name, origin;
@@ -100,7 +111,8 @@ struct Extract {
   // own (remote: "remote", aws: "AWS::<name>"), so filters such as service(id(name:..., type:...))
   // find the traces behind an inferred node. A callee that does send segments is listed under its
   // own name and origin as well; the extra entry only adds a type no graph node will show.
-  std::vector<std::pair<std::string, std::string>> called_services;
+  std::vector<CalledService> called_services;
+  bool own_error = false, own_fault = false, own_throttle = false;  // the document's top-level flags
 };
 
 std::string JsonScalar(simdjson::dom::element v) {
@@ -142,8 +154,14 @@ void Walk(simdjson::dom::object o, Extract& e, int depth) {
         e.embedded_complete_ids.emplace_back(id);
       std::string_view ns, name;
       if (so["namespace"].get(ns) == simdjson::SUCCESS && (ns == "remote" || ns == "aws") &&
-          so["name"].get(name) == simdjson::SUCCESS && !name.empty())
-        e.called_services.emplace_back(std::string(name), ns == "aws" ? "AWS::" + std::string(name) : "remote");
+          so["name"].get(name) == simdjson::SUCCESS && !name.empty()) {
+        CalledService called{std::string(name), ns == "aws" ? "AWS::" + std::string(name) : "remote"};
+        bool flag = false;
+        called.error = so["error"].get(flag) == simdjson::SUCCESS && flag;
+        called.fault = so["fault"].get(flag) == simdjson::SUCCESS && flag;
+        called.throttle = so["throttle"].get(flag) == simdjson::SUCCESS && flag;
+        e.called_services.push_back(std::move(called));
+      }
       Walk(so, e, depth + 1);
     }
   }
@@ -181,6 +199,9 @@ std::optional<Extract> ExtractDoc(simdjson::dom::parser& parser, const std::stri
   bool b = false;
   if (o["in_progress"].get(b) == simdjson::SUCCESS && b) e.in_progress = true;
   if (o["user"].get(sv) == simdjson::SUCCESS) e.user = sv;
+  e.own_error = o["error"].get(b) == simdjson::SUCCESS && b;
+  e.own_fault = o["fault"].get(b) == simdjson::SUCCESS && b;
+  e.own_throttle = o["throttle"].get(b) == simdjson::SUCCESS && b;
   simdjson::dom::object http;
   if (o["http"].get(http) == simdjson::SUCCESS) {
     simdjson::dom::object req, resp;
@@ -224,10 +245,23 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   sqlite3_busy_timeout(db, 5000);
   std::unique_ptr<TraceStore> store(new TraceStore(db, options));
   if (auto st = store->Exec(kSchema); !st) return st.error();
+  if (auto st = store->AddServiceFlagColumns(); !st) return st.error();
   return store;
 }
 
 TraceStore::~TraceStore() { sqlite3_close(db_); }
+
+Status TraceStore::AddServiceFlagColumns() {
+  std::set<std::string> have;
+  Stmt info(db_, "PRAGMA table_info(trace_services)");
+  while (info.Step() == SQLITE_ROW) have.insert(info.ColText(1));
+  for (const char* column : kServiceFlagColumns) {
+    if (have.count(column)) continue;
+    const std::string sql = std::string("ALTER TABLE trace_services ADD COLUMN ") + column + " INTEGER NOT NULL DEFAULT 0";
+    if (auto st = Exec(sql.c_str()); !st) return st.error();
+  }
+  return Exec("INSERT OR REPLACE INTO meta VALUES('schema_version', '3')");
+}
 
 Status TraceStore::Exec(const char* sql) {
   char* err = nullptr;
@@ -261,7 +295,10 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
             "UPDATE traces SET root_start=?2, root_end=?3, root_name=?4, root_origin=?5, http_url=?6, http_status=?7, "
             "http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE trace_id=?1");
   Stmt ann(db_, "INSERT OR IGNORE INTO annotations(trace_id,service,key,value) VALUES(?1,?2,?3,?4)");
-  Stmt svc(db_, "INSERT OR IGNORE INTO trace_services(trace_id,name,type) VALUES(?1,?2,?3)");
+  Stmt svc(db_,
+           "INSERT INTO trace_services(trace_id,name,type,has_error,has_fault,has_throttle) VALUES(?1,?2,?3,?4,?5,?6) "
+           "ON CONFLICT(trace_id,name,type) DO UPDATE SET has_error=has_error|excluded.has_error, "
+           "has_fault=has_fault|excluded.has_fault, has_throttle=has_throttle|excluded.has_throttle");
   // An in-progress subsegment streamed on its own is superseded once its finished copy arrives
   // embedded in its parent: drop the stub so the trace is no longer partial.
   Stmt superseded(db_, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1");
@@ -310,11 +347,13 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
     }
     if (!e->independent_subsegment) {
       svc.Text(1, e->trace_id).Text(2, e->name).Text(3, e->origin);
+      svc.Int(4, e->own_error).Int(5, e->own_fault).Int(6, e->own_throttle);
       svc.Step();
       svc.Reset();
     }
-    for (const auto& [name, type] : e->called_services) {
-      svc.Text(1, e->trace_id).Text(2, name).Text(3, type);
+    for (const auto& called : e->called_services) {
+      svc.Text(1, e->trace_id).Text(2, called.name).Text(3, called.type);
+      svc.Int(4, called.error).Int(5, called.fault).Int(6, called.throttle);
       svc.Step();
       svc.Reset();
     }
@@ -376,14 +415,19 @@ Result<std::vector<TraceSummaryRow>> TraceStore::LoadSummaries(sqlite3_stmt* raw
   in += ")";
   Stmt ann(db_, ("SELECT trace_id, key, service, value FROM annotations WHERE trace_id IN " + in +
                  " ORDER BY trace_id, key, service, value").c_str());
-  Stmt svc(db_, ("SELECT trace_id, name, type FROM trace_services WHERE trace_id IN " + in +
+  Stmt svc(db_, ("SELECT trace_id, name, type, has_error, has_fault, has_throttle FROM trace_services WHERE trace_id IN " + in +
                  " ORDER BY trace_id, name, type").c_str());
   for (size_t i = 0; i < out.size(); ++i) {
     ann.Text(static_cast<int>(i + 1), out[i].trace_id);
     svc.Text(static_cast<int>(i + 1), out[i].trace_id);
   }
   while (ann.Step() == SQLITE_ROW) by_id[ann.ColText(0)]->annotations.push_back({ann.ColText(1), ann.ColText(2), ann.ColText(3)});
-  while (svc.Step() == SQLITE_ROW) by_id[svc.ColText(0)]->services.emplace_back(svc.ColText(1), svc.ColText(2));
+  while (svc.Step() == SQLITE_ROW) {
+    TraceSummaryRow* row = by_id[svc.ColText(0)];
+    row->services.emplace_back(svc.ColText(1), svc.ColText(2));
+    row->service_flags.push_back({sqlite3_column_int(svc.get(), 3) != 0, sqlite3_column_int(svc.get(), 4) != 0,
+                                  sqlite3_column_int(svc.get(), 5) != 0});
+  }
   return out;
 }
 

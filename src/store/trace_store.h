@@ -51,6 +51,10 @@ struct TraceSummaryRow {
   int revision = 0;
   std::vector<AnnotationEntry> annotations;
   std::vector<std::pair<std::string, std::string>> services;  // (name, type/origin)
+  struct ServiceFlags {
+    bool error = false, fault = false, throttle = false;
+  };
+  std::vector<ServiceFlags> service_flags;  // parallel to services: that service's own flags
 };
 
 struct StoredSegment {
@@ -96,6 +100,7 @@ class TraceStore {
  private:
   TraceStore(sqlite3* db, StoreOptions options) : db_(db), options_(std::move(options)) {}
   Status Exec(const char* sql);
+  Status AddServiceFlagColumns();  // schema 2 -> 3, idempotent
   Result<std::vector<TraceSummaryRow>> LoadSummaries(sqlite3_stmt* stmt);
 
   std::mutex mu_;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <sqlite3.h>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "api/trace_assembly.h"
@@ -96,6 +98,56 @@ TEST_F(StoreTest, CalledServicesAreListedAsTheGraphInfersThem) {
   std::sort(services.begin(), services.end());
   EXPECT_EQ(services, (std::vector<Service>{{"DynamoDB", "AWS::DynamoDB"}, {"payments-db", "remote"},
                                             {"shop", "AWS::EC2::Instance"}}));
+}
+
+TEST_F(StoreTest, EachServiceKeepsItsOwnFlags) {
+  json web = Segment("aaaaaaaaaaaaaaa1", 100, 101, "web");
+  web["fault"] = true;
+  web["subsegments"] = json::array({{{"id", "ccccccccccccccc1"}, {"name", "payments"}, {"namespace", "remote"},
+                                     {"start_time", 100.1}, {"end_time", 100.2}, {"throttle", true}, {"error", true}}});
+  json db = Segment("aaaaaaaaaaaaaaa2", 100.3, 100.4, "db");
+  db["parent_id"] = "aaaaaaaaaaaaaaa1";
+  Put({web, db});
+  json db_again = Segment("aaaaaaaaaaaaaaa3", 100.5, 100.6, "db");  // a second db segment with an error
+  db_again["error"] = true;
+  Put({db_again});
+  auto s = store_->Summary(kTrace);
+  ASSERT_TRUE(s && *s);
+  const auto& r = **s;
+  ASSERT_EQ(r.services.size(), r.service_flags.size());
+  std::map<std::string, TraceSummaryRow::ServiceFlags> by_name;
+  for (size_t i = 0; i < r.services.size(); ++i) by_name[r.services[i].first] = r.service_flags[i];
+  EXPECT_TRUE(by_name["web"].fault);
+  EXPECT_FALSE(by_name["web"].error);  // its subsegment's throttle belongs to the call, not to web
+  EXPECT_TRUE(by_name["db"].error);    // flags of a service's segments add up
+  EXPECT_FALSE(by_name["db"].fault);
+  EXPECT_TRUE(by_name["payments"].throttle);
+  EXPECT_TRUE(by_name["payments"].error);
+}
+
+// A schema 2 file (no per-service flags) opens, gains the columns and keeps its rows.
+TEST_F(StoreTest, OpensASchemaTwoStore) {
+  Put({Segment("aaaaaaaaaaaaaaa1", 100, 101, "web")});
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
+  const char* downgrade =
+      "CREATE TABLE old_services(trace_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, "
+      "PRIMARY KEY(trace_id, name, type)) WITHOUT ROWID;"
+      "INSERT INTO old_services SELECT trace_id, name, type FROM trace_services;"
+      "DROP TABLE trace_services; ALTER TABLE old_services RENAME TO trace_services;"
+      "UPDATE meta SET value='2' WHERE key='schema_version';";
+  ASSERT_EQ(sqlite3_exec(db, downgrade, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  Reopen();
+  json web2 = Segment("aaaaaaaaaaaaaaa2", 100.2, 100.3, "web");
+  web2["parent_id"] = "aaaaaaaaaaaaaaa1";
+  web2["fault"] = true;
+  Put({web2});
+  auto s = store_->Summary(kTrace);
+  ASSERT_TRUE(s && *s);
+  ASSERT_EQ((*s)->services.size(), 1u);
+  EXPECT_TRUE((*s)->service_flags.at(0).fault);
 }
 
 TEST_F(StoreTest, InProgressThenCompleteConvergesInAnyOrder) {
