@@ -1,6 +1,6 @@
 // TraceStore: the embedded trace store behind `xrayd serve` (SQLite in WAL mode, one file).
 //
-// On-disk format (schema version 1, file DATA_DIR/traces.db):
+// On-disk format (schema version 3, file DATA_DIR/traces.db; older files are upgraded on open):
 //   segments(trace_id, id, parent_id, kind, start_time, end_time, in_progress, doc, stored_at)
 //       one row per segment or independent subsegment document; a later document with the same
 //       (trace_id, id) replaces the earlier one unless the earlier one is complete and the later
@@ -8,6 +8,10 @@
 //   traces(trace_id, ...)  a per-trace summary kept up to date on every Append: time bounds, the
 //       root segment's HTTP fields, user and name, error/fault/throttle flags.
 //   annotations(trace_id, service, key, value_json)  for summaries and filter expressions.
+//   trace_services(trace_id, name, type, has_error, has_fault, has_throttle)  every service that sent
+//       a segment (type = its origin) and every one it only called (remote/aws subsegments, typed as
+//       the service graph infers them), with that service's own flags, for service()/edge() filters.
+//   meta(key, value)  schema_version and settings (sampling rules, groups).
 // Retention deletes whole traces by age (start time) and, past a size bound, oldest first.
 //
 // Thread-safe: one mutex serialises access to the single connection; Append() commits before it
