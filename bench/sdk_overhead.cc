@@ -138,7 +138,7 @@ void BM_TracedRequest_Serialize(benchmark::State& state) {
 }
 BENCHMARK(BM_TracedRequest_Serialize);
 
-// Sampled request sent to a local UDP socket, as in production (adds one sendto(MSG_DONTWAIT)).
+// Sampled request sent to a local UDP socket from the request thread (one sendmsg(MSG_DONTWAIT)).
 void BM_TracedRequest_Udp(benchmark::State& state) {
   UdpSink sink;
   auto address = xray::DaemonAddress::Parse("127.0.0.1:" + std::to_string(sink.port()));
@@ -146,6 +146,17 @@ void BM_TracedRequest_Udp(benchmark::State& state) {
   CountAllocations(state, [&] { TracedRequest(recorder, kIncoming); });
 }
 BENCHMARK(BM_TracedRequest_Udp);
+
+// The Recorder's default emitter: serialized on the request thread, sent by the emitter's own thread.
+void BM_TracedRequest_UdpBackground(benchmark::State& state) {
+  UdpSink sink;
+  auto address = xray::DaemonAddress::Parse("127.0.0.1:" + std::to_string(sink.port()));
+  auto emitter = std::make_shared<xray::UdpEmitter>(*address, xray::UdpEmitter::Sender::kBackgroundThread);
+  xray::Recorder recorder(Config(emitter));
+  CountAllocations(state, [&] { TracedRequest(recorder, kIncoming); });
+  state.counters["dropped_per_request"] = static_cast<double>(emitter->dropped()) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_TracedRequest_UdpBackground);
 
 // The caller decided Sampled=0: the segment is still built (ids propagate) but never serialized.
 void BM_UnsampledRequest(benchmark::State& state) {

@@ -102,8 +102,15 @@ struct UdpEmitter::Target {
   }
 };
 
-UdpEmitter::UdpEmitter(DaemonAddress address) : address_(std::move(address)) {
+UdpEmitter::UdpEmitter(DaemonAddress address, Sender sender) : address_(std::move(address)) {
   target_ = Resolve();
+  if (sender == Sender::kBackgroundThread) {
+    try {
+      sender_ = std::thread([this] { SenderLoop(); });
+    } catch (const std::system_error& e) {
+      Log(LogLevel::kWarn, std::string("segments will be sent from the request threads: ") + e.what());
+    }
+  }
   in6_addr scratch;
   bool numeric = ::inet_pton(AF_INET, address_.udp_host.c_str(), &scratch) == 1 ||
                  ::inet_pton(AF_INET6, address_.udp_host.c_str(), &scratch) == 1;
@@ -117,6 +124,14 @@ UdpEmitter::UdpEmitter(DaemonAddress address) : address_(std::move(address)) {
 }
 
 UdpEmitter::~UdpEmitter() {
+  if (sender_.joinable()) {
+    {
+      std::lock_guard lock(queue_mu_);
+      sender_stopping_ = true;
+    }
+    queue_cv_.notify_one();
+    sender_.join();
+  }
   {
     std::lock_guard lock(stop_mu_);
     stopping_ = true;
@@ -217,6 +232,83 @@ void UdpEmitter::Send(const Segment& segment) noexcept {
   try {
     if (!segment.sampled()) return;
     std::string text = segment.Serialize();
+    if (!sender_.joinable()) {
+      SendSerialized(text);
+      return;
+    }
+    bool wake = false;
+    {
+      std::lock_guard lock(queue_mu_);
+      if (queue_.size() >= kMaxQueuedSegments) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      queue_.push_back(std::move(text));
+      wake = sender_idle_;
+    }
+    if (wake) queue_cv_.notify_one();
+  } catch (const std::exception& e) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    Log(LogLevel::kError, std::string("segment not sent: ") + e.what());
+  } catch (...) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void UdpEmitter::SenderLoop() {
+  std::vector<std::string> batch;
+  std::unique_lock lock(queue_mu_);
+  for (;;) {
+    if (queue_.empty()) {
+      if (sender_stopping_) return;
+      sender_idle_ = true;
+      queue_cv_.wait(lock, [this] { return !queue_.empty() || sender_stopping_; });
+      sender_idle_ = false;
+      continue;
+    }
+    batch.swap(queue_);
+    lock.unlock();
+    SendBatch(batch);
+    batch.clear();
+    lock.lock();
+  }
+}
+
+void UdpEmitter::SendBatch(const std::vector<std::string>& batch) noexcept {
+  // Up to kChunk datagrams per sendmmsg(2): one system call instead of one per segment.
+  constexpr size_t kChunk = 64;
+  std::shared_ptr<const Target> target = CurrentTarget();
+  size_t i = 0;
+  while (i < batch.size()) {
+    if (!target || batch[i].size() > kMaxDatagramBytes) {
+      SendSerialized(batch[i++]);  // counts the drop, or splits an oversized segment
+      continue;
+    }
+    iovec iov[kChunk][2];
+    mmsghdr msgs[kChunk];
+    size_t n = 0;
+    while (i + n < batch.size() && n < kChunk && batch[i + n].size() <= kMaxDatagramBytes) {
+      const std::string& doc = batch[i + n];
+      iov[n][0] = {const_cast<char*>(kDaemonHeader.data()), kDaemonHeader.size()};
+      iov[n][1] = {const_cast<char*>(doc.data()), doc.size()};
+      msgs[n] = {};
+      msgs[n].msg_hdr.msg_iov = iov[n];
+      msgs[n].msg_hdr.msg_iovlen = 2;
+      ++n;
+    }
+    int sent = ::sendmmsg(target->fd, msgs, static_cast<unsigned>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0) {
+      // The first datagram failed (buffer full, no daemon): send this one alone, which counts and logs.
+      SendDocument(batch[i++]);
+      continue;
+    }
+    sent_.fetch_add(static_cast<uint64_t>(sent), std::memory_order_relaxed);
+    i += static_cast<size_t>(sent);
+  }
+}
+
+void UdpEmitter::SendSerialized(const std::string& text) noexcept {
+  try {
     if (text.size() <= kMaxDatagramBytes) {
       SendDocument(text);
       return;
@@ -230,8 +322,8 @@ void UdpEmitter::Send(const Segment& segment) noexcept {
     if (!subs.is_array()) return;
     for (auto& sub : subs) {
       sub["type"] = "subsegment";
-      sub["trace_id"] = segment.trace_id();
-      sub["parent_id"] = segment.id();
+      sub["trace_id"] = doc["trace_id"];
+      sub["parent_id"] = doc["id"];
       SendDocument(sub.dump(-1, ' ', false, Json::error_handler_t::replace));
     }
   } catch (const std::exception& e) {

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include <chrono>
+#include <thread>
+#include <vector>
 
 #include "test_udp_listener.h"
 #include "xray/log.h"
@@ -133,6 +135,63 @@ TEST(UdpEmitter, LargeSegmentIsSplitIntoSubsegments) {
     EXPECT_EQ(sub["name"], "part" + std::to_string(i));
   }
   EXPECT_EQ(emitter.sent(), 6u);
+}
+
+// The Recorder's default: the request thread only serializes and queues; the emitter's own thread sends.
+TEST(UdpEmitter, BackgroundSenderDeliversEverySegmentAndSplitsLargeOnes) {
+  testing::UdpListener daemon;
+  std::vector<std::string> ids;
+  {
+    UdpEmitter emitter(Local(daemon.port()), UdpEmitter::Sender::kBackgroundThread);
+    for (int i = 0; i < 50; ++i) {
+      auto seg = Segment::Create("svc");
+      seg->Close();
+      ids.push_back(seg->id());
+      emitter.Send(*seg);
+    }
+    auto big = Segment::Create("big");
+    for (int i = 0; i < 2; ++i) {
+      Subsegment* s = big->AddSubsegment("part" + std::to_string(i));
+      s->PutMetadata("blob", std::string(40000, 'y'));
+      s->Close();
+    }
+    big->Close();
+    ids.push_back(big->id());
+    emitter.Send(*big);
+    // Destroyed right away: what is queued must still go out before the destructor returns.
+  }
+  std::vector<std::string> got_ids;
+  int subsegments = 0;
+  while (auto got = daemon.Receive(500)) {
+    Json doc = Json::parse(got->substr(kDaemonHeader.size()));
+    if (doc.value("type", "") == "subsegment") {
+      ++subsegments;
+      EXPECT_EQ(doc["parent_id"], ids.back());
+    } else {
+      got_ids.push_back(doc["id"]);
+    }
+  }
+  EXPECT_EQ(got_ids, ids);  // all of them, in order
+  EXPECT_EQ(subsegments, 2);
+}
+
+TEST(UdpEmitter, BackgroundSenderIsUsableFromManyThreads) {
+  testing::UdpListener daemon;
+  UdpEmitter emitter(Local(daemon.port()), UdpEmitter::Sender::kBackgroundThread);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        auto seg = Segment::Create("svc");
+        seg->Close();
+        emitter.Send(*seg);
+      }
+    });
+  for (auto& t : threads) t.join();
+  int received = 0;
+  while (received < 100 && daemon.Receive(2000)) ++received;
+  EXPECT_EQ(received, 100);
+  EXPECT_EQ(emitter.sent() + emitter.dropped(), 100u);
 }
 
 TEST(UdpEmitter, NoDaemonNeverThrows) {

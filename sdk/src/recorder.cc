@@ -37,7 +37,7 @@ static RecorderConfig WithDefaults(RecorderConfig c) {
     c.sampler = std::make_shared<CentralizedSampler>(
         CentralizedSamplerOptions::ForDaemon(DaemonAddress::FromEnvironment()));
   if (!c.sampler) c.sampler = std::make_shared<LocalSampler>();
-  if (!c.emitter) c.emitter = std::make_shared<UdpEmitter>();
+  if (!c.emitter) c.emitter = std::make_shared<UdpEmitter>(DaemonAddress::FromEnvironment(), UdpEmitter::Sender::kBackgroundThread);
   if (c.service_name.empty()) c.service_name = "default";
   return c;
 }

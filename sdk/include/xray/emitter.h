@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "xray/segment.h"
 
@@ -44,8 +45,15 @@ class Emitter {
   virtual void Send(const Segment& segment) noexcept = 0;
 };
 
-// Sends each segment as one datagram from the calling thread with MSG_DONTWAIT (a datagram send does not
-// wait for the peer; if the socket buffer is full the segment is dropped and counted). A segment whose
+// Sends each segment as one datagram with MSG_DONTWAIT (a datagram send does not wait for the peer; if
+// the socket buffer is full the segment is dropped and counted). Who sends depends on `sender`:
+//   kCallingThread     Send() serializes and sends on the caller's thread (one system call per segment).
+//   kBackgroundThread  Send() serializes (a consistent snapshot, taken where the segment was ended) and
+//                      queues the text; a sender thread owned by the emitter makes the system calls, so
+//                      the request path costs no I/O. At most kMaxQueuedSegments wait; beyond that new
+//                      segments are dropped and counted. The caller wakes the sender only when it is idle.
+//                      The Recorder's default emitter uses this mode.
+// A segment whose
 // document is larger than kMaxDatagramBytes is sent as the segment without subsegments plus one
 // datagram per first-level subsegment (as the X-Ray SDKs stream them); a single piece still too big is
 // dropped and counted. Send never blocks on DNS.
@@ -53,11 +61,16 @@ class Emitter {
 // The constructor resolves the daemon address once (blocking). When the host is a name rather than an
 // IP address, the emitter also owns one thread that resolves it again every 30 s (every 2 s while it
 // does not resolve) and switches to the new address: in Kubernetes the daemon is often a headless
-// Service whose pod IPs change. The destructor stops and joins that thread; sends still in flight on
-// other threads keep their socket alive until they return. Thread-safe.
+// Service whose pod IPs change. The destructor first lets the sender thread send what is queued and joins
+// it, then stops and joins the resolver thread; sends still in flight on other threads keep their socket
+// alive until they return. Thread-safe.
 class UdpEmitter final : public Emitter {
  public:
-  explicit UdpEmitter(DaemonAddress address = DaemonAddress::FromEnvironment());
+  enum class Sender { kCallingThread, kBackgroundThread };
+  static constexpr size_t kMaxQueuedSegments = 4096;
+
+  explicit UdpEmitter(DaemonAddress address = DaemonAddress::FromEnvironment(),
+                      Sender sender = Sender::kCallingThread);
   ~UdpEmitter() override;
   UdpEmitter(const UdpEmitter&) = delete;
   UdpEmitter& operator=(const UdpEmitter&) = delete;
@@ -75,6 +88,10 @@ class UdpEmitter final : public Emitter {
   std::shared_ptr<const Target> Resolve() const noexcept;  // blocking; nullptr when it fails
   std::shared_ptr<const Target> CurrentTarget() const;
   void RefreshLoop();
+  void SenderLoop();
+  // Sends one serialized segment, split into subsegment documents when too big for a datagram.
+  void SendSerialized(const std::string& text) noexcept;
+  void SendBatch(const std::vector<std::string>& batch) noexcept;  // the sender thread's sendmmsg path
 
   // Constant after construction.
   const DaemonAddress address_;
@@ -86,6 +103,13 @@ class UdpEmitter final : public Emitter {
   std::condition_variable stop_cv_;
   bool stopping_ = false;  // guarded by stop_mu_
   std::thread refresher_;  // runs RefreshLoop; only for host names
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<std::string> queue_;  // guarded by queue_mu_: serialized segments for the sender thread
+  bool sender_idle_ = false;        // guarded by queue_mu_: the sender waits on queue_cv_
+  bool sender_stopping_ = false;    // guarded by queue_mu_
+  std::thread sender_;              // runs SenderLoop; only with Sender::kBackgroundThread
 
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> dropped_{0};

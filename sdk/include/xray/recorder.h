@@ -15,9 +15,10 @@
 // Thread safety: a Recorder may be used from any number of threads. Its configuration is constant after
 // construction. It must outlive the segments it started.
 //
-// Threads: the Recorder starts none itself, but the default sampler (CentralizedSampler) and emitter
-// (UdpEmitter, for a host name) own one each; they are stopped and joined when the Recorder, the last
-// owner of its config's shared_ptrs, is destroyed (emitter, then sampler; neither uses the other).
+// Threads: the Recorder starts none itself, but the default sampler (CentralizedSampler) owns a poller
+// thread and the default emitter (UdpEmitter in background mode) a sender thread, plus a resolver thread
+// for a host name; they are stopped and joined when the Recorder, the last owner of its config's
+// shared_ptrs, is destroyed (emitter first, sending what is queued, then sampler; neither uses the other).
 #pragma once
 
 #include <memory>
