@@ -62,10 +62,11 @@ void InstrumentServer(httplib::Server& server, Recorder& recorder, HttpServerTra
     res.set_header(std::string(kTraceHeaderName).c_str(), response_header.ToString());
 
     t_traced_request = &req;
-    return httplib::Server::HandlerResponse::Unhandled;
+    return opts->pre_routing ? opts->pre_routing(req, res) : httplib::Server::HandlerResponse::Unhandled;
   });
 
-  server.set_post_routing_handler([&recorder](const httplib::Request& req, httplib::Response& res) {
+  server.set_post_routing_handler([&recorder, opts](const httplib::Request& req, httplib::Response& res) {
+    if (opts->post_routing) opts->post_routing(req, res);
     if (t_traced_request != &req || recorder.CurrentSegment() == nullptr) return;
     t_traced_request = nullptr;
     Segment* segment = recorder.CurrentSegment();

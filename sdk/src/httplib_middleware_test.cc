@@ -169,6 +169,51 @@ TEST_F(MiddlewareTest, UnsampledRequestIsNotSentButStillPropagates) {
   EXPECT_FALSE(daemon_.Receive(300));  // neither front nor back (the call carried Sampled=0)
 }
 
+// The application's own pre/post-routing handlers keep working, inside the traced request.
+TEST(Middleware, ChainsTheApplicationsRoutingHandlers) {
+  testing::UdpListener daemon;
+  RecorderConfig c;
+  c.service_name = "gate";
+  c.sampler = std::make_shared<AlwaysSampler>();
+  DaemonAddress a;
+  a.udp_port = daemon.port();
+  c.emitter = std::make_shared<UdpEmitter>(a);
+  Recorder recorder(c);
+
+  httplib::Server server;
+  HttpServerTracingOptions opts;
+  opts.pre_routing = [&recorder](const httplib::Request& req, httplib::Response& res) {
+    recorder.CurrentSegment()->PutAnnotation("gate", req.path);  // the segment already exists
+    if (req.path != "/blocked") return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 403;
+    res.set_content("no", "text/plain");
+    return httplib::Server::HandlerResponse::Handled;
+  };
+  opts.post_routing = [](const httplib::Request&, httplib::Response& res) { res.set_header("X-Post", "1"); };
+  InstrumentServer(server, recorder, opts);
+  server.Get("/open", [](const httplib::Request&, httplib::Response& res) { res.set_content("yes", "text/plain"); });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread listener([&server] { server.listen_after_bind(); });
+  for (int i = 0; i < 500 && !server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+
+  httplib::Client client("127.0.0.1", port);
+  for (const char* path : {"/blocked", "/open"}) {
+    auto res = client.Get(path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, std::string(path) == "/blocked" ? 403 : 200);
+    EXPECT_EQ(res->get_header_value("X-Post"), "1") << path;
+    auto got = daemon.Receive();
+    ASSERT_TRUE(got) << path;
+    Json seg = Json::parse(got->substr(kDaemonHeader.size()));
+    EXPECT_EQ(seg["annotations"]["gate"], path);
+    EXPECT_EQ(seg["http"]["response"]["status"], res->status);
+    EXPECT_EQ(seg.value("error", false), std::string(path) == "/blocked");  // 4xx: error
+  }
+  server.stop();
+  listener.join();
+}
+
 TEST(CurlHelper, TransportErrorIsAFault) {
   class Capture : public Emitter {
    public:
