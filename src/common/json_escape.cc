@@ -49,7 +49,7 @@ inline char* WriteEscape(char* w, unsigned char c) {
 // that always leave room for one step at its worst (a 16-byte store, or 16 bytes escaped 6x).
 void AppendJsonString(std::string& out, std::string_view s) {
   constexpr size_t kBlock = 16;
-  constexpr size_t kWorstBlock = kBlock * 6;
+  constexpr size_t kWorstBlock = kBlock * 6 + kBlock;  // all 16 escaped, then one 16-byte store
   const auto* in = reinterpret_cast<const unsigned char*>(s.data());
   const size_t n = s.size();
   size_t used = out.size();
@@ -70,23 +70,40 @@ void AppendJsonString(std::string& out, std::string_view s) {
   const __m128i quote = _mm_set1_epi8('"');
   const __m128i backslash = _mm_set1_epi8('\\');
   const __m128i ctl_max = _mm_set1_epi8(0x1F);
-  // Each step copies 16 bytes speculatively, keeps those before the first special byte, and
-  // escapes that byte; a step consumes the whole block when nothing in it needs escaping.
+  // Each step stores 16 bytes speculatively; when none of them needs escaping that is all it does.
   while (i + kBlock <= n) {
     ensure_block_room();
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
     const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
                                      _mm_cmpeq_epi8(_mm_max_epu8(v, ctl_max), ctl_max));  // v <= 0x1F
     _mm_storeu_si128(reinterpret_cast<__m128i*>(w), v);
-    const int mask = _mm_movemask_epi8(hit);
+    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit));
     if (mask == 0) {
       w += kBlock;
       i += kBlock;
       continue;
     }
-    const size_t pos = static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
-    w = WriteEscape(w + pos, in[i + pos]);
-    i += pos + 1;
+    // Segment documents are JSON, so quotes come every few bytes: escape every special byte of the
+    // block in one pass, copying the runs between them, rather than restarting the scan after each.
+    const size_t block = i;
+    size_t k = block + static_cast<size_t>(__builtin_ctz(mask));
+    w += k - block;  // the bytes before the first special one are already stored
+    for (;;) {
+      w = WriteEscape(w, in[k]);
+      mask &= mask - 1;
+      const size_t next = mask ? block + static_cast<size_t>(__builtin_ctz(mask)) : block + kBlock;
+      // The run up to the next special byte is at most 15 bytes: one 16-byte store when the input
+      // has 16 readable bytes there, else an exact copy (the last block of the string).
+      if (k + 1 + kBlock <= n) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(w), _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + k + 1)));
+      } else {
+        std::memcpy(w, in + k + 1, next - k - 1);
+      }
+      w += next - k - 1;
+      if (mask == 0) break;
+      k = next;
+    }
+    i = block + kBlock;
   }
 #endif
   for (; i < n; ++i) {

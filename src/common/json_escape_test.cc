@@ -44,5 +44,18 @@ TEST(JsonEscape, RoundTripsRandomInputThroughARealParser) {
   }
 }
 
+// Long runs where every byte, or every other one, needs escaping: the output grows far past the first
+// estimate, block after block (the sanitizer builds check the stores stay inside the string).
+TEST(JsonEscape, DenseSpecialsOverManyBlocks) {
+  for (size_t len : {15u, 16u, 17u, 31u, 33u, 1000u, 4099u}) {
+    for (const char* pattern : {"\"", "\x01", "a\"", "\\\n"}) {
+      std::string s;
+      while (s.size() < len) s += pattern;
+      s.resize(len);
+      EXPECT_EQ(nlohmann::json::parse(Escaped(s)).get<std::string>(), s) << len << " " << pattern;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace xrayd
