@@ -3,6 +3,8 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cmath>
+#include <deque>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -263,6 +265,20 @@ class SamplingRules {
         continue;
       }
       clients_[name][client] = now;
+      // Counts add up per rule and 10-second window, for GetSamplingStatisticSummaries.
+      const double window_start = std::floor(now / kStatisticsWindow) * kStatisticsWindow;
+      auto& windows = statistics_[name];
+      if (windows.empty() || windows.back().start != window_start) {
+        windows.push_back({window_start});
+        if (windows.size() > 2) windows.pop_front();
+      }
+      auto count = [&d](const char* key) {
+        const auto v = d.find(key);
+        return v != d.end() && v->is_number_integer() && v->get<int64_t>() > 0 ? v->get<int64_t>() : 0;
+      };
+      windows.back().requests += count("RequestCount");
+      windows.back().sampled += count("SampledCount");
+      windows.back().borrowed += count("BorrowCount");
       auto& seen = clients_[name];
       for (auto c = seen.begin(); c != seen.end();) c = now - c->second > 10 ? seen.erase(c) : std::next(c);
       const int reservoir = it->second.value("ReservoirSize", 0);
@@ -274,6 +290,25 @@ class SamplingRules {
                       {"Interval", 10}});
     }
     return {{"SamplingTargetDocuments", docs}, {"LastRuleModification", last_modification_}, {"UnprocessedStatistics", unprocessed}};
+  }
+
+  // Per rule, the last complete 10-second window of what the SDKs reported (the current one while
+  // it is the only one); rules with no report in the last two windows are left out.
+  json StatisticSummaries() {
+    std::lock_guard lock(mu_);
+    const double current = std::floor(Now() / kStatisticsWindow) * kStatisticsWindow;
+    json out = json::array();
+    for (const auto& [name, windows] : statistics_) {
+      if (!rules_.count(name)) continue;
+      const Window* pick = nullptr;
+      for (const auto& w : windows)
+        if (w.start == current - kStatisticsWindow) pick = &w;
+      if (pick == nullptr && !windows.empty() && windows.back().start == current) pick = &windows.back();
+      if (pick == nullptr) continue;
+      out.push_back({{"RuleName", name}, {"Timestamp", pick->start}, {"RequestCount", pick->requests},
+                     {"BorrowCount", pick->borrowed}, {"SampledCount", pick->sampled}});
+    }
+    return out;
   }
 
  private:
@@ -294,6 +329,12 @@ class SamplingRules {
   std::map<std::string, json> rules_;
   std::map<std::string, double> created_, modified_;
   std::map<std::string, std::map<std::string, double>> clients_;
+  static constexpr double kStatisticsWindow = 10;
+  struct Window {
+    double start = 0;
+    int64_t requests = 0, sampled = 0, borrowed = 0;
+  };
+  std::map<std::string, std::deque<Window>> statistics_;  // per rule: the current and previous window
   double last_modification_ = Now();
 };
 
@@ -619,7 +660,8 @@ Status XrayApiServer::Start() {
     return sampling_->Upsert(in["SamplingRuleUpdate"], false);
   });
   route("/DeleteSamplingRule", [this](const json& in) { return sampling_->Delete(in); });
-  route("/SamplingStatisticSummaries", [](const json&) { return json{{"SamplingStatisticSummaries", json::array()}}; });
+  route("/SamplingStatisticSummaries",
+        [this](const json&) { return json{{"SamplingStatisticSummaries", sampling_->StatisticSummaries()}}; });
 
   route("/Groups", [this](const json&) { return groups_->List(); });
   route("/GetGroup", [this](const json& in) { return groups_->Get(in); });

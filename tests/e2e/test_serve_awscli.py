@@ -16,6 +16,7 @@ until the bug is fixed (then remove the decorator).
 ctest runs it as four tests (each CLI × {traces, api}) to keep each well inside its time limit.
 """
 
+import datetime
 import json
 import os
 import re
@@ -551,6 +552,17 @@ class ApiContract(CliBase):
             self.assertIn("ReservoirQuotaTTL", d)
         self.assertIn("LastRuleModification", out)
         self.assertEqual([u["RuleName"] for u in out["UnprocessedStatistics"]], ["no-such-rule"])
+        # What the clients reported comes back per rule and 10-second window.
+        summaries = {s["RuleName"]: s for s in self.ok("get-sampling-statistic-summaries")["SamplingStatisticSummaries"]}
+        self.assertNotIn("no-such-rule", summaries)
+        s = summaries["checkout-api"]
+        self.assertEqual((s["RequestCount"], s["SampledCount"], s["BorrowCount"]), (10, 3, 1))
+        # The CLI prints a timestamp as given (a number) or as ISO 8601, depending on its version.
+        ts = s["Timestamp"]
+        ts = ts if isinstance(ts, (int, float)) else datetime.datetime.fromisoformat(ts).timestamp()
+        self.assertEqual(ts % 10, 0, "a window starts on a 10-second boundary")
+        self.assertLessEqual(abs(ts - n), 20)
+        self.assertGreaterEqual(summaries["Default"]["RequestCount"], 10)
 
     # ---------------------------------------------------------------------------------------
     # Groups
