@@ -441,13 +441,20 @@ constexpr const char* kSummaryColumns =
 Result<std::vector<TraceSummaryRow>> TraceStore::ListTraces(const ListQuery& q) {
   std::lock_guard lock(mu_);
   const std::string time_col = q.by_trace_id_time ? "t.trace_time" : "t.start_time";
-  const std::string sql = std::string("SELECT ") + kSummaryColumns + " FROM traces t WHERE " + time_col +
-                          " >= ?1 AND " + time_col + " <= ?2 AND (" + time_col + " > ?3 OR (" + time_col +
-                          " = ?3 AND t.trace_id > ?4)) ORDER BY " + time_col + ", t.trace_id LIMIT ?5";
+  const double start = q.by_trace_id_time ? std::floor(q.start_time) : q.start_time;
+  // SQLite seeks the index with one lower bound only, so give it exactly one: the range start, or
+  // on later pages the resume point (`after` >= start). With both bounds in the WHERE clause it once
+  // picked the pagination bound of -inf and walked the index from the oldest trace: 0.4 s instead of
+  // 1 ms for a first page over 1M traces.
+  const bool resume = !q.after_trace_id.empty() && q.after_start_time >= start;
+  const std::string lower = resume ? time_col + " >= ?1 AND (" + time_col + " > ?1 OR t.trace_id > ?4)"
+                                   : time_col + " >= ?1";
+  const std::string sql = std::string("SELECT ") + kSummaryColumns + " FROM traces t WHERE " + lower + " AND " +
+                          time_col + " <= ?2 ORDER BY " + time_col + ", t.trace_id LIMIT ?5";
   Stmt s(db_, sql.c_str());
   if (!s.ok()) return DbError(db_, "prepare list");
-  s.Real(1, q.by_trace_id_time ? std::floor(q.start_time) : q.start_time).Real(2, q.end_time);
-  s.Real(3, q.after_trace_id.empty() ? -1e18 : q.after_start_time).Text(4, q.after_trace_id);
+  s.Real(1, resume ? q.after_start_time : start).Real(2, q.end_time);
+  if (resume) s.Text(4, q.after_trace_id);
   s.Int(5, static_cast<int64_t>(q.limit));
   return LoadSummaries(s.get());
 }

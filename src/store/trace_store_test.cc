@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <sqlite3.h>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "api/trace_assembly.h"
@@ -148,6 +149,42 @@ TEST_F(StoreTest, OpensASchemaTwoStore) {
   ASSERT_TRUE(s && *s);
   ASSERT_EQ((*s)->services.size(), 1u);
   EXPECT_TRUE((*s)->service_flags.at(0).fault);
+}
+
+// Paging walks every trace exactly once, in (start time, id) order, also through ties on the start time,
+// and never returns traces before the range when resuming.
+TEST_F(StoreTest, PagesCoverTheRangeExactlyOnce) {
+  std::vector<json> docs;
+  std::set<std::string> expected;
+  for (int i = 0; i < 250; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
+    const double start = i < 100 ? 50.0 : (i < 200 ? 200.0 : 200.0 + i);  // 100 before the range, ties inside
+    json d = {{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", start}, {"end_time", start + 1}};
+    docs.push_back(d);
+    if (start >= 100) expected.insert(id);
+  }
+  Put(docs);
+  ListQuery q;
+  q.start_time = 100;
+  q.end_time = 1000;
+  q.limit = 30;
+  std::set<std::string> seen;
+  std::pair<double, std::string> last{-1, ""};
+  for (int page = 0; page < 20; ++page) {
+    auto rows = store_->ListTraces(q);
+    ASSERT_TRUE(rows) << rows.error().message;
+    if (rows->empty()) break;
+    for (const auto& r : *rows) {
+      EXPECT_GE(r.start_time, 100);
+      EXPECT_TRUE(seen.insert(r.trace_id).second) << "twice: " << r.trace_id;
+      EXPECT_LT(last, std::make_pair(r.start_time, r.trace_id)) << "out of order";
+      last = {r.start_time, r.trace_id};
+    }
+    q.after_start_time = rows->back().start_time;
+    q.after_trace_id = rows->back().trace_id;
+  }
+  EXPECT_EQ(seen, expected);
 }
 
 TEST_F(StoreTest, InProgressThenCompleteConvergesInAnyOrder) {
