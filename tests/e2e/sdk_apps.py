@@ -1,5 +1,6 @@
 """Running the traced example services for the SDK end-to-end tests: the C++ `hello`
-(examples/hello) and its Node.js twin express_hello.js (Express + aws-xray-sdk-express).
+(examples/hello), its Node.js twin express_hello.js (Express + aws-xray-sdk-express) and its Python
+twin flask_hello.py (Flask + aws_xray_sdk's XRayMiddleware).
 
     main()  strips --hello PATH (or HELLO_BIN, default build/examples/hello/hello) from the command
             line, then runs harness.main() (which takes --xrayd).
@@ -21,6 +22,7 @@ import harness
 
 HELLO_BIN: Optional[str] = None
 EXPRESS_HELLO = os.path.join(harness.HERE, "express_hello.js")
+FLASK_HELLO = os.path.join(harness.HERE, "flask_hello.py")
 TRACE_HEADER = "X-Amzn-Trace-Id"
 
 
@@ -59,8 +61,22 @@ def node_command() -> list:
     return [node, EXPRESS_HELLO]
 
 
+def python_command() -> list:
+    """[this python3, flask_hello.py]; raises AssertionError (the test fails) when this interpreter
+    lacks aws_xray_sdk 2.x, flask or requests (flask_hello.py's http.client fallback gives another
+    trace shape: see there)."""
+    probe = ("import aws_xray_sdk.ext.flask.middleware, flask, requests\n"
+             "from aws_xray_sdk.version import VERSION\nprint(VERSION)\n")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0 or not p.stdout.strip().startswith("2."):
+        raise AssertionError(f"{sys.executable} lacks aws_xray_sdk 2.x, flask or requests "
+                             f"(pip install aws-xray-sdk flask requests): "
+                             f"{(p.stdout + p.stderr).strip()[-500:]}")
+    return [sys.executable, FLASK_HELLO]
+
+
 def base_env(port: int, service: str, daemon_address: str) -> dict:
-    """The environment both services read: no inherited AWS_XRAY_* or sampling settings."""
+    """The environment the services read: no inherited AWS_XRAY_* or sampling settings."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("AWS_XRAY_") and k not in ("XRAY_SAMPLING_RULES_FILE", "XRAY_CENTRALIZED_SAMPLING",
                                                           "XRAY_SERVICE_NAME", "PORT")}

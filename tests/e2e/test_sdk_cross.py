@@ -1,28 +1,34 @@
 #!/usr/bin/env python3
-"""Cross-SDK compatibility: the C++ SDK's segments against the ones the real Node.js X-Ray SDK writes
-for the same request.
+"""Cross-SDK compatibility: the C++ SDK's segments against the ones the real Node.js and Python X-Ray
+SDKs write for the same request.
 
-The C++ `hello` (examples/hello) and express_hello.js (the same service in Express, traced by the
+The C++ `hello` (examples/hello), express_hello.js (the same service in Express, traced by the
 official npm aws-xray-sdk-express middleware and aws-xray-sdk-core's captureHTTPsGlobal, versions
-pinned in package.json) each get the same request: GET / with an X-Amzn-Trace-Id carrying Root,
+pinned in package.json) and flask_hello.py (the same service in Flask, as in the project's reference
+article, traced by aws_xray_sdk's XRayMiddleware and its patch of `requests`, from this python3) each
+get the same request: GET / with an X-Amzn-Trace-Id carrying Root,
 Parent and Sampled=1, a User-Agent and an X-Forwarded-For. A UDP socket in this test stands in for
 the daemon and takes what each sends: the front segment (with the "remote" subsegment of its call
 to /downstream) and the /downstream segment.
 
-Then, per document (segment, remote subsegment, downstream segment):
+Then, per document (segment, remote subsegment, downstream segment), C++ against Node and C++
+against Python:
   * shape: every key path (objects nested, arrays as "[]") and its JSON type must be the same in
-    both, except the differences listed in ALLOWED, each with its reason. A difference not listed
-    fails, and so does a listed one that no longer occurs (the list stays exact).
+    both, except the differences listed in ALLOWED (Node) and ALLOWED_PYTHON, each with its reason.
+    A difference not listed fails, and so does a listed one that no longer occurs (the lists stay
+    exact).
   * values both must get right: trace_id = Root sent, parent_id = Parent sent, the http request
     (method, url, user_agent, client_ip from X-Forwarded-For with x_forwarded_for) and response
     (status, content_length = what the client received), namespace "remote" and the called URL on
-    the subsegment, the downstream segment under the subsegment.
-Finally both sets of datagrams, byte for byte, go to a real `xrayd serve`, and BatchGetTraces
+    the subsegment, the downstream segment under the subsegment (with the few SDK-specific values
+    spelled out in test_node_values / test_python_values).
+Finally all three sets of datagrams, byte for byte, go to a real `xrayd serve`, and BatchGetTraces
 (boto3) gives each document back unchanged.
 
     python3 tests/e2e/test_sdk_cross.py --xrayd build/xrayd --hello build/examples/hello/hello [-v]
 
-Needs node with tests/e2e/node_modules (`npm ci`) and boto3: without them this test FAILS.
+Needs node with tests/e2e/node_modules (`npm ci`), and aws_xray_sdk 2.x, flask, requests and boto3
+for this python3: without them this test FAILS.
 """
 
 import json
@@ -79,6 +85,38 @@ ALLOWED = [
 ]
 
 
+# The same for the Python SDK (aws_xray_sdk 2.x: XRayMiddleware for Flask, its patch of `requests`):
+# (document, key path, C++ type, Python type, why).
+ALLOWED_PYTHON = [
+    # Each SDK describes its own runtime: aws_xray_sdk always writes service {runtime: "CPython",
+    # runtime_version}; the C++ SDK writes "service" only for RecorderConfig::service_version. All of
+    # "service" is optional in the X-Ray docs.
+    *[(doc, path, None, t, "Python-specific service data (runtime, runtime_version)")
+      for doc in ("segment", "downstream")
+      for path, t in (("service", "object"), ("service.runtime", "string"), ("service.runtime_version", "string"))],
+    # aws_xray_sdk serializes its Entity's in_progress flag always, false once the entity is closed;
+    # the docs make in_progress optional ("true" for an unfinished segment), and the C++ SDK sends only
+    # completed documents, so it leaves it out (as the Node SDK does).
+    *[(doc, "in_progress", None, "boolean", "aws_xray_sdk writes in_progress: false on closed entities")
+      for doc in ("segment", "subsegment", "downstream")],
+    # aws_xray_sdk serializes an embedded subsegment like a standalone one, with trace_id, parent_id
+    # and type "subsegment". The docs require those only of subsegments sent on their own; inside its
+    # segment they are implied (the C++ and Node SDKs leave them out). Their values are checked.
+    ("subsegment", "trace_id", None, "string", "aws_xray_sdk repeats the trace id in embedded subsegments"),
+    ("subsegment", "parent_id", None, "string", "aws_xray_sdk repeats the parent id in embedded subsegments"),
+    ("subsegment", "type", None, "string", "aws_xray_sdk repeats type in embedded subsegments"),
+    # aws_xray_sdk's requests patch (ext/requests/patch.py, requests_processor) records method, url
+    # and status only: no http.request.traced (documented for subsegments calling a traced service)
+    # and no http.response.content_length (documented for responses); the C++ SDK sends both.
+    ("subsegment", "http.request.traced", "boolean", None, "the Python requests patch does not write traced"),
+    ("subsegment", "http.response.content_length", "number", None,
+     "the Python requests patch records no response length"),
+    # The call to /downstream: `requests` sends User-Agent python-requests/<version>, which the
+    # downstream segment records; libcurl in hello sends none, and the C++ SDK leaves the field out.
+    ("downstream", "http.request.user_agent", None, "string", "requests sends a User-Agent, hello's libcurl none"),
+]
+
+
 def json_type(v) -> str:
     if v is None:
         return "null"
@@ -121,8 +159,8 @@ def shape(doc: dict, prefix: str = "", out=None, top=True) -> dict:
     return out
 
 
-def shape_differences(name: str, cpp: dict, node: dict) -> list:
-    a, b = shape(cpp), shape(node)
+def shape_differences(name: str, cpp: dict, other: dict) -> list:
+    a, b = shape(cpp), shape(other)
     return [(name, p, a.get(p), b.get(p)) for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
 
 
@@ -190,12 +228,14 @@ class CrossSdkTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         node = sdk_apps.node_command()
+        python = sdk_apps.python_command()
         cls.workdir = tempfile.mkdtemp(prefix="xrayd-cross-sdk-")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind(("127.0.0.1", 0))
             cls.runs = {
                 "cpp": run_service("cpp", [sdk_apps.HELLO_BIN], {"XRAY_CENTRALIZED_SAMPLING": "false"}, udp, cls.workdir),
                 "node": run_service("node", node, {"XRAY_CENTRALIZED_SAMPLING": "false"}, udp, cls.workdir),
+                "python": run_service("python", python, {"XRAY_CENTRALIZED_SAMPLING": "false"}, udp, cls.workdir),
             }
 
     @classmethod
@@ -203,36 +243,51 @@ class CrossSdkTest(unittest.TestCase):
         import shutil
         shutil.rmtree(cls.workdir, ignore_errors=True)
 
-    def test_shapes_match_except_allowed(self):
-        cpp, node = self.runs["cpp"], self.runs["node"]
+    def compare_shapes(self, kind: str, label: str, allowed_list: list, subsegment_paths: tuple):
+        cpp, other = self.runs["cpp"], self.runs[kind]
         found = []
         for name in ("segment", "subsegment", "downstream"):
-            found += shape_differences(name, getattr(cpp, name), getattr(node, name))
-        allowed = {(d, p, a, b): why for d, p, a, b, why in ALLOWED}
-        unexpected = [f"{d} {p}: C++ {a or 'absent'}, Node {b or 'absent'}" for d, p, a, b in found
+            found += shape_differences(name, getattr(cpp, name), getattr(other, name))
+        allowed = {(d, p, a, b): why for d, p, a, b, why in allowed_list}
+        self.assertEqual(len(allowed), len(allowed_list), "duplicate entries in the allowlist")
+        unexpected = [f"{d} {p}: C++ {a or 'absent'}, {label} {b or 'absent'}" for d, p, a, b in found
                       if (d, p, a, b) not in allowed]
-        stale = [f"{d} {p}: C++ {a or 'absent'}, Node {b or 'absent'} ({why})" for (d, p, a, b), why in allowed.items()
-                 if (d, p, a, b) not in found]
-        detail = (f"\nC++ segment:  {json.dumps(cpp.segment, sort_keys=True)}"
-                  f"\nNode segment: {json.dumps(node.segment, sort_keys=True)}"
-                  f"\nC++ downstream:  {json.dumps(cpp.downstream, sort_keys=True)}"
-                  f"\nNode downstream: {json.dumps(node.downstream, sort_keys=True)}")
-        self.assertEqual(unexpected, [], "shape differences not in ALLOWED" + detail)
-        self.assertEqual(stale, [], "ALLOWED lists differences that no longer occur: remove them" + detail)
+        stale = [f"{d} {p}: C++ {a or 'absent'}, {label} {b or 'absent'} ({why})"
+                 for (d, p, a, b), why in allowed.items() if (d, p, a, b) not in found]
+        w = len(label) + 1
+        detail = (f"\n{'C++':<{w}} segment:    {json.dumps(cpp.segment, sort_keys=True)}"
+                  f"\n{label:<{w}} segment:    {json.dumps(other.segment, sort_keys=True)}"
+                  f"\n{'C++':<{w}} downstream: {json.dumps(cpp.downstream, sort_keys=True)}"
+                  f"\n{label:<{w}} downstream: {json.dumps(other.downstream, sort_keys=True)}")
+        self.assertEqual(unexpected, [], f"shape differences C++/{label} not in the allowlist" + detail)
+        self.assertEqual(stale, [], "the allowlist lists differences that no longer occur: remove them" + detail)
         # The comparison is not vacuous: the shared shape holds what a traced HTTP call needs.
-        shared = set(shape(cpp.segment)) & set(shape(node.segment))
+        shared = set(shape(cpp.segment)) & set(shape(other.segment))
         for path in ("trace_id", "id", "parent_id", "name", "start_time", "end_time", "subsegments",
                      "aws.xray.sdk", "aws.xray.sdk_version", "http.request.method", "http.request.url",
                      "http.request.user_agent", "http.request.client_ip", "http.request.x_forwarded_for",
                      "http.response.status"):
             self.assertIn(path, shared)
-        shared = set(shape(cpp.subsegment)) & set(shape(node.subsegment))
+        shared = set(shape(cpp.subsegment)) & set(shape(other.subsegment))
         for path in ("id", "name", "start_time", "end_time", "namespace", "http.request.method",
-                     "http.request.url", "http.response.status", "http.response.content_length"):
+                     "http.request.url", "http.response.status") + subsegment_paths:
             self.assertIn(path, shared)
+        shared = set(shape(cpp.downstream)) & set(shape(other.downstream))
+        for path in ("trace_id", "id", "parent_id", "name", "start_time", "end_time", "http.request.method",
+                     "http.request.url", "http.response.status"):
+            self.assertIn(path, shared)
+
+    def test_shapes_match_except_allowed(self):
+        self.compare_shapes("node", "Node", ALLOWED, ("http.response.content_length",))
+
+    def test_python_shapes_match_except_allowed(self):
+        # aws_xray_sdk's requests patch records no response length (see ALLOWED_PYTHON).
+        self.compare_shapes("python", "Python", ALLOWED_PYTHON, ())
 
     def check_values(self, run: Run):
         seg, sub, down = run.segment, run.subsegment, run.downstream
+        # The Python SDK's own ways, each also pinned in test_python_values and ALLOWED_PYTHON.
+        py = run.kind == "python"
         self.assertEqual(run.status, 200)
         self.assertEqual(run.body, f"Hello, X-Ray! Trace ID: {run.root}\n")
 
@@ -247,7 +302,8 @@ class CrossSdkTest(unittest.TestCase):
         self.assertEqual(req["method"], "GET")
         self.assertEqual(req["url"], f"http://127.0.0.1:{run.port}/")
         self.assertEqual(req["user_agent"], USER_AGENT)
-        self.assertEqual(req["client_ip"], CLIENT_IP)
+        # aws_xray_sdk's middlewares copy X-Forwarded-For whole; the others take its first address.
+        self.assertEqual(req["client_ip"], FORWARDED_FOR if py else CLIENT_IP)
         self.assertIs(req["x_forwarded_for"], True)
         resp = seg["http"]["response"]
         self.assertIs(type(resp["status"]), int)
@@ -256,17 +312,30 @@ class CrossSdkTest(unittest.TestCase):
             self.assertIs(type(resp["content_length"]), int)
             self.assertEqual(resp["content_length"], int(run.headers["Content-Length"]))
             self.assertEqual(resp["content_length"], len(run.body.encode()))
-        for flag in ("error", "fault", "throttle", "in_progress"):
+        for flag in ("error", "fault", "throttle"):
             self.assertNotIn(flag, seg)
+        for doc in (seg, sub, down):  # aws_xray_sdk always writes in_progress, false once closed
+            if py:
+                self.assertIs(doc["in_progress"], False)
+            else:
+                self.assertNotIn("in_progress", doc)
         self.assertIsInstance(seg["aws"]["xray"]["sdk"], str)
         self.assertIsInstance(seg["aws"]["xray"]["sdk_version"], str)
 
         self.assertEqual(sub["namespace"], "remote")
         self.assertRegex(sub["id"], r"^[0-9a-f]{16}$")
-        self.assertNotIn("trace_id", sub)  # embedded: the segment carries it
-        self.assertEqual(sub["http"]["request"]["method"], "GET")
+        if py:  # aws_xray_sdk repeats the ids and type in the embedded subsegment: they must be right
+            self.assertEqual((sub["trace_id"], sub["parent_id"], sub["type"]), (run.root, seg["id"], "subsegment"))
+        else:
+            for key in ("trace_id", "parent_id", "type"):
+                self.assertNotIn(key, sub)  # embedded: the segment carries them
+        # aws_xray_sdk's requests patch writes the method as the caller spelled it (requests.get: "get").
+        self.assertEqual(sub["http"]["request"]["method"], "get" if py else "GET")
         self.assertEqual(sub["http"]["response"]["status"], 200)
-        self.assertEqual(sub["http"]["response"]["content_length"], len(DOWNSTREAM_BODY))
+        if py:  # aws_xray_sdk's requests patch records no response length
+            self.assertNotIn("content_length", sub["http"]["response"])
+        else:
+            self.assertEqual(sub["http"]["response"]["content_length"], len(DOWNSTREAM_BODY))
         self.assertLessEqual(sub["start_time"], sub["end_time"])
         # Node's times are in milliseconds: allow that much around the segment's bounds.
         self.assertGreaterEqual(sub["start_time"], seg["start_time"] - 0.002)
@@ -276,7 +345,14 @@ class CrossSdkTest(unittest.TestCase):
         self.assertEqual(down["trace_id"], run.root)
         self.assertEqual(down["parent_id"], sub["id"])
         self.assertEqual(down["http"]["request"]["url"], f"http://127.0.0.1:{run.port}/downstream")
+        self.assertEqual(down["http"]["request"]["method"], "GET")
         self.assertEqual(down["http"]["response"]["status"], 200)
+        if "content_length" in down["http"]["response"]:  # absent from Node's (see ALLOWED)
+            self.assertEqual(down["http"]["response"]["content_length"], len(DOWNSTREAM_BODY))
+        self.assertLessEqual(down["start_time"], down["end_time"])
+        # The downstream ran inside the call (sub-millisecond slack for Node's millisecond clock).
+        self.assertGreaterEqual(down["start_time"], sub["start_time"] - 0.002)
+        self.assertLessEqual(down["end_time"], sub["end_time"] + 0.002)
         self.assertEqual(len({seg["id"], sub["id"], down["id"]}), 3)
 
     def test_cpp_values(self):
@@ -300,9 +376,23 @@ class CrossSdkTest(unittest.TestCase):
         # The Node middleware answers with a trace header only when asked for a decision (Sampled=?).
         self.assertIsNone(run.headers.get(sdk_apps.TRACE_HEADER))
 
-    def test_both_accepted_by_xrayd_serve(self):
+    def test_python_values(self):
+        run = self.runs["python"]
+        self.check_values(run)
+        self.assertEqual(run.segment["aws"]["xray"]["sdk"], "X-Ray for Python")
+        self.assertTrue(run.segment["aws"]["xray"]["sdk_version"].startswith("2."))
+        self.assertEqual(run.segment["service"]["runtime"], "CPython")
+        self.assertEqual(run.subsegment["name"], "127.0.0.1")  # the requests patch names it after the host
+        self.assertEqual(run.subsegment["http"]["request"]["url"], f"http://127.0.0.1:{run.port}/downstream")
+        self.assertNotIn("traced", run.subsegment["http"]["request"])
+        self.assertTrue(run.downstream["http"]["request"]["user_agent"].startswith("python-requests/"))
+        # XRayMiddleware answers with the trace id, as hello does.
+        self.assertEqual(run.headers.get(sdk_apps.TRACE_HEADER), f"Root={run.root}")
+
+    def test_all_accepted_by_xrayd_serve(self):
         if boto3 is None:
             self.fail("boto3 is missing for this python3: the traces are read back with it")
+        self.assertEqual(set(self.runs), {"cpp", "node", "python"})
         xrayd = sh.XraydServe().start()
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
