@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -246,6 +247,15 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   std::unique_ptr<TraceStore> store(new TraceStore(db, options));
   if (auto st = store->Exec(kSchema); !st) return st.error();
   if (auto st = store->AddServiceFlagColumns(); !st) return st.error();
+  {
+    Stmt longest(db, "SELECT value FROM meta WHERE key='longest_trace_seconds'");
+    if (longest.Step() == SQLITE_ROW) {
+      store->longest_trace_seconds_ = sqlite3_column_double(longest.get(), 0);
+    } else {  // a store written before this was kept: measure it once
+      Stmt measure(db, "SELECT coalesce(max(end_time - start_time), 0) FROM traces");
+      if (measure.Step() == SQLITE_ROW) store->longest_trace_seconds_ = sqlite3_column_double(measure.get(), 0);
+    }
+  }
   return store;
 }
 
@@ -290,7 +300,7 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
              "VALUES(?1,?2,?3,?4,?5,?6,?7,1) ON CONFLICT(trace_id) DO UPDATE SET "
              "start_time=min(start_time,excluded.start_time), end_time=max(end_time,excluded.end_time), "
              "has_error=has_error|excluded.has_error, has_fault=has_fault|excluded.has_fault, "
-             "has_throttle=has_throttle|excluded.has_throttle, revision=revision+1");
+             "has_throttle=has_throttle|excluded.has_throttle, revision=revision+1 RETURNING start_time, end_time");
   Stmt root(db_,
             "UPDATE traces SET root_start=?2, root_end=?3, root_name=?4, root_origin=?5, http_url=?6, http_status=?7, "
             "http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE trace_id=?1");
@@ -307,6 +317,7 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
     (void)Exec("ROLLBACK");  // best effort: the error being returned is the one that matters
     return e;
   }
+  double longest = longest_trace_seconds_;
   for (size_t i = 0; i < docs.size(); ++i) {
     std::string why;
     auto e = ExtractDoc(parser, docs[i], &why);
@@ -328,7 +339,10 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
     const double end = e->end.value_or(e->start);
     trace.Text(1, e->trace_id).Int(2, TraceIdEpoch(e->trace_id)).Real(3, e->start).Real(4, end)
         .Int(5, e->error).Int(6, e->fault).Int(7, e->throttle);
-    trace.Step();
+    if (trace.Step() == SQLITE_ROW) {
+      longest = std::max(longest, sqlite3_column_double(trace.get(), 1) - sqlite3_column_double(trace.get(), 0));
+      trace.Step();  // SQLITE_DONE
+    }
     trace.Reset();
     const std::string service = e->independent_subsegment ? std::string() : e->name;
     if (!e->independent_subsegment && e->parent_id.empty()) {
@@ -363,10 +377,16 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
       ann.Reset();
     }
   }
+  if (longest > longest_trace_seconds_) {
+    Stmt save(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('longest_trace_seconds', ?1)");
+    save.Real(1, longest);
+    save.Step();
+  }
   if (auto st = Exec("COMMIT"); !st) {
     (void)Exec("ROLLBACK");  // best effort: the error being returned is the one that matters
     return st.error();
   }
+  longest_trace_seconds_ = longest;
   return rejected;
 }
 
@@ -484,14 +504,19 @@ Result<std::vector<StoredSegment>> TraceStore::SegmentsOf(const std::string& tra
 Result<std::vector<std::string>> TraceStore::DocumentsInRange(double start, double end, size_t max_traces,
                                                               bool* truncated) {
   std::lock_guard lock(mu_);
-  Stmt count(db_, "SELECT count(*) FROM traces WHERE end_time >= ?1 AND start_time <= ?2");
-  count.Real(1, start).Real(2, end);
+  // A trace overlapping [start, end] started at most the longest trace seen before `start` (?4): that
+  // lower bound keeps the index scan to the window instead of everything older than its end.
+  const double earliest = start - longest_trace_seconds_ - 1;
+  Stmt count(db_,
+             "SELECT count(*) FROM (SELECT 1 FROM traces WHERE start_time >= ?4 AND start_time <= ?2 AND end_time >= ?1 "
+             "LIMIT ?3 + 1)");
+  count.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces)).Real(4, earliest);
   *truncated = count.Step() == SQLITE_ROW && static_cast<size_t>(sqlite3_column_int64(count.get(), 0)) > max_traces;
   Stmt s(db_,
-         "SELECT s.doc FROM segments s JOIN (SELECT trace_id FROM traces WHERE end_time >= ?1 AND start_time <= ?2 "
-         "ORDER BY start_time DESC LIMIT ?3) t ON s.trace_id = t.trace_id");
+         "SELECT s.doc FROM segments s JOIN (SELECT trace_id FROM traces WHERE start_time >= ?4 AND start_time <= ?2 "
+         "AND end_time >= ?1 ORDER BY start_time DESC LIMIT ?3) t ON s.trace_id = t.trace_id");
   if (!s.ok()) return DbError(db_, "prepare range");
-  s.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces));
+  s.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces)).Real(4, earliest);
   std::vector<std::string> out;
   while (s.Step() == SQLITE_ROW) out.push_back(s.ColText(0));
   return out;

@@ -110,6 +110,10 @@ class TraceStore {
   std::mutex mu_;
   sqlite3* db_;  // guarded by mu_
   const StoreOptions options_;
+  // The longest end - start of any trace stored (never lowered by retention: a safe bound), so range
+  // scans can start at `window start - longest` instead of the oldest trace. Guarded by mu_; kept in
+  // meta as longest_trace_seconds.
+  double longest_trace_seconds_ = 0;
 };
 
 }  // namespace xrayd::store

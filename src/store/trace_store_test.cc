@@ -187,6 +187,36 @@ TEST_F(StoreTest, PagesCoverTheRangeExactlyOnce) {
   EXPECT_EQ(seen, expected);
 }
 
+// Graph queries take the traces overlapping a window. A long trace that started well before the
+// window and ends inside it is one of them, also after a restart (the bound that keeps the scan short
+// is the longest trace seen, kept in the store).
+TEST_F(StoreTest, DocumentsInRangeFindsLongTracesThatStartedEarlier) {
+  auto doc = [](const char* trace, const char* id, double start, double end) {
+    return json{{"trace_id", trace}, {"id", id}, {"name", "web"}, {"start_time", start}, {"end_time", end}};
+  };
+  const char* kLong = "1-5759e988-000000000000000000000001";
+  const char* kShortBefore = "1-5759e988-000000000000000000000002";
+  const char* kInside = "1-5759e988-000000000000000000000003";
+  const char* kAfter = "1-5759e988-000000000000000000000004";
+  // The long trace grows in two documents: its span is only known after the second.
+  Put({doc(kLong, "aaaaaaaaaaaaaaa1", 1000, 1001), doc(kShortBefore, "aaaaaaaaaaaaaaa2", 1100, 1101),
+       doc(kInside, "aaaaaaaaaaaaaaa3", 5005, 5006), doc(kAfter, "aaaaaaaaaaaaaaa4", 6000, 6001)});
+  Put({doc(kLong, "aaaaaaaaaaaaaaa5", 4000, 5002)});
+  for (int restart = 0; restart < 2; ++restart) {
+    bool truncated = true;
+    auto docs = store_->DocumentsInRange(5000, 5010, 100, &truncated);
+    ASSERT_TRUE(docs) << docs.error().message;
+    std::multiset<std::string> traces;
+    for (const auto& d : *docs) traces.insert(json::parse(d)["trace_id"].get<std::string>());
+    EXPECT_EQ(traces, (std::multiset<std::string>{kLong, kLong, kInside})) << "restart " << restart;
+    EXPECT_FALSE(truncated);
+    auto capped = store_->DocumentsInRange(5000, 5010, 1, &truncated);
+    ASSERT_TRUE(capped);
+    EXPECT_TRUE(truncated);
+    Reopen();
+  }
+}
+
 TEST_F(StoreTest, InProgressThenCompleteConvergesInAnyOrder) {
   Put({Segment("aaaaaaaaaaaaaaa1", 100, std::nullopt)});
   EXPECT_TRUE((*store_->Summary(kTrace))->is_partial);
