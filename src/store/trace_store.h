@@ -11,7 +11,8 @@
 //   trace_services(trace_id, name, type, has_error, has_fault, has_throttle)  every service that sent
 //       a segment (type = its origin) and every one it only called (remote/aws subsegments, typed as
 //       the service graph infers them), with that service's own flags, for service()/edge() filters.
-//   meta(key, value)  schema_version and settings (sampling rules, groups).
+//   meta(key, value)  schema_version, longest_trace_seconds (bounds range scans) and settings
+//       (sampling rules, groups).
 // Retention deletes whole traces by age (start time) and, past a size bound, oldest first.
 //
 // Thread-safe: one mutex serialises access to the single connection; Append() commits before it
