@@ -8,6 +8,7 @@
 #include "aws/sts.h"
 #include "common/log.h"
 #include "telemetry/metrics.h"
+#include "common/thread_name.h"
 
 namespace xrayd {
 namespace {
@@ -122,6 +123,7 @@ void Daemon::StartProxy(const SamplingProxyOptions& options) {
 }
 
 void Daemon::RetentionLoop() {
+  NameThisThread("xrayd-retention");
   std::unique_lock lock(retention_mu_);
   while (!retention_stop_) {
     lock.unlock();

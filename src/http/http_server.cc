@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ingest/udp_receiver.h"
+#include "common/thread_name.h"
 
 namespace xrayd::http {
 
@@ -51,7 +52,8 @@ Result<int> ListeningServer::Start(const std::string& address, std::string_view 
     return BindError(what, address);
   }
   listener_done_ = false;
-  thread_ = std::thread([this] {
+  thread_ = std::thread([this, name = std::string(what)] {
+    NameThisThread("xrayd-" + name);
     server_->listen_after_bind();
     listener_done_ = true;
   });

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "ingest/datagram.h"
 #include "telemetry/metrics.h"
+#include "common/thread_name.h"
 
 namespace xrayd {
 namespace {
@@ -93,6 +94,7 @@ void UdpReceiver::Stop() {
 }
 
 void UdpReceiver::Run() {
+  NameThisThread("xrayd-udp");
   // Slots are allocated but not touched: only the bytes the kernel writes become resident.
   std::unique_ptr<char[]> slots(new char[kSlotBytes * kBatch]);
   mmsghdr msgs[kBatch];

@@ -7,6 +7,7 @@
 #include "aws/sigv4.h"
 #include "common/json_escape.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace xrayd {
 
@@ -106,6 +107,7 @@ void TelemetryReporter::LookUpIdentity() {
 }
 
 void TelemetryReporter::Run() {
+  NameThisThread("xrayd-telemetry");
   LookUpIdentity();
   http::ClientOptions periodic = options_.http;
   http::Client client(periodic);

@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "telemetry/metrics.h"
+#include "common/thread_name.h"
 
 namespace xrayd {
 
@@ -22,6 +23,7 @@ void StoreExporter::Stop(std::chrono::milliseconds grace) {
 }
 
 void StoreExporter::Run() {
+  NameThisThread("xrayd-store");
   auto& m = GlobalMetrics();
   while (auto batch = buffer_.PopBatch()) {
     // One transaction per few thousand segments, not per batch of 50: SQLite's cost is per commit.

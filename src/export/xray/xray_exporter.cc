@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "export/xray/put_trace_segments.h"
 #include "telemetry/metrics.h"
+#include "common/thread_name.h"
 
 namespace xrayd::xray {
 namespace {
@@ -82,6 +83,7 @@ bool XrayExporter::SleepUnlessAborted(std::chrono::milliseconds d) {
 }
 
 void XrayExporter::SenderLoop(int index) {
+  NameThisThread("xrayd-send-" + std::to_string(index));
   http::ClientOptions http_options = options_.http;
   http_options.abort = &aborting_;
   // Created at the first batch: an idle daemon never loads TLS and curl state it does not use.
