@@ -486,6 +486,9 @@ Status XrayApiServer::Start() {
         ReplyError(res, e);
       } catch (const json::exception& e) {
         ReplyError(res, Invalid(std::string("malformed request: ") + e.what()));
+      } catch (const std::exception& e) {  // a bug or exhaustion: still an answer the SDKs can parse
+        XLOG_ERROR("X-Ray API {} failed: {}", req.path, e.what());
+        ReplyError(res, ApiError{500, "InternalFailure", e.what()});
       }
     });
   };
