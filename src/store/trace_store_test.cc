@@ -217,6 +217,18 @@ TEST_F(StoreTest, DocumentsInRangeFindsLongTracesThatStartedEarlier) {
   }
 }
 
+TEST_F(StoreTest, NewStoresUseSixteenKibPages) {
+  Put({Segment("aaaaaaaaaaaaaaa1", 100, 101)});
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 16384);
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+}
+
 TEST_F(StoreTest, InProgressThenCompleteConvergesInAnyOrder) {
   Put({Segment("aaaaaaaaaaaaaaa1", 100, std::nullopt)});
   EXPECT_TRUE((*store_->Summary(kTrace))->is_partial);
