@@ -14,6 +14,12 @@
 #include "xray/log.h"
 
 namespace xray {
+
+#ifdef XRAY_SDK_BUILD_VERSION
+static_assert(kSdkVersion == std::string_view(XRAY_SDK_BUILD_VERSION),
+              "kSdkVersion in segment.h must equal the project version in the top-level CMakeLists.txt");
+#endif
+
 namespace {
 
 constexpr size_t kMaxNameChars = 200;

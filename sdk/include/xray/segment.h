@@ -29,8 +29,8 @@ namespace xray {
 using Json = nlohmann::json;
 
 // Every segment names the SDK that wrote it in "aws": {"xray": {"sdk": ..., "sdk_version": ...}}, as the
-// AWS X-Ray SDKs do ("X-Ray for Node.js", "X-Ray for Python", ...). Keep kSdkVersion equal to the
-// project version in the top-level CMakeLists.txt.
+// AWS X-Ray SDKs do ("X-Ray for Node.js", "X-Ray for Python", ...). kSdkVersion must equal the project
+// version in the top-level CMakeLists.txt (a static_assert in segment.cc fails the build otherwise).
 inline constexpr std::string_view kSdkName = "X-Ray for C++";
 inline constexpr std::string_view kSdkVersion = "0.1.0";
 
