@@ -22,18 +22,23 @@ class AlwaysSampler : public Sampler {
   bool ShouldSample(const SamplingRequest&) override { return true; }
 };
 
+// Every request sampled, segments sent from the calling thread to a local UDP listener.
+RecorderConfig SampleEverything(const std::string& service, uint16_t daemon_port) {
+  RecorderConfig c;
+  c.service_name = service;
+  c.sampler = std::make_shared<AlwaysSampler>();
+  DaemonAddress a;
+  a.udp_port = daemon_port;
+  c.emitter = std::make_shared<UdpEmitter>(a);
+  return c;
+}
+
 size_t Discard(char*, size_t size, size_t n, void*) { return size * n; }
 
 class MiddlewareTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    RecorderConfig c;
-    c.service_name = "front";
-    c.sampler = std::make_shared<AlwaysSampler>();
-    DaemonAddress a;
-    a.udp_port = daemon_.port();
-    c.emitter = std::make_shared<UdpEmitter>(a);
-    recorder_ = std::make_unique<Recorder>(c);
+    recorder_ = std::make_unique<Recorder>(SampleEverything("front", daemon_.port()));
 
     HttpServerTracingOptions opts;
     opts.segment_name = [](const httplib::Request& req) {
@@ -172,13 +177,7 @@ TEST_F(MiddlewareTest, UnsampledRequestIsNotSentButStillPropagates) {
 // The application's own pre/post-routing handlers keep working, inside the traced request.
 TEST(Middleware, ChainsTheApplicationsRoutingHandlers) {
   testing::UdpListener daemon;
-  RecorderConfig c;
-  c.service_name = "gate";
-  c.sampler = std::make_shared<AlwaysSampler>();
-  DaemonAddress a;
-  a.udp_port = daemon.port();
-  c.emitter = std::make_shared<UdpEmitter>(a);
-  Recorder recorder(c);
+  Recorder recorder(SampleEverything("gate", daemon.port()));
 
   httplib::Server server;
   HttpServerTracingOptions opts;

@@ -1,5 +1,10 @@
 // Appending JSON text to a std::string without building a document tree: the segment serializer's
 // building blocks. Internal to the SDK (not installed with the public headers).
+//
+// xrayd has its own escaper (src/common/json_escape.h) on purpose: the SDK does not depend on the
+// daemon's code, and the two promise different things. The daemon passes through bytes that arrived
+// as a JSON document; the SDK writes text from the application, so it must also replace bytes that
+// are not UTF-8.
 #pragma once
 
 #include <charconv>

@@ -33,6 +33,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness
+import sdk_apps
 import serve_harness as sh
 
 try:
@@ -41,7 +42,6 @@ try:
 except ImportError:  # reported by the test, not at import time
     boto3 = None
 
-HELLO_BIN = None
 N = 20  # requests per path
 
 
@@ -145,7 +145,7 @@ class SdkCentralizedSampling(sh.ServeTestCase):
         for k in ("AWS_XRAY_TRACING_NAME", "XRAY_SAMPLING_RULES_FILE", "XRAY_CENTRALIZED_SAMPLING"):
             env.pop(k, None)
         with open(self.hello_log, "wb") as log:
-            self.hello = subprocess.Popen([HELLO_BIN], env=env, stdout=log, stderr=subprocess.STDOUT,
+            self.hello = subprocess.Popen([sdk_apps.HELLO_BIN], env=env, stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL)
 
         def listening():
@@ -249,23 +249,4 @@ class SdkCentralizedSampling(sh.ServeTestCase):
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    rest = [sys.argv[0]]
-    i = 0
-    while i < len(args):
-        if args[i] == "--hello" and i + 1 < len(args):
-            HELLO_BIN = args[i + 1]
-            i += 2
-            continue
-        if args[i].startswith("--hello="):
-            HELLO_BIN = args[i].split("=", 1)[1]
-        else:
-            rest.append(args[i])
-        i += 1
-    HELLO_BIN = os.path.abspath(HELLO_BIN or os.environ.get("HELLO_BIN") or
-                                os.path.join(harness.REPO, "build", "examples", "hello", "hello"))
-    if not os.access(HELLO_BIN, os.X_OK):
-        print(f"FAIL: hello binary not found: {HELLO_BIN} (pass --hello PATH)", file=sys.stderr)
-        sys.exit(2)
-    sys.argv = rest
-    harness.main()
+    sdk_apps.main()  # takes --hello PATH, then runs the tests
