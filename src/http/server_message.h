@@ -24,13 +24,14 @@ struct IncomingRequest {
   std::string body;    // whole body, after Content-Encoding was undone, within the server's limits
   std::string peer;    // "ip:port" of the client, for logs
 
+  static char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
   // First header of that name (case-insensitive), or "".
   std::string_view Header(std::string_view name) const {
     for (const auto& [k, v] : headers)
       if (k.size() == name.size()) {
         bool same = true;
         for (size_t i = 0; i < k.size() && same; ++i)
-          same = (k[i] | 0x20) == (name[i] | 0x20);
+          same = Lower(k[i]) == Lower(name[i]);
         if (same) return v;
       }
     return {};
