@@ -275,7 +275,8 @@ void Daemon::Shutdown() {
   XLOG_INFO("Stopped: received {}, sent {}, spilled {}, rejected {}, failed {}", m.segments_received.load(),
             m.segments_sent.load(), m.segments_spilled.load(),
             m.Rejected(RejectReason::kBadHeader) + m.Rejected(RejectReason::kBadJson) +
-                m.Rejected(RejectReason::kInvalidSegment) + m.Rejected(RejectReason::kTooLarge),
+                m.Rejected(RejectReason::kInvalidSegment) + m.Rejected(RejectReason::kTooLarge) +
+                m.Rejected(RejectReason::kInvalidTime),
             m.Failed(FailReason::kUnprocessed) + m.Failed(FailReason::kPermanentError) +
                 m.Failed(FailReason::kRetriesExhausted) + m.Failed(FailReason::kShutdown));
   health_.reset();

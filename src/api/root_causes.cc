@@ -4,6 +4,7 @@
 #include <string>
 
 #include "api/filter_expression.h"
+#include "segment/segment.h"
 
 namespace xrayd::api {
 namespace {
@@ -30,10 +31,7 @@ const json* Subsegments(const json& node) {
   auto it = node.find("subsegments");
   return it != node.end() && it->is_array() ? &*it : nullptr;
 }
-bool Remote(const json& node) {
-  const std::string ns = Str(node, "namespace");
-  return ns == "remote" || ns == "aws";
-}
+bool Remote(const json& node) { return segment::IsCallNamespace(Str(node, "namespace")); }
 
 class Trace {
  public:
@@ -85,7 +83,7 @@ class Trace {
       const json& last = *path.back();
       if (path.size() > 1 && Remote(last) && !called_ids_.count(Str(last, "id"))) {
         json inferred = Service(last, json::array({Entity(last, true)}));
-        inferred["Type"] = Str(last, "namespace") == "aws" ? "AWS::" + Str(last, "name") : "remote";
+        inferred["Type"] = segment::InferredServiceType(Str(last, "namespace"), Str(last, "name"));
         inferred["Inferred"] = true;
         services.push_back(std::move(inferred));
       }

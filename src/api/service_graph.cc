@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include "segment/segment.h"
+
 namespace xrayd::api {
 namespace {
 
@@ -206,10 +208,9 @@ class GraphBuilder {
       if (!sub.is_object()) continue;
       const std::string ns = sub.value("namespace", "");
       const std::string id = sub.value("id", "");
-      if ((ns == "remote" || ns == "aws") && !parents_with_segments.count(id)) {
-        std::string type = "remote";
-        if (ns == "aws") type = "AWS::" + sub.value("name", "");
-        NodeKey key{sub.value("name", ""), type};
+      if (segment::IsCallNamespace(ns) && !parents_with_segments.count(id)) {
+        const std::string name = sub.value("name", "");
+        NodeKey key{name, segment::InferredServiceType(ns, name)};
         Node& target = Get(key);
         Count(target.stats, target.series, sub);
         Bound(target.start, target.end, sub);

@@ -3,12 +3,11 @@
 //   {"format": "json", "version": 1}\n<segment document>
 //
 // The header is parsed as JSON (SDKs differ in whitespace), never compared as bytes, and
-// matched as leniently as AWS's daemon matches it (see datagram.cc). The segment
-// must be a JSON object that X-Ray's PutTraceSegments would accept at first sight: a well-formed
-// trace_id (1-8hex-24hex), a 16-hex id, a non-empty name of at most 200 characters, a numeric
-// start_time, and a parent_id when it is an independent subsegment.
+// matched as leniently as AWS's daemon matches it (see datagram.cc). The document after it is
+// validated by segment::Parser: the rules are segment/segment.h's, the same that PutTraceSegments
+// and the trace store apply.
 //
-// DatagramParser owns a simdjson parser and scratch memory: one per receiving thread, not
+// DatagramParser owns simdjson parsers and scratch memory: one per receiving thread, not
 // thread-safe. Inputs must be followed by kPadding readable bytes (the receive buffers are).
 #pragma once
 
@@ -18,13 +17,14 @@
 #include <optional>
 #include <string_view>
 
-#include "telemetry/metrics.h"
+#include "common/reasons.h"
+#include "segment/segment.h"
 
 namespace xrayd {
 
-inline constexpr size_t kMaxSegmentBytes = 64 * 1024;  // X-Ray's per-document limit
-inline constexpr size_t kMaxDatagramBytes = 65536;     // largest UDP payload we read
-inline constexpr size_t kPadding = simdjson::SIMDJSON_PADDING;
+inline constexpr size_t kMaxSegmentBytes = segment::kMaxDocumentBytes;
+inline constexpr size_t kMaxDatagramBytes = 65536;  // largest UDP payload we read
+inline constexpr size_t kPadding = segment::kPadding;
 
 struct DatagramVerdict {
   std::optional<RejectReason> reject;  // set when the datagram is refused
@@ -39,16 +39,14 @@ class DatagramParser {
   // `data` must stay valid while the returned view is used and be followed by kPadding bytes.
   DatagramVerdict Parse(const char* data, size_t len);
 
-  // Validates a segment document alone (no header line), with the same rules: what the X-Ray
-  // API server applies to PutTraceSegments. Same padding contract.
+  // Validates a segment document alone (no header line): segment::Parser::Validate in this
+  // verdict's shape. Kept for callers written against it (PutTraceSegments); new code calls
+  // segment::Parser directly. Same padding contract.
   DatagramVerdict ValidateSegment(const char* data, size_t len);
 
  private:
-  simdjson::dom::parser parser_;
+  simdjson::dom::parser header_parser_;
+  segment::Parser segment_parser_;
 };
-
-// Exposed for tests.
-bool IsValidTraceId(std::string_view s);
-bool IsHexId(std::string_view s, size_t digits);
 
 }  // namespace xrayd

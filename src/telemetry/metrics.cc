@@ -4,17 +4,6 @@
 
 namespace xrayd {
 
-const char* ToString(RejectReason r) {
-  switch (r) {
-    case RejectReason::kBadHeader: return "bad_header";
-    case RejectReason::kBadJson: return "bad_json";
-    case RejectReason::kInvalidSegment: return "invalid_segment";
-    case RejectReason::kTooLarge: return "too_large";
-    case RejectReason::kCount: break;
-  }
-  return "unknown";
-}
-
 const char* ToString(FailReason r) {
   switch (r) {
     case FailReason::kUnprocessed: return "unprocessed";

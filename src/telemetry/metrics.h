@@ -12,14 +12,14 @@
 #include <string>
 #include <string_view>
 
+#include "common/reasons.h"
+
 namespace xrayd {
 
-enum class RejectReason { kBadHeader, kBadJson, kInvalidSegment, kTooLarge, kCount };
 enum class FailReason { kUnprocessed, kPermanentError, kRetriesExhausted, kShutdown, kCount };
 // Failed requests to the X-Ray API by kind, as AWS's daemon reports them in telemetry
 // (BackendConnectionErrors). Counted per failed HTTP request, retries included.
 enum class BackendError { kTimeout, kConnectionRefused, kHttp4xx, kHttp5xx, kUnknownHost, kOther, kCount };
-const char* ToString(RejectReason r);
 const char* ToString(FailReason r);
 const char* ToString(BackendError e);
 

@@ -1,0 +1,227 @@
+#include "segment/segment.h"
+
+#include <cmath>
+#include <new>
+
+namespace xrayd::segment {
+namespace {
+
+using simdjson::SUCCESS;
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+constexpr int kMaxWalkDepth = 64;
+
+bool IsHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+bool AllHex(std::string_view s) {
+  for (char c : s)
+    if (!IsHex(c)) return false;
+  return true;
+}
+
+size_t Utf8Length(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+bool IsSpace(char c) { return c == '\n' || c == '\r' || c == ' ' || c == '\t'; }
+
+Verdict Refuse(RejectReason r, std::string_view detail) { return {r, detail, {}}; }
+
+bool Flag(object o, const char* key) {
+  bool b = false;
+  return o[key].get(b) == SUCCESS && b;
+}
+
+// The identity rules: ids, name, parent of an independent subsegment.
+Verdict CheckIdentity(object doc) {
+  std::string_view trace_id, id, name;
+  if (doc["trace_id"].get(trace_id) != SUCCESS || !IsValidTraceId(trace_id))
+    return Refuse(RejectReason::kInvalidSegment, "missing or malformed trace_id");
+  if (doc["id"].get(id) != SUCCESS || !IsHexId(id, 16))
+    return Refuse(RejectReason::kInvalidSegment, "missing or malformed id");
+  if (doc["name"].get(name) != SUCCESS || name.empty() || Utf8Length(name) > kMaxNameChars)
+    return Refuse(RejectReason::kInvalidSegment, "missing or malformed name");
+  std::string_view type, parent;
+  if (doc["type"].get(type) == SUCCESS && type == "subsegment" &&
+      (doc["parent_id"].get(parent) != SUCCESS || !IsHexId(parent, 16)))
+    return Refuse(RejectReason::kInvalidSegment, "subsegment without a valid parent_id");
+  return {};
+}
+
+// The time rules (see the header for the bounds and why).
+Verdict CheckTimes(object doc) {
+  element start_el;
+  if (doc["start_time"].get(start_el) != SUCCESS || !start_el.is_number())
+    return Refuse(RejectReason::kInvalidSegment, "missing or non-numeric start_time");
+  double start = 0;
+  if (start_el.get(start) != SUCCESS || !std::isfinite(start))
+    return Refuse(RejectReason::kInvalidTime, "start_time is not a finite number");
+  if (!IsPlausibleTime(start))
+    return Refuse(RejectReason::kInvalidTime,
+                  "start_time is not epoch seconds between 2000 and 9999 (milliseconds?)");
+  element end_el;
+  if (doc["end_time"].get(end_el) != SUCCESS || end_el.is_null()) return {};
+  double end = 0;
+  if (!end_el.is_number() || end_el.get(end) != SUCCESS || !std::isfinite(end))
+    return Refuse(RejectReason::kInvalidTime, "end_time is not a finite number");
+  if (!IsPlausibleTime(end))
+    return Refuse(RejectReason::kInvalidTime, "end_time is not epoch seconds between 2000 and 9999 (milliseconds?)");
+  if (end < start) return Refuse(RejectReason::kInvalidTime, "end_time is before start_time");
+  return {};
+}
+
+std::string JsonScalar(element v) {
+  switch (v.type()) {
+    case simdjson::dom::element_type::STRING:
+    case simdjson::dom::element_type::INT64:
+    case simdjson::dom::element_type::UINT64:
+    case simdjson::dom::element_type::DOUBLE: return simdjson::minify(v);
+    case simdjson::dom::element_type::BOOL: return v.get_bool().value() ? "true" : "false";
+    default: return {};
+  }
+}
+
+void AddAnnotations(object o, Facts& f) {
+  object ann;
+  if (o["annotations"].get(ann) != SUCCESS) return;
+  for (auto field : ann) {
+    std::string v = JsonScalar(field.value);
+    if (!v.empty()) f.annotations.push_back({std::string(field.key), std::move(v)});
+  }
+}
+
+// What one nested subsegment says about its parent document: superseded stubs, called services.
+void NoteSubsegment(object sub, Facts& f) {
+  std::string_view id, ns, name;
+  if (sub["id"].get(id) == SUCCESS && sub["end_time"].is_number() && !Flag(sub, "in_progress"))
+    f.embedded_complete_ids.emplace_back(id);
+  if (sub["namespace"].get(ns) == SUCCESS && IsCallNamespace(ns) && sub["name"].get(name) == SUCCESS && !name.empty())
+    f.called_services.push_back(
+        {std::string(name), InferredServiceType(ns, name), Flag(sub, "error"), Flag(sub, "fault"), Flag(sub, "throttle")});
+}
+
+// Walks a (sub)segment object: flags anywhere in the tree, annotations at every level.
+void Walk(object o, Facts& f, int depth) {
+  if (depth > kMaxWalkDepth) return;
+  f.error |= Flag(o, "error");
+  f.fault |= Flag(o, "fault");
+  f.throttle |= Flag(o, "throttle");
+  AddAnnotations(o, f);
+  simdjson::dom::array subs;
+  if (o["subsegments"].get(subs) != SUCCESS) return;
+  for (auto sub : subs) {
+    object so;
+    if (sub.get(so) != SUCCESS) continue;
+    NoteSubsegment(so, f);
+    Walk(so, f, depth + 1);
+  }
+}
+
+void ExtractHttp(object doc, Facts& f) {
+  object http, req, resp;
+  if (doc["http"].get(http) != SUCCESS) return;
+  std::string_view sv;
+  if (http["request"].get(req) == SUCCESS) {
+    if (req["url"].get(sv) == SUCCESS) f.http_url = sv;
+    if (req["method"].get(sv) == SUCCESS) f.http_method = sv;
+    if (req["user_agent"].get(sv) == SUCCESS) f.user_agent = sv;
+    if (req["client_ip"].get(sv) == SUCCESS) f.client_ip = sv;
+  }
+  int64_t status = 0;
+  if (http["response"].get(resp) == SUCCESS && resp["status"].get(status) == SUCCESS && status >= 0 && status < 1000)
+    f.http_status = static_cast<int>(status);
+}
+
+// Fills `f` from a document that passed the checks (so ids, name and start_time are present).
+void Extract(object doc, Facts& f) {
+  f = Facts{};
+  std::string_view sv;
+  if (doc["trace_id"].get(sv) == SUCCESS) f.trace_id = sv;
+  if (doc["id"].get(sv) == SUCCESS) f.id = sv;
+  if (doc["parent_id"].get(sv) == SUCCESS) f.parent_id = sv;
+  if (doc["name"].get(sv) == SUCCESS) f.name = sv;
+  if (doc["origin"].get(sv) == SUCCESS) f.origin = sv;
+  if (doc["user"].get(sv) == SUCCESS) f.user = sv;
+  f.independent_subsegment = doc["type"].get(sv) == SUCCESS && sv == "subsegment";
+  f.in_progress = Flag(doc, "in_progress");
+  double d = 0;
+  if (doc["start_time"].get(d) == SUCCESS) f.start_time = d;
+  if (doc["end_time"].get(d) == SUCCESS) f.end_time = d;
+  f.own_error = Flag(doc, "error");
+  f.own_fault = Flag(doc, "fault");
+  f.own_throttle = Flag(doc, "throttle");
+  ExtractHttp(doc, f);
+  Walk(doc, f, 0);
+}
+
+}  // namespace
+
+bool IsHexId(std::string_view s, size_t digits) { return s.size() == digits && AllHex(s); }
+
+bool IsValidTraceId(std::string_view s) {
+  // 1-<8 hex: epoch seconds>-<24 hex>
+  return s.size() == 35 && s[0] == '1' && s[1] == '-' && s[10] == '-' && AllHex(s.substr(2, 8)) &&
+         AllHex(s.substr(11, 24));
+}
+
+bool IsPlausibleTime(double t) { return std::isfinite(t) && t >= kMinTime && t <= kMaxTime; }
+
+bool IsCallNamespace(std::string_view ns) { return ns == "remote" || ns == "aws"; }
+
+std::string InferredServiceType(std::string_view ns, std::string_view name) {
+  return ns == "aws" ? "AWS::" + std::string(name) : std::string("remote");
+}
+
+int64_t TraceIdEpoch(std::string_view trace_id) {
+  if (trace_id.size() < 10 || !AllHex(trace_id.substr(2, 8))) return 0;
+  int64_t v = 0;
+  for (char c : trace_id.substr(2, 8)) v = v * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+  return v;
+}
+
+Parser::Parser() {
+  if (parser_.allocate(kMaxDocumentBytes) != SUCCESS) throw std::bad_alloc();
+}
+
+Verdict Parser::Load(const char* data, size_t len, bool padded, object* out) {
+  while (len > 0 && IsSpace(data[len - 1])) --len;
+  if (len == 0) return Refuse(RejectReason::kBadJson, "empty segment document");
+  if (len > kMaxDocumentBytes) return Refuse(RejectReason::kTooLarge, "segment document over 64 KB");
+  if (!padded) {
+    scratch_.assign(data, len);
+    scratch_.append(kPadding, '\0');
+    data = scratch_.data();
+  }
+  element root;
+  if (parser_.parse(data, len, false).get(root) != SUCCESS) return Refuse(RejectReason::kBadJson, "segment is not valid JSON");
+  if (root.get(*out) != SUCCESS) return Refuse(RejectReason::kInvalidSegment, "segment is not a JSON object");
+  if (Verdict v = CheckIdentity(*out); !v.ok()) return v;
+  if (Verdict v = CheckTimes(*out); !v.ok()) return v;
+  return {std::nullopt, {}, std::string_view(data, len)};
+}
+
+Verdict Parser::Validate(const char* data, size_t len) {
+  object doc;
+  return Load(data, len, true, &doc);
+}
+
+Verdict Parser::Parse(const char* data, size_t len, Facts* facts) {
+  object doc;
+  Verdict v = Load(data, len, true, &doc);
+  if (v.ok()) Extract(doc, *facts);
+  return v;
+}
+
+Verdict Parser::Parse(std::string_view text, Facts* facts) {
+  object doc;
+  Verdict v = Load(text.data(), text.size(), false, &doc);
+  if (!v.ok()) return v;
+  Extract(doc, *facts);
+  v.document = text.substr(0, v.document.size());  // a view of the caller's text, not of scratch_
+  return v;
+}
+
+}  // namespace xrayd::segment
