@@ -66,6 +66,7 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   so.data_dir = config_.data_dir;
   so.retention_seconds = config_.retention_hours * 3600.0;
   so.max_bytes = static_cast<uint64_t>(config_.max_store_mb) * 1024 * 1024;
+  so.on_error = [](const Error& e) { GlobalMetrics().CountStoreError(e.IsRetryable()); };
   auto opened = store::TraceStore::Open(so);
   if (!opened) return opened.error();
   store_ = std::move(*opened);

@@ -1,6 +1,7 @@
 #include "store/trace_store.h"
 
-#include <simdjson.h>
+#include "common/log.h"
+#include "segment/segment.h"
 
 #include <algorithm>
 #include <cmath>
@@ -50,188 +51,212 @@ CREATE TABLE IF NOT EXISTS trace_services(
 // A schema 2 file gets the columns, all 0: its older traces then only match on trace-level flags.
 constexpr const char* kServiceFlagColumns[] = {"has_error", "has_fault", "has_throttle"};
 
-// RAII prepared statement.
+// RAII prepared statement. A failed prepare or bind is remembered and returned by the next Step(),
+// so a call site checks one result per execution.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  Stmt(sqlite3* db, const char* sql) { prepare_rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
   ~Stmt() { sqlite3_finalize(s_); }
-  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  int prepare_rc() const { return prepare_rc_; }
   sqlite3_stmt* get() { return s_; }
   Stmt& Text(int i, std::string_view v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
+    return Bind(s_ ? sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT) : 0);
   }
-  Stmt& Real(int i, double v) {
-    sqlite3_bind_double(s_, i, v);
-    return *this;
+  Stmt& Real(int i, double v) { return Bind(s_ ? sqlite3_bind_double(s_, i, v) : 0); }
+  Stmt& Int(int i, int64_t v) { return Bind(s_ ? sqlite3_bind_int64(s_, i, v) : 0); }
+  Stmt& Null(int i) { return Bind(s_ ? sqlite3_bind_null(s_, i) : 0); }
+  Stmt& RealOrNull(int i, std::optional<double> v) { return v ? Real(i, *v) : Null(i); }
+
+  // One step: SQLITE_ROW, SQLITE_DONE or an error code (the prepare's or a bind's first).
+  int Step() {
+    if (prepare_rc_ != SQLITE_OK) return prepare_rc_;
+    if (bind_rc_ != SQLITE_OK) return bind_rc_;
+    return sqlite3_step(s_);
   }
-  Stmt& Int(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
+  // Steps to the end (rows unread) and resets for reuse: SQLITE_DONE on success.
+  int Run() {
+    int rc;
+    while ((rc = Step()) == SQLITE_ROW) {
+    }
+    Reset();
+    return rc;
   }
-  Stmt& Null(int i) {
-    sqlite3_bind_null(s_, i);
-    return *this;
-  }
-  int Step() { return sqlite3_step(s_); }
+  // Ready for new bindings (sqlite3_reset's return repeats the last step's, already checked).
   void Reset() {
+    if (s_ == nullptr) return;
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
+    bind_rc_ = SQLITE_OK;
   }
   std::string ColText(int i) {
     const auto* t = sqlite3_column_text(s_, i);
     return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s_, i)) : std::string();
   }
-  std::optional<double> ColRealOpt(int i) {
-    if (sqlite3_column_type(s_, i) == SQLITE_NULL) return std::nullopt;
-    return sqlite3_column_double(s_, i);
-  }
 
  private:
+  Stmt& Bind(int rc) {
+    if (s_ == nullptr) return *this;
+    if (bind_rc_ == SQLITE_OK && rc != SQLITE_OK) bind_rc_ = rc;
+    return *this;
+  }
+
   sqlite3_stmt* s_ = nullptr;
-  int rc_;
+  int prepare_rc_ = SQLITE_OK;
+  int bind_rc_ = SQLITE_OK;
 };
 
-Error DbError(sqlite3* db, const std::string& what) { return Error::Io(what + ": " + sqlite3_errmsg(db)); }
-
-struct CalledService {
-  std::string name, type;
-  bool error = false, fault = false, throttle = false;  // the calling subsegment's flags
-};
-
-// What one document contributes to its trace's summary.
-struct Extract {
-  std::string trace_id, id, parent_id, name, origin;
-  bool independent_subsegment = false, in_progress = false;
-  double start = 0;
-  std::optional<double> end;
-  bool error = false, fault = false, throttle = false;
-  std::string http_url, http_method, user_agent, client_ip, user;
-  std::optional<int> http_status;
-  std::vector<std::pair<std::string, std::string>> annotations;  // key, value JSON
-  std::vector<std::string> embedded_complete_ids;  // nested subsegments that carry an end_time
-  // Services this document calls, as the service graph names them when they send no segment of their
-  // own (remote: "remote", aws: "AWS::<name>"), so filters such as service(id(name:..., type:...))
-  // find the traces behind an inferred node. A callee that does send segments is listed under its
-  // own name and origin as well; the extra entry only adds a type no graph node will show.
-  std::vector<CalledService> called_services;
-  bool own_error = false, own_fault = false, own_throttle = false;  // the document's top-level flags
-};
-
-std::string JsonScalar(simdjson::dom::element v) {
-  switch (v.type()) {
-    case simdjson::dom::element_type::STRING: {
-      return simdjson::minify(v);
-    }
-    case simdjson::dom::element_type::BOOL: return v.get_bool().value() ? "true" : "false";
-    case simdjson::dom::element_type::INT64:
-    case simdjson::dom::element_type::UINT64:
-    case simdjson::dom::element_type::DOUBLE: return simdjson::minify(v);
-    default: return {};
+bool IsRetryable(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_NOMEM:
+    case SQLITE_INTERRUPT:
+    case SQLITE_PROTOCOL:
+    case SQLITE_CANTOPEN: return true;
+    default: return false;
   }
 }
 
-// Walks a (sub)segment object: flags anywhere in the tree, annotations at every level.
-void Walk(simdjson::dom::object o, Extract& e, int depth) {
-  if (depth > 64) return;
-  bool b = false;
-  if (o["error"].get(b) == simdjson::SUCCESS && b) e.error = true;
-  if (o["fault"].get(b) == simdjson::SUCCESS && b) e.fault = true;
-  if (o["throttle"].get(b) == simdjson::SUCCESS && b) e.throttle = true;
-  simdjson::dom::object ann;
-  if (o["annotations"].get(ann) == simdjson::SUCCESS) {
-    for (auto field : ann) {
-      std::string v = JsonScalar(field.value);
-      if (!v.empty()) e.annotations.emplace_back(std::string(field.key), std::move(v));
-    }
-  }
-  simdjson::dom::array subs;
-  if (o["subsegments"].get(subs) == simdjson::SUCCESS) {
-    for (auto sub : subs) {
-      simdjson::dom::object so;
-      if (sub.get(so) != simdjson::SUCCESS) continue;
-      std::string_view id;
-      bool still_running = false;
-      if (so["id"].get(id) == simdjson::SUCCESS && so["end_time"].is_number() &&
-          !(so["in_progress"].get(still_running) == simdjson::SUCCESS && still_running))
-        e.embedded_complete_ids.emplace_back(id);
-      std::string_view ns, name;
-      if (so["namespace"].get(ns) == simdjson::SUCCESS && (ns == "remote" || ns == "aws") &&
-          so["name"].get(name) == simdjson::SUCCESS && !name.empty()) {
-        CalledService called{std::string(name), ns == "aws" ? "AWS::" + std::string(name) : "remote"};
-        bool flag = false;
-        called.error = so["error"].get(flag) == simdjson::SUCCESS && flag;
-        called.fault = so["fault"].get(flag) == simdjson::SUCCESS && flag;
-        called.throttle = so["throttle"].get(flag) == simdjson::SUCCESS && flag;
-        e.called_services.push_back(std::move(called));
-      }
-      Walk(so, e, depth + 1);
-    }
-  }
-}
-
-std::optional<Extract> ExtractDoc(simdjson::dom::parser& parser, const std::string& doc, std::string* why) {
-  simdjson::dom::object o;
-  if (parser.parse(doc).get(o) != simdjson::SUCCESS) {
-    *why = "not a JSON object";
-    return std::nullopt;
-  }
-  Extract e;
-  std::string_view sv;
-  if (o["trace_id"].get(sv) != simdjson::SUCCESS) {
-    *why = "missing trace_id";
-    return std::nullopt;
-  }
-  e.trace_id = sv;
-  if (o["id"].get(sv) != simdjson::SUCCESS) {
-    *why = "missing id";
-    return std::nullopt;
-  }
-  e.id = sv;
-  if (o["parent_id"].get(sv) == simdjson::SUCCESS) e.parent_id = sv;
-  if (o["name"].get(sv) == simdjson::SUCCESS) e.name = sv;
-  if (o["origin"].get(sv) == simdjson::SUCCESS) e.origin = sv;
-  if (o["type"].get(sv) == simdjson::SUCCESS && sv == "subsegment") e.independent_subsegment = true;
-  double d = 0;
-  if (o["start_time"].get(d) != simdjson::SUCCESS) {
-    *why = "missing start_time";
-    return std::nullopt;
-  }
-  e.start = d;
-  if (o["end_time"].get(d) == simdjson::SUCCESS) e.end = d;
-  bool b = false;
-  if (o["in_progress"].get(b) == simdjson::SUCCESS && b) e.in_progress = true;
-  if (o["user"].get(sv) == simdjson::SUCCESS) e.user = sv;
-  e.own_error = o["error"].get(b) == simdjson::SUCCESS && b;
-  e.own_fault = o["fault"].get(b) == simdjson::SUCCESS && b;
-  e.own_throttle = o["throttle"].get(b) == simdjson::SUCCESS && b;
-  simdjson::dom::object http;
-  if (o["http"].get(http) == simdjson::SUCCESS) {
-    simdjson::dom::object req, resp;
-    if (http["request"].get(req) == simdjson::SUCCESS) {
-      if (req["url"].get(sv) == simdjson::SUCCESS) e.http_url = sv;
-      if (req["method"].get(sv) == simdjson::SUCCESS) e.http_method = sv;
-      if (req["user_agent"].get(sv) == simdjson::SUCCESS) e.user_agent = sv;
-      if (req["client_ip"].get(sv) == simdjson::SUCCESS) e.client_ip = sv;
-    }
-    int64_t status = 0;
-    if (http["response"].get(resp) == simdjson::SUCCESS && resp["status"].get(status) == simdjson::SUCCESS)
-      e.http_status = static_cast<int>(status);
-  }
-  Walk(o, e, 0);
-  return e;
-}
-
-int64_t TraceIdEpoch(const std::string& trace_id) {
-  if (trace_id.size() < 10) return 0;
-  try {
-    return std::stoll(trace_id.substr(2, 8), nullptr, 16);
-  } catch (...) {
-    return 0;
-  }
+Error ErrorFor(sqlite3* db, int rc, const std::string& what) {
+  // sqlite3_errmsg names the detail ("database or disk is full", "attempt to write a readonly
+  // database") when it belongs to `rc`; otherwise the code's generic text.
+  const char* detail = (sqlite3_extended_errcode(db) & 0xff) == (rc & 0xff) ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  std::string msg = "trace store: " + what + ": " + detail + " (sqlite code " + std::to_string(rc) + ")";
+  return IsRetryable(rc) ? Error::Retryable(std::move(msg)) : Error::Permanent(std::move(msg));
 }
 
 }  // namespace
+
+// The prepared statements of one Append, one method per table it writes. Each returns the first
+// failure as an Error; the caller's transaction then rolls everything back.
+class TraceStore::Writer {
+ public:
+  explicit Writer(TraceStore& store) XRAYD_REQUIRES(store.mu_)
+      : store_(store),
+        // A complete document is never replaced by an in-progress one for the same id.
+        put_(store.db_,
+             "INSERT INTO segments(trace_id,id,parent_id,kind,start_time,end_time,in_progress,doc,stored_at) "
+             "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,strftime('%s','now')) ON CONFLICT(trace_id,id) DO UPDATE SET "
+             "parent_id=excluded.parent_id, kind=excluded.kind, start_time=excluded.start_time, "
+             "end_time=excluded.end_time, in_progress=excluded.in_progress, doc=excluded.doc, "
+             "stored_at=excluded.stored_at WHERE excluded.in_progress = 0 OR segments.in_progress = 1"),
+        trace_(store.db_,
+               "INSERT INTO traces(trace_id,trace_time,start_time,end_time,has_error,has_fault,has_throttle,revision) "
+               "VALUES(?1,?2,?3,?4,?5,?6,?7,1) ON CONFLICT(trace_id) DO UPDATE SET "
+               "start_time=min(start_time,excluded.start_time), end_time=max(end_time,excluded.end_time), "
+               "has_error=has_error|excluded.has_error, has_fault=has_fault|excluded.has_fault, "
+               "has_throttle=has_throttle|excluded.has_throttle, revision=revision+1 RETURNING start_time, end_time"),
+        root_(store.db_,
+              "UPDATE traces SET root_start=?2, root_end=?3, root_name=?4, root_origin=?5, http_url=?6, "
+              "http_status=?7, http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE trace_id=?1"),
+        ann_(store.db_, "INSERT OR IGNORE INTO annotations(trace_id,service,key,value) VALUES(?1,?2,?3,?4)"),
+        svc_(store.db_,
+             "INSERT INTO trace_services(trace_id,name,type,has_error,has_fault,has_throttle) "
+             "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(trace_id,name,type) DO UPDATE SET "
+             "has_error=has_error|excluded.has_error, has_fault=has_fault|excluded.has_fault, "
+             "has_throttle=has_throttle|excluded.has_throttle"),
+        // An in-progress subsegment streamed on its own is superseded once its finished copy arrives
+        // embedded in its parent: drop the stub so the trace is no longer partial.
+        superseded_(store.db_, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1") {}
+
+  // Stores one valid document and what it adds to its trace; raises *longest to the trace's span.
+  Status Put(const segment::Facts& f, const std::string& doc, double* longest) XRAYD_REQUIRES(store_.mu_) {
+    bool changed = false;
+    if (auto st = PutSegment(f, doc, &changed); !st) return st;
+    if (!changed) return OkStatus();  // an in-progress copy of a completed segment: ignored
+    if (auto st = UpdateTrace(f, longest); !st) return st;
+    if (auto st = UpdateRoot(f); !st) return st;
+    if (auto st = DropSuperseded(f); !st) return st;
+    if (auto st = PutServices(f); !st) return st;
+    return PutAnnotations(f);
+  }
+
+ private:
+  Status Check(int rc, const char* what) XRAYD_REQUIRES(store_.mu_) {
+    if (rc == SQLITE_DONE) return OkStatus();
+    return store_.SqlError(rc, what);
+  }
+
+  Status PutSegment(const segment::Facts& f, const std::string& doc, bool* changed) XRAYD_REQUIRES(store_.mu_) {
+    put_.Text(1, f.trace_id).Text(2, f.id).Text(3, f.parent_id).Int(4, f.independent_subsegment ? 1 : 0);
+    put_.Real(5, f.start_time).RealOrNull(6, f.end_time).Int(7, f.in_progress ? 1 : 0).Text(8, doc);
+    if (auto st = Check(put_.Run(), "insert segment"); !st) return st;
+    *changed = sqlite3_changes(store_.db_) > 0;
+    return OkStatus();
+  }
+
+  Status UpdateTrace(const segment::Facts& f, double* longest) XRAYD_REQUIRES(store_.mu_) {
+    trace_.Text(1, f.trace_id).Int(2, segment::TraceIdEpoch(f.trace_id)).Real(3, f.start_time);
+    trace_.Real(4, f.end_time.value_or(f.start_time)).Int(5, f.error).Int(6, f.fault).Int(7, f.throttle);
+    int rc = trace_.Step();
+    if (rc == SQLITE_ROW) {
+      *longest = std::max(*longest, sqlite3_column_double(trace_.get(), 1) - sqlite3_column_double(trace_.get(), 0));
+      rc = trace_.Run();  // the RETURNING row is read; finish the statement
+    } else {
+      trace_.Reset();
+    }
+    return Check(rc, "update trace summary");
+  }
+
+  Status UpdateRoot(const segment::Facts& f) XRAYD_REQUIRES(store_.mu_) {
+    if (f.independent_subsegment || !f.parent_id.empty()) return OkStatus();
+    root_.Text(1, f.trace_id).Real(2, f.start_time).RealOrNull(3, f.end_time).Text(4, f.name).Text(5, f.origin);
+    root_.Text(6, f.http_url);
+    if (f.http_status) root_.Int(7, *f.http_status); else root_.Null(7);
+    root_.Text(8, f.http_method).Text(9, f.user_agent).Text(10, f.client_ip).Text(11, f.user);
+    return Check(root_.Run(), "update trace root");
+  }
+
+  Status DropSuperseded(const segment::Facts& f) XRAYD_REQUIRES(store_.mu_) {
+    for (const auto& id : f.embedded_complete_ids) {
+      superseded_.Text(1, f.trace_id).Text(2, id);
+      if (auto st = Check(superseded_.Run(), "drop superseded stub"); !st) return st;
+    }
+    return OkStatus();
+  }
+
+  // The service that sent the document (a segment, not an independent subsegment) and every one it
+  // calls, each with its own flags.
+  Status PutServices(const segment::Facts& f) XRAYD_REQUIRES(store_.mu_) {
+    if (!f.independent_subsegment) {
+      svc_.Text(1, f.trace_id).Text(2, f.name).Text(3, f.origin);
+      svc_.Int(4, f.own_error).Int(5, f.own_fault).Int(6, f.own_throttle);
+      if (auto st = Check(svc_.Run(), "insert service"); !st) return st;
+    }
+    for (const auto& called : f.called_services) {
+      svc_.Text(1, f.trace_id).Text(2, called.name).Text(3, called.type);
+      svc_.Int(4, called.error).Int(5, called.fault).Int(6, called.throttle);
+      if (auto st = Check(svc_.Run(), "insert called service"); !st) return st;
+    }
+    return OkStatus();
+  }
+
+  Status PutAnnotations(const segment::Facts& f) XRAYD_REQUIRES(store_.mu_) {
+    const std::string service = f.independent_subsegment ? std::string() : f.name;
+    for (const auto& a : f.annotations) {
+      ann_.Text(1, f.trace_id).Text(2, service).Text(3, a.key).Text(4, a.value_json);
+      if (auto st = Check(ann_.Run(), "insert annotation"); !st) return st;
+    }
+    return OkStatus();
+  }
+
+ public:
+  // The first statement that failed to prepare, if any.
+  int prepare_rc() const {
+    for (const Stmt* s : {&put_, &trace_, &root_, &ann_, &svc_, &superseded_})
+      if (s->prepare_rc() != SQLITE_OK) return s->prepare_rc();
+    return SQLITE_OK;
+  }
+
+ private:
+  TraceStore& store_;
+  Stmt put_, trace_, root_, ann_, svc_, superseded_;
+};
 
 Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options) {
   std::error_code ec;
@@ -239,34 +264,47 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   if (ec) return Error::Io("cannot create data dir " + options.data_dir + ": " + ec.message());
   const std::string path = options.data_dir + "/traces.db";
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-      SQLITE_OK) {
-    Error e = DbError(db, "cannot open " + path);
+  if (const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                     nullptr);
+      rc != SQLITE_OK) {
+    Error e = ErrorFor(db, rc, "cannot open " + path);
     sqlite3_close(db);
     return e;
   }
-  sqlite3_busy_timeout(db, 5000);
+  sqlite3_extended_result_codes(db, 1);  // errors name their cause (SQLITE_IOERR_WRITE, ...)
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
   std::unique_ptr<TraceStore> store(new TraceStore(db, options));
+  MutexLock lock(store->mu_);
   if (auto st = store->Exec(kSchema); !st) return st.error();
   if (auto st = store->AddServiceFlagColumns(); !st) return st.error();
-  {
-    Stmt longest(db, "SELECT value FROM meta WHERE key='longest_trace_seconds'");
-    if (longest.Step() == SQLITE_ROW) {
-      store->longest_trace_seconds_ = sqlite3_column_double(longest.get(), 0);
-    } else {  // a store written before this was kept: measure it once
-      Stmt measure(db, "SELECT coalesce(max(end_time - start_time), 0) FROM traces");
-      if (measure.Step() == SQLITE_ROW) store->longest_trace_seconds_ = sqlite3_column_double(measure.get(), 0);
-    }
-  }
+  if (auto st = store->LoadLongestTrace(); !st) return st.error();
   return store;
 }
 
 TraceStore::~TraceStore() { sqlite3_close(db_); }
 
+Status TraceStore::LoadLongestTrace() {
+  Stmt longest(db_, "SELECT value FROM meta WHERE key='longest_trace_seconds'");
+  int rc = longest.Step();
+  if (rc == SQLITE_ROW) {
+    longest_trace_seconds_ = sqlite3_column_double(longest.get(), 0);
+    return OkStatus();
+  }
+  if (rc != SQLITE_DONE) return SqlError(rc, "load longest trace");
+  // A store written before this was kept: measure it once.
+  Stmt measure(db_, "SELECT coalesce(max(end_time - start_time), 0) FROM traces");
+  rc = measure.Step();
+  if (rc != SQLITE_ROW) return SqlError(rc, "measure longest trace");
+  longest_trace_seconds_ = sqlite3_column_double(measure.get(), 0);
+  return OkStatus();
+}
+
 Status TraceStore::AddServiceFlagColumns() {
   std::set<std::string> have;
   Stmt info(db_, "PRAGMA table_info(trace_services)");
-  while (info.Step() == SQLITE_ROW) have.insert(info.ColText(1));
+  int rc;
+  while ((rc = info.Step()) == SQLITE_ROW) have.insert(info.ColText(1));
+  if (rc != SQLITE_DONE) return SqlError(rc, "read schema");
   for (const char* column : kServiceFlagColumns) {
     if (have.count(column)) continue;
     const std::string sql = std::string("ALTER TABLE trace_services ADD COLUMN ") + column + " INTEGER NOT NULL DEFAULT 0";
@@ -275,121 +313,67 @@ Status TraceStore::AddServiceFlagColumns() {
   return Exec("INSERT OR REPLACE INTO meta VALUES('schema_version', '3')");
 }
 
+Error TraceStore::Report(Error e) {
+  if (options_.on_error) options_.on_error(e);
+  return e;
+}
+
+Error TraceStore::SqlError(int rc, const std::string& what) { return ErrorFor(db_, rc, what); }
+
 Status TraceStore::Exec(const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown";
-    sqlite3_free(err);
-    return Error::Io(std::string("sqlite: ") + msg);
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return OkStatus();
+  sqlite3_free(err);  // the same text as sqlite3_errmsg, which ErrorFor reads
+  return ErrorFor(db_, rc, std::string(sql).substr(0, 40));
+}
+
+Status TraceStore::Finish(Status st) {
+  if (st) st = Exec("COMMIT");
+  if (st) return st;
+  // SQLite may already have rolled back (after SQLITE_FULL, IOERR, NOMEM); otherwise do it now. A
+  // failing ROLLBACK leaves the transaction open, so it is logged: the next BEGIN then fails too.
+  if (!sqlite3_get_autocommit(db_)) {
+    if (auto rb = Exec("ROLLBACK"); !rb) XLOG_ERROR("Trace store: rollback failed: {}", rb.error().message);
   }
-  return OkStatus();
+  return Report(st.error());
 }
 
 Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std::vector<std::string>& docs) {
+  // Validate and extract before taking the lock: parsing is most of an Append's CPU.
   std::vector<std::pair<size_t, std::string>> rejected;
-  simdjson::dom::parser parser;
-  std::lock_guard lock(mu_);
-  if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st.error();
-  // A complete document is never replaced by an in-progress one for the same id.
-  Stmt put(db_,
-           "INSERT INTO segments(trace_id,id,parent_id,kind,start_time,end_time,in_progress,doc,stored_at) "
-           "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,strftime('%s','now')) ON CONFLICT(trace_id,id) DO UPDATE SET "
-           "parent_id=excluded.parent_id, kind=excluded.kind, start_time=excluded.start_time, "
-           "end_time=excluded.end_time, in_progress=excluded.in_progress, doc=excluded.doc, stored_at=excluded.stored_at "
-           "WHERE excluded.in_progress = 0 OR segments.in_progress = 1");
-  Stmt trace(db_,
-             "INSERT INTO traces(trace_id,trace_time,start_time,end_time,has_error,has_fault,has_throttle,revision) "
-             "VALUES(?1,?2,?3,?4,?5,?6,?7,1) ON CONFLICT(trace_id) DO UPDATE SET "
-             "start_time=min(start_time,excluded.start_time), end_time=max(end_time,excluded.end_time), "
-             "has_error=has_error|excluded.has_error, has_fault=has_fault|excluded.has_fault, "
-             "has_throttle=has_throttle|excluded.has_throttle, revision=revision+1 RETURNING start_time, end_time");
-  Stmt root(db_,
-            "UPDATE traces SET root_start=?2, root_end=?3, root_name=?4, root_origin=?5, http_url=?6, http_status=?7, "
-            "http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE trace_id=?1");
-  Stmt ann(db_, "INSERT OR IGNORE INTO annotations(trace_id,service,key,value) VALUES(?1,?2,?3,?4)");
-  Stmt svc(db_,
-           "INSERT INTO trace_services(trace_id,name,type,has_error,has_fault,has_throttle) VALUES(?1,?2,?3,?4,?5,?6) "
-           "ON CONFLICT(trace_id,name,type) DO UPDATE SET has_error=has_error|excluded.has_error, "
-           "has_fault=has_fault|excluded.has_fault, has_throttle=has_throttle|excluded.has_throttle");
-  // An in-progress subsegment streamed on its own is superseded once its finished copy arrives
-  // embedded in its parent: drop the stub so the trace is no longer partial.
-  Stmt superseded(db_, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1");
-  if (!superseded.ok() || !put.ok() || !trace.ok() || !root.ok() || !ann.ok() || !svc.ok()) {
-    Error e = DbError(db_, "prepare");
-    (void)Exec("ROLLBACK");  // best effort: the error being returned is the one that matters
-    return e;
+  std::vector<std::pair<size_t, segment::Facts>> valid;
+  valid.reserve(docs.size());
+  {
+    segment::Parser parser;
+    segment::Facts facts;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      const segment::Verdict v = parser.Parse(docs[i], &facts);
+      if (v.ok()) valid.emplace_back(i, std::move(facts));
+      else rejected.emplace_back(i, std::string(ToString(*v.reject)) + ": " + std::string(v.detail));
+    }
   }
+  if (valid.empty()) return rejected;
+  MutexLock lock(mu_);
   double longest = longest_trace_seconds_;
-  for (size_t i = 0; i < docs.size(); ++i) {
-    std::string why;
-    auto e = ExtractDoc(parser, docs[i], &why);
-    if (!e) {
-      rejected.emplace_back(i, why);
-      continue;
-    }
-    put.Text(1, e->trace_id).Text(2, e->id).Text(3, e->parent_id).Int(4, e->independent_subsegment ? 1 : 0).Real(5, e->start);
-    if (e->end) put.Real(6, *e->end); else put.Null(6);
-    put.Int(7, e->in_progress ? 1 : 0).Text(8, docs[i]);
-    if (put.Step() != SQLITE_DONE) {
-      Error err = DbError(db_, "insert segment");
-      put.Reset();
-      (void)Exec("ROLLBACK");  // best effort: the error being returned is the one that matters
-      return err;
-    }
-    put.Reset();
-    if (sqlite3_changes(db_) == 0) continue;  // an in-progress copy of a completed segment: ignored
-    const double end = e->end.value_or(e->start);
-    trace.Text(1, e->trace_id).Int(2, TraceIdEpoch(e->trace_id)).Real(3, e->start).Real(4, end)
-        .Int(5, e->error).Int(6, e->fault).Int(7, e->throttle);
-    if (trace.Step() == SQLITE_ROW) {
-      longest = std::max(longest, sqlite3_column_double(trace.get(), 1) - sqlite3_column_double(trace.get(), 0));
-      trace.Step();  // SQLITE_DONE
-    }
-    trace.Reset();
-    const std::string service = e->independent_subsegment ? std::string() : e->name;
-    if (!e->independent_subsegment && e->parent_id.empty()) {
-      root.Text(1, e->trace_id).Real(2, e->start);
-      if (e->end) root.Real(3, *e->end); else root.Null(3);
-      root.Text(4, e->name).Text(5, e->origin).Text(6, e->http_url);
-      if (e->http_status) root.Int(7, *e->http_status); else root.Null(7);
-      root.Text(8, e->http_method).Text(9, e->user_agent).Text(10, e->client_ip).Text(11, e->user);
-      root.Step();
-      root.Reset();
-    }
-    for (const auto& id : e->embedded_complete_ids) {
-      superseded.Text(1, e->trace_id).Text(2, id);
-      superseded.Step();
-      superseded.Reset();
-    }
-    if (!e->independent_subsegment) {
-      svc.Text(1, e->trace_id).Text(2, e->name).Text(3, e->origin);
-      svc.Int(4, e->own_error).Int(5, e->own_fault).Int(6, e->own_throttle);
-      svc.Step();
-      svc.Reset();
-    }
-    for (const auto& called : e->called_services) {
-      svc.Text(1, e->trace_id).Text(2, called.name).Text(3, called.type);
-      svc.Int(4, called.error).Int(5, called.fault).Int(6, called.throttle);
-      svc.Step();
-      svc.Reset();
-    }
-    for (const auto& [k, v] : e->annotations) {
-      ann.Text(1, e->trace_id).Text(2, service).Text(3, k).Text(4, v);
-      ann.Step();
-      ann.Reset();
-    }
-  }
-  if (longest > longest_trace_seconds_) {
-    Stmt save(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('longest_trace_seconds', ?1)");
-    save.Real(1, longest);
-    save.Step();
-  }
-  if (auto st = Exec("COMMIT"); !st) {
-    (void)Exec("ROLLBACK");  // best effort: the error being returned is the one that matters
-    return st.error();
-  }
+  Status st = Exec("BEGIN IMMEDIATE");
+  if (st) st = WriteAll(docs, valid, &longest);
+  if (st = Finish(std::move(st)); !st) return st.error();
   longest_trace_seconds_ = longest;
   return rejected;
+}
+
+Status TraceStore::WriteAll(const std::vector<std::string>& docs,
+                            const std::vector<std::pair<size_t, segment::Facts>>& valid, double* longest) {
+  Writer w(*this);
+  if (const int rc = w.prepare_rc(); rc != SQLITE_OK) return SqlError(rc, "prepare append");
+  for (const auto& [i, facts] : valid)
+    if (auto put = w.Put(facts, docs[i], longest); !put) return put;
+  if (*longest <= longest_trace_seconds_) return OkStatus();
+  Stmt save(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('longest_trace_seconds', ?1)");
+  save.Real(1, *longest);
+  if (const int rc = save.Run(); rc != SQLITE_DONE) return SqlError(rc, "save longest trace");
+  return OkStatus();
 }
 
 Result<std::vector<TraceSummaryRow>> TraceStore::LoadSummaries(sqlite3_stmt* raw) {
@@ -425,32 +409,41 @@ Result<std::vector<TraceSummaryRow>> TraceStore::LoadSummaries(sqlite3_stmt* raw
     r.is_partial = sqlite3_column_int(raw, 17);
     out.push_back(std::move(r));
   }
-  if (rc != SQLITE_DONE) return DbError(db_, "list traces");
-  if (out.empty()) return out;
-  // Annotations and services for the whole page in two queries, not two per trace.
+  if (rc != SQLITE_DONE) return Report(SqlError(rc, "list traces"));
+  if (auto st = LoadServicesAndAnnotations(out); !st) return Report(st.error());
+  return out;
+}
+
+// Annotations and services for a whole page in two queries, not two per trace.
+Status TraceStore::LoadServicesAndAnnotations(std::vector<TraceSummaryRow>& rows) {
+  if (rows.empty()) return OkStatus();
   std::map<std::string, TraceSummaryRow*> by_id;
   std::string in = "(";
-  for (size_t i = 0; i < out.size(); ++i) {
-    by_id[out[i].trace_id] = &out[i];
+  for (size_t i = 0; i < rows.size(); ++i) {
+    by_id[rows[i].trace_id] = &rows[i];
     in += i ? ",?" : "?";
   }
   in += ")";
   Stmt ann(db_, ("SELECT trace_id, key, service, value FROM annotations WHERE trace_id IN " + in +
                  " ORDER BY trace_id, key, service, value").c_str());
-  Stmt svc(db_, ("SELECT trace_id, name, type, has_error, has_fault, has_throttle FROM trace_services WHERE trace_id IN " + in +
-                 " ORDER BY trace_id, name, type").c_str());
-  for (size_t i = 0; i < out.size(); ++i) {
-    ann.Text(static_cast<int>(i + 1), out[i].trace_id);
-    svc.Text(static_cast<int>(i + 1), out[i].trace_id);
+  Stmt svc(db_, ("SELECT trace_id, name, type, has_error, has_fault, has_throttle FROM trace_services WHERE trace_id IN " +
+                 in + " ORDER BY trace_id, name, type").c_str());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ann.Text(static_cast<int>(i + 1), rows[i].trace_id);
+    svc.Text(static_cast<int>(i + 1), rows[i].trace_id);
   }
-  while (ann.Step() == SQLITE_ROW) by_id[ann.ColText(0)]->annotations.push_back({ann.ColText(1), ann.ColText(2), ann.ColText(3)});
-  while (svc.Step() == SQLITE_ROW) {
+  int rc;
+  while ((rc = ann.Step()) == SQLITE_ROW)
+    by_id[ann.ColText(0)]->annotations.push_back({ann.ColText(1), ann.ColText(2), ann.ColText(3)});
+  if (rc != SQLITE_DONE) return SqlError(rc, "load annotations");
+  while ((rc = svc.Step()) == SQLITE_ROW) {
     TraceSummaryRow* row = by_id[svc.ColText(0)];
     row->services.emplace_back(svc.ColText(1), svc.ColText(2));
     row->service_flags.push_back({sqlite3_column_int(svc.get(), 3) != 0, sqlite3_column_int(svc.get(), 4) != 0,
                                   sqlite3_column_int(svc.get(), 5) != 0});
   }
-  return out;
+  if (rc != SQLITE_DONE) return SqlError(rc, "load services");
+  return OkStatus();
 }
 
 namespace {
@@ -461,7 +454,7 @@ constexpr const char* kSummaryColumns =
 }  // namespace
 
 Result<std::vector<TraceSummaryRow>> TraceStore::ListTraces(const ListQuery& q) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const std::string time_col = q.by_trace_id_time ? "t.trace_time" : "t.start_time";
   const double start = q.by_trace_id_time ? std::floor(q.start_time) : q.start_time;
   // SQLite seeks the index with one lower bound only, so give it exactly one: the range start, or
@@ -474,7 +467,7 @@ Result<std::vector<TraceSummaryRow>> TraceStore::ListTraces(const ListQuery& q) 
   const std::string sql = std::string("SELECT ") + kSummaryColumns + " FROM traces t WHERE " + lower + " AND " +
                           time_col + " <= ?2 ORDER BY " + time_col + ", t.trace_id LIMIT ?5";
   Stmt s(db_, sql.c_str());
-  if (!s.ok()) return DbError(db_, "prepare list");
+  if (s.prepare_rc() != SQLITE_OK) return Report(SqlError(s.prepare_rc(), "prepare list"));
   s.Real(1, resume ? q.after_start_time : start).Real(2, q.end_time);
   if (resume) s.Text(4, q.after_trace_id);
   s.Int(5, static_cast<int64_t>(q.limit));
@@ -482,9 +475,10 @@ Result<std::vector<TraceSummaryRow>> TraceStore::ListTraces(const ListQuery& q) 
 }
 
 Result<std::optional<TraceSummaryRow>> TraceStore::Summary(const std::string& trace_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const std::string sql = std::string("SELECT ") + kSummaryColumns + " FROM traces t WHERE t.trace_id = ?1";
   Stmt s(db_, sql.c_str());
+  if (s.prepare_rc() != SQLITE_OK) return Report(SqlError(s.prepare_rc(), "prepare summary"));
   s.Text(1, trace_id);
   auto rows = LoadSummaries(s.get());
   if (!rows) return rows.error();
@@ -493,19 +487,20 @@ Result<std::optional<TraceSummaryRow>> TraceStore::Summary(const std::string& tr
 }
 
 Result<std::vector<StoredSegment>> TraceStore::SegmentsOf(const std::string& trace_id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(db_, "SELECT id, parent_id, kind, doc FROM segments WHERE trace_id=?1 ORDER BY start_time, id");
-  if (!s.ok()) return DbError(db_, "prepare segments");
   s.Text(1, trace_id);
   std::vector<StoredSegment> out;
-  while (s.Step() == SQLITE_ROW)
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW)
     out.push_back({s.ColText(0), s.ColText(1), sqlite3_column_int(s.get(), 2) == 1, s.ColText(3)});
+  if (rc != SQLITE_DONE) return Report(SqlError(rc, "read segments"));
   return out;
 }
 
 Result<std::vector<std::string>> TraceStore::DocumentsInRange(double start, double end, size_t max_traces,
                                                               bool* truncated) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // A trace overlapping [start, end] started at most the longest trace seen before `start` (?4): that
   // lower bound keeps the index scan to the window instead of everything older than its end.
   const double earliest = start - longest_trace_seconds_ - 1;
@@ -513,74 +508,99 @@ Result<std::vector<std::string>> TraceStore::DocumentsInRange(double start, doub
              "SELECT count(*) FROM (SELECT 1 FROM traces WHERE start_time >= ?4 AND start_time <= ?2 AND end_time >= ?1 "
              "LIMIT ?3 + 1)");
   count.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces)).Real(4, earliest);
-  *truncated = count.Step() == SQLITE_ROW && static_cast<size_t>(sqlite3_column_int64(count.get(), 0)) > max_traces;
+  const int counted = count.Step();
+  if (counted != SQLITE_ROW) return Report(SqlError(counted, "count range"));
+  *truncated = static_cast<size_t>(sqlite3_column_int64(count.get(), 0)) > max_traces;
   Stmt s(db_,
          "SELECT s.doc FROM segments s JOIN (SELECT trace_id FROM traces WHERE start_time >= ?4 AND start_time <= ?2 "
          "AND end_time >= ?1 ORDER BY start_time DESC LIMIT ?3) t ON s.trace_id = t.trace_id");
-  if (!s.ok()) return DbError(db_, "prepare range");
   s.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces)).Real(4, earliest);
   std::vector<std::string> out;
-  while (s.Step() == SQLITE_ROW) out.push_back(s.ColText(0));
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(s.ColText(0));
+  if (rc != SQLITE_DONE) return Report(SqlError(rc, "read range"));
   return out;
 }
 
 Status TraceStore::PutSetting(const std::string& key, const std::string& value) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
   s.Text(1, "setting:" + key).Text(2, value);
-  if (s.Step() != SQLITE_DONE) return DbError(db_, "save setting " + key);
+  if (const int rc = s.Run(); rc != SQLITE_DONE) return Report(SqlError(rc, "save setting " + key));
   return OkStatus();
 }
 
 Result<std::optional<std::string>> TraceStore::GetSetting(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Stmt s(db_, "SELECT value FROM meta WHERE key = ?1");
   s.Text(1, "setting:" + key);
   const int rc = s.Step();
   if (rc == SQLITE_ROW) return std::optional<std::string>(s.ColText(0));
   if (rc == SQLITE_DONE) return std::optional<std::string>();
-  return DbError(db_, "load setting " + key);
+  return Report(SqlError(rc, "load setting " + key));
 }
 
 uint64_t TraceStore::ApproximateBytes() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
+  return ApproximateBytesLocked();
+}
+
+uint64_t TraceStore::ApproximateBytesLocked() {
   Stmt pc(db_, "PRAGMA page_count");
   Stmt ps(db_, "PRAGMA page_size");
   if (pc.Step() != SQLITE_ROW || ps.Step() != SQLITE_ROW) return 0;
   return static_cast<uint64_t>(sqlite3_column_int64(pc.get(), 0)) * static_cast<uint64_t>(sqlite3_column_int64(ps.get(), 0));
 }
 
+Result<int64_t> TraceStore::DeleteChunk(const std::string& where, double arg, int64_t limit) {
+  MutexLock lock(mu_);
+  int64_t deleted = 0;
+  Status st = Exec("BEGIN IMMEDIATE");
+  if (st) st = DeleteVictims(where, arg, limit, &deleted);
+  if (st = Finish(std::move(st)); !st) return st.error();
+  return deleted;
+}
+
+Status TraceStore::DeleteVictims(const std::string& where, double arg, int64_t limit, int64_t* deleted) {
+  const std::string victims =
+      "SELECT trace_id FROM traces WHERE " + where + " ORDER BY start_time LIMIT " + std::to_string(limit);
+  // The summary row goes last: the other tables find their rows through it.
+  for (const char* table : {"segments", "annotations", "trace_services", "traces"}) {
+    Stmt s(db_, (std::string("DELETE FROM ") + table + " WHERE trace_id IN (" + victims + ")").c_str());
+    s.Real(1, arg);
+    if (const int rc = s.Run(); rc != SQLITE_DONE) return SqlError(rc, std::string("retention: delete from ") + table);
+    *deleted = sqlite3_changes(db_);  // the last table's: traces
+  }
+  return OkStatus();
+}
+
 Result<int64_t> TraceStore::EnforceRetention(double now) {
   int64_t deleted = 0;
-  auto delete_where = [&](const std::string& cond, double arg, int64_t limit) -> Status {
-    std::lock_guard lock(mu_);
-    if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st;
-    const std::string victims = "SELECT trace_id FROM traces WHERE " + cond + " ORDER BY start_time LIMIT " + std::to_string(limit);
-    for (const char* table : {"segments", "annotations", "trace_services"}) {
-      Stmt s(db_, (std::string("DELETE FROM ") + table + " WHERE trace_id IN (" + victims + ")").c_str());
-      s.Real(1, arg);
-      s.Step();
+  // Deletes chunk after chunk while full chunks come back.
+  auto sweep = [&](const std::string& where, double arg) -> Status {
+    for (;;) {
+      auto n = DeleteChunk(where, arg, kRetentionChunk);
+      if (!n) return n.error();
+      deleted += *n;
+      if (*n < kRetentionChunk) return OkStatus();
     }
-    Stmt t(db_, ("DELETE FROM traces WHERE trace_id IN (" + victims + ")").c_str());
-    t.Real(1, arg);
-    t.Step();
-    deleted += sqlite3_changes(db_);
-    return Exec("COMMIT");
   };
   if (options_.retention_seconds > 0) {
-    if (auto st = delete_where("start_time < ?1", now - options_.retention_seconds, 1000000000); !st) return st.error();
+    if (auto st = sweep("start_time < ?1", now - options_.retention_seconds); !st) return st.error();
   }
-  if (options_.max_bytes > 0) {
-    for (int round = 0; round < 100 && ApproximateBytes() > options_.max_bytes; ++round) {
-      const int64_t before = deleted;
-      if (auto st = delete_where("?1 = ?1", 0, 1000); !st) return st.error();
-      {
-        std::lock_guard lock(mu_);
-        (void)Exec("PRAGMA wal_checkpoint(TRUNCATE)");  // best effort: shrinks the WAL
-        (void)Exec("PRAGMA incremental_vacuum");  // best effort: returns freed pages
-      }
-      if (deleted == before) break;
+  if (auto st = sweep("start_time > ?1", segment::kMaxTime); !st) return st.error();
+  if (options_.max_bytes == 0) return deleted;
+  for (int round = 0; round < 100 && ApproximateBytes() > options_.max_bytes; ++round) {
+    auto n = DeleteChunk("?1 = ?1", 0, kRetentionChunk);
+    if (!n) return n.error();
+    deleted += *n;
+    {
+      MutexLock lock(mu_);
+      // Best effort, so not errors: the WAL shrinks and freed pages return at the next sweep if not now.
+      if (auto st = Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !st) XLOG_WARN("Trace store: {}", st.error().message);
+      if (auto st = Exec("PRAGMA incremental_vacuum"); !st) XLOG_WARN("Trace store: {}", st.error().message);
     }
+    if (*n == 0) break;
   }
   return deleted;
 }

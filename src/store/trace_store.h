@@ -13,7 +13,22 @@
 //       the service graph infers them), with that service's own flags, for service()/edge() filters.
 //   meta(key, value)  schema_version, longest_trace_seconds (bounds range scans) and settings
 //       (sampling rules, groups).
-// Retention deletes whole traces by age (start time) and, past a size bound, oldest first.
+// Retention deletes whole traces by age (start time) and, past a size bound, oldest first, in
+// chunks of kRetentionChunk traces, each chunk its own transaction (writers wait for one chunk,
+// never for the whole sweep).
+//
+// Documents are validated and their facts extracted by segment::Parser (segment/segment.h): the
+// store holds nothing the ingest rules refuse, so no stored time can break a later query.
+//
+// Errors: every SQLite call's result is checked. A failed write rolls its whole transaction back
+// (an Append that fails leaves no part of its batch behind), is reported to
+// StoreOptions::on_error and returned as an Error whose kind says what a caller may do:
+//   kRetryable  SQLITE_BUSY, SQLITE_LOCKED (another writer), SQLITE_FULL (disk or page limit:
+//               retention may free room), SQLITE_IOERR, SQLITE_NOMEM, SQLITE_INTERRUPT,
+//               SQLITE_PROTOCOL, SQLITE_CANTOPEN: the same call may succeed later.
+//   kPermanent  everything else (SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_PERM,
+//               SQLITE_CONSTRAINT, SQLITE_TOOBIG, misuse): retrying the same call cannot help
+//               until an operator acts.
 //
 // Thread-safe: one mutex serialises access to the single connection; Append() commits before it
 // returns, so an acknowledged segment survives a restart.
@@ -24,12 +39,17 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
+#include "common/thread_annotations.h"
+
+namespace xrayd::segment {
+struct Facts;
+}  // namespace xrayd::segment
 
 namespace xrayd::store {
 
@@ -37,7 +57,15 @@ struct StoreOptions {
   std::string data_dir;
   double retention_seconds = 7 * 24 * 3600;
   uint64_t max_bytes = 0;  // 0: no size bound
+  int busy_timeout_ms = 5000;  // how long a write waits for another connection's lock
+  // Called once per failed store operation, after its rollback, with the error returned. Runs on
+  // the caller's thread with the store's lock held: keep it cheap (count a metric) and never call
+  // back into the store.
+  std::function<void(const Error&)> on_error;
 };
+
+// Traces deleted per retention transaction.
+inline constexpr int64_t kRetentionChunk = 500;
 
 struct AnnotationEntry {
   std::string key;
@@ -83,13 +111,14 @@ class TraceStore {
   static Result<std::unique_ptr<TraceStore>> Open(const StoreOptions& options);
   ~TraceStore();
 
-  // Stores already-validated segment documents; per-document failures are returned by index
-  // (a document that is not a JSON object with trace_id and id).
+  // Stores segment documents in one transaction. Documents segment::Parser refuses are skipped and
+  // returned by index with the rule they broke; the others are committed before Append returns.
+  // On error nothing of the batch is stored (see Errors above).
   Result<std::vector<std::pair<size_t, std::string>>> Append(const std::vector<std::string>& docs);
 
-  Result<std::vector<TraceSummaryRow>> ListTraces(const ListQuery& query);
-  Result<std::vector<StoredSegment>> SegmentsOf(const std::string& trace_id);
-  Result<std::optional<TraceSummaryRow>> Summary(const std::string& trace_id);
+  Result<std::vector<TraceSummaryRow>> ListTraces(const ListQuery& query) XRAYD_EXCLUDES(mu_);
+  Result<std::vector<StoredSegment>> SegmentsOf(const std::string& trace_id) XRAYD_EXCLUDES(mu_);
+  Result<std::optional<TraceSummaryRow>> Summary(const std::string& trace_id) XRAYD_EXCLUDES(mu_);
   // Every document of the traces that overlap [start, end], at most `max_traces` traces (newest
   // first); for service graphs. `truncated` tells whether traces were left out.
   Result<std::vector<std::string>> DocumentsInRange(double start, double end, size_t max_traces, bool* truncated);
@@ -98,23 +127,46 @@ class TraceStore {
   Status PutSetting(const std::string& key, const std::string& value);
   Result<std::optional<std::string>> GetSetting(const std::string& key);
 
-  // Deletes traces older than the retention and, past max_bytes, the oldest; returns how many.
-  Result<int64_t> EnforceRetention(double now_epoch_seconds);
-  uint64_t ApproximateBytes();
+  // Deletes traces older than the retention (and any whose start is past segment::kMaxTime, stored
+  // before that rule existed) and, past max_bytes, the oldest; returns how many. Stops at the first
+  // error: the chunks committed before it stay deleted.
+  Result<int64_t> EnforceRetention(double now_epoch_seconds) XRAYD_EXCLUDES(mu_);
+  // The file's size in bytes (page_count * page_size); 0 when SQLite cannot say.
+  uint64_t ApproximateBytes() XRAYD_EXCLUDES(mu_);
 
  private:
-  TraceStore(sqlite3* db, StoreOptions options) : db_(db), options_(std::move(options)) {}
-  Status Exec(const char* sql);
-  Status AddServiceFlagColumns();  // schema 2 -> 3, idempotent
-  Result<std::vector<TraceSummaryRow>> LoadSummaries(sqlite3_stmt* stmt);
+  class Writer;  // the statements of one Append
 
-  std::mutex mu_;
-  sqlite3* db_;  // guarded by mu_
+  TraceStore(sqlite3* db, StoreOptions options) : options_(std::move(options)), db_(db) {}
+  Status Exec(const char* sql) XRAYD_REQUIRES(mu_);
+  Status AddServiceFlagColumns() XRAYD_REQUIRES(mu_);  // schema 2 -> 3, idempotent
+  Status LoadLongestTrace() XRAYD_REQUIRES(mu_);
+  Result<std::vector<TraceSummaryRow>> LoadSummaries(sqlite3_stmt* stmt) XRAYD_REQUIRES(mu_);
+  Status LoadServicesAndAnnotations(std::vector<TraceSummaryRow>& rows) XRAYD_REQUIRES(mu_);
+  // Ends the transaction `st` was the body of: COMMIT when ok, else (or when COMMIT fails) ROLLBACK;
+  // a failure is reported and returned.
+  Status Finish(Status st) XRAYD_REQUIRES(mu_);
+  Status WriteAll(const std::vector<std::string>& docs, const std::vector<std::pair<size_t, segment::Facts>>& valid,
+                  double* longest) XRAYD_REQUIRES(mu_);
+  // Deletes up to `limit` traces matching `where` (one parameter ?1 = arg) in one transaction.
+  Result<int64_t> DeleteChunk(const std::string& where, double arg, int64_t limit) XRAYD_EXCLUDES(mu_);
+  Status DeleteVictims(const std::string& where, double arg, int64_t limit, int64_t* deleted) XRAYD_REQUIRES(mu_);
+  // An Error for SQLite result code `rc`, classified by kind (see Errors above).
+  Error SqlError(int rc, const std::string& what) XRAYD_REQUIRES(mu_);
+  // Reports `e` to options_.on_error and returns it.
+  Error Report(Error e) XRAYD_REQUIRES(mu_);
+  uint64_t ApproximateBytesLocked() XRAYD_REQUIRES(mu_);
+
+  // Constant after construction.
   const StoreOptions options_;
+
+  // State below is protected by mu_.
+  Mutex mu_;
+  sqlite3* const db_ XRAYD_PT_GUARDED_BY(mu_);  // the one connection; closed by the destructor
   // The longest end - start of any trace stored (never lowered by retention: a safe bound), so range
-  // scans can start at `window start - longest` instead of the oldest trace. Guarded by mu_; kept in
-  // meta as longest_trace_seconds.
-  double longest_trace_seconds_ = 0;
+  // scans can start at `window start - longest` instead of the oldest trace. Kept in meta as
+  // longest_trace_seconds.
+  double longest_trace_seconds_ XRAYD_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace xrayd::store

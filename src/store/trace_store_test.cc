@@ -47,10 +47,14 @@ class StoreTest : public ::testing::Test {
 };
 
 const std::string kTrace = "1-5759e988-bd862e3fe1be46a994272793";
+// Times in these tests are offsets from kT0 (2017-07-14): stored times must be epoch seconds
+// between 2000 and 9999 (segment/segment.h).
+constexpr double kT0 = 1500000000;
 
+// `start` and `end` are offsets from kT0.
 json Segment(std::string id, double start, std::optional<double> end, std::string name = "web") {
-  json s = {{"trace_id", kTrace}, {"id", id}, {"name", name}, {"start_time", start}};
-  if (end) s["end_time"] = *end; else s["in_progress"] = true;
+  json s = {{"trace_id", kTrace}, {"id", id}, {"name", name}, {"start_time", kT0 + start}};
+  if (end) s["end_time"] = kT0 + *end; else s["in_progress"] = true;
   return s;
 }
 
@@ -63,13 +67,13 @@ TEST_F(StoreTest, SummaryFromRootSegment) {
   root["annotations"] = {{"tier", "gold"}, {"n", 3}, {"ok", false}};
   json child = Segment("aaaaaaaaaaaaaaa2", 100.1, 100.9, "db");
   child["parent_id"] = "aaaaaaaaaaaaaaa1";
-  child["subsegments"] = json::array({{{"id", "ccccccccccccccc1"}, {"name", "q"}, {"start_time", 100.2}, {"end_time", 100.3}, {"throttle", true}}});
+  child["subsegments"] = json::array({{{"id", "ccccccccccccccc1"}, {"name", "q"}, {"start_time", kT0 + 100.2}, {"end_time", kT0 + 100.3}, {"throttle", true}}});
   Put({root, child});
   auto s = store_->Summary(kTrace);
   ASSERT_TRUE(s && *s);
   const auto& r = **s;
-  EXPECT_DOUBLE_EQ(r.start_time, 100);
-  EXPECT_DOUBLE_EQ(r.end_time, 100.9);
+  EXPECT_DOUBLE_EQ(r.start_time, kT0 + 100);
+  EXPECT_DOUBLE_EQ(r.end_time, kT0 + 100.9);
   EXPECT_DOUBLE_EQ(*r.root_end - *r.root_start, 0.5);
   EXPECT_EQ(r.http_status, 502);
   EXPECT_EQ(r.http_method, "GET");
@@ -85,10 +89,10 @@ TEST_F(StoreTest, CalledServicesAreListedAsTheGraphInfersThem) {
   json root = Segment("aaaaaaaaaaaaaaa1", 100, 101, "shop");
   root["origin"] = "AWS::EC2::Instance";
   json http_call = {{"id", "ccccccccccccccc1"}, {"name", "payments-db"}, {"namespace", "remote"},
-                    {"start_time", 100.1}, {"end_time", 100.2}};
+                    {"start_time", kT0 + 100.1}, {"end_time", kT0 + 100.2}};
   json nested_aws = {{"id", "ccccccccccccccc3"}, {"name", "DynamoDB"}, {"namespace", "aws"},
-                     {"start_time", 100.3}, {"end_time", 100.4}};
-  json local_work = {{"id", "ccccccccccccccc2"}, {"name", "render"}, {"start_time", 100.3}, {"end_time", 100.5},
+                     {"start_time", kT0 + 100.3}, {"end_time", kT0 + 100.4}};
+  json local_work = {{"id", "ccccccccccccccc2"}, {"name", "render"}, {"start_time", kT0 + 100.3}, {"end_time", kT0 + 100.5},
                      {"subsegments", json::array({nested_aws})}};
   root["subsegments"] = json::array({http_call, local_work});
   Put({root});
@@ -105,7 +109,7 @@ TEST_F(StoreTest, EachServiceKeepsItsOwnFlags) {
   json web = Segment("aaaaaaaaaaaaaaa1", 100, 101, "web");
   web["fault"] = true;
   web["subsegments"] = json::array({{{"id", "ccccccccccccccc1"}, {"name", "payments"}, {"namespace", "remote"},
-                                     {"start_time", 100.1}, {"end_time", 100.2}, {"throttle", true}, {"error", true}}});
+                                     {"start_time", kT0 + 100.1}, {"end_time", kT0 + 100.2}, {"throttle", true}, {"error", true}}});
   json db = Segment("aaaaaaaaaaaaaaa2", 100.3, 100.4, "db");
   db["parent_id"] = "aaaaaaaaaaaaaaa1";
   Put({web, db});
@@ -160,14 +164,15 @@ TEST_F(StoreTest, PagesCoverTheRangeExactlyOnce) {
     char id[40];
     std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
     const double start = i < 100 ? 50.0 : (i < 200 ? 200.0 : 200.0 + i);  // 100 before the range, ties inside
-    json d = {{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", start}, {"end_time", start + 1}};
+    json d = {{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", kT0 + start},
+              {"end_time", kT0 + start + 1}};
     docs.push_back(d);
     if (start >= 100) expected.insert(id);
   }
   Put(docs);
   ListQuery q;
-  q.start_time = 100;
-  q.end_time = 1000;
+  q.start_time = kT0 + 100;
+  q.end_time = kT0 + 1000;
   q.limit = 30;
   std::set<std::string> seen;
   std::pair<double, std::string> last{-1, ""};
@@ -176,7 +181,7 @@ TEST_F(StoreTest, PagesCoverTheRangeExactlyOnce) {
     ASSERT_TRUE(rows) << rows.error().message;
     if (rows->empty()) break;
     for (const auto& r : *rows) {
-      EXPECT_GE(r.start_time, 100);
+      EXPECT_GE(r.start_time, kT0 + 100);
       EXPECT_TRUE(seen.insert(r.trace_id).second) << "twice: " << r.trace_id;
       EXPECT_LT(last, std::make_pair(r.start_time, r.trace_id)) << "out of order";
       last = {r.start_time, r.trace_id};
@@ -192,7 +197,7 @@ TEST_F(StoreTest, PagesCoverTheRangeExactlyOnce) {
 // is the longest trace seen, kept in the store).
 TEST_F(StoreTest, DocumentsInRangeFindsLongTracesThatStartedEarlier) {
   auto doc = [](const char* trace, const char* id, double start, double end) {
-    return json{{"trace_id", trace}, {"id", id}, {"name", "web"}, {"start_time", start}, {"end_time", end}};
+    return json{{"trace_id", trace}, {"id", id}, {"name", "web"}, {"start_time", kT0 + start}, {"end_time", kT0 + end}};
   };
   const char* kLong = "1-5759e988-000000000000000000000001";
   const char* kShortBefore = "1-5759e988-000000000000000000000002";
@@ -204,13 +209,13 @@ TEST_F(StoreTest, DocumentsInRangeFindsLongTracesThatStartedEarlier) {
   Put({doc(kLong, "aaaaaaaaaaaaaaa5", 4000, 5002)});
   for (int restart = 0; restart < 2; ++restart) {
     bool truncated = true;
-    auto docs = store_->DocumentsInRange(5000, 5010, 100, &truncated);
+    auto docs = store_->DocumentsInRange(kT0 + 5000, kT0 + 5010, 100, &truncated);
     ASSERT_TRUE(docs) << docs.error().message;
     std::multiset<std::string> traces;
     for (const auto& d : *docs) traces.insert(json::parse(d)["trace_id"].get<std::string>());
     EXPECT_EQ(traces, (std::multiset<std::string>{kLong, kLong, kInside})) << "restart " << restart;
     EXPECT_FALSE(truncated);
-    auto capped = store_->DocumentsInRange(5000, 5010, 1, &truncated);
+    auto capped = store_->DocumentsInRange(kT0 + 5000, kT0 + 5010, 1, &truncated);
     ASSERT_TRUE(capped);
     EXPECT_TRUE(truncated);
     Reopen();
@@ -245,9 +250,9 @@ TEST_F(StoreTest, InProgressThenCompleteConvergesInAnyOrder) {
 TEST_F(StoreTest, StreamedSubsegmentsAssembleIntoParent) {
   json parent = Segment("aaaaaaaaaaaaaaa1", 100, 101);
   json sub = {{"trace_id", kTrace}, {"id", "bbbbbbbbbbbbbbb1"}, {"parent_id", "aaaaaaaaaaaaaaa1"}, {"type", "subsegment"},
-              {"name", "call"}, {"start_time", 100.2}, {"end_time", 100.4}};
+              {"name", "call"}, {"start_time", kT0 + 100.2}, {"end_time", kT0 + 100.4}};
   json subsub = {{"trace_id", kTrace}, {"id", "bbbbbbbbbbbbbbb2"}, {"parent_id", "bbbbbbbbbbbbbbb1"}, {"type", "subsegment"},
-                 {"name", "inner"}, {"start_time", 100.25}, {"end_time", 100.3}};
+                 {"name", "inner"}, {"start_time", kT0 + 100.25}, {"end_time", kT0 + 100.3}};
   Put({subsub, sub});  // children first
   Put({parent, parent});  // duplicates
   auto segs = store_->SegmentsOf(kTrace);
@@ -274,7 +279,7 @@ TEST_F(StoreTest, ListPagesInOrderAndSurvivesRestart) {
   }
   Put(docs);
   Reopen();
-  ListQuery q{999, 2000, false, "", 0, 10};
+  ListQuery q{kT0 + 999, kT0 + 2000, false, "", 0, 10};
   std::vector<std::string> seen;
   for (int page = 0; page < 10; ++page) {
     auto rows = store_->ListTraces(q);
@@ -291,12 +296,12 @@ TEST_F(StoreTest, ListPagesInOrderAndSurvivesRestart) {
 }
 
 TEST_F(StoreTest, RetentionByAge) {
-  Reopen({"", 3600, 0});
+  Reopen({"", 3600, 0, 5000, {}});
   json old_seg = Segment("aaaaaaaaaaaaaaa1", 1000, 1001);
   json new_seg = Segment("aaaaaaaaaaaaaaa2", 9000, 9001);
   new_seg["trace_id"] = "1-00002328-bd862e3fe1be46a994272793";
   Put({old_seg, new_seg});
-  auto deleted = store_->EnforceRetention(9500);
+  auto deleted = store_->EnforceRetention(kT0 + 9500);
   ASSERT_TRUE(deleted);
   EXPECT_EQ(*deleted, 1);
   EXPECT_FALSE(*store_->Summary(kTrace));

@@ -95,6 +95,12 @@ std::string Metrics::RenderPrometheus() const {
     fmt::format_to(std::back_inserter(out), "xrayd_segments_failed_total{{reason=\"{}\"}} {}\n",
                    ToString(static_cast<FailReason>(i)), load(segments_failed[i]));
   }
+  out += "# HELP xrayd_store_errors_total Failed trace store operations (serve mode), by kind.\n"
+         "# TYPE xrayd_store_errors_total counter\n";
+  fmt::format_to(std::back_inserter(out), "xrayd_store_errors_total{{kind=\"retryable\"}} {}\n",
+                 load(store_errors_retryable));
+  fmt::format_to(std::back_inserter(out), "xrayd_store_errors_total{{kind=\"permanent\"}} {}\n",
+                 load(store_errors_permanent));
   Counter(out, "xrayd_udp_kernel_drops_total",
           "Datagrams the kernel dropped because the socket receive queue was full.", load(udp_kernel_drops));
   out += "# HELP xrayd_export_requests_total PutTraceSegments requests by outcome.\n"
@@ -133,6 +139,7 @@ void Metrics::ResetForTest() {
   export_requests_ok = export_requests_retryable = export_requests_throttled = export_requests_permanent = 0;
   export_retries = 0;
   for (auto& c : backend_errors) c = 0;
+  store_errors_retryable = store_errors_permanent = 0;
   batches_in_flight = buffer_bytes = buffer_segments = buffer_capacity_bytes = 0;
 }
 

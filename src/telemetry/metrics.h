@@ -57,6 +57,9 @@ struct Metrics {
   std::atomic<uint64_t> export_requests_permanent{0};
   std::atomic<uint64_t> export_retries{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(BackendError::kCount)> backend_errors{};
+  // Failed trace-store operations (`xrayd serve`), by the Error kind TraceStore returned.
+  std::atomic<uint64_t> store_errors_retryable{0};
+  std::atomic<uint64_t> store_errors_permanent{0};
 
   std::atomic<int64_t> batches_in_flight{0};
   std::atomic<int64_t> buffer_bytes{0};
@@ -70,6 +73,9 @@ struct Metrics {
   }
   void Fail(FailReason r, uint64_t n) {
     segments_failed[static_cast<size_t>(r)].fetch_add(n, std::memory_order_relaxed);
+  }
+  void CountStoreError(bool retryable) {
+    (retryable ? store_errors_retryable : store_errors_permanent).fetch_add(1, std::memory_order_relaxed);
   }
   void CountBackendError(BackendError e) {
     backend_errors[static_cast<size_t>(e)].fetch_add(1, std::memory_order_relaxed);

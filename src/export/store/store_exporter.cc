@@ -1,8 +1,10 @@
 #include "export/store/store_exporter.h"
 
+#include <algorithm>
+
 #include "common/log.h"
-#include "telemetry/metrics.h"
 #include "common/thread_name.h"
+#include "telemetry/metrics.h"
 
 namespace xrayd {
 
@@ -11,9 +13,12 @@ void StoreExporter::Start() { thread_ = std::thread([this] { Run(); }); }
 void StoreExporter::Stop(std::chrono::milliseconds grace) {
   if (!thread_.joinable()) return;
   buffer_.Close();
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  while (!done_ && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  aborting_ = true;
+  {
+    MutexLock lock(mu_);
+    lock.WaitFor(cv_, grace, [this]() XRAYD_NO_THREAD_SAFETY_ANALYSIS { return done_; });
+    aborting_ = true;
+  }
+  cv_.notify_all();
   buffer_.Abort();
   thread_.join();
   while (auto batch = buffer_.TryPopBatch(std::chrono::steady_clock::now())) {
@@ -25,37 +30,67 @@ void StoreExporter::Stop(std::chrono::milliseconds grace) {
 void StoreExporter::Run() {
   NameThisThread("xrayd-store");
   auto& m = GlobalMetrics();
-  while (auto batch = buffer_.PopBatch()) {
-    // One transaction per few thousand segments, not per batch of 50: SQLite's cost is per commit.
-    while (batch->segments.size() < 2000) {
-      auto more = buffer_.TryPopBatch(std::chrono::steady_clock::now());
-      if (!more) break;
-      batch->bytes += more->bytes;
-      for (auto& s : more->segments) batch->segments.push_back(std::move(s));
-    }
+  while (auto batch = NextBatch()) {
     m.batches_in_flight.fetch_add(1, std::memory_order_relaxed);
-    auto backoff = std::chrono::milliseconds(100);
-    for (;;) {
-      const auto t0 = std::chrono::steady_clock::now();
-      auto result = store_.Append(batch->segments);
-      m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      if (result) {
-        m.segments_sent.fetch_add(batch->segments.size() - result->size(), std::memory_order_relaxed);
-        if (!result->empty()) m.Fail(FailReason::kPermanentError, result->size());
-        break;
-      }
-      XLOG_ERROR("Trace store write failed ({}); retrying in {} ms", result.error().message, backoff.count());
-      if (aborting_) {
-        m.Fail(FailReason::kShutdown, batch->segments.size());
-        break;
-      }
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-    }
+    Deliver(*batch);
     buffer_.Release(*batch);
     m.batches_in_flight.fetch_sub(1, std::memory_order_relaxed);
   }
-  done_ = true;
+  {
+    MutexLock lock(mu_);
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::optional<Batch> StoreExporter::NextBatch() {
+  auto batch = buffer_.PopBatch();
+  while (batch && batch->segments.size() < kMaxSegmentsPerAppend) {
+    auto more = buffer_.TryPopBatch(std::chrono::steady_clock::now());
+    if (!more) break;
+    batch->bytes += more->bytes;
+    for (auto& s : more->segments) batch->segments.push_back(std::move(s));
+  }
+  return batch;
+}
+
+void StoreExporter::Deliver(const Batch& batch) {
+  auto& m = GlobalMetrics();
+  const size_t n = batch.segments.size();
+  auto backoff = options_.initial_backoff;
+  for (int attempt = 1;; ++attempt) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto result = store_.Append(batch.segments);
+    m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (result) {
+      m.segments_sent.fetch_add(n - result->size(), std::memory_order_relaxed);
+      if (!result->empty()) m.Fail(FailReason::kPermanentError, result->size());
+      return;
+    }
+    const Error& e = result.error();
+    if (!e.IsRetryable()) {
+      XLOG_ERROR("Trace store refused {} segments for good: {}", n, e.message);
+      m.Fail(FailReason::kPermanentError, n);
+      return;
+    }
+    if (attempt >= options_.max_attempts) {
+      XLOG_ERROR("Trace store write failed {} times, giving up {} segments: {}", attempt, n, e.message);
+      m.Fail(FailReason::kRetriesExhausted, n);
+      return;
+    }
+    XLOG_WARN("Trace store write failed ({}); retry {} in {} ms", e.message, attempt, backoff.count());
+    m.export_retries.fetch_add(1, std::memory_order_relaxed);
+    if (!WaitUnlessAborted(backoff)) {
+      m.Fail(FailReason::kShutdown, n);
+      return;
+    }
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+bool StoreExporter::WaitUnlessAborted(std::chrono::milliseconds d) {
+  MutexLock lock(mu_);
+  return !lock.WaitFor(cv_, d, [this]() XRAYD_NO_THREAD_SAFETY_ANALYSIS { return aborting_; });
 }
 
 }  // namespace xrayd

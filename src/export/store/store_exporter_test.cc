@@ -1,0 +1,156 @@
+// StoreExporter over a real SQLite store made to fail: a batch that fails is kept and retried
+// until it is stored, given up (counted) when the error is permanent or the attempts run out, and
+// Stop() interrupts a retry backoff at once.
+#include "export/store/store_exporter.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "telemetry/metrics.h"
+
+namespace xrayd {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::string Doc(int i) {
+  char id[40];
+  std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
+  return json{{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", 1500000000.0 + i},
+              {"end_time", 1500000000.5 + i}}
+      .dump();
+}
+
+class StoreExporterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GlobalMetrics().ResetForTest();
+    dir_ = std::filesystem::temp_directory_path() / ("xrayd-store-exporter-" + std::to_string(::getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    store::StoreOptions o;
+    o.data_dir = dir_.string();
+    o.busy_timeout_ms = 10;
+    o.on_error = [](const Error& e) { GlobalMetrics().CountStoreError(e.IsRetryable()); };
+    auto s = store::TraceStore::Open(o);
+    ASSERT_TRUE(s) << s.error().message;
+    store_ = std::move(*s);
+    BufferOptions bo;
+    bo.flush_interval = 10ms;
+    buffer_ = std::make_unique<SegmentBuffer>(bo);
+  }
+  void TearDown() override {
+    exporter_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Start(StoreExporterOptions o) {
+    exporter_ = std::make_unique<StoreExporter>(*buffer_, *store_, o);
+    exporter_->Start();
+  }
+  void PushDocs(int first, int n) {
+    std::vector<std::string> docs;
+    for (int i = first; i < first + n; ++i) docs.push_back(Doc(i));
+    ASSERT_EQ(buffer_->Push(docs), static_cast<size_t>(n));
+  }
+  // Holds the database's write lock from another connection until Unlock().
+  void Lock() {
+    ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &other_), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  void Unlock() {
+    sqlite3_exec(other_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(other_);
+    other_ = nullptr;
+  }
+  static bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  }
+  size_t Stored() {
+    auto rows = store_->ListTraces({1400000000, 1600000000, false, "", 0, 100000});
+    return rows ? rows->size() : 0;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<store::TraceStore> store_;
+  std::unique_ptr<SegmentBuffer> buffer_;
+  std::unique_ptr<StoreExporter> exporter_;
+  sqlite3* other_ = nullptr;
+};
+
+TEST_F(StoreExporterTest, ALockedStoreDelaysTheBatchButLosesNothing) {
+  auto& m = GlobalMetrics();
+  Lock();
+  Start({50, 5ms, 20ms});
+  PushDocs(0, 120);
+  ASSERT_TRUE(WaitUntil([&] { return m.export_retries.load() >= 3; }, 5s));
+  EXPECT_EQ(m.segments_sent.load(), 0u);
+  Unlock();
+  ASSERT_TRUE(WaitUntil([&] { return m.segments_sent.load() == 120; }, 5s)) << m.segments_sent.load();
+  EXPECT_EQ(Stored(), 120u);
+  EXPECT_GE(m.store_errors_retryable.load(), 3u);
+  EXPECT_EQ(m.store_errors_permanent.load(), 0u);
+  for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) EXPECT_EQ(m.segments_failed[i].load(), 0u);
+  exporter_->Stop(1s);
+  EXPECT_EQ(buffer_->held_bytes(), 0u);
+}
+
+TEST_F(StoreExporterTest, GivesUpCountedWhenAttemptsRunOut) {
+  auto& m = GlobalMetrics();
+  Lock();
+  Start({3, 1ms, 2ms});
+  PushDocs(0, 10);
+  ASSERT_TRUE(WaitUntil([&] { return m.Failed(FailReason::kRetriesExhausted) == 10; }, 5s));
+  EXPECT_EQ(m.export_retries.load(), 2u);
+  EXPECT_EQ(m.store_errors_retryable.load(), 3u);
+  Unlock();
+  PushDocs(100, 4);  // the store works again: later batches are stored
+  ASSERT_TRUE(WaitUntil([&] { return m.segments_sent.load() == 4; }, 5s));
+  EXPECT_EQ(Stored(), 4u);
+  exporter_->Stop(1s);
+}
+
+TEST_F(StoreExporterTest, APermanentErrorIsCountedAtOnce) {
+  auto& m = GlobalMetrics();
+  // A store that refuses every segment for good (SQLITE_CONSTRAINT from a trigger).
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE INSERT ON segments BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Start({10, 1ms, 2ms});
+  PushDocs(0, 7);
+  ASSERT_TRUE(WaitUntil([&] { return m.Failed(FailReason::kPermanentError) == 7; }, 5s));
+  EXPECT_EQ(m.export_retries.load(), 0u);
+  EXPECT_EQ(m.store_errors_permanent.load(), 1u);
+  exporter_->Stop(1s);
+}
+
+TEST_F(StoreExporterTest, StopInterruptsARetryBackoff) {
+  auto& m = GlobalMetrics();
+  Lock();
+  Start({100, 10s, 10s});  // the first retry would wait 10 s
+  PushDocs(0, 5);
+  ASSERT_TRUE(WaitUntil([&] { return m.export_retries.load() >= 1; }, 5s));
+  const auto t0 = std::chrono::steady_clock::now();
+  exporter_->Stop(100ms);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 2s) << "Stop waited out the backoff";
+  EXPECT_EQ(m.Failed(FailReason::kShutdown), 5u);
+  EXPECT_EQ(buffer_->held_bytes(), 0u);
+  Unlock();
+}
+
+}  // namespace
+}  // namespace xrayd
