@@ -130,42 +130,41 @@ Error ErrorFor(sqlite3* db, int rc, const std::string& what) {
   return IsRetryable(rc) ? Error::Retryable(std::move(msg)) : Error::Permanent(std::move(msg));
 }
 
-}  // namespace
-
 // The prepared statements of one Append, one method per table it writes. Each returns the first
-// failure as an Error; the caller's transaction then rolls everything back.
-class TraceStore::Writer {
+// failure as an Error; the caller's transaction then rolls everything back. Used only inside
+// TraceStore::WriteAll, under the store's lock, on its connection.
+class Writer {
  public:
-  explicit Writer(TraceStore& store) XRAYD_REQUIRES(store.mu_)
-      : store_(store),
+  explicit Writer(sqlite3* db)
+      : db_(db),
         // A complete document is never replaced by an in-progress one for the same id.
-        put_(store.db_,
+        put_(db,
              "INSERT INTO segments(trace_id,id,parent_id,kind,start_time,end_time,in_progress,doc,stored_at) "
              "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,strftime('%s','now')) ON CONFLICT(trace_id,id) DO UPDATE SET "
              "parent_id=excluded.parent_id, kind=excluded.kind, start_time=excluded.start_time, "
              "end_time=excluded.end_time, in_progress=excluded.in_progress, doc=excluded.doc, "
              "stored_at=excluded.stored_at WHERE excluded.in_progress = 0 OR segments.in_progress = 1"),
-        trace_(store.db_,
+        trace_(db,
                "INSERT INTO traces(trace_id,trace_time,start_time,end_time,has_error,has_fault,has_throttle,revision) "
                "VALUES(?1,?2,?3,?4,?5,?6,?7,1) ON CONFLICT(trace_id) DO UPDATE SET "
                "start_time=min(start_time,excluded.start_time), end_time=max(end_time,excluded.end_time), "
                "has_error=has_error|excluded.has_error, has_fault=has_fault|excluded.has_fault, "
                "has_throttle=has_throttle|excluded.has_throttle, revision=revision+1 RETURNING start_time, end_time"),
-        root_(store.db_,
+        root_(db,
               "UPDATE traces SET root_start=?2, root_end=?3, root_name=?4, root_origin=?5, http_url=?6, "
               "http_status=?7, http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE trace_id=?1"),
-        ann_(store.db_, "INSERT OR IGNORE INTO annotations(trace_id,service,key,value) VALUES(?1,?2,?3,?4)"),
-        svc_(store.db_,
+        ann_(db, "INSERT OR IGNORE INTO annotations(trace_id,service,key,value) VALUES(?1,?2,?3,?4)"),
+        svc_(db,
              "INSERT INTO trace_services(trace_id,name,type,has_error,has_fault,has_throttle) "
              "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(trace_id,name,type) DO UPDATE SET "
              "has_error=has_error|excluded.has_error, has_fault=has_fault|excluded.has_fault, "
              "has_throttle=has_throttle|excluded.has_throttle"),
         // An in-progress subsegment streamed on its own is superseded once its finished copy arrives
         // embedded in its parent: drop the stub so the trace is no longer partial.
-        superseded_(store.db_, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1") {}
+        superseded_(db, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1") {}
 
   // Stores one valid document and what it adds to its trace; raises *longest to the trace's span.
-  Status Put(const segment::Facts& f, const std::string& doc, double* longest) XRAYD_REQUIRES(store_.mu_) {
+  Status Put(const segment::Facts& f, const std::string& doc, double* longest) {
     bool changed = false;
     if (auto st = PutSegment(f, doc, &changed); !st) return st;
     if (!changed) return OkStatus();  // an in-progress copy of a completed segment: ignored
@@ -177,20 +176,20 @@ class TraceStore::Writer {
   }
 
  private:
-  Status Check(int rc, const char* what) XRAYD_REQUIRES(store_.mu_) {
+  Status Check(int rc, const char* what) {
     if (rc == SQLITE_DONE) return OkStatus();
-    return store_.SqlError(rc, what);
+    return ErrorFor(db_, rc, what);
   }
 
-  Status PutSegment(const segment::Facts& f, const std::string& doc, bool* changed) XRAYD_REQUIRES(store_.mu_) {
+  Status PutSegment(const segment::Facts& f, const std::string& doc, bool* changed) {
     put_.Text(1, f.trace_id).Text(2, f.id).Text(3, f.parent_id).Int(4, f.independent_subsegment ? 1 : 0);
     put_.Real(5, f.start_time).RealOrNull(6, f.end_time).Int(7, f.in_progress ? 1 : 0).Text(8, doc);
     if (auto st = Check(put_.Run(), "insert segment"); !st) return st;
-    *changed = sqlite3_changes(store_.db_) > 0;
+    *changed = sqlite3_changes(db_) > 0;
     return OkStatus();
   }
 
-  Status UpdateTrace(const segment::Facts& f, double* longest) XRAYD_REQUIRES(store_.mu_) {
+  Status UpdateTrace(const segment::Facts& f, double* longest) {
     trace_.Text(1, f.trace_id).Int(2, segment::TraceIdEpoch(f.trace_id)).Real(3, f.start_time);
     trace_.Real(4, f.end_time.value_or(f.start_time)).Int(5, f.error).Int(6, f.fault).Int(7, f.throttle);
     int rc = trace_.Step();
@@ -203,7 +202,7 @@ class TraceStore::Writer {
     return Check(rc, "update trace summary");
   }
 
-  Status UpdateRoot(const segment::Facts& f) XRAYD_REQUIRES(store_.mu_) {
+  Status UpdateRoot(const segment::Facts& f) {
     if (f.independent_subsegment || !f.parent_id.empty()) return OkStatus();
     root_.Text(1, f.trace_id).Real(2, f.start_time).RealOrNull(3, f.end_time).Text(4, f.name).Text(5, f.origin);
     root_.Text(6, f.http_url);
@@ -212,7 +211,7 @@ class TraceStore::Writer {
     return Check(root_.Run(), "update trace root");
   }
 
-  Status DropSuperseded(const segment::Facts& f) XRAYD_REQUIRES(store_.mu_) {
+  Status DropSuperseded(const segment::Facts& f) {
     for (const auto& id : f.embedded_complete_ids) {
       superseded_.Text(1, f.trace_id).Text(2, id);
       if (auto st = Check(superseded_.Run(), "drop superseded stub"); !st) return st;
@@ -222,7 +221,7 @@ class TraceStore::Writer {
 
   // The service that sent the document (a segment, not an independent subsegment) and every one it
   // calls, each with its own flags.
-  Status PutServices(const segment::Facts& f) XRAYD_REQUIRES(store_.mu_) {
+  Status PutServices(const segment::Facts& f) {
     if (!f.independent_subsegment) {
       svc_.Text(1, f.trace_id).Text(2, f.name).Text(3, f.origin);
       svc_.Int(4, f.own_error).Int(5, f.own_fault).Int(6, f.own_throttle);
@@ -236,7 +235,7 @@ class TraceStore::Writer {
     return OkStatus();
   }
 
-  Status PutAnnotations(const segment::Facts& f) XRAYD_REQUIRES(store_.mu_) {
+  Status PutAnnotations(const segment::Facts& f) {
     const std::string service = f.independent_subsegment ? std::string() : f.name;
     for (const auto& a : f.annotations) {
       ann_.Text(1, f.trace_id).Text(2, service).Text(3, a.key).Text(4, a.value_json);
@@ -254,9 +253,11 @@ class TraceStore::Writer {
   }
 
  private:
-  TraceStore& store_;
+  sqlite3* const db_;
   Stmt put_, trace_, root_, ann_, svc_, superseded_;
 };
+
+}  // namespace
 
 Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options) {
   std::error_code ec;
@@ -365,7 +366,7 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
 
 Status TraceStore::WriteAll(const std::vector<std::string>& docs,
                             const std::vector<std::pair<size_t, segment::Facts>>& valid, double* longest) {
-  Writer w(*this);
+  Writer w(db_);
   if (const int rc = w.prepare_rc(); rc != SQLITE_OK) return SqlError(rc, "prepare append");
   for (const auto& [i, facts] : valid)
     if (auto put = w.Put(facts, docs[i], longest); !put) return put;

@@ -135,8 +135,6 @@ class TraceStore {
   uint64_t ApproximateBytes() XRAYD_EXCLUDES(mu_);
 
  private:
-  class Writer;  // the statements of one Append
-
   TraceStore(sqlite3* db, StoreOptions options) : options_(std::move(options)), db_(db) {}
   Status Exec(const char* sql) XRAYD_REQUIRES(mu_);
   Status AddServiceFlagColumns() XRAYD_REQUIRES(mu_);  // schema 2 -> 3, idempotent
