@@ -125,15 +125,7 @@ ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
   q.start_time = start;
   q.end_time = end;
   q.by_trace_id_time = in.value("TimeRangeType", "TraceId") == "TraceId";
-  if (in.contains("NextToken")) {
-    const std::string token = in["NextToken"].get<std::string>();
-    const size_t bar = token.find('|');
-    if (bar == std::string::npos) return ApiError::Invalid("NextToken is not valid");
-    char* used = nullptr;
-    q.after_start_time = std::strtod(token.c_str(), &used);
-    if (used != token.c_str() + bar) return ApiError::Invalid("NextToken is not valid");
-    q.after_trace_id = token.substr(bar + 1);
-  }
+  if (in.contains("NextToken")) q.cursor = in["NextToken"].get<std::string>();  // the store's opaque cursor
   // Scan forward in store order, keeping matches, until a page is full, the range is exhausted,
   // or the scan budget is spent (then NextToken resumes the scan).
   json summaries = json::array();
@@ -145,10 +137,7 @@ ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
     if (!rows) return ApiError::FromStore("NextToken", "listing traces", rows.error());
     for (const auto& row : *rows) {
       ++scanned;
-      q.after_start_time = q.by_trace_id_time
-                               ? static_cast<double>(std::stoll(row.trace_id.substr(2, 8), nullptr, 16))
-                               : row.start_time;
-      q.after_trace_id = row.trace_id;
+      q.cursor = store::ListCursorAfter(q, row);
       if (filter->Matches(row)) {
         summaries.push_back(SummaryJson(row));
         if (auto st = AddRootCauses(ctx.store, summaries.back()); !st) return st.error();
@@ -161,11 +150,7 @@ ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
     }
   }
   json out = json::object();
-  if (!exhausted) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.17g", q.after_start_time);
-    out["NextToken"] = std::string(buf) + "|" + q.after_trace_id;
-  }
+  if (!exhausted) out["NextToken"] = q.cursor;
   out["TraceSummaries"] = summaries;
   out["ApproximateTime"] = NowSeconds();
   out["TracesProcessedCount"] = scanned;

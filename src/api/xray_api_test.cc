@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "aws/sigv4.h"
@@ -107,6 +108,34 @@ TEST_F(XrayApiTest, SamplingRuleLifecycle) {
   Expect(Call("/DeleteSamplingRule", R"({"RuleName": "Default"})"), 400, "InvalidRequestException");
   Expect(Call("/DeleteSamplingRule", R"({"RuleName": "r1"})"), 200);
   EXPECT_EQ(Expect(Call("/GetSamplingRules", "{}"), 200)["SamplingRuleRecords"].size(), 1u);
+}
+
+TEST_F(XrayApiTest, TraceSummariesPageWithTheStoresCursor) {
+  json docs = json::array();
+  for (int i = 0; i < 130; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
+    docs.push_back(json{{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", 1465510280.0 + i},
+                        {"end_time", 1465510281.0 + i}}.dump());
+  }
+  EXPECT_TRUE(Expect(Call("/TraceSegments", json{{"TraceSegmentDocuments", docs}}.dump()), 200)
+                  ["UnprocessedTraceSegments"].empty());
+  for (const char* range : {"TraceId", "Event"}) {
+    json req = {{"StartTime", 1465510000}, {"EndTime", 1465520000}, {"TimeRangeType", range}};
+    std::set<std::string> seen;
+    int pages = 0;
+    for (; pages < 5; ++pages) {
+      json page = Expect(Call("/TraceSummaries", req.dump()), 200);
+      for (const auto& s : page["TraceSummaries"]) EXPECT_TRUE(seen.insert(s["Id"]).second) << s["Id"];
+      if (!page.contains("NextToken")) break;
+      req["NextToken"] = page["NextToken"];
+    }
+    EXPECT_EQ(seen.size(), 130u) << range;
+    EXPECT_EQ(pages, 1) << range << ": two pages of 100 and 30";
+  }
+  json bad = Expect(Call("/TraceSummaries", R"({"StartTime": 1, "EndTime": 2, "NextToken": "garbage"})"), 400,
+                    "InvalidRequestException");
+  EXPECT_EQ(bad["message"], "NextToken is not valid");
 }
 
 // issue #11: a value nested 100,000 deep killed `xrayd serve`; a 50,000-deep one was stored.
