@@ -6,6 +6,7 @@
 #include "api/groups.h"
 #include "api/request_schema.h"
 #include "api/service_graph.h"
+#include "common/log.h"
 
 namespace xrayd::api {
 namespace {
@@ -42,13 +43,23 @@ ApiResult<std::vector<std::string>> KeepMatching(store::TraceStore& store, std::
   return kept;
 }
 
+// The answer will cover only the newest `graph_traces` traces of the window: say so.
+void CountTruncated(ApiContext& ctx, const Window& w) {
+  if (ctx.limits.graph_truncated != nullptr) ctx.limits.graph_truncated->fetch_add(1, std::memory_order_relaxed);
+  if (!ctx.truncation_log.Allow()) return;
+  XLOG_WARN("X-Ray API: the graph for [{:.0f}, {:.0f}] covers only the newest {} traces of the window (more are "
+            "stored); {} more such answers since the last message",
+            w.start, w.end, ctx.limits.graph_traces, ctx.truncation_log.TakeSuppressed());
+}
+
 // The documents of the window's traces within the group the request names, if any.
 ApiResult<std::vector<std::string>> WindowDocuments(ApiContext& ctx, const json& in, const Window& w) {
   auto group = ctx.groups.FilterOf(in);
   if (!group) return group.error();
   bool truncated = false;
-  auto docs = ctx.store.DocumentsInRange(w.start, w.end, kGraphTraceLimit, &truncated);
+  auto docs = ctx.store.DocumentsInRange(w.start, w.end, ctx.limits.graph_traces, &truncated);
   if (!docs) return ApiError::Internal("reading a window's documents", docs.error());
+  if (truncated) CountTruncated(ctx, w);
   return KeepMatching(ctx.store, std::move(*docs), *group);
 }
 

@@ -89,6 +89,7 @@ std::string Shorten(std::string_view s) {
 
 XrayApi::XrayApi(const ApiOptions& options, store::TraceStore& store)
     : json_limits_(options.json_limits),
+      limits_(options.limits),
       verifier_(options.verify_signatures ? std::optional<RequestVerifier>(options.keys) : std::nullopt),
       store_(store),
       sampling_(std::make_unique<SamplingRules>(store)),
@@ -107,7 +108,7 @@ http::OutgoingResponse XrayApi::Handle(const http::IncomingRequest& req) {
   // The one catch: handlers return errors as values, so anything thrown here is a bug (or memory
   // exhaustion). It is logged; the client gets InternalFailure without the exception's text.
   try {
-    ApiContext ctx{store_, *sampling_, *groups_};
+    ApiContext ctx{store_, *sampling_, *groups_, limits_, truncation_log_};
     ApiResult<json> result = Run(*route, ctx, req.body, json_limits_);
     if (!result) return ErrorResponse(result.error());
     http::OutgoingResponse out;

@@ -15,11 +15,13 @@
 // XrayApi. Start() binds; Stop() is idempotent and joins. Stop it before the TraceStore it borrows.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "api/api_context.h"
 #include "api/json_input.h"
 #include "api/request_auth.h"
 #include "common/result.h"
@@ -38,6 +40,7 @@ struct ApiOptions {
   bool verify_signatures = false;  // every request must be SigV4-signed with one of `keys`
   std::vector<AccessKey> keys;
   JsonLimits json_limits;
+  ApiLimits limits;
 };
 
 class XrayApi {
@@ -52,7 +55,9 @@ class XrayApi {
  private:
   // Constant after construction (SamplingRules and Groups lock inside).
   const JsonLimits json_limits_;
+  const ApiLimits limits_;
   const std::optional<RequestVerifier> verifier_;
+  log::RateLimiter truncation_log_{std::chrono::minutes(1)};  // thread-safe (atomics)
   store::TraceStore& store_;
   std::unique_ptr<SamplingRules> sampling_;
   std::unique_ptr<Groups> groups_;

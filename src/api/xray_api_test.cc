@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -136,6 +137,29 @@ TEST_F(XrayApiTest, TraceSummariesPageWithTheStoresCursor) {
   json bad = Expect(Call("/TraceSummaries", R"({"StartTime": 1, "EndTime": 2, "NextToken": "garbage"})"), 400,
                     "InvalidRequestException");
   EXPECT_EQ(bad["message"], "NextToken is not valid");
+}
+
+// A graph over a window with more traces than the limit covers the newest ones and is counted.
+TEST_F(XrayApiTest, GraphsFromPartOfAWindowAreCounted) {
+  std::atomic<uint64_t> truncated{0};
+  options_.limits.graph_traces = 3;
+  options_.limits.graph_truncated = &truncated;
+  api_ = std::make_unique<XrayApi>(options_, *store_);
+  json docs = json::array();
+  for (int i = 0; i < 5; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
+    docs.push_back(json{{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "svc" + std::to_string(i)},
+                        {"start_time", 1465510280.0 + i}, {"end_time", 1465510280.5 + i}}.dump());
+  }
+  Expect(Call("/TraceSegments", json{{"TraceSegmentDocuments", docs}}.dump()), 200);
+  json graph = Expect(Call("/ServiceGraph", R"({"StartTime": 1465510000, "EndTime": 1465520000})"), 200);
+  EXPECT_EQ(graph["Services"].size(), 3u) << "the newest three traces";
+  EXPECT_EQ(truncated.load(), 1u);
+  Expect(Call("/TimeSeriesServiceStatistics", R"({"StartTime": 1465510000, "EndTime": 1465520000})"), 200);
+  EXPECT_EQ(truncated.load(), 2u);
+  Expect(Call("/ServiceGraph", R"({"StartTime": 1465510283, "EndTime": 1465520000})"), 200);
+  EXPECT_EQ(truncated.load(), 2u) << "two traces in that window: complete";
 }
 
 // issue #11: a value nested 100,000 deep killed `xrayd serve`; a 50,000-deep one was stored.
