@@ -19,7 +19,6 @@ constexpr Field kFilterExpression{.name = "FilterExpression", .type = T::kString
 constexpr Field kTraceId{.name = "", .type = T::kString, .min = 1, .max = 35};
 constexpr Field kRuleName{.name = "RuleName", .type = T::kString, .min = 1, .max = 32};
 constexpr Field kRuleARN{.name = "RuleARN", .type = T::kString, .max = 1024};  // xrayd's bound
-constexpr Field kNonNegative{.name = "", .type = T::kInteger, .min = 0};
 
 constexpr Field kTagMembers[] = {
     {.name = "Key", .type = T::kString, .required = true, .min = 1, .max = 128},
