@@ -88,6 +88,7 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   XLOG_INFO("X-Ray API request signatures: {}", api_options.verify_signatures
                                                      ? fmt::format("verified against {} key(s)", api_options.keys.size())
                                                      : std::string("not checked (loopback)"));
+  api_options.limits.graph_truncated = &GlobalMetrics().api_graph_truncated;
   api_ = std::make_unique<api::XrayApiServer>(api_options, *store_);
   if (auto st = api_->Start(); !st) return st;
   XLOG_INFO("Serving the X-Ray API on http://{}", config_.listen_address);

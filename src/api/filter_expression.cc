@@ -1,5 +1,7 @@
 #include "api/filter_expression.h"
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -88,6 +90,13 @@ Result<std::vector<Token>> Lex(std::string_view s) {
         out.push_back({Tok::kOp, op == "==" ? "=" : op, 0, start});
       }
     } else {
+      // Only the byte's value goes into the message: a non-ASCII byte alone is not valid UTF-8, and
+      // the message is sent back to the client.
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(c));
+        return err(std::string("unexpected byte ") + hex + " (outside quoted strings only ASCII is allowed)");
+      }
       return err(std::string("unexpected character '") + c + "'");
     }
   }

@@ -13,8 +13,10 @@
 // ENDSWITH; AND, OR, NOT / !, parentheses. Keywords and operators are case-insensitive.
 //
 // Parse() turns text into a Filter (or an error naming the position); Filter::Matches()
-// evaluates it against one trace summary. A `{ sub-filter }` after service/edge/id is evaluated
-// against the whole trace's summary (the store keeps trace-level, not per-service, statistics).
+// evaluates it against one trace summary. In a `{ sub-filter }` after service/edge/id, ok, error,
+// fault and throttle read the matched service's own flags (for edge(a, b): b's); every other
+// keyword reads the whole trace. Errors are InvalidArgument with a message safe to show a client
+// (ASCII positions and byte values, never raw input bytes outside quoted strings).
 // Thread-safe once built (immutable).
 #pragma once
 

@@ -1,25 +1,32 @@
-// XrayApiServer: the X-Ray REST-JSON API of `xrayd serve`, answered from the TraceStore, so the
-// AWS CLI, AWS SDKs and Grafana's X-Ray data source can use xrayd as their endpoint.
+// The X-Ray REST-JSON API of `xrayd serve`, answered from the TraceStore, so the AWS CLI, AWS SDKs
+// and Grafana's X-Ray data source can use xrayd as their endpoint.
 //
-// Routes are the exact paths of AWS's service model (POST /TraceSegments, /TraceSummaries,
-// /Traces, /GetSamplingRules, /SamplingTargets, /Groups, ...). Answers keep every list field
-// present even when empty and use epoch-second numbers for timestamps; errors use the shapes
-// the SDKs parse (x-amzn-ErrorType header and {"__type","message"} body). Unknown operations get
-// an UnknownOperationException, never an HTML 404.
+// XrayApi is the API as a function, http::IncomingRequest → http::OutgoingResponse, with no socket:
+// it checks the SigV4 signature (when keys are configured), looks the path up in the route table
+// (the exact paths of AWS's service model: POST /TraceSegments, /TraceSummaries, /Traces, ...),
+// parses the body within JsonLimits, checks it against the operation's shape (request_shapes.h),
+// and calls the operation's handler (traces.h, graphs.h, sampling_rules.h, groups.h). Answers keep
+// every list field present even when empty and use epoch-second numbers for timestamps. Errors are
+// values (api_error.h) written by http/json_error.h in the shape the SDKs parse; unknown
+// operations get UnknownOperationException, never an HTML 404. Thread-safe: handlers may run on
+// any number of threads at once.
 //
-// Owns the listening socket and its serving threads (cpp-httplib). Start() binds; Stop() is
-// idempotent and joins. Stop it before the TraceStore it borrows.
+// XrayApiServer owns the listening socket and its serving threads (http::ListeningServer) and an
+// XrayApi. Start() binds; Stop() is idempotent and joins. Stop it before the TraceStore it borrows.
 #pragma once
 
+#include <chrono>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "api/api_context.h"
+#include "api/json_input.h"
 #include "api/request_auth.h"
 #include "common/result.h"
 #include "http/http_server.h"
+#include "http/server_message.h"
 #include "store/trace_store.h"
 
 namespace xrayd::api {
@@ -32,6 +39,28 @@ struct ApiOptions {
   int threads = 8;
   bool verify_signatures = false;  // every request must be SigV4-signed with one of `keys`
   std::vector<AccessKey> keys;
+  JsonLimits json_limits;
+  ApiLimits limits;
+};
+
+class XrayApi {
+ public:
+  XrayApi(const ApiOptions& options, store::TraceStore& store);
+  ~XrayApi();
+  XrayApi(const XrayApi&) = delete;
+  XrayApi& operator=(const XrayApi&) = delete;
+
+  http::OutgoingResponse Handle(const http::IncomingRequest& request);
+
+ private:
+  // Constant after construction (SamplingRules and Groups lock inside).
+  const JsonLimits json_limits_;
+  const ApiLimits limits_;
+  const std::optional<RequestVerifier> verifier_;
+  log::RateLimiter truncation_log_{std::chrono::minutes(1)};  // thread-safe (atomics)
+  store::TraceStore& store_;
+  std::unique_ptr<SamplingRules> sampling_;
+  std::unique_ptr<Groups> groups_;
 };
 
 class XrayApiServer {
@@ -45,9 +74,7 @@ class XrayApiServer {
 
  private:
   const ApiOptions options_;
-  store::TraceStore& store_;
-  std::unique_ptr<SamplingRules> sampling_;
-  std::unique_ptr<Groups> groups_;
+  XrayApi api_;
   std::unique_ptr<http::ListeningServer> server_;
   int port_ = 0;
 };

@@ -97,14 +97,21 @@ struct StoredSegment {
   std::string doc;
 };
 
+// A listing: traces in (time, trace_id) order, time being the trace id's epoch (by_trace_id_time,
+// X-Ray's TimeRangeType TraceId) or the start time. `cursor` is "" for the first page, else
+// ListCursorAfter() of the last row read: opaque text (callers hand it out as NextToken and must
+// not look inside). A cursor that does not decode, or was made for the other order, makes
+// ListTraces fail with an InvalidArgument error.
 struct ListQuery {
   double start_time = 0;
   double end_time = 0;
-  bool by_trace_id_time = false;  // TimeRangeType TraceId: range over the id's epoch
-  std::string after_trace_id;     // pagination: traces ordered by (start_time, trace_id)
-  double after_start_time = 0;
+  bool by_trace_id_time = false;
+  std::string cursor;
   size_t limit = 1000;
 };
+
+// The cursor that resumes `query`'s listing after `row` (a row ListTraces returned for it).
+std::string ListCursorAfter(const ListQuery& query, const TraceSummaryRow& row);
 
 class TraceStore {
  public:

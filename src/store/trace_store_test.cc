@@ -186,10 +186,33 @@ TEST_F(StoreTest, PagesCoverTheRangeExactlyOnce) {
       EXPECT_LT(last, std::make_pair(r.start_time, r.trace_id)) << "out of order";
       last = {r.start_time, r.trace_id};
     }
-    q.after_start_time = rows->back().start_time;
-    q.after_trace_id = rows->back().trace_id;
+    q.cursor = ListCursorAfter(q, rows->back());
   }
   EXPECT_EQ(seen, expected);
+}
+
+// The listing cursor is opaque to callers; a damaged one, or one made for the other order, is the
+// caller's error (InvalidArgument), never a silent restart from the first page.
+TEST_F(StoreTest, ListCursorIsCheckedOnUse) {
+  Put({{{"trace_id", kTrace}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", 150.0}, {"end_time", 151.0}}});
+  ListQuery q{100, 1000, false, "", 10};
+  auto rows = store_->ListTraces(q);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  q.cursor = ListCursorAfter(q, rows->back());
+  EXPECT_EQ(q.cursor.find(kTrace), std::string::npos) << "opaque";
+  ASSERT_TRUE(store_->ListTraces(q));
+  EXPECT_TRUE(store_->ListTraces(q)->empty());
+  for (std::string bad : {std::string("garbage"), std::string("7c"), q.cursor.substr(1), q.cursor + "0"}) {
+    ListQuery b = q;
+    b.cursor = bad;
+    auto r = store_->ListTraces(b);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().kind, Error::Kind::kInvalidArgument);
+  }
+  ListQuery other = q;
+  other.by_trace_id_time = true;
+  EXPECT_FALSE(store_->ListTraces(other));
 }
 
 // Graph queries take the traces overlapping a window. A long trace that started well before the
@@ -279,19 +302,18 @@ TEST_F(StoreTest, ListPagesInOrderAndSurvivesRestart) {
   }
   Put(docs);
   Reopen();
-  ListQuery q{kT0 + 999, kT0 + 2000, false, "", 0, 10};
+  ListQuery q{kT0 + 999, kT0 + 2000, false, "", 10};
   std::vector<std::string> seen;
   for (int page = 0; page < 10; ++page) {
     auto rows = store_->ListTraces(q);
     ASSERT_TRUE(rows);
     if (rows->empty()) break;
     for (auto& r : *rows) seen.push_back(r.trace_id);
-    q.after_trace_id = rows->back().trace_id;
-    q.after_start_time = rows->back().start_time;
+    q.cursor = ListCursorAfter(q, rows->back());
   }
   EXPECT_EQ(seen.size(), 30u);
   EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
-  ListQuery by_id{1010, 1019, true, "", 0, 100};
+  ListQuery by_id{1010, 1019, true, "", 100};
   EXPECT_EQ(store_->ListTraces(by_id)->size(), 10u);
 }
 

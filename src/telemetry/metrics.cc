@@ -126,6 +126,9 @@ std::string Metrics::RenderPrometheus() const {
   Gauge(out, "xrayd_buffer_capacity_bytes", "The buffer's bound (buffer memory setting).",
         load(buffer_capacity_bytes));
   export_latency.Render(out, "xrayd_export_latency_seconds", "PutTraceSegments request latency.");
+  Counter(out, "xrayd_api_graph_truncated_total",
+          "Graph answers built from part of their window (more traces than the per-call limit).",
+          load(api_graph_truncated));
   return out;
 }
 
@@ -141,6 +144,7 @@ void Metrics::ResetForTest() {
   for (auto& c : backend_errors) c = 0;
   store_errors_retryable = store_errors_permanent = 0;
   batches_in_flight = buffer_bytes = buffer_segments = buffer_capacity_bytes = 0;
+  api_graph_truncated = 0;
 }
 
 Metrics& GlobalMetrics() {

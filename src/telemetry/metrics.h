@@ -68,6 +68,10 @@ struct Metrics {
 
   LatencyHistogram export_latency;
 
+  // xrayd serve: graph answers (GetServiceGraph, GetTimeSeriesServiceStatistics) built from part of
+  // their window because it held more traces than the per-call limit.
+  std::atomic<uint64_t> api_graph_truncated{0};
+
   void Reject(RejectReason r, uint64_t n = 1) {
     segments_rejected[static_cast<size_t>(r)].fetch_add(n, std::memory_order_relaxed);
   }

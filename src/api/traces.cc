@@ -1,0 +1,174 @@
+#include "api/traces.h"
+
+#include <map>
+
+#include "api/filter_expression.h"
+#include "api/request_schema.h"
+#include "api/root_causes.h"
+#include "api/trace_assembly.h"
+#include "ingest/datagram.h"
+
+namespace xrayd::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kPageSize = 100;
+// Traces one GetTraceSummaries call examines at most; NextToken resumes the scan after them.
+constexpr size_t kScanBudget = 20000;
+
+json ServiceId(const std::string& name, const std::string& type) {
+  json s = {{"Name", name}, {"Names", json::array({name})}};
+  if (!type.empty()) s["Type"] = type;
+  return s;
+}
+
+json HttpJson(const store::TraceSummaryRow& r) {
+  json http = json::object();
+  if (!r.http_url.empty()) http["HttpURL"] = r.http_url;
+  if (r.http_status) http["HttpStatus"] = *r.http_status;
+  if (!r.http_method.empty()) http["HttpMethod"] = r.http_method;
+  if (!r.user_agent.empty()) http["UserAgent"] = r.user_agent;
+  if (!r.client_ip.empty()) http["ClientIp"] = r.client_ip;
+  return http;
+}
+
+json AnnotationsJson(const store::TraceSummaryRow& r) {
+  json annotations = json::object();
+  for (const auto& a : r.annotations) {
+    json value = json::parse(a.value_json, nullptr, false);
+    json av = json::object();
+    if (value.is_string()) av["StringValue"] = value;
+    else if (value.is_boolean()) av["BooleanValue"] = value;
+    else if (value.is_number()) av["NumberValue"] = value;
+    else continue;
+    json entry = {{"AnnotationValue", av}, {"ServiceIds", json::array()}};
+    if (!a.service.empty()) entry["ServiceIds"].push_back(ServiceId(a.service, ""));
+    if (!annotations.contains(a.key)) annotations[a.key] = json::array();
+    annotations[a.key].push_back(entry);
+  }
+  return annotations;
+}
+
+json SummaryJson(const store::TraceSummaryRow& r) {
+  json services = json::array();
+  for (const auto& [name, type] : r.services) services.push_back(ServiceId(name, type));
+  json users = json::array();
+  if (!r.user.empty())
+    users.push_back({{"UserName", r.user}, {"ServiceIds", json::array({ServiceId(r.root_name, r.root_origin)})}});
+  const double start = r.root_start.value_or(r.start_time);
+  json s = {
+      {"Id", r.trace_id},           {"StartTime", start},
+      {"Duration", r.end_time - r.start_time},
+      {"HasFault", r.has_fault},    {"HasError", r.has_error},
+      {"HasThrottle", r.has_throttle}, {"IsPartial", r.is_partial},
+      {"Http", HttpJson(r)},        {"Annotations", AnnotationsJson(r)},
+      {"Users", users},             {"ServiceIds", services},
+      {"ResourceARNs", json::array()}, {"InstanceIds", json::array()},
+      {"AvailabilityZones", json::array()}, {"FaultRootCauses", json::array()},
+      {"ErrorRootCauses", json::array()}, {"ResponseTimeRootCauses", json::array()},
+      {"Revision", r.revision},     {"MatchedEventTime", start},
+  };
+  if (r.root_start && r.root_end) s["ResponseTime"] = *r.root_end - *r.root_start;
+  if (!r.root_name.empty()) s["EntryPoint"] = ServiceId(r.root_name, r.root_origin);
+  return s;
+}
+
+// Adds the root causes found in the trace's documents to its summary.
+ApiStatus AddRootCauses(store::TraceStore& store, json& summary) {
+  auto segs = store.SegmentsOf(summary["Id"].get<std::string>());
+  if (!segs) return ApiError::Internal("reading a trace's segments", segs.error());
+  std::vector<json> docs;
+  for (const auto& s : AssembleTrace(*segs).segments) docs.push_back(json::parse(s.document, nullptr, false));
+  RootCauses causes = FindRootCauses(docs);
+  summary["FaultRootCauses"] = std::move(causes.fault);
+  summary["ErrorRootCauses"] = std::move(causes.error);
+  summary["ResponseTimeRootCauses"] = std::move(causes.response_time);
+  return Ok{};
+}
+
+// One document of PutTraceSegments: empty when stored, else its UnprocessedTraceSegments entry.
+std::optional<json> CheckDocument(DatagramParser& validator, std::string& doc) {
+  const size_t len = doc.size();
+  doc.append(kPadding, '\0');
+  auto v = validator.ValidateSegment(doc.data(), len);
+  doc.resize(len);
+  if (!v.reject) return std::nullopt;
+  json bad = json::parse(doc, nullptr, false);
+  std::string id = bad.is_object() && bad.contains("id") && bad["id"].is_string() ? bad["id"].get<std::string>() : "";
+  return json{{"Id", id}, {"ErrorCode", "InvalidSegment"}, {"Message", std::string(v.detail)}};
+}
+
+}  // namespace
+
+ApiResult<json> PutTraceSegments(ApiContext& ctx, const json& in) {
+  DatagramParser validator;
+  std::vector<std::string> accepted;
+  json unprocessed = json::array();
+  for (const auto& d : in["TraceSegmentDocuments"]) {
+    std::string doc = d.get<std::string>();
+    if (auto rejected = CheckDocument(validator, doc)) unprocessed.push_back(std::move(*rejected));
+    else accepted.push_back(std::move(doc));
+  }
+  auto stored = ctx.store.Append(accepted);
+  if (!stored) return ApiError::Internal("storing segments", stored.error());
+  return json{{"UnprocessedTraceSegments", unprocessed}};
+}
+
+ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
+  const double start = *ParseTimestamp(in["StartTime"]);
+  const double end = *ParseTimestamp(in["EndTime"]);
+  if (end < start) return ApiError::Invalid("EndTime is before StartTime");
+  auto filter = Filter::Parse(in.value("FilterExpression", ""));
+  if (!filter) return ApiError::Invalid("FilterExpression: " + filter.error().message);
+  store::ListQuery q;
+  q.start_time = start;
+  q.end_time = end;
+  q.by_trace_id_time = in.value("TimeRangeType", "TraceId") == "TraceId";
+  if (in.contains("NextToken")) q.cursor = in["NextToken"].get<std::string>();  // the store's opaque cursor
+  // Scan forward in store order, keeping matches, until a page is full, the range is exhausted,
+  // or the scan budget is spent (then NextToken resumes the scan).
+  json summaries = json::array();
+  size_t scanned = 0;
+  bool exhausted = false;
+  while (summaries.size() < kPageSize && scanned < kScanBudget) {
+    q.limit = filter->IsEmpty() ? kPageSize - summaries.size() : 500;
+    auto rows = ctx.store.ListTraces(q);
+    if (!rows) return ApiError::FromStore("NextToken", "listing traces", rows.error());
+    for (const auto& row : *rows) {
+      ++scanned;
+      q.cursor = store::ListCursorAfter(q, row);
+      if (filter->Matches(row)) {
+        summaries.push_back(SummaryJson(row));
+        if (auto st = AddRootCauses(ctx.store, summaries.back()); !st) return st.error();
+      }
+      if (summaries.size() >= kPageSize) break;
+    }
+    if (rows->size() < q.limit && summaries.size() < kPageSize) {
+      exhausted = true;
+      break;
+    }
+  }
+  json out = json::object();
+  if (!exhausted) out["NextToken"] = q.cursor;
+  out["TraceSummaries"] = summaries;
+  out["ApproximateTime"] = NowSeconds();
+  out["TracesProcessedCount"] = scanned;
+  return out;
+}
+
+ApiResult<json> BatchGetTraces(ApiContext& ctx, const json& in) {
+  json traces = json::array();
+  for (const auto& id : in["TraceIds"]) {
+    auto segs = ctx.store.SegmentsOf(id.get<std::string>());
+    if (!segs) return ApiError::Internal("reading a trace's segments", segs.error());
+    if (segs->empty()) continue;
+    AssembledTrace t = AssembleTrace(*segs);
+    json segments = json::array();
+    for (auto& s : t.segments) segments.push_back({{"Id", s.id}, {"Document", s.document}});
+    traces.push_back({{"Id", id}, {"Duration", t.duration}, {"LimitExceeded", false}, {"Segments", segments}});
+  }
+  return json{{"Traces", traces}, {"UnprocessedTraceIds", json::array()}};
+}
+
+}  // namespace xrayd::api

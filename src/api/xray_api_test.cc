@@ -1,0 +1,235 @@
+// The dispatcher (XrayApi::Handle) end to end without a socket: real store in a temp directory,
+// requests as the server layer hands them over.
+#include "api/xray_api.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <set>
+#include <nlohmann/json.hpp>
+
+#include "aws/sigv4.h"
+
+namespace xrayd::api {
+namespace {
+
+using nlohmann::json;
+
+class XrayApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("xrayd-api-" + std::to_string(::getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    auto s = store::TraceStore::Open({dir_.string()});
+    ASSERT_TRUE(s) << s.error().message;
+    store_ = std::move(*s);
+    api_ = std::make_unique<XrayApi>(options_, *store_);
+  }
+  void TearDown() override {
+    api_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  http::OutgoingResponse Call(const std::string& path, const std::string& body, const std::string& method = "POST") {
+    http::IncomingRequest r;
+    r.method = method;
+    r.target = r.path = path;
+    r.headers = {{"Content-Type", "application/json"}};
+    r.body = body;
+    r.peer = "127.0.0.1:1";
+    return api_->Handle(r);
+  }
+  // The answer's JSON body; checks the status and, for errors, the x-amzn-ErrorType header.
+  json Expect(const http::OutgoingResponse& r, int status, const std::string& type = "") {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(r.content_type, "application/json");
+    json body = json::parse(r.body);
+    if (!type.empty()) {
+      EXPECT_EQ(body["__type"], type) << r.body;
+      bool header = false;
+      for (const auto& [k, v] : r.headers) header |= k == "x-amzn-ErrorType" && v == type;
+      EXPECT_TRUE(header) << r.body;
+    }
+    return body;
+  }
+
+  ApiOptions options_;
+  std::filesystem::path dir_;
+  std::unique_ptr<store::TraceStore> store_;
+  std::unique_ptr<XrayApi> api_;
+};
+
+TEST_F(XrayApiTest, RoutesByPathAndRefusesOtherOperations) {
+  json rules = Expect(Call("/GetSamplingRules", ""), 200);
+  EXPECT_EQ(rules["SamplingRuleRecords"][0]["SamplingRule"]["RuleName"], "Default");
+  json e = Expect(Call("/NoSuchOperation", "{}"), 404, "UnknownOperationException");
+  EXPECT_EQ(e["message"], "no X-Ray operation at POST /NoSuchOperation");
+  Expect(Call("/GetSamplingRules", "", "GET"), 404, "UnknownOperationException");
+  Expect(Call("/GetSamplingRules", "", "DELETE"), 404, "UnknownOperationException");
+}
+
+TEST_F(XrayApiTest, GroupLifecycle) {
+  json g = Expect(Call("/CreateGroup", R"({"GroupName": "slow", "FilterExpression": "responsetime > 1"})"), 200);
+  EXPECT_EQ(g["Group"]["GroupARN"], "arn:aws:xray:local:000000000000:group/slow");
+  Expect(Call("/CreateGroup", R"({"GroupName": "slow"})"), 400, "InvalidRequestException");
+  EXPECT_EQ(Expect(Call("/GetGroup", R"({"GroupARN": "arn:aws:xray:local:000000000000:group/slow"})"), 200)
+                ["Group"]["FilterExpression"],
+            "responsetime > 1");
+  EXPECT_EQ(Expect(Call("/Groups", "{}"), 200)["Groups"].size(), 2u);
+  json bad = Expect(Call("/UpdateGroup", R"({"GroupName": "slow", "FilterExpression": "responsetime >"})"), 400,
+                    "InvalidRequestException");
+  EXPECT_EQ(bad["message"].get<std::string>().rfind("FilterExpression: ", 0), 0u) << bad;
+  Expect(Call("/DeleteGroup", R"({"GroupName": "slow"})"), 200);
+  json gone = Expect(Call("/GetGroup", R"({"GroupName": "slow"})"), 400, "InvalidRequestException");
+  EXPECT_EQ(gone["message"], "group slow not found");
+}
+
+TEST_F(XrayApiTest, SamplingRuleLifecycle) {
+  const json rule = {{"RuleName", "r1"}, {"ResourceARN", "*"}, {"Priority", 5}, {"FixedRate", 0.5},
+                     {"ReservoirSize", 4}, {"ServiceName", "*"}, {"ServiceType", "*"}, {"Host", "*"},
+                     {"HTTPMethod", "*"}, {"URLPath", "*"}, {"Version", 1}, {"Smuggled", "not stored"}};
+  json created = Expect(Call("/CreateSamplingRule", json{{"SamplingRule", rule}}.dump()), 200);
+  EXPECT_FALSE(created["SamplingRuleRecord"]["SamplingRule"].contains("Smuggled"));
+  Expect(Call("/CreateSamplingRule", json{{"SamplingRule", rule}}.dump()), 400, "InvalidRequestException");
+  json updated = Expect(
+      Call("/UpdateSamplingRule", R"({"SamplingRuleUpdate": {"RuleARN": "arn:aws:xray:local:000000000000:sampling-rule/r1",
+                                                             "FixedRate": 0.25}})"),
+      200);
+  EXPECT_EQ(updated["SamplingRuleRecord"]["SamplingRule"]["FixedRate"], 0.25);
+  EXPECT_EQ(updated["SamplingRuleRecord"]["SamplingRule"]["Priority"], 5);
+  json targets = Expect(Call("/SamplingTargets", R"({"SamplingStatisticsDocuments": [{"RuleName": "r1",
+      "ClientID": "0123456789abcdef01234567", "Timestamp": 1700000000, "RequestCount": 3, "SampledCount": 1}]})"),
+                        200);
+  EXPECT_EQ(targets["SamplingTargetDocuments"][0]["ReservoirQuota"], 4);
+  Expect(Call("/DeleteSamplingRule", R"({"RuleName": "Default"})"), 400, "InvalidRequestException");
+  Expect(Call("/DeleteSamplingRule", R"({"RuleName": "r1"})"), 200);
+  EXPECT_EQ(Expect(Call("/GetSamplingRules", "{}"), 200)["SamplingRuleRecords"].size(), 1u);
+}
+
+TEST_F(XrayApiTest, TraceSummariesPageWithTheStoresCursor) {
+  json docs = json::array();
+  for (int i = 0; i < 130; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
+    docs.push_back(json{{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", 1465510280.0 + i},
+                        {"end_time", 1465510281.0 + i}}.dump());
+  }
+  EXPECT_TRUE(Expect(Call("/TraceSegments", json{{"TraceSegmentDocuments", docs}}.dump()), 200)
+                  ["UnprocessedTraceSegments"].empty());
+  for (const char* range : {"TraceId", "Event"}) {
+    json req = {{"StartTime", 1465510000}, {"EndTime", 1465520000}, {"TimeRangeType", range}};
+    std::set<std::string> seen;
+    int pages = 0;
+    for (; pages < 5; ++pages) {
+      json page = Expect(Call("/TraceSummaries", req.dump()), 200);
+      for (const auto& s : page["TraceSummaries"]) EXPECT_TRUE(seen.insert(s["Id"]).second) << s["Id"];
+      if (!page.contains("NextToken")) break;
+      req["NextToken"] = page["NextToken"];
+    }
+    EXPECT_EQ(seen.size(), 130u) << range;
+    EXPECT_EQ(pages, 1) << range << ": two pages of 100 and 30";
+  }
+  json bad = Expect(Call("/TraceSummaries", R"({"StartTime": 1, "EndTime": 2, "NextToken": "garbage"})"), 400,
+                    "InvalidRequestException");
+  EXPECT_EQ(bad["message"], "NextToken is not valid");
+}
+
+// A graph over a window with more traces than the limit covers the newest ones and is counted.
+TEST_F(XrayApiTest, GraphsFromPartOfAWindowAreCounted) {
+  std::atomic<uint64_t> truncated{0};
+  options_.limits.graph_traces = 3;
+  options_.limits.graph_truncated = &truncated;
+  api_ = std::make_unique<XrayApi>(options_, *store_);
+  json docs = json::array();
+  for (int i = 0; i < 5; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
+    docs.push_back(json{{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "svc" + std::to_string(i)},
+                        {"start_time", 1465510280.0 + i}, {"end_time", 1465510280.5 + i}}.dump());
+  }
+  Expect(Call("/TraceSegments", json{{"TraceSegmentDocuments", docs}}.dump()), 200);
+  json graph = Expect(Call("/ServiceGraph", R"({"StartTime": 1465510000, "EndTime": 1465520000})"), 200);
+  EXPECT_EQ(graph["Services"].size(), 3u) << "the newest three traces";
+  EXPECT_EQ(truncated.load(), 1u);
+  Expect(Call("/TimeSeriesServiceStatistics", R"({"StartTime": 1465510000, "EndTime": 1465520000})"), 200);
+  EXPECT_EQ(truncated.load(), 2u);
+  Expect(Call("/ServiceGraph", R"({"StartTime": 1465510283, "EndTime": 1465520000})"), 200);
+  EXPECT_EQ(truncated.load(), 2u) << "two traces in that window: complete";
+}
+
+// issue #11: a value nested 100,000 deep killed `xrayd serve`; a 50,000-deep one was stored.
+TEST_F(XrayApiTest, DeeplyNestedBodiesAreRefusedNotParsed) {
+  for (size_t depth : {100000u, 50000u, 17u}) {
+    const std::string body = "{\"SamplingRule\":{\"Attributes\":{\"a\":" + std::string(depth, '[') +
+                             std::string(depth, ']') + "}}}";
+    json e = Expect(Call("/CreateSamplingRule", body), 400, "InvalidRequestException");
+    EXPECT_EQ(e["message"], "request body nested deeper than 16 levels");
+  }
+  EXPECT_EQ(Expect(Call("/GetSamplingRules", "{}"), 200)["SamplingRuleRecords"].size(), 1u);
+}
+
+TEST_F(XrayApiTest, FieldsAreCheckedAgainstTheModel) {
+  json e = Expect(Call("/CreateGroup", json{{"GroupName", std::string(1 << 20, 'g')}}.dump()), 400,
+                  "InvalidRequestException");
+  EXPECT_EQ(e["message"], "GroupName length must be between 1 and 32 characters");
+  e = Expect(Call("/TraceSummaries", R"({"StartTime": 10, "EndTime": 20, "TimeRangeType": "Wrong"})"), 400,
+             "InvalidRequestException");
+  EXPECT_EQ(e["message"], "TimeRangeType must be one of: TraceId, Event, Service");
+  e = Expect(Call("/TraceSummaries", R"({"StartTime": 20, "EndTime": 10})"), 400, "InvalidRequestException");
+  EXPECT_EQ(e["message"], "EndTime is before StartTime");
+  e = Expect(Call("/Traces", "{}"), 400, "InvalidRequestException");
+  EXPECT_EQ(e["message"], "TraceIds is required");
+  Expect(Call("/Traces", "not json"), 400, "InvalidRequestException");
+}
+
+// issue #11: a non-ASCII byte in a filter answered 500 with the exception text in a header.
+TEST_F(XrayApiTest, NonAsciiFilterIsAnInvalidRequest) {
+  for (const char* filter : {"\xC3\xA9 = 1", "http.url = \"x\" AND \xC3\xBF", "service(\"caf\xC3\xA9\") AND \xE2\x82\xAC"}) {
+    auto r = Call("/TraceSummaries", json{{"StartTime", 10}, {"EndTime", 20}, {"FilterExpression", filter}}.dump());
+    json e = Expect(r, 400, "InvalidRequestException");
+    EXPECT_NE(e["message"].get<std::string>().find("unexpected byte 0x"), std::string::npos) << e;
+    ASSERT_EQ(r.headers.size(), 1u) << "only x-amzn-ErrorType";
+  }
+  // Inside a quoted string, UTF-8 is a value like any other.
+  Expect(Call("/TraceSummaries", json{{"StartTime", 10}, {"EndTime", 20}, {"FilterExpression", "user = \"\xC3\xA9\""}}.dump()),
+         200);
+}
+
+// A failure of ours answers InternalFailure without internal text (here SQLite's "no such table").
+TEST_F(XrayApiTest, StoreFailuresDoNotLeakInternalText) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE traces", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto r = Call("/TraceSummaries", R"({"StartTime": 10, "EndTime": 20})");
+  json e = Expect(r, 500, "InternalFailure");
+  EXPECT_EQ(e["message"], "internal error; see the xrayd log");
+  EXPECT_EQ(r.body.find("traces"), std::string::npos);
+  for (const auto& [k, v] : r.headers) EXPECT_EQ(v.find("table"), std::string::npos) << k;
+}
+
+TEST_F(XrayApiTest, SignaturesAreCheckedWhenKeysAreConfigured) {
+  options_.verify_signatures = true;
+  options_.keys = {{"AKIDEXAMPLE", "secret"}};
+  api_ = std::make_unique<XrayApi>(options_, *store_);
+  auto r = Call("/GetSamplingRules", "{}");
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_FALSE(json::parse(r.body)["__type"].get<std::string>().empty());
+
+  http::IncomingRequest req;
+  req.method = "POST";
+  req.target = req.path = "/GetSamplingRules";
+  req.body = "{}";
+  aws::SignableRequest s{"POST", "/GetSamplingRules", "", {{"Host", "127.0.0.1:2020"}, {"Content-Type", "application/json"}}};
+  aws::Sign(s, req.body, {"AKIDEXAMPLE", "secret", ""}, {"us-east-1", "xray", std::chrono::system_clock::now()});
+  req.headers = s.headers;
+  EXPECT_EQ(api_->Handle(req).status, 200);
+}
+
+}  // namespace
+}  // namespace xrayd::api
