@@ -4,6 +4,36 @@
 
 namespace xrayd {
 
+const char* ToString(HttpListener l) {
+  switch (l) {
+    case HttpListener::kApi: return "api";
+    case HttpListener::kProxy: return "tcp_proxy";
+    case HttpListener::kHealth: return "health";
+    case HttpListener::kUi: return "ui";
+    case HttpListener::kCount: break;
+  }
+  return "unknown";
+}
+
+const char* ToString(HttpRefusal r) {
+  switch (r) {
+    case HttpRefusal::kHeaderTooLarge: return "header_too_large";
+    case HttpRefusal::kTooManyHeaders: return "too_many_headers";
+    case HttpRefusal::kBodyTooLarge: return "body_too_large";
+    case HttpRefusal::kInflatedTooLarge: return "inflated_too_large";
+    case HttpRefusal::kBadFraming: return "bad_framing";
+    case HttpRefusal::kMalformed: return "malformed";
+    case HttpRefusal::kTransferCoding: return "transfer_coding";
+    case HttpRefusal::kContentEncoding: return "content_encoding";
+    case HttpRefusal::kHeaderTimeout: return "header_timeout";
+    case HttpRefusal::kBodyTimeout: return "body_timeout";
+    case HttpRefusal::kConnectionLimit: return "connection_limit";
+    case HttpRefusal::kOverloaded: return "overloaded";
+    case HttpRefusal::kCount: break;
+  }
+  return "unknown";
+}
+
 const char* ToString(RejectReason r) {
   switch (r) {
     case RejectReason::kBadHeader: return "bad_header";
@@ -131,6 +161,13 @@ std::string Metrics::RenderPrometheus() const {
   Gauge(out, "xrayd_buffer_capacity_bytes", "The buffer's bound (buffer memory setting).",
         load(buffer_capacity_bytes));
   export_latency.Render(out, "xrayd_export_latency_seconds", "PutTraceSegments request latency.");
+  out += "# HELP xrayd_http_refused_total HTTP requests or connections refused before a handler ran, by listener "
+         "and reason.\n# TYPE xrayd_http_refused_total counter\n";
+  for (size_t l = 0; l < http_refused.size(); ++l)
+    for (size_t r = 0; r < http_refused[l].size(); ++r)
+      fmt::format_to(std::back_inserter(out), "xrayd_http_refused_total{{listener=\"{}\",reason=\"{}\"}} {}\n",
+                     ToString(static_cast<HttpListener>(l)), ToString(static_cast<HttpRefusal>(r)),
+                     load(http_refused[l][r]));
   return out;
 }
 
@@ -144,6 +181,8 @@ void Metrics::ResetForTest() {
   export_requests_ok = export_requests_retryable = export_requests_throttled = export_requests_permanent = 0;
   export_retries = 0;
   for (auto& c : backend_errors) c = 0;
+  for (auto& per_listener : http_refused)
+    for (auto& c : per_listener) c = 0;
   batches_in_flight = buffer_bytes = buffer_segments = buffer_capacity_bytes = 0;
 }
 
