@@ -1,11 +1,10 @@
 #include "api/xray_api.h"
 
-#include <httplib.h>
-
 #include <chrono>
 #include <cmath>
 #include <deque>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -22,7 +21,6 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kPageSize = 100;
-constexpr size_t kMaxBody = 8 * 1024 * 1024;
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -35,21 +33,19 @@ struct ApiError {
   std::string message;
 };
 
-void Reply(httplib::Response& res, const json& body) {
-  res.status = 200;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+http::OutgoingResponse Reply(const json& body) {
+  return {200, "application/json", {}, body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
-void ReplyError(httplib::Response& res, const ApiError& e) {
-  res.status = e.status;
-  res.set_header("x-amzn-ErrorType", e.type);
-  res.set_content(json{{"__type", e.type}, {"message", e.message}, {"Message", e.message}}.dump(), "application/json");
+http::OutgoingResponse ReplyError(const ApiError& e) {
+  return {e.status, "application/json", {{"x-amzn-ErrorType", e.type}},
+          json{{"__type", e.type}, {"message", e.message}, {"Message", e.message}}.dump()};
 }
 
 ApiError Invalid(const std::string& message) { return {400, "InvalidRequestException", message}; }
 
 // Request bodies: empty means {} where the model allows it.
-json ParseBody(const httplib::Request& req) {
+json ParseBody(const http::IncomingRequest& req) {
   if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
   json j = json::parse(req.body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Invalid("request body is not a JSON object");
@@ -458,40 +454,20 @@ XrayApiServer::XrayApiServer(ApiOptions options, store::TraceStore& store)
 XrayApiServer::~XrayApiServer() { Stop(); }
 
 Status XrayApiServer::Start() {
-  server_ = std::make_unique<http::ListeningServer>(options_.threads);
-  httplib::Server& routes = server_->routes();
-  routes.set_payload_max_length(kMaxBody);
-  // Signatures cover the body, which httplib reads only once a route matched: verify per route.
+  // The server layer (http/server.h) has read, size-checked and decompressed the whole request;
+  // signatures cover the body, so they are verified here, before any route runs.
   std::shared_ptr<RequestVerifier> verifier;
   if (options_.verify_signatures) verifier = std::make_shared<RequestVerifier>(options_.keys);
-  auto authorized = [verifier](const httplib::Request& req, httplib::Response& res) {
-    if (!verifier) return true;
-    std::vector<std::pair<std::string, std::string>> headers(req.headers.begin(), req.headers.end());
-    const size_t q = req.target.find('?');
-    const std::string query = q == std::string::npos ? "" : req.target.substr(q + 1);
-    if (auto failure = verifier->Verify(req.method, req.path, query, headers, req.body, Now())) {
-      ReplyError(res, {failure->status, failure->type, failure->message});
-      return false;
-    }
-    return true;
+  auto refused = [verifier](const http::IncomingRequest& req) -> std::optional<http::OutgoingResponse> {
+    if (!verifier) return std::nullopt;
+    if (auto failure = verifier->Verify(req.method, req.path, req.query, req.headers, req.body, Now()))
+      return ReplyError({failure->status, failure->type, failure->message});
+    return std::nullopt;
   };
 
   using Handler = std::function<json(const json&)>;
-  auto route = [&routes, authorized](const std::string& path, Handler handler) {
-    routes.Post(path, [handler, authorized](const httplib::Request& req, httplib::Response& res) {
-      if (!authorized(req, res)) return;
-      try {
-        Reply(res, handler(ParseBody(req)));
-      } catch (const ApiError& e) {
-        ReplyError(res, e);
-      } catch (const json::exception& e) {
-        ReplyError(res, Invalid(std::string("malformed request: ") + e.what()));
-      } catch (const std::exception& e) {  // a bug or exhaustion: still an answer the SDKs can parse
-        XLOG_ERROR("X-Ray API {} failed: {}", req.path, e.what());
-        ReplyError(res, ApiError{500, "InternalFailure", e.what()});
-      }
-    });
-  };
+  auto routes = std::make_shared<std::map<std::string, Handler>>();  // POST path → operation
+  auto route = [&routes](const std::string& path, Handler handler) { (*routes)[path] = std::move(handler); };
 
   route("/TraceSegments", [this](const json& in) {
     if (!in.contains("TraceSegmentDocuments") || !in["TraceSegmentDocuments"].is_array())
@@ -678,23 +654,31 @@ Status XrayApiServer::Start() {
     return json{{"EncryptionConfig", {{"Status", "ACTIVE"}, {"Type", "NONE"}}}};
   });
 
-  auto unknown = [authorized](const httplib::Request& req, httplib::Response& res) {
-    if (!authorized(req, res)) return;
-    ReplyError(res, {404, "UnknownOperationException", "no X-Ray operation at " + req.method + " " + req.path});
+  // One RequestHandler for the server layer: verify, find the operation, run it.
+  http::RequestHandler serve = [routes, refused](const http::IncomingRequest& req) -> http::OutgoingResponse {
+    if (auto answer = refused(req)) return *answer;
+    const auto it = req.method == "POST" ? routes->find(req.path) : routes->end();
+    if (it == routes->end())
+      return ReplyError({404, "UnknownOperationException", "no X-Ray operation at " + req.method + " " + req.path});
+    try {
+      return Reply(it->second(ParseBody(req)));
+    } catch (const ApiError& e) {
+      return ReplyError(e);
+    } catch (const json::exception& e) {
+      return ReplyError(Invalid(std::string("malformed request: ") + e.what()));
+    } catch (const std::exception& e) {  // a bug or exhaustion: still an answer the SDKs can parse
+      XLOG_ERROR("X-Ray API {} failed: {}", req.path, e.what());
+      return ReplyError(ApiError{500, "InternalFailure", e.what()});
+    }
   };
-  routes.Post(".*", unknown);
-  routes.Get(".*", unknown);
-  routes.Put(".*", unknown);
-  routes.Delete(".*", unknown);
-
-  auto port = server_->Start(options_.listen_address, "API");
+  http::ServerLimits limits = options_.limits;
+  limits.handler_threads = options_.threads;
+  auto port = server_.Start(options_.listen_address, std::move(serve), limits);
   if (!port) return port.error();
   port_ = *port;
   return OkStatus();
 }
 
-void XrayApiServer::Stop() {
-  if (server_) server_->Stop();
-}
+void XrayApiServer::Stop() { server_.Stop(); }
 
 }  // namespace xrayd::api

@@ -7,8 +7,8 @@
 // the SDKs parse (x-amzn-ErrorType header and {"__type","message"} body). Unknown operations get
 // an UnknownOperationException, never an HTML 404.
 //
-// Owns the listening socket and its serving threads (cpp-httplib). Start() binds; Stop() is
-// idempotent and joins. Stop it before the TraceStore it borrows.
+// Owns an http::Server (listening socket, one I/O thread, `threads` handler threads). Start()
+// binds; Stop() is idempotent and joins. Stop it before the TraceStore it borrows.
 #pragma once
 
 #include <memory>
@@ -19,7 +19,7 @@
 
 #include "api/request_auth.h"
 #include "common/result.h"
-#include "http/http_server.h"
+#include "http/server.h"
 #include "store/trace_store.h"
 
 namespace xrayd::api {
@@ -29,7 +29,8 @@ class Groups;
 
 struct ApiOptions {
   std::string listen_address = "127.0.0.1:2020";
-  int threads = 8;
+  int threads = 8;                  // handler threads
+  http::ServerLimits limits;        // body, header, connection limits and deadlines (threads: above)
   bool verify_signatures = false;  // every request must be SigV4-signed with one of `keys`
   std::vector<AccessKey> keys;
 };
@@ -48,7 +49,7 @@ class XrayApiServer {
   store::TraceStore& store_;
   std::unique_ptr<SamplingRules> sampling_;
   std::unique_ptr<Groups> groups_;
-  std::unique_ptr<http::ListeningServer> server_;
+  http::Server server_{"API", HttpListener::kApi};
   int port_ = 0;
 };
 
