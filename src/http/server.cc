@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <sys/resource.h>
+
 #include <array>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -391,8 +393,23 @@ Result<tcp::endpoint> Resolve(const std::string& address) {
 
 }  // namespace
 
+// Connections are file descriptors. The soft limit is often 1024 (systemd's default) while the hard
+// one is far higher: raise the soft limit to the hard one, once, as Go's runtime does at start, so
+// the connection caps are what bounds a listener, not EMFILE.
+static void RaiseDescriptorLimit() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  });
+}
+
 Result<int> Server::Start(const std::string& address, RequestHandler handler, ServerLimits limits) {
   if (core_) return Error::InvalidArgument(name_ + " server already started");
+  RaiseDescriptorLimit();
   if (auto st = limits.Validate(); !st) return st.error();
   auto endpoint = Resolve(address);
   if (!endpoint) return endpoint.error();

@@ -29,7 +29,7 @@ Progress Feed(RequestReader& r, const std::string& bytes) {
   return r.Next();
 }
 
-TEST(RequestReader, ParsesARequestAndKeepsPipelinedBytesForTheNext) {
+TEST(HttpRequestReader, ParsesARequestAndKeepsPipelinedBytesForTheNext) {
   RequestReader r{ServerLimits{}};
   ASSERT_EQ(Feed(r, "POST /a?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}GET /b HTTP/1.1\r\nHost: h\r\n\r\n"),
             Progress::kRequest);
@@ -47,7 +47,7 @@ TEST(RequestReader, ParsesARequestAndKeepsPipelinedBytesForTheNext) {
   EXPECT_FALSE(r.InHeader());
 }
 
-TEST(RequestReader, ByteByByteGivesTheSameRequest) {
+TEST(HttpRequestReader, ByteByByteGivesTheSameRequest) {
   RequestReader r{ServerLimits{}};
   const std::string req = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
   Progress p = Progress::kNeedMore;
@@ -61,7 +61,7 @@ TEST(RequestReader, ByteByByteGivesTheSameRequest) {
   EXPECT_EQ(r.TakeRequest(nullptr).body, "abcde");
 }
 
-TEST(RequestReader, RefusesAmbiguousFraming) {
+TEST(HttpRequestReader, RefusesAmbiguousFraming) {
   const struct {
     const char* text;
     int status;
@@ -90,13 +90,13 @@ TEST(RequestReader, RefusesAmbiguousFraming) {
   }
 }
 
-TEST(RequestReader, EqualDuplicateContentLengthsAreOneLength) {
+TEST(HttpRequestReader, EqualDuplicateContentLengthsAreOneLength) {
   RequestReader r{ServerLimits{}};
   ASSERT_EQ(Feed(r, "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"), Progress::kRequest);
   EXPECT_EQ(r.TakeRequest(nullptr).body, "ok");
 }
 
-TEST(RequestReader, NoLengthMeansNoBody) {  // RFC 9112 §6.3 (7): the next bytes are the next request
+TEST(HttpRequestReader, NoLengthMeansNoBody) {  // RFC 9112 §6.3 (7): the next bytes are the next request
   RequestReader r{ServerLimits{}};
   ASSERT_EQ(Feed(r, "POST / HTTP/1.1\r\nHost: h\r\n\r\nxxxxxxxx"), Progress::kRequest);
   EXPECT_EQ(r.TakeRequest(nullptr).body, "");
@@ -104,7 +104,7 @@ TEST(RequestReader, NoLengthMeansNoBody) {  // RFC 9112 §6.3 (7): the next byte
   EXPECT_TRUE(r.InHeader());
 }
 
-TEST(RequestReader, HeaderLimits) {
+TEST(HttpRequestReader, HeaderLimits) {
   ServerLimits limits;
   limits.max_header_bytes = 2048;
   limits.max_header_count = 10;
@@ -122,7 +122,7 @@ TEST(RequestReader, HeaderLimits) {
   }
 }
 
-TEST(RequestReader, BodyLimitHoldsForEveryFraming) {
+TEST(HttpRequestReader, BodyLimitHoldsForEveryFraming) {
   ServerLimits limits;
   limits.max_body_bytes = 1000;
   {
@@ -141,7 +141,7 @@ TEST(RequestReader, BodyLimitHoldsForEveryFraming) {
   }
 }
 
-TEST(RequestReader, GzipIsInflatedWithinBounds) {
+TEST(HttpRequestReader, GzipIsInflatedWithinBounds) {
   ServerLimits limits;
   limits.max_body_bytes = 64 * 1024;
   limits.max_inflation_ratio = 100;
@@ -164,7 +164,7 @@ TEST(RequestReader, GzipIsInflatedWithinBounds) {
   EXPECT_EQ(r.refusal().reason, HttpRefusal::kInflatedTooLarge);
 }
 
-TEST(Decode, StopsAtTheRatioAndAtTheLimit) {
+TEST(HttpDecode, StopsAtTheRatioAndAtTheLimit) {
   const std::string data(100000, 'a');
   std::string z = Gzip(data);
   std::string copy = z;
@@ -186,7 +186,7 @@ TEST(Decode, StopsAtTheRatioAndAtTheLimit) {
   EXPECT_EQ(Decode("deflate", copy, 1 << 20, 1000)->status, 400);
 }
 
-TEST(RequestReader, ExpectContinueIsSignalledOnce) {
+TEST(HttpRequestReader, ExpectContinueIsSignalledOnce) {
   RequestReader r{ServerLimits{}};
   EXPECT_EQ(Feed(r, "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"),
             Progress::kContinueExpected);

@@ -57,7 +57,7 @@ class Conn {
 
 OutgoingResponse Echo(const IncomingRequest& req) { return {200, "text/plain", {}, req.method + " " + req.path}; }
 
-TEST(Server, ServesKeepAliveAndCloses) {
+TEST(HttpServer, ServesKeepAliveAndCloses) {
   Server server("test", HttpListener::kApi);
   auto port = server.Start("127.0.0.1:0", Echo, ServerLimits{});
   ASSERT_TRUE(port.ok()) << port.error().message;
@@ -70,7 +70,7 @@ TEST(Server, ServesKeepAliveAndCloses) {
   EXPECT_NE(last.find("GET /two"), std::string::npos) << last;
 }
 
-TEST(Server, SecondListenerOnTheSamePortIsRefused) {
+TEST(HttpServer, SecondListenerOnTheSamePortIsRefused) {
   Server first("first", HttpListener::kApi);
   auto port = first.Start("127.0.0.1:0", Echo, ServerLimits{});
   ASSERT_TRUE(port.ok());
@@ -82,7 +82,7 @@ TEST(Server, SecondListenerOnTheSamePortIsRefused) {
   EXPECT_NE(again.error().message.find("in use"), std::string::npos) << again.error().message;
 }
 
-TEST(Server, PortCanBeReboundAfterStopAndStopRightAfterStartReturns) {
+TEST(HttpServer, PortCanBeReboundAfterStopAndStopRightAfterStartReturns) {
   int port = 0;
   {
     Server server("first", HttpListener::kApi);
@@ -103,7 +103,7 @@ TEST(Server, PortCanBeReboundAfterStopAndStopRightAfterStartReturns) {
   }
 }
 
-TEST(Server, HandlerExceptionAnswers500WithoutItsText) {
+TEST(HttpServer, HandlerExceptionAnswers500WithoutItsText) {
   Server server("test", HttpListener::kApi);
   auto port = server.Start(
       "127.0.0.1:0", [](const IncomingRequest&) -> OutgoingResponse { throw std::runtime_error("secret detail"); },
@@ -116,7 +116,7 @@ TEST(Server, HandlerExceptionAnswers500WithoutItsText) {
   EXPECT_EQ(out.find("secret"), std::string::npos) << out;
 }
 
-TEST(Server, SlowHeaderGets408AndIdleConnectionsAreClosed) {
+TEST(HttpServer, SlowHeaderGets408AndIdleConnectionsAreClosed) {
   ServerLimits limits;
   limits.header_timeout = 300ms;
   limits.idle_timeout = 300ms;
@@ -134,7 +134,7 @@ TEST(Server, SlowHeaderGets408AndIdleConnectionsAreClosed) {
   EXPECT_EQ(GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kHeaderTimeout), before + 1);
 }
 
-TEST(Server, ConnectionCapAnswers503) {
+TEST(HttpServer, ConnectionCapAnswers503) {
   ServerLimits limits;
   limits.max_connections = 3;
   Server server("test", HttpListener::kProxy);
@@ -150,7 +150,7 @@ TEST(Server, ConnectionCapAnswers503) {
   EXPECT_NE(out.find("Connection: close"), std::string::npos);
 }
 
-TEST(Server, FullHandlerQueueAnswers503RetryAfter) {
+TEST(HttpServer, FullHandlerQueueAnswers503RetryAfter) {
   ServerLimits limits;
   limits.handler_threads = 1;
   limits.handler_queue = 1;
