@@ -12,6 +12,8 @@ namespace xrayd::http {
 
 namespace beast_http = boost::beast::http;
 
+constexpr size_t kMinChunkedInput = 5;  // "0\r\n\r\n"
+
 struct RequestReader::Parser {
   beast_http::request_parser<beast_http::string_body> p;
 };
@@ -111,6 +113,11 @@ RequestReader::Progress RequestReader::Next() {
       continue;
     }
     if (pending_.empty()) return Progress::kNeedMore;
+    // Beast 1.74 asserts (and without assertions re-parses unchecked) when the last chunk is
+    // presented again with fewer than 5 bytes ("0\r\n\r" then "\n"; found by fuzz_http_request).
+    // Waiting for 5 bytes never stalls a complete message: until it ends, at least the last chunk
+    // "0\r\n\r\n" is still to come, and Beast consumes none of it before it is whole.
+    if (p.is_header_done() && p.chunked() && pending_.size() < kMinChunkedInput) return Progress::kNeedMore;
     boost::system::error_code ec;
     const size_t used = p.put(boost::asio::buffer(pending_.data(), pending_.size()), ec);
     pending_.erase(0, used);
