@@ -76,7 +76,7 @@ TEST(HttpRequestReader, RefusesAmbiguousFraming) {
       {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501,
        HttpRefusal::kTransferCoding},
       {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, HttpRefusal::kBadFraming},
-      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, HttpRefusal::kBadFraming},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzzzz\r\n", 400, HttpRefusal::kBadFraming},
       {"POST / HTTP/1.1\r\nContent-Encoding: br\r\nContent-Length: 1\r\n\r\nx", 415, HttpRefusal::kContentEncoding},
       {"GARBAGE\r\n\r\n", 400, HttpRefusal::kMalformed},
       {"GET / HTTP/2.0\r\n\r\n", 400, HttpRefusal::kMalformed},
