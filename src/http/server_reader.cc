@@ -176,6 +176,9 @@ RequestReader::Progress RequestReader::Finish() {
   if (q != std::string::npos) req.query = req.target.substr(q + 1);
   req.headers.reserve(16);
   for (const auto& f : msg) req.headers.emplace_back(std::string(SV(f.name_string())), std::string(SV(f.value())));
+  if (req.headers.size() > limits_.max_header_count)  // a chunked body's trailer fields join the header
+    return Refuse(431, HttpRefusal::kTooManyHeaders,
+                  "more than " + std::to_string(limits_.max_header_count) + " header and trailer fields");
   req.body = std::move(msg.body());
   const std::string encoding(Trim(SV(msg[beast_http::field::content_encoding])));
   if (auto refused = Decode(encoding, req.body, limits_.max_body_bytes, limits_.max_inflation_ratio))
