@@ -15,7 +15,6 @@ http::ServerLimits HealthServer::Limits() {
   limits.max_body_bytes = 4 * 1024;
   limits.handler_threads = 2;
   limits.handler_queue = 32;
-  limits.max_connections = 256;
   return limits;
 }
 
