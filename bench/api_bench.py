@@ -54,23 +54,25 @@ class Serve:
     def __init__(self, binary: str):
         self.dir = tempfile.mkdtemp(prefix="xrayd-api-bench-")
         self.port = free_port()
-        args = [binary, "serve", "--data-dir", os.path.join(self.dir, "data"), "-l", "error", "-m", "16",
+        args = [os.path.abspath(binary), "serve", "--data-dir", os.path.join(self.dir, "data"), "-l", "error", "-m", "16",
                 "-b", f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}", "-t", f"127.0.0.1:{free_port()}",
                 "--listen", f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=self.dir)
         deadline = time.monotonic() + 15
-        while not self.call("/GetSamplingRules", b"{}"):
+        while not self.call("/GetSamplingRules", b"{}", timeout=2):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.stop()
                 raise RuntimeError(f"{binary} serve did not start")
             time.sleep(0.05)
 
-    def call(self, path: str, body: bytes) -> bool:
+    def call(self, path: str, body: bytes, timeout: float = 30) -> bool:
         try:
             req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body, method="POST")
-            with urllib.request.urlopen(req, timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status == 200
-        except OSError:
+        except OSError as e:
+            if path != "/GetSamplingRules":
+                print(f"  {path}: {e}", file=sys.stderr)
             return False
 
     def load_traces(self, n: int):
@@ -84,8 +86,8 @@ class Serve:
                                     "start_time": start, "end_time": start + rng.uniform(0.01, 2),
                                     "http": {"request": {"method": "GET", "url": f"/p/{i % 17}"},
                                              "response": {"status": 200}}}))
-        for i in range(0, n, 50):
-            assert self.call("/TraceSegments", json.dumps({"TraceSegmentDocuments": docs[i:i + 50]}).encode())
+        for i in range(0, n, 10):  # small batches: the httplib-era API answered 413 to ~9 KB ones
+            assert self.call("/TraceSegments", json.dumps({"TraceSegmentDocuments": docs[i:i + 10]}).encode())
 
     def stop(self):
         if self.proc.poll() is None:
