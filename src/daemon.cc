@@ -74,6 +74,9 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
             config_.max_store_mb > 0 ? fmt::format(", at most {} MB", config_.max_store_mb) : "");
   api::ApiOptions api_options;
   api_options.listen_address = config_.listen_address;
+  api_options.server_limits.max_connections = static_cast<size_t>(config_.api_max_connections);
+  api_options.server_limits.max_body_bytes = static_cast<size_t>(config_.api_max_body_mb) * 1024 * 1024;
+  api_options.json_limits.max_bytes = api_options.server_limits.max_body_bytes;
   auto keys = api::ParseAccessKeys(config_.api_keys);
   if (!keys) return keys.error();
   api_options.keys = *keys;

@@ -1,7 +1,5 @@
 #include "api/xray_api.h"
 
-#include <httplib.h>
-
 #include <string_view>
 
 #include "api/graphs.h"
@@ -122,49 +120,21 @@ http::OutgoingResponse XrayApi::Handle(const http::IncomingRequest& req) {
   return InternalFailure();
 }
 
-// ---- serving: the one adapter from cpp-httplib to the handler seam (http/server_message.h) ----
-
-namespace {
-
-void Serve(XrayApi& api, const httplib::Request& req, httplib::Response& res) {
-  http::IncomingRequest in;
-  in.method = req.method;
-  in.target = req.target;
-  in.path = req.path;
-  if (const size_t q = req.target.find('?'); q != std::string::npos) in.query = req.target.substr(q + 1);
-  in.headers.assign(req.headers.begin(), req.headers.end());
-  in.body = req.body;
-  in.peer = req.remote_addr + ":" + std::to_string(req.remote_port);
-  http::OutgoingResponse out = api.Handle(in);
-  res.status = out.status;
-  for (const auto& [name, value] : out.headers) res.set_header(name, value);
-  res.set_content(std::move(out.body), out.content_type);
-}
-
-}  // namespace
-
 XrayApiServer::XrayApiServer(ApiOptions options, store::TraceStore& store)
     : options_(std::move(options)), api_(options_, store) {}
 
 XrayApiServer::~XrayApiServer() { Stop(); }
 
 Status XrayApiServer::Start() {
-  server_ = std::make_unique<http::ListeningServer>(options_.threads);
-  httplib::Server& routes = server_->routes();
-  routes.set_payload_max_length(options_.json_limits.max_bytes);
-  auto serve = [this](const httplib::Request& req, httplib::Response& res) { Serve(api_, req, res); };
-  routes.Post(".*", serve);
-  routes.Get(".*", serve);
-  routes.Put(".*", serve);
-  routes.Delete(".*", serve);
-  auto port = server_->Start(options_.listen_address, "API");
+  http::ServerLimits limits = options_.server_limits;
+  limits.handler_threads = options_.threads;
+  auto port = server_.Start(options_.listen_address, [this](const http::IncomingRequest& req) { return api_.Handle(req); },
+                            limits);
   if (!port) return port.error();
   port_ = *port;
   return OkStatus();
 }
 
-void XrayApiServer::Stop() {
-  if (server_) server_->Stop();
-}
+void XrayApiServer::Stop() { server_.Stop(); }
 
 }  // namespace xrayd::api

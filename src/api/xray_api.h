@@ -11,8 +11,9 @@
 // operations get UnknownOperationException, never an HTML 404. Thread-safe: handlers may run on
 // any number of threads at once.
 //
-// XrayApiServer owns the listening socket and its serving threads (http::ListeningServer) and an
-// XrayApi. Start() binds; Stop() is idempotent and joins. Stop it before the TraceStore it borrows.
+// XrayApiServer owns an http::Server (listening socket, one I/O thread, `threads` handler threads)
+// serving an XrayApi. Start() binds; Stop() is idempotent and joins. Stop it before the TraceStore
+// it borrows.
 #pragma once
 
 #include <chrono>
@@ -25,7 +26,7 @@
 #include "api/json_input.h"
 #include "api/request_auth.h"
 #include "common/result.h"
-#include "http/http_server.h"
+#include "http/server.h"
 #include "http/server_message.h"
 #include "store/trace_store.h"
 
@@ -36,7 +37,8 @@ class Groups;
 
 struct ApiOptions {
   std::string listen_address = "127.0.0.1:2020";
-  int threads = 8;
+  int threads = 8;                 // handler threads
+  http::ServerLimits server_limits;  // header, body, connection limits and deadlines (threads: above)
   bool verify_signatures = false;  // every request must be SigV4-signed with one of `keys`
   std::vector<AccessKey> keys;
   JsonLimits json_limits;
@@ -75,7 +77,7 @@ class XrayApiServer {
  private:
   const ApiOptions options_;
   XrayApi api_;
-  std::unique_ptr<http::ListeningServer> server_;
+  http::Server server_{"API", HttpListener::kApi};
   int port_ = 0;
 };
 

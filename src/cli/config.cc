@@ -20,7 +20,8 @@ const std::vector<FlagSpec>& Specs() {
       {{"h", "help"}, true},    {{"endpoint"}},              {{"health-address"}},
       {{"request-timeout"}},    {{"check-config"}, true},    {{"data-dir"}},
       {{"listen"}},             {{"retention-hours"}},       {{"max-store-mb"}},
-      {{"api-keys"}},           {{"api-auth"}},
+      {{"api-keys"}},           {{"api-auth"}},              {{"api-max-connections"}},
+      {{"api-max-body-mb"}},
   };
   return specs;
 }
@@ -80,6 +81,9 @@ xrayd serve:
                             accepts (default: $XRAYD_API_KEYS)
       --api-auth MODE       auto (default: verify signatures unless --listen is a
                             loopback address), on, or off
+      --api-max-connections N  connections the API holds open at once; past it a
+                            new one is answered 503 and closed (default 1024)
+      --api-max-body-mb MB  largest API request body, compressed or not (default 8)
 
 Any flag may also be written with one dash (-bind=0.0.0.0:2000) and take its
 value after '=' or a space. Flags override the config file.
@@ -133,6 +137,8 @@ std::vector<std::string> Config::Validate() const {
   if (max_store_mb < 0) problems.push_back("--max-store-mb must not be negative");
   if (api_auth != "auto" && api_auth != "on" && api_auth != "off")
     problems.push_back("--api-auth must be auto, on or off, got \"" + api_auth + "\"");
+  if (api_max_connections < 1) problems.push_back("--api-max-connections must be at least 1");
+  if (api_max_body_mb < 1 || api_max_body_mb > 1024) problems.push_back("--api-max-body-mb must be between 1 and 1024");
   return problems;
 }
 
@@ -215,7 +221,9 @@ Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::E
   c.api_keys = env("XRAYD_API_KEYS").value_or("");
   if (has("api-keys")) c.api_keys = f.Get("api-keys");
   if (has("api-auth")) c.api_auth = f.Get("api-auth");
-  for (auto [flag, field] : {std::pair{"retention-hours", &c.retention_hours}, std::pair{"max-store-mb", &c.max_store_mb}}) {
+  for (auto [flag, field] : {std::pair{"retention-hours", &c.retention_hours}, std::pair{"max-store-mb", &c.max_store_mb},
+                             std::pair{"api-max-connections", &c.api_max_connections},
+                             std::pair{"api-max-body-mb", &c.api_max_body_mb}}) {
     if (!has(flag)) continue;
     auto v = ParseInt(flag, f.Get(flag));
     if (!v) return v.error();

@@ -51,6 +51,8 @@ struct Config {
   int max_store_mb = 0;                      // --max-store-mb: 0 = no size bound
   std::string api_keys;                      // --api-keys ID:SECRET,...: SigV4 keys the API accepts
   std::string api_auth = "auto";             // --api-auth auto|on|off; auto: on unless --listen is loopback
+  int api_max_connections = 1024;            // --api-max-connections: open at once; past it 503 (http/server.h)
+  int api_max_body_mb = 8;                   // --api-max-body-mb: request body, also once decompressed
 
   // Actions rather than settings.
   bool show_help = false;

@@ -3,24 +3,28 @@
 // with the daemon's credentials and forwards it to the X-Ray endpoint, relaying the answer.
 //
 // Only those X-Ray API paths are forwarded, only with POST, only to the configured endpoint:
-// it is not an open proxy (AWS's daemon forwards any path; we refuse with 404). Request bodies
-// are capped at 1 MB and each upstream call has the client timeout.
+// it is not an open proxy (AWS's daemon forwards any path; we refuse with 404). Request bodies are
+// capped at 1 MB whatever their framing (Content-Length, chunked) and again once decompressed: a
+// larger one is refused with 413 by the server layer and never forwarded. Each upstream call has
+// the client timeout.
 //
-// Owns the listening socket and its serving threads (cpp-httplib, 4 workers). Start() binds and
-// returns an error if it cannot; Stop() is idempotent and joins. Stop it before the credentials
-// provider it borrows is destroyed.
+// Owns an http::Server (listening socket, one I/O thread, kHandlerThreads handler threads that
+// block on upstream calls). Start() binds and returns an error if it cannot. Stop() is idempotent:
+// it first aborts every upstream call in flight (they answer 502 within about a second, libcurl's
+// progress-callback interval), then stops the server and joins its threads, so a stalled upstream
+// cannot hold shutdown. Stop it before the credentials provider it borrows is destroyed.
 #pragma once
 
+#include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "aws/credentials.h"
 #include "common/result.h"
-#include "http/http_server.h"
+#include "common/thread_annotations.h"
 #include "http/http_client.h"
+#include "http/server.h"
 
 namespace xrayd {
 
@@ -42,8 +46,11 @@ class SamplingProxy {
 
   // The X-Ray API paths the proxy forwards.
   static bool IsForwardedPath(const std::string& path);
+  static constexpr int kHandlerThreads = 8;
+  static http::ServerLimits Limits();
 
  private:
+  http::OutgoingResponse Forward(const http::IncomingRequest& req);
   std::unique_ptr<http::Client> TakeClient();
   void ReturnClient(std::unique_ptr<http::Client> client);
 
@@ -52,10 +59,11 @@ class SamplingProxy {
   std::string base_url_;
   std::string host_;
   std::string base_path_;
-  std::unique_ptr<http::ListeningServer> server_;
+  std::atomic<bool> abort_{false};  // set by Stop(): every upstream call in flight gives up
+  http::Server server_{"TCP", HttpListener::kProxy};
   int port_ = 0;
-  std::mutex clients_mu_;
-  std::vector<std::unique_ptr<http::Client>> idle_clients_;  // guarded by clients_mu_
+  Mutex clients_mu_;
+  std::vector<std::unique_ptr<http::Client>> idle_clients_ XRAYD_GUARDED_BY(clients_mu_);
 };
 
 }  // namespace xrayd

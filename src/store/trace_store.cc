@@ -502,7 +502,7 @@ Result<std::optional<ListPosition>> DecodeCursor(const ListQuery& q) {
 }  // namespace
 
 std::string ListCursorAfter(const ListQuery& q, const TraceSummaryRow& row) {
-  const double key = q.by_trace_id_time ? static_cast<double>(TraceIdEpoch(row.trace_id)) : row.start_time;
+  const double key = q.by_trace_id_time ? static_cast<double>(segment::TraceIdEpoch(row.trace_id)) : row.start_time;
   char number[40];
   std::snprintf(number, sizeof number, "%.17g", key);
   return HexOf(std::string(q.by_trace_id_time ? "T|" : "E|") + number + "|" + row.trace_id);

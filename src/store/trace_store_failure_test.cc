@@ -160,7 +160,7 @@ TEST_F(StoreFailureTest, ReadOnlyDatabaseIsAPermanentError) {
   EXPECT_EQ(permanent_, 3);
   EXPECT_EQ(retryable_, 0);
   // Reads still work, and show the acknowledged traces only.
-  auto rows = store_->ListTraces({kT0 - 10, kT0 + 1000, false, "", 0, 100});
+  auto rows = store_->ListTraces({kT0 - 10, kT0 + 1000, false, "", 100});
   ASSERT_TRUE(rows) << rows.error().message;
   EXPECT_EQ(rows->size(), 5u);
   Reopen();

@@ -1,7 +1,5 @@
 #include "telemetry/health_server.h"
 
-#include <httplib.h>
-
 #include "telemetry/metrics.h"
 
 namespace xrayd {
@@ -11,26 +9,37 @@ HealthServer::HealthServer(std::string address, std::function<bool()> ready)
 
 HealthServer::~HealthServer() { Stop(); }
 
-Status HealthServer::Start() {
-  server_ = std::make_unique<http::ListeningServer>(2);
-  httplib::Server& routes = server_->routes();
-  routes.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
-  routes.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+http::ServerLimits HealthServer::Limits() {
+  http::ServerLimits limits;
+  limits.max_header_bytes = 8 * 1024;
+  limits.max_body_bytes = 4 * 1024;
+  limits.handler_threads = 2;
+  limits.handler_queue = 32;
+  return limits;
+}
+
+http::OutgoingResponse HealthServer::Handle(const http::IncomingRequest& req) const {
+  const auto text = [](int status, std::string body) {
+    return http::OutgoingResponse{status, "text/plain", {}, std::move(body)};
+  };
+  if (req.method != "GET" && req.method != "HEAD") return text(405, "only GET\n");
+  if (req.path == "/healthz") return text(200, "ok\n");
+  if (req.path == "/readyz") {
     const bool ready = ready_ ? ready_() : true;
-    res.status = ready ? 200 : 503;
-    res.set_content(ready ? "ready\n" : "not ready\n", "text/plain");
-  });
-  routes.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(GlobalMetrics().RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8");
-  });
-  auto port = server_->Start(address_, "health");
+    return text(ready ? 200 : 503, ready ? "ready\n" : "not ready\n");
+  }
+  if (req.path == "/metrics")
+    return {200, "text/plain; version=0.0.4; charset=utf-8", {}, GlobalMetrics().RenderPrometheus()};
+  return text(404, "not found\n");
+}
+
+Status HealthServer::Start() {
+  auto port = server_.Start(address_, [this](const http::IncomingRequest& req) { return Handle(req); }, Limits());
   if (!port) return port.error();
   port_ = *port;
   return OkStatus();
 }
 
-void HealthServer::Stop() {
-  if (server_) server_->Stop();
-}
+void HealthServer::Stop() { server_.Stop(); }
 
 }  // namespace xrayd

@@ -1,34 +1,39 @@
 // HealthServer: /healthz (liveness), /readyz (readiness) and /metrics (Prometheus) over HTTP.
 //
-// Owns a listening socket and its serving threads (cpp-httplib). Off unless an address is
-// configured. Start() binds and returns an error if it cannot; Stop() is idempotent, stops
-// accepting, and joins the threads. Stop it before the stages its readiness check looks at.
+// Owns an http::Server (its listening socket, one I/O thread and two handler threads). Off unless
+// an address is configured. Requests are GETs: request bodies are capped at 4 KiB, headers at
+// 8 KiB. Start() binds and returns an error if it cannot; Stop() is idempotent, stops accepting,
+// and joins the threads. Stop it before the stages its readiness check looks at.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "common/result.h"
-#include "http/http_server.h"
+#include "http/server.h"
 
 namespace xrayd {
 
 class HealthServer {
  public:
-  // `ready` is called on serving threads; it must be thread-safe.
+  // `ready` is called on handler threads; it must be thread-safe.
   HealthServer(std::string address, std::function<bool()> ready);
   ~HealthServer();
+
+  // The health port's limits: small requests, two handler threads.
+  static http::ServerLimits Limits();
 
   Status Start();
   void Stop();
   int port() const { return port_; }
 
  private:
+  http::OutgoingResponse Handle(const http::IncomingRequest& req) const;
+
   const std::string address_;
   const std::function<bool()> ready_;
-  std::unique_ptr<http::ListeningServer> server_;
+  http::Server server_{"health", HttpListener::kHealth};
   int port_ = 0;
 };
 

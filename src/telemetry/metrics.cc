@@ -4,6 +4,36 @@
 
 namespace xrayd {
 
+const char* ToString(HttpListener l) {
+  switch (l) {
+    case HttpListener::kApi: return "api";
+    case HttpListener::kProxy: return "tcp_proxy";
+    case HttpListener::kHealth: return "health";
+    case HttpListener::kUi: return "ui";
+    case HttpListener::kCount: break;
+  }
+  return "unknown";
+}
+
+const char* ToString(HttpRefusal r) {
+  switch (r) {
+    case HttpRefusal::kHeaderTooLarge: return "header_too_large";
+    case HttpRefusal::kTooManyHeaders: return "too_many_headers";
+    case HttpRefusal::kBodyTooLarge: return "body_too_large";
+    case HttpRefusal::kInflatedTooLarge: return "inflated_too_large";
+    case HttpRefusal::kBadFraming: return "bad_framing";
+    case HttpRefusal::kMalformed: return "malformed";
+    case HttpRefusal::kTransferCoding: return "transfer_coding";
+    case HttpRefusal::kContentEncoding: return "content_encoding";
+    case HttpRefusal::kHeaderTimeout: return "header_timeout";
+    case HttpRefusal::kBodyTimeout: return "body_timeout";
+    case HttpRefusal::kConnectionLimit: return "connection_limit";
+    case HttpRefusal::kOverloaded: return "overloaded";
+    case HttpRefusal::kCount: break;
+  }
+  return "unknown";
+}
+
 const char* ToString(FailReason r) {
   switch (r) {
     case FailReason::kUnprocessed: return "unprocessed";
@@ -129,6 +159,13 @@ std::string Metrics::RenderPrometheus() const {
   Counter(out, "xrayd_api_graph_truncated_total",
           "Graph answers built from part of their window (more traces than the per-call limit).",
           load(api_graph_truncated));
+  out += "# HELP xrayd_http_refused_total HTTP requests or connections refused before a handler ran, by listener "
+         "and reason.\n# TYPE xrayd_http_refused_total counter\n";
+  for (size_t l = 0; l < http_refused.size(); ++l)
+    for (size_t r = 0; r < http_refused[l].size(); ++r)
+      fmt::format_to(std::back_inserter(out), "xrayd_http_refused_total{{listener=\"{}\",reason=\"{}\"}} {}\n",
+                     ToString(static_cast<HttpListener>(l)), ToString(static_cast<HttpRefusal>(r)),
+                     load(http_refused[l][r]));
   return out;
 }
 
@@ -143,6 +180,8 @@ void Metrics::ResetForTest() {
   export_retries = 0;
   for (auto& c : backend_errors) c = 0;
   store_errors_retryable = store_errors_permanent = 0;
+  for (auto& per_listener : http_refused)
+    for (auto& c : per_listener) c = 0;
   batches_in_flight = buffer_bytes = buffer_segments = buffer_capacity_bytes = 0;
   api_graph_truncated = 0;
 }

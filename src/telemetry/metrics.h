@@ -20,6 +20,25 @@ enum class FailReason { kUnprocessed, kPermanentError, kRetriesExhausted, kShutd
 // Failed requests to the X-Ray API by kind, as AWS's daemon reports them in telemetry
 // (BackendConnectionErrors). Counted per failed HTTP request, retries included.
 enum class BackendError { kTimeout, kConnectionRefused, kHttp4xx, kHttp5xx, kUnknownHost, kOther, kCount };
+// Requests and connections an HTTP listener (http/server.h) refused before any handler ran.
+enum class HttpListener { kApi, kProxy, kHealth, kUi, kCount };
+enum class HttpRefusal {
+  kHeaderTooLarge,      // 431: request line + headers over the byte limit
+  kTooManyHeaders,      // 431: over the header count limit
+  kBodyTooLarge,        // 413: body (any framing) over the limit
+  kInflatedTooLarge,    // 413: body over the limit, or over the inflation ratio, once decompressed
+  kBadFraming,          // 400: Content-Length with Transfer-Encoding, conflicting lengths, bad chunks
+  kMalformed,           // 400: not HTTP/1.x, bad request line or header, corrupt compressed body
+  kTransferCoding,      // 501: a transfer coding other than "chunked"
+  kContentEncoding,     // 415: a content coding other than gzip, deflate, identity
+  kHeaderTimeout,       // 408: request line + headers not complete within the header deadline
+  kBodyTimeout,         // 408: body not complete within the body deadline
+  kConnectionLimit,     // 503: connection refused, the listener holds its maximum
+  kOverloaded,          // 503: every handler thread busy and the handler queue full
+  kCount
+};
+const char* ToString(HttpListener l);
+const char* ToString(HttpRefusal r);
 const char* ToString(FailReason r);
 const char* ToString(BackendError e);
 
@@ -71,6 +90,9 @@ struct Metrics {
   // xrayd serve: graph answers (GetServiceGraph, GetTimeSeriesServiceStatistics) built from part of
   // their window because it held more traces than the per-call limit.
   std::atomic<uint64_t> api_graph_truncated{0};
+  std::array<std::array<std::atomic<uint64_t>, static_cast<size_t>(HttpRefusal::kCount)>,
+             static_cast<size_t>(HttpListener::kCount)>
+      http_refused{};
 
   void Reject(RejectReason r, uint64_t n = 1) {
     segments_rejected[static_cast<size_t>(r)].fetch_add(n, std::memory_order_relaxed);
@@ -83,6 +105,12 @@ struct Metrics {
   }
   void CountBackendError(BackendError e) {
     backend_errors[static_cast<size_t>(e)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void CountHttpRefusal(HttpListener l, HttpRefusal r) {
+    http_refused[static_cast<size_t>(l)][static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t HttpRefused(HttpListener l, HttpRefusal r) const {
+    return http_refused[static_cast<size_t>(l)][static_cast<size_t>(r)].load(std::memory_order_relaxed);
   }
   uint64_t BackendErrors(BackendError e) const {
     return backend_errors[static_cast<size_t>(e)].load(std::memory_order_relaxed);

@@ -77,7 +77,7 @@ class StoreExporterTest : public ::testing::Test {
     return true;
   }
   size_t Stored() {
-    auto rows = store_->ListTraces({1400000000, 1600000000, false, "", 0, 100000});
+    auto rows = store_->ListTraces({1400000000, 1600000000, false, "", 100000});
     return rows ? rows->size() : 0;
   }
 

@@ -1,0 +1,452 @@
+#include "http/server.h"
+
+#include <sys/resource.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/status.hpp>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "common/log.h"
+#include "common/thread_annotations.h"
+#include "common/thread_name.h"
+#include "ingest/udp_receiver.h"
+
+namespace xrayd::http {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+log::RateLimiter g_refusal_log(std::chrono::seconds(5));
+
+// After a refusal the connection closes, but not at once: closing with unread request bytes makes
+// the kernel send a reset, which can destroy the answer before the client reads it. So the server
+// half-closes and discards what the client still sends, for at most this long and this much.
+constexpr std::chrono::milliseconds kLingerTime{1000};
+constexpr size_t kLingerBytes = 1024 * 1024;
+
+// Runs jobs on a fixed set of threads; refuses a job when `queue_limit` already wait.
+class HandlerPool {
+ public:
+  HandlerPool(const std::string& name, int threads, size_t queue_limit) : queue_limit_(queue_limit) {
+    for (int i = 0; i < threads; ++i)
+      threads_.emplace_back([this, thread_name = "xrayd-" + name + "-" + std::to_string(i)] {
+        NameThisThread(thread_name);
+        Run();
+      });
+  }
+  ~HandlerPool() { Stop(); }
+
+  bool TrySubmit(std::function<void()> job) {
+    {
+      MutexLock lock(mu_);
+      if (stopping_ || queue_.size() >= queue_limit_) return false;
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  // Drops queued jobs, lets running ones finish, joins.
+  void Stop() {
+    std::deque<std::function<void()>> dropped;
+    {
+      MutexLock lock(mu_);
+      stopping_ = true;
+      dropped.swap(queue_);
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      std::function<void()> job;
+      {
+        MutexLock lock(mu_);
+        lock.Wait(cv_, [this]() XRAYD_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job();
+    }
+  }
+
+  const size_t queue_limit_;
+  Mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_ XRAYD_GUARDED_BY(mu_);
+  bool stopping_ XRAYD_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+std::string Clean(const std::string& s) {  // no header injection through a handler's value
+  std::string out = s;
+  for (char& c : out)
+    if (c == '\r' || c == '\n') c = ' ';
+  return out;
+}
+
+bool ServerOwned(const std::string& name) {  // framing headers the server writes itself
+  const auto eq = [&](std::string_view n) {
+    if (n.size() != name.size()) return false;
+    for (size_t i = 0; i < n.size(); ++i)
+      if (IncomingRequest::Lower(name[i]) != n[i]) return false;
+    return true;
+  };
+  return eq("content-length") || eq("connection") || eq("transfer-encoding") || eq("content-type");
+}
+
+std::string Serialize(const OutgoingResponse& r, bool close, bool head) {
+  std::string out;
+  out.reserve(160 + r.body.size());
+  const auto reason = boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(r.status));
+  out += "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(reason.data(), reason.size()) + "\r\n";
+  if (!r.content_type.empty()) out += "Content-Type: " + Clean(r.content_type) + "\r\n";
+  out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  for (const auto& [n, v] : r.headers)
+    if (!ServerOwned(n)) out += Clean(n) + ": " + Clean(v) + "\r\n";
+  if (close) out += "Connection: close\r\n";
+  out += "\r\n";
+  if (!head) out += r.body;
+  return out;
+}
+
+OutgoingResponse RefusalResponse(const Refusal& r) {
+  OutgoingResponse resp{r.status, "text/plain; charset=utf-8", {}, r.message + "\n"};
+  if (r.status == 503) resp.headers.emplace_back("Retry-After", "1");
+  return resp;
+}
+
+}  // namespace
+
+// State shared by the server, its I/O thread, its connections and its handler jobs.
+struct ServerCore {
+  ServerCore(std::string n, HttpListener l, RequestHandler h, ServerLimits lim)
+      : name(std::move(n)), listener(l), handler(std::move(h)), limits(lim) {}
+  // Constant after construction
+  const std::string name;
+  const HttpListener listener;
+  const RequestHandler handler;
+  const ServerLimits limits;
+  // Any thread (declared before ioc: connections destroyed with it still decrement it)
+  std::atomic<size_t> open{0};
+  std::atomic<bool> stopping{false};
+  // I/O thread only, after Start()
+  asio::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  asio::steady_timer accept_pause{ioc};
+  std::optional<HandlerPool> pool;
+
+  void Count(HttpRefusal reason) { GlobalMetrics().CountHttpRefusal(listener, reason); }
+  void AcceptNext();
+};
+
+namespace {
+
+// One accepted connection. Lives as long as an asynchronous operation or a handler job holds it;
+// every member function but the handler job runs on the I/O thread.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  enum class Phase { kNew, kIdle, kHeader, kBody, kHandler, kWriting, kLinger, kClosed };
+
+  Connection(ServerCore* core, tcp::socket socket, bool counted)
+      : core_(core), socket_(std::move(socket)), timer_(core_->ioc), reader_(core_->limits),
+        counted_(counted) {
+    if (counted_) core_->open.fetch_add(1);
+    error_code ec;
+    const auto ep = socket_.remote_endpoint(ec);
+    if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  ~Connection() {
+    if (counted_) core_->open.fetch_sub(1);
+  }
+
+  void Start() {
+    EnterPhase(Phase::kIdle);
+    Read();
+  }
+  void StartRefused(const Refusal& r) { Refuse(r); }
+
+ private:
+  void Read() {
+    if (reading_) return;  // one read at a time; a refusal by deadline may leave one pending
+    reading_ = true;
+    socket_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](error_code ec, size_t n) {
+      self->reading_ = false;
+      self->OnRead(ec, n);
+    });
+  }
+
+  void OnRead(error_code ec, size_t n) {
+    if (phase_ == Phase::kClosed) return;
+    if (phase_ == Phase::kWriting) return;  // answering a deadline refusal; lingering reads next
+    if (phase_ == Phase::kLinger) return OnLingerRead(ec, n);
+    if (ec) return Close();  // peer closed or reset; nothing to answer
+    reader_.Append(std::string_view(buf_.data(), n));
+    Process();
+  }
+
+  // Drives the reader over buffered bytes: read more, answer 100 Continue, dispatch, or refuse.
+  void Process() {
+    switch (reader_.Next()) {
+      case RequestReader::Progress::kNeedMore:
+        EnterPhase(reader_.InBody() ? Phase::kBody : reader_.InHeader() ? Phase::kHeader : Phase::kIdle);
+        return Read();
+      case RequestReader::Progress::kContinueExpected:
+        EnterPhase(Phase::kBody);
+        return WriteContinue();
+      case RequestReader::Progress::kRequest: {
+        bool keep_alive = false;
+        IncomingRequest req = reader_.TakeRequest(&keep_alive);
+        req.peer = peer_;
+        return Dispatch(std::move(req), keep_alive);
+      }
+      case RequestReader::Progress::kRefused:
+        return Refuse(reader_.refusal());
+    }
+  }
+
+  void Dispatch(IncomingRequest req, bool keep_alive) {
+    EnterPhase(Phase::kHandler);
+    const bool head = req.method == "HEAD";
+    auto job = [self = shared_from_this(), req = std::move(req), keep_alive, head] {
+      OutgoingResponse resp = self->RunHandler(req);
+      asio::post(self->core_->ioc, [self, resp = std::move(resp), keep_alive, head] {
+        if (self->phase_ == Phase::kClosed || self->core_->stopping) return self->Close();
+        self->Write(Serialize(resp, !keep_alive, head), !keep_alive);
+      });
+    };
+    if (!core_->pool->TrySubmit(std::move(job)))
+      Refuse(Refusal{503, HttpRefusal::kOverloaded, "server busy: every handler thread is taken, retry later"});
+  }
+
+  OutgoingResponse RunHandler(const IncomingRequest& req) const {
+    try {
+      return core_->handler(req);
+    } catch (const std::exception& e) {
+      XLOG_ERROR("{} server: handler for {} {} failed: {}", core_->name, req.method, req.path, e.what());
+    } catch (...) {
+      XLOG_ERROR("{} server: handler for {} {} failed", core_->name, req.method, req.path);
+    }
+    return OutgoingResponse{500, "text/plain; charset=utf-8", {}, "internal error\n"};
+  }
+
+  void Refuse(const Refusal& r) {
+    core_->Count(r.reason);
+    if (g_refusal_log.Allow())
+      XLOG_WARN("{} server: refused {} ({}): {}", core_->name, peer_, r.status, r.message);
+    Write(Serialize(RefusalResponse(r), true, false), true);
+  }
+
+  void WriteContinue() {
+    out_ = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
+      if (self->phase_ == Phase::kClosed) return;
+      if (ec) return self->Close();
+      self->Process();
+    });
+  }
+
+  void Write(std::string bytes, bool close_after) {
+    out_ = std::move(bytes);
+    EnterPhase(Phase::kWriting);
+    asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this(), close_after](error_code ec, size_t) {
+      if (self->phase_ == Phase::kClosed) return;
+      if (ec) return self->Close();
+      if (close_after) return self->Linger();
+      self->out_.clear();
+      self->EnterPhase(Phase::kIdle);
+      self->Process();  // bytes of a pipelined request may already be buffered
+    });
+  }
+
+  void Linger() {
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    EnterPhase(Phase::kLinger);
+    Read();
+  }
+
+  void OnLingerRead(error_code ec, size_t n) {
+    lingered_ += n;
+    if (ec || lingered_ > kLingerBytes) return Close();
+    Read();
+  }
+
+  // Arms the deadline of a new phase; staying in a phase keeps its deadline running.
+  void EnterPhase(Phase next) {
+    if (next == phase_) return;
+    phase_ = next;
+    const auto& l = core_->limits;
+    std::chrono::milliseconds d{0};
+    switch (next) {
+      case Phase::kIdle: d = l.idle_timeout; break;
+      case Phase::kHeader: d = l.header_timeout; break;
+      case Phase::kBody: d = l.body_timeout; break;
+      case Phase::kWriting: d = l.write_timeout; break;
+      case Phase::kLinger: d = kLingerTime; break;
+      case Phase::kNew:
+      case Phase::kHandler:
+      case Phase::kClosed: timer_.cancel(); ++generation_; return;
+    }
+    timer_.expires_after(d);
+    timer_.async_wait([self = shared_from_this(), gen = ++generation_](error_code ec) {
+      if (!ec && gen == self->generation_) self->OnDeadline();
+    });
+  }
+
+  void OnDeadline() {
+    switch (phase_) {
+      case Phase::kHeader:
+        return Refuse(Refusal{408, HttpRefusal::kHeaderTimeout, "request header not received in time"});
+      case Phase::kBody:
+        return Refuse(Refusal{408, HttpRefusal::kBodyTimeout, "request body not received in time"});
+      default:
+        return Close();  // idle, a client not reading its answer, or the end of lingering
+    }
+  }
+
+  void Close() {
+    if (phase_ == Phase::kClosed) return;
+    EnterPhase(Phase::kClosed);
+    error_code ec;
+    socket_.close(ec);
+  }
+
+  ServerCore* const core_;  // outlives every connection: its io_context owns them
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  RequestReader reader_;
+  const bool counted_;
+  std::string peer_;
+  std::array<char, 16 * 1024> buf_;
+  std::string out_;
+  Phase phase_ = Phase::kNew;
+  bool reading_ = false;
+  uint64_t generation_ = 0;
+  size_t lingered_ = 0;
+};
+
+}  // namespace
+
+void ServerCore::AcceptNext() {
+  acceptor.async_accept([this](error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) {
+      // Out of descriptors (EMFILE/ENFILE) or a transient error: pause instead of spinning.
+      if (g_refusal_log.Allow()) XLOG_WARN("{} server: accept failed: {}", name, ec.message());
+      accept_pause.expires_after(std::chrono::milliseconds(100));
+      accept_pause.async_wait([this](error_code wait_ec) {
+        if (!wait_ec) AcceptNext();
+      });
+      return;
+    }
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (open.load() >= limits.max_connections) {
+      std::make_shared<Connection>(this, std::move(socket), false)
+          ->StartRefused(Refusal{503, HttpRefusal::kConnectionLimit, "too many open connections, retry later"});
+    } else {
+      std::make_shared<Connection>(this, std::move(socket), true)->Start();
+    }
+    AcceptNext();
+  });
+}
+
+Server::Server(std::string name, HttpListener listener) : name_(std::move(name)), listener_(listener) {}
+
+Server::~Server() { Stop(); }
+
+size_t Server::open_connections() const { return core_ ? core_->open.load() : 0; }
+
+namespace {
+
+Result<tcp::endpoint> Resolve(const std::string& address) {
+  auto hp = SplitHostPort(address);
+  if (!hp) return hp.error();
+  const std::string host = hp->host.empty() ? "0.0.0.0" : hp->host;
+  asio::io_context ioc;
+  tcp::resolver resolver(ioc);
+  error_code ec;
+  auto results = resolver.resolve(host, hp->port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) return Error::InvalidArgument("cannot resolve " + address + ": " + ec.message());
+  return results.begin()->endpoint();
+}
+
+}  // namespace
+
+// Connections are file descriptors. The soft limit is often 1024 (systemd's default) while the hard
+// one is far higher: raise the soft limit to the hard one, once, as Go's runtime does at start, so
+// the connection caps are what bounds a listener, not EMFILE.
+static void RaiseDescriptorLimit() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  });
+}
+
+Result<int> Server::Start(const std::string& address, RequestHandler handler, ServerLimits limits) {
+  if (core_) return Error::InvalidArgument(name_ + " server already started");
+  RaiseDescriptorLimit();
+  if (auto st = limits.Validate(); !st) return st.error();
+  auto endpoint = Resolve(address);
+  if (!endpoint) return endpoint.error();
+  auto core = std::make_unique<ServerCore>(name_, listener_, std::move(handler), limits);
+  error_code ec;
+  auto& acc = core->acceptor;
+  acc.open(endpoint->protocol(), ec);
+  // SO_REUSEADDR (a restart while old connections sit in TIME_WAIT), never SO_REUSEPORT, which would
+  // let a second listener share the port and silently split the connections.
+  if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acc.bind(*endpoint, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Error::Io("cannot bind " + name_ + " address " + address + ": " + ec.message());
+  const int port = acc.local_endpoint().port();
+  core->pool.emplace(name_, limits.handler_threads, limits.handler_queue);
+  core_ = std::move(core);
+  core_->AcceptNext();
+  io_thread_ = std::thread([core = core_.get(), thread_name = "xrayd-" + name_] {
+    NameThisThread(thread_name);
+    auto guard = asio::make_work_guard(core->ioc);
+    core->ioc.run();
+  });
+  return port;
+}
+
+void Server::Stop() {
+  if (!core_) return;
+  core_->stopping = true;
+  asio::post(core_->ioc, [core = core_.get()] {
+    error_code ec;
+    core->acceptor.close(ec);
+    core->accept_pause.cancel();
+  });
+  core_->pool->Stop();
+  core_->ioc.stop();
+  if (io_thread_.joinable()) io_thread_.join();
+  core_.reset();  // the last owner: destroying the io_context destroys every connection
+}
+
+}  // namespace xrayd::http
