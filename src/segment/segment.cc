@@ -73,6 +73,27 @@ Verdict CheckTimes(object doc) {
   return {};
 }
 
+// Nested subsegments' times, where given, obey the same bounds: the service graph and root causes
+// read them (node and edge StartTime/EndTime). Down to the depth those readers walk.
+Verdict CheckNestedTimes(object o, int depth) {
+  simdjson::dom::array subs;
+  if (depth > kMaxWalkDepth || o["subsegments"].get(subs) != SUCCESS) return {};
+  for (auto sub : subs) {
+    object so;
+    if (sub.get(so) != SUCCESS) continue;
+    element start_el, end_el;
+    double start = kMinTime, end = 0;
+    if (so["start_time"].get(start_el) == SUCCESS &&
+        (!start_el.is_number() || start_el.get(start) != SUCCESS || !IsPlausibleTime(start)))
+      return Refuse(RejectReason::kInvalidTime, "a subsegment's start_time is not epoch seconds between 2000 and 9999");
+    if (so["end_time"].get(end_el) == SUCCESS && !end_el.is_null() &&
+        (!end_el.is_number() || end_el.get(end) != SUCCESS || !IsPlausibleTime(end)))
+      return Refuse(RejectReason::kInvalidTime, "a subsegment's end_time is not epoch seconds between 2000 and 9999");
+    if (Verdict v = CheckNestedTimes(so, depth + 1); !v.ok()) return v;
+  }
+  return {};
+}
+
 std::string JsonScalar(element v) {
   switch (v.type()) {
     case simdjson::dom::element_type::STRING:
@@ -200,6 +221,7 @@ Verdict Parser::Load(const char* data, size_t len, bool padded, object* out) {
   if (root.get(*out) != SUCCESS) return Refuse(RejectReason::kInvalidSegment, "segment is not a JSON object");
   if (Verdict v = CheckIdentity(*out); !v.ok()) return v;
   if (Verdict v = CheckTimes(*out); !v.ok()) return v;
+  if (Verdict v = CheckNestedTimes(*out, 0); !v.ok()) return v;
   return {std::nullopt, {}, std::string_view(data, len)};
 }
 

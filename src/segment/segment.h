@@ -14,8 +14,10 @@
 // The time bounds are xrayd's, not AWS's (AWS documents none): 2000-01-01T00:00:00Z to
 // 9999-12-31T23:59:59Z. They catch start_time sent in milliseconds or microseconds (SDK bugs seen
 // in the wild), which would otherwise be stored and break every later listing that covers it
-// (Python's datetime, and so boto3 and the AWS CLI, stop at year 9999). Only the document's own
-// times are checked; nested subsegments' times are stored as sent.
+// (Python's datetime, and so boto3 and the AWS CLI, stop at year 9999). Nested subsegments (down to
+// depth 64, as far as the graph readers walk) may leave their times out, but a start_time or end_time
+// they give must be within the same bounds (graph nodes and edges report them); their order is not
+// checked (a nested end before its start only skews a statistic).
 //
 // Parser owns a simdjson parser and its scratch memory: one per thread, not thread-safe.
 // The free functions are pure and thread-safe.

@@ -97,6 +97,15 @@ TEST(SegmentRules, RejectsTimesThatCannotBeRight) {
       {kStart + R"(,"end_time":1)", "end_time 1"},
   };
   for (const auto& c : cases) ExpectReject(Doc(c.extra), RejectReason::kInvalidTime, c.why);
+  // Nested subsegments: times may be absent, but given ones obey the bounds, at any depth.
+  const std::string nested_ok = kStart + R"(,"subsegments":[{"id":"bbbbbbbbbbbbbbb1","name":"a","start_time":1461096053.4,)"
+                                         R"("in_progress":true,"subsegments":[{"id":"bbbbbbbbbbbbbbb2","name":"b"}]}])";
+  EXPECT_TRUE(Check(Doc(nested_ok)).ok());
+  ExpectReject(Doc(kStart + R"(,"subsegments":[{"id":"bbbbbbbbbbbbbbb1","name":"a","start_time":1461096053400}])"),
+               RejectReason::kInvalidTime, "nested start in milliseconds");
+  ExpectReject(Doc(kStart + R"(,"subsegments":[{"id":"b1","name":"a","subsegments":[{"id":"b2","name":"b",)"
+                            R"("start_time":1461096053.4,"end_time":"x"}]}])"),
+               RejectReason::kInvalidTime, "deeper nested end_time not a number");
   // JSON has no NaN or Infinity, and numbers past a double's range are refused by the JSON parser:
   // such documents never reach the time rules.
   for (const char* not_json : {R"("start_time":NaN)", R"("start_time":Infinity)", R"("start_time":1e400)"})

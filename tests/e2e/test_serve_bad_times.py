@@ -11,6 +11,7 @@ without error (a stored year-58900 start_time made every such listing fail in Py
 import socket
 import time
 import unittest
+import urllib.request
 
 import harness
 import serve_harness as sh
@@ -34,12 +35,26 @@ class BadTimesTest(sh.ServeTestCase):
         return super().start_serve(extra_args=["--health-address", f"127.0.0.1:{self.health_port}"], **kw)
 
     def metrics(self) -> harness.Metrics:
-        import urllib.request
         with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/metrics", timeout=2) as r:
             return harness.Metrics(harness.parse_metrics(r.read().decode()))
 
+    def wait_ready(self, timeout: float = 10.0):
+        """The API answers before the UDP receiver is bound; /readyz (started last) says all are up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.fail(f"/readyz not 200 within {timeout} s:\n{self.xrayd.log_tail()}")
+            time.sleep(0.05)
+
     def test_impossible_times_are_rejected_everywhere_and_listings_keep_working(self):
         self.assertIsNotNone(boto3, "boto3 is needed")
+        self.wait_ready()
         t = sh.now() - 5
         good_udp = sh.segment(sh.trace_id(), "good-udp", start=t)
         bad_udp = [

@@ -64,7 +64,10 @@ void StoreExporter::Deliver(const Batch& batch) {
     m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (result) {
       m.segments_sent.fetch_add(n - result->size(), std::memory_order_relaxed);
-      if (!result->empty()) m.Fail(FailReason::kPermanentError, result->size());
+      if (!result->empty()) {
+        XLOG_WARN("Trace store refused {} of {} segments (first: {})", result->size(), n, result->front().second);
+        m.Fail(FailReason::kPermanentError, result->size());
+      }
       return;
     }
     const Error& e = result.error();

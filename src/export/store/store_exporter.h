@@ -29,7 +29,7 @@
 namespace xrayd {
 
 struct StoreExporterOptions {
-  int max_attempts = 10;  // ~25 s of retries with the default backoff
+  int max_attempts = 10;  // 9 waits: 0.1 + 0.2 + ... + 5 s ≈ 21 s with the default backoff
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
 };
