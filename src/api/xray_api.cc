@@ -1,4 +1,5 @@
 #include "api/xray_api.h"
+#include "ui/web_ui.h"
 
 #include <httplib.h>
 
@@ -683,7 +684,18 @@ Status XrayApiServer::Start() {
     ReplyError(res, {404, "UnknownOperationException", "no X-Ray operation at " + req.method + " " + req.path});
   };
   routes.Post(".*", unknown);
-  routes.Get(".*", unknown);
+  // GET of anything else is the web UI (src/ui/web_ui.h): public files, no signature needed.
+  routes.Get(".*", [](const httplib::Request& req, httplib::Response& res) {
+    http::IncomingRequest in{req.method, req.target, req.path, "", {req.headers.begin(), req.headers.end()}, "", ""};
+    http::OutgoingResponse out = ui::ServeWebUi(in);
+    res.status = out.status;
+    for (auto& [name, value] : out.headers) res.set_header(name, value);
+    // A fixed-length provider: httplib sends it as is (a plain body it would gzip a second time).
+    auto body = std::make_shared<std::string>(std::move(out.body));
+    res.set_content_provider(body->size(), out.content_type, [body](size_t off, size_t len, httplib::DataSink& sink) {
+      return sink.write(body->data() + off, len);
+    });
+  });
   routes.Put(".*", unknown);
   routes.Delete(".*", unknown);
 

@@ -1,0 +1,103 @@
+// A service graph laid out by dagre and drawn as SVG by Preact (so every label is escaped text).
+// Nodes: [{id, label, sub, stats: {ok, error, throttle, fault, total}, kind}], edges: [{id, from, to, label}].
+import dagre from '@dagrejs/dagre';
+import { useMemo } from 'preact/hooks';
+
+const R = 26;
+
+function layout(nodes, edges, rankdir) {
+  const g = new dagre.graphlib.Graph({ multigraph: true });
+  g.setGraph({ rankdir, nodesep: 28, ranksep: 70, marginx: 20, marginy: 20 });
+  g.setDefaultEdgeLabel(() => ({}));
+  for (const n of nodes) g.setNode(n.id, { width: Math.max(2 * R, Math.min(180, n.label.length * 7)), height: 2 * R + 34 });
+  for (const e of edges) if (g.hasNode(e.from) && g.hasNode(e.to)) g.setEdge(e.from, e.to, { width: 40, height: 14 }, e.id);
+  dagre.layout(g);
+  return g;
+}
+
+// One arc per status, proportional to its share of requests.
+function Ring({ stats }) {
+  const c = 2 * Math.PI * (R - 3);
+  const total = stats?.total || 0;
+  if (!total) return <circle r={R - 3} class="ring-none" />;
+  let off = 0;
+  return ['ok', 'error', 'throttle', 'fault'].map((k) => {
+    const len = (c * (stats[k] || 0)) / total;
+    const arc = len > 0 && <circle key={k} r={R - 3} class={`ring ring-${k}`} stroke-dasharray={`${len} ${c - len}`} stroke-dashoffset={-off} />;
+    off += len;
+    return arc;
+  });
+}
+
+export function Graph({ nodes, edges, selected, onSelect, rankdir = 'LR', small = false }) {
+  const g = useMemo(() => layout(nodes, edges, rankdir), [nodes, edges, rankdir]);
+  const { width = 100, height = 100 } = g.graph();
+  const pick = (sel) => (e) => { e.stopPropagation(); onSelect?.(sel); };
+  const key = (sel) => (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); onSelect?.(sel); } };
+  return (
+    <svg class={small ? 'graph small' : 'graph'} viewBox={`0 0 ${width} ${height}`} width={small ? '100%' : width}
+         height={small ? undefined : height} role="group" aria-label="service graph" onClick={() => onSelect?.(null)}>
+      <defs>
+        <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+          <path d="M0,0 L10,5 L0,10 z" class="arrowhead" />
+        </marker>
+      </defs>
+      {edges.map((e) => {
+        const ge = g.edge(e.from, e.to, e.id);
+        if (!ge) return null;
+        const d = ge.points.map((p, i) => `${i ? 'L' : 'M'}${p.x},${p.y}`).join(' ');
+        const mid = ge.points[Math.floor(ge.points.length / 2)];
+        const sel = selected?.edge === e.id;
+        return (
+          <g key={e.id} class={sel ? 'edge selected' : 'edge'} tabIndex={onSelect ? 0 : undefined} data-edge={e.id} data-from={e.fromLabel} data-to={e.toLabel}
+             onClick={pick({ edge: e.id })} onKeyDown={key({ edge: e.id })}>
+            <path d={d} class="edge-hit" />
+            <path d={d} class="edge-line" marker-end="url(#arrow)" />
+            {e.label && !small && <text x={mid.x} y={mid.y - 4} class="edge-label">{e.label}</text>}
+          </g>
+        );
+      })}
+      {nodes.map((n) => {
+        const gn = g.node(n.id);
+        const sel = selected?.node === n.id;
+        return (
+          <g key={n.id} class={`node kind-${n.kind || 'service'}${sel ? ' selected' : ''}`} transform={`translate(${gn.x},${gn.y - 14})`}
+             tabIndex={onSelect ? 0 : undefined} data-node={n.label} role={onSelect ? 'button' : undefined}
+             aria-label={`${n.label} ${n.sub || ''}`} onClick={pick({ node: n.id })} onKeyDown={key({ node: n.id })}>
+            <circle r={R} class="node-bg" />
+            <Ring stats={n.stats} />
+            <text y="4" class="node-inner">{n.inner || ''}</text>
+            <text y={R + 15} class="node-label">{n.label.length > 28 ? n.label.slice(0, 27) + '…' : n.label}</text>
+            {n.sub && !small && <text y={R + 28} class="node-sub">{n.sub}</text>}
+          </g>
+        );
+      })}
+    </svg>
+  );
+}
+
+// GetServiceGraph / GetTraceGraph Services → Graph nodes and edges.
+export function fromServices(services, fmt) {
+  const stat = (s) => {
+    const e = s?.ErrorStatistics || {}, f = s?.FaultStatistics || {};
+    const total = s?.TotalCount || 0;
+    const error = e.OtherCount ?? Math.max(0, (e.TotalCount || 0) - (e.ThrottleCount || 0));
+    const throttle = e.ThrottleCount || 0, fault = f.TotalCount || 0;
+    return { total, error, throttle, fault, ok: s?.OkCount ?? Math.max(0, total - error - throttle - fault), avg: total ? (s.TotalResponseTime || 0) / total : null };
+  };
+  const nodes = (services || []).map((s) => {
+    const st = stat(s.SummaryStatistics);
+    return {
+      id: String(s.ReferenceId), label: s.Name || '(unnamed)', kind: s.Type === 'client' ? 'client' : s.Root ? 'root' : (s.Type || '').startsWith('AWS') ? 'aws' : s.Type === 'remote' ? 'remote' : 'service',
+      sub: s.Type || '', stats: st, inner: st.total ? fmt(st.avg) : '', service: s,
+    };
+  });
+  const edges = [];
+  for (const s of services || [])
+    for (const e of s.Edges || []) {
+      const st = stat(e.SummaryStatistics);
+      const to = (services || []).find((x) => x.ReferenceId === e.ReferenceId);
+      edges.push({ id: `${s.ReferenceId}-${e.ReferenceId}`, from: String(s.ReferenceId), to: String(e.ReferenceId), fromLabel: s.Name, toLabel: to?.Name, label: st.total ? `${st.total} · ${fmt(st.avg)}` : '', stats: st, edge: e, source: s });
+    }
+  return { nodes, edges };
+}
