@@ -47,7 +47,7 @@ export function traceIdIn(text) {
   const t = String(text || '').trim();
   if (t.length > 400) return null;
   const m = /^(?:trace id:\s*|x-amzn-trace-id:\s*)?(?:root=)?(1-[0-9a-f]{8}-[0-9a-f]{24})(?:;[^\s]*)?$/i.exec(t) ||
-            /^trace id:\s*(1-[0-9a-f]{8}-[0-9a-f]{24})\b/i.exec(t) ||
+            /\btrace id:\s*(1-[0-9a-f]{8}-[0-9a-f]{24})\b/i.exec(t) ||
             /(?:^|[\s;])root=(1-[0-9a-f]{8}-[0-9a-f]{24})\b/i.exec(t);
   return m ? m[1].toLowerCase() : null;
 }

@@ -35,8 +35,7 @@ export function Graph({ nodes, edges, selected, onSelect, rankdir = 'LR', small 
   const pick = (sel) => (e) => { e.stopPropagation(); onSelect?.(sel); };
   const key = (sel) => (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); onSelect?.(sel); } };
   return (
-    <svg class={small ? 'graph small' : 'graph'} viewBox={`0 0 ${width} ${height}`} width={small ? '100%' : width}
-         height={small ? undefined : height} role="group" aria-label="service graph" onClick={() => onSelect?.(null)}>
+    <svg class={small ? 'graph small' : 'graph'} viewBox={`0 0 ${width} ${height}`} width={width} height={height} role="group" aria-label="service graph" onClick={() => onSelect?.(null)}>
       <defs>
         <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
           <path d="M0,0 L10,5 L0,10 z" class="arrowhead" />

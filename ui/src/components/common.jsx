@@ -32,7 +32,7 @@ export function useInterval(fn, seconds) {
 export function ErrorBox({ error, what }) {
   if (!error) return null;
   return (
-    <div class="error" role="alert">
+    <div class="errbox" role="alert">
       {what && <strong>{what}: </strong>}
       {error.type && <code>{error.type}</code>} {String(error.message || error)}
     </div>

@@ -40,7 +40,7 @@ export function KeyDialog({ onClose }) {
         <label>Access key id<input name="id" value={id} onInput={(e) => setId(e.currentTarget.value)} required autocomplete="off" autoFocus /></label>
         <label>Secret access key<input name="secret" type="password" required autocomplete="off" /></label>
         <label>Region<input name="region" value={region} onInput={(e) => setRegion(e.currentTarget.value)} /></label>
-        {err && <p class="error" role="alert">{err}</p>}
+        {err && <p class="errbox" role="alert">{err}</p>}
         <div class="row"><button type="submit" class="primary">Save</button><button type="button" onClick={onClose}>Cancel</button></div>
       </form>
     </div>

@@ -115,7 +115,7 @@ function Waterfall({ tree, rows, selected, collapsed, zoom }) {
                 <div class="wf-track">
                   <div class={`bar ${n.status}${n.inProgress ? ' progress' : ''}`}
                        style={{ left: `${Math.max(-1, left)}%`, width: `${Math.max(0.15, Math.min(101 - Math.max(0, left), width - Math.max(0, -left)))}%` }} />
-                  <span class="bar-label" style={{ left: `${Math.min(85, Math.max(0, left + width) + 0.5)}%` }}>
+                  <span class="bar-label" style={{ left: `calc(${Math.min(100, Math.max(0, left + width))}% + 4px)` }}>
                     {n.inProgress ? 'in progress' : fmtDuration((n.end ?? n.start) - n.start)}
                   </span>
                 </div>
