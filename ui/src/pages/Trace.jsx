@@ -91,7 +91,7 @@ function Waterfall({ tree, rows, selected, collapsed, zoom }) {
   return (
     <div class="waterfall">
       <Axis v0={v0} v1={v1} />
-      <div class="wf-scroll" ref={scroller} tabIndex={0} role="tree" aria-label="segments and subsegments" onKeyDown={onKey}
+      <div class="wf-scroll" ref={scroller} tabIndex={0} style={{ height: `min(70vh, ${rows.length * ROW + 2}px)` }} role="tree" aria-label="segments and subsegments" onKeyDown={onKey}
            onScroll={(e) => setTop(e.currentTarget.scrollTop)}>
         <div style={{ height: `${rows.length * ROW}px`, position: 'relative' }}>
           {rows.slice(first, last).map((r, k) => {
@@ -132,7 +132,7 @@ const json = (x) => JSON.stringify(x, null, 2);
 function KV({ obj }) {
   return (
     <dl class="kv">
-      {Object.entries(obj || {}).map(([k, v]) => [<dt key={k + 't'}>{k}</dt>, <dd key={k + 'd'}>{typeof v === 'object' ? <pre>{json(v)}</pre> : String(v)}</dd>])}
+      {Object.entries(obj || {}).filter(([, v]) => v !== undefined && v !== null && v !== '').map(([k, v]) => [<dt key={k + 't'}>{k}</dt>, <dd key={k + 'd'}>{typeof v === 'object' ? <pre>{json(v)}</pre> : String(v)}</dd>])}
     </dl>
   );
 }
