@@ -316,6 +316,50 @@ class WebUiTest(unittest.TestCase):
             self.assertTrue(os.path.getsize(os.path.join(SHOTS, f"{name}.png")) > 5000, name)
 
 
+class SignedServe(sh.XraydServe):
+    """xrayd serve that verifies SigV4 (--api-auth on): "up" is any HTTP answer, as unsigned calls get 403."""
+
+    def _api_answers(self) -> bool:
+        try:
+            status, _ = self.call("/GetSamplingRules", {}, timeout=1)
+            return status == 403
+        except OSError:
+            return False
+
+
+class SignedApiTest(unittest.TestCase):
+    """With --api-keys, the UI asks for a key, signs every call in the browser (WebCrypto) and keeps only a
+    non-extractable key: the secret is in no storage a page script can read."""
+
+    KEY_ID, SECRET = "AKIDXRAYDUITEST00001", "ui/e2e/secret/key/that/must/never/be/stored"
+
+    def test_signed_calls_from_the_browser(self):
+        xrayd = SignedServe(extra_args=["--api-auth", "on", "--api-keys", f"{self.KEY_ID}:{self.SECRET}"]).start()
+        self.addCleanup(xrayd.cleanup)
+        client = boto3.client("xray", endpoint_url=xrayd.endpoint, region_name=sh.REGION, aws_access_key_id=self.KEY_ID,
+                              aws_secret_access_key=self.SECRET, config=botocore.config.Config(retries={"max_attempts": 1}))
+        tid = sh.trace_id()
+        client.put_trace_segments(TraceSegmentDocuments=[json.dumps(sh.segment(tid, "ui-signed"))])
+        cfg = {"mode": "signed", "base": xrayd.endpoint, "shots": SHOTS, "chromium": CHROMIUM, "trace": tid,
+               "key": {"id": self.KEY_ID, "secret": self.SECRET}, "rule": {"name": "ui-signed-rule"}}
+        p = subprocess.run(["node", os.path.join(harness.HERE, "test_ui_browser.mjs"), json.dumps(cfg)],
+                           capture_output=True, text=True, timeout=120, cwd=harness.HERE)
+        sys.stderr.write(p.stderr[-3000:])
+        obs = json.loads(p.stdout.strip().splitlines()[-1])
+        self.assertTrue(obs.get("ok"), obs.get("error"))
+        self.assertIn("MissingAuthenticationToken", obs["unsigned_error"])
+        self.assertIn(tid, obs["signed_list"])
+        rules = [r["SamplingRule"]["RuleName"] for r in client.get_sampling_rules()["SamplingRuleRecords"]]
+        self.assertIn("ui-signed-rule", rules)
+        st = obs["storage"]
+        self.assertEqual(st["keyType"], "[object CryptoKey]")
+        self.assertFalse(st["extractable"])
+        self.assertEqual(st["exported"], "InvalidAccessError")
+        self.assertEqual(st["fields"], ["accessKeyId", "region", "rootKey"])
+        for where in ("local", "session", "record", "cookies"):
+            self.assertNotIn(self.SECRET, st[where], where)
+
+
 if __name__ == "__main__":
     take_args()
     harness.main()

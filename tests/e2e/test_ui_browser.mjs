@@ -18,6 +18,40 @@ const cfg = JSON.parse(process.argv[2]);
 const out = { console: [], steps: [] };
 const step = (s) => { out.steps.push(s); console.error(`[ui-e2e] ${s}`); };
 
+// xrayd serve --api-auth on: the API answers 403 until the person enters a key; then every call is
+// signed in the browser, and the secret is nowhere readable.
+async function signed(page, shot) {
+  step('signed: key dialog');
+  await page.goto(`${cfg.base}/sampling`);
+  await page.waitForSelector('form.dialog');
+  out.unsigned_error = await page.textContent('.errbox');
+  await page.fill('form.dialog input[name=id]', cfg.key.id);
+  await page.fill('form.dialog input[name=secret]', cfg.key.secret);
+  await shot('signed-key-dialog');
+  await page.click('form.dialog button[type=submit]');
+  await page.waitForSelector('tr[data-rule="Default"]');
+  step('signed: create a rule');
+  await page.click('button:has-text("New rule")');
+  const form = 'form[aria-label="new sampling rule"]';
+  await page.fill(`${form} input[name=RuleName]`, cfg.rule.name);
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector(`tr[data-rule="${cfg.rule.name}"]`);
+  await page.goto(`${cfg.base}/?range=1h`);
+  await page.waitForSelector(`tr[data-id="${cfg.trace}"]`);
+  out.signed_list = await page.$$eval('table.traces tbody tr[data-id]', (rows) => rows.map((r) => r.dataset.id));
+  out.storage = await page.evaluate(async () => {
+    const db = await new Promise((res, rej) => { const r = indexedDB.open('xrayd-ui'); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+    const rec = await new Promise((res) => { const r = db.transaction('credentials').objectStore('credentials').get('key'); r.onsuccess = () => res(r.result); });
+    let exported = null;
+    try { await crypto.subtle.exportKey('raw', rec.rootKey); exported = 'exported'; } catch (e) { exported = e.name; }
+    return {
+      keyType: Object.prototype.toString.call(rec.rootKey), extractable: rec.rootKey.extractable, exported,
+      fields: Object.keys(rec).sort(), local: JSON.stringify({ ...localStorage }), session: JSON.stringify({ ...sessionStorage }),
+      record: JSON.stringify(rec), cookies: document.cookie,
+    };
+  });
+}
+
 const browser = await chromium.launch({ executablePath: cfg.chromium, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
@@ -28,6 +62,12 @@ try {
   const shot = (name) => page.screenshot({ path: join(cfg.shots, `${name}.png`), fullPage: false });
   const rowIds = () => page.$$eval('table.traces tbody tr[data-id]', (rows) => rows.map((r) => r.dataset.id));
   const settle = async () => { await page.waitForLoadState('networkidle'); await page.waitForFunction(() => !document.querySelector('.status-line')?.textContent.startsWith('Loading')); };
+
+  if (cfg.mode === 'signed') {
+    await signed(page, shot);
+    out.ok = true;
+    throw null;  // done: skip the unsigned walk below
+  }
 
   // 1. The list.
   step('traces list');
@@ -203,7 +243,7 @@ try {
   await shot('traces-narrow');
   out.ok = true;
 } catch (e) {
-  out.error = String(e.stack || e);
+  if (e !== null) out.error = String(e.stack || e);
 } finally {
   await browser.close();
 }
