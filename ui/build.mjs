@@ -28,7 +28,23 @@ if (!out) {
   process.exit(2);
 }
 
+const common = {
+  bundle: true,
+  minify: !dev,
+  sourcemap: false,
+  target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+  legalComments: 'none',
+  write: false,
+  outdir: 'assets',
+  entryNames: '[name].[hash]',
+  logLevel: 'warning',
+};
+// The graph-layout Web Worker first: the app is told its (content-hashed) URL.
+const worker = await esbuild.build({ ...common, entryPoints: { layout: join(here, 'src/layout_worker.js') }, format: 'iife' });
+const workerUrl = '/' + worker.outputFiles[0].path.slice(worker.outputFiles[0].path.indexOf('assets/'));
+
 const result = await esbuild.build({
+  define: { LAYOUT_WORKER_URL: JSON.stringify(workerUrl) },
   entryPoints: { app: join(here, 'src/main.jsx') },
   bundle: true,
   minify: !dev,
@@ -46,12 +62,12 @@ const result = await esbuild.build({
 });
 
 const files = [];  // {path, type, bytes}
-for (const f of result.outputFiles) {
+for (const f of [...result.outputFiles, ...worker.outputFiles]) {
   const rel = f.path.slice(f.path.indexOf('assets/'));
   const type = rel.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8';
   files.push({ path: '/' + rel, type, bytes: Buffer.from(f.contents) });
 }
-const js = files.find((f) => f.path.endsWith('.js')).path;
+const js = files.find((f) => f.path.startsWith('/assets/app.') && f.path.endsWith('.js')).path;
 const css = files.find((f) => f.path.endsWith('.css')).path;
 const html = readFileSync(join(here, 'src/index.html'), 'utf8').replace('%APP_JS%', js).replace('%APP_CSS%', css);
 files.push({ path: '/index.html', type: 'text/html; charset=utf-8', bytes: Buffer.from(html) });
@@ -64,7 +80,7 @@ for (const f of files) {
   writeFileSync(join(out, f.path), f.bytes);
   f.gzip = gzipSync(f.bytes, { level: constants.Z_BEST_COMPRESSION });
   f.etag = '"' + createHash('sha256').update(f.bytes).digest('hex').slice(0, 32) + '"';
-  total += f.gzip.length;
+  if (f !== files.find((x) => x.path === workerUrl)) total += f.gzip.length;  // the worker loads only for large maps
 }
 console.log(`xrayd ui: ${files.map((f) => `${f.path} ${f.bytes.length} B (${f.gzip.length} B gzip)`).join(', ')}; ` +
             `first load ${total} B compressed`);

@@ -1,18 +1,38 @@
-// A service graph laid out by dagre and drawn as SVG by Preact (so every label is escaped text).
+// A service graph laid out by dagre (components/layout.js) and drawn as SVG by Preact (so every label is
+// escaped text). Small graphs are laid out at once; large ones in a Web Worker (layout_worker.js), so a
+// 100-node map never freezes the page.
 // Nodes: [{id, label, sub, stats: {ok, error, throttle, fault, total}, kind}], edges: [{id, from, to, label}].
-import dagre from '@dagrejs/dagre';
-import { useMemo } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { NODE_R as R, layoutGraph } from './layout.js';
 
-const R = 26;
+const SYNC_LIMIT = 40;  // nodes + edges / 2 up to which the layout runs on the main thread
+let worker, seq = 0;
+const pending = new Map();
 
-function layout(nodes, edges, rankdir) {
-  const g = new dagre.graphlib.Graph({ multigraph: true });
-  g.setGraph({ rankdir, nodesep: 28, ranksep: 70, marginx: 20, marginy: 20 });
-  g.setDefaultEdgeLabel(() => ({}));
-  for (const n of nodes) g.setNode(n.id, { width: Math.max(2 * R, Math.min(180, n.label.length * 7)), height: 2 * R + 34 });
-  for (const e of edges) if (g.hasNode(e.from) && g.hasNode(e.to)) g.setEdge(e.from, e.to, { width: 40, height: 14 }, e.id);
-  dagre.layout(g);
-  return g;
+function layoutInWorker(nodes, edges, rankdir) {
+  if (!worker) {
+    worker = new Worker(LAYOUT_WORKER_URL);  // defined by build.mjs: /assets/layout.<hash>.js
+    worker.onmessage = (e) => { const p = pending.get(e.data.seq); pending.delete(e.data.seq); p?.(e.data); };
+  }
+  const id = ++seq;
+  return new Promise((resolve) => {
+    pending.set(id, resolve);
+    worker.postMessage({ seq: id, rankdir, nodes: nodes.map(({ id: n, label }) => ({ id: n, label })), edges: edges.map(({ id: e, from, to }) => ({ id: e, from, to })) });
+  });
+}
+
+function useLayout(nodes, edges, rankdir) {
+  const small = nodes.length + edges.length / 2 <= SYNC_LIMIT;
+  const sync = useMemo(() => (small ? layoutGraph(nodes, edges, rankdir) : null), [nodes, edges, rankdir, small]);
+  const [async, setAsync] = useState(null);
+  useEffect(() => {
+    if (small) return undefined;
+    let live = true;
+    setAsync(null);
+    layoutInWorker(nodes, edges, rankdir).then((r) => live && setAsync(r));
+    return () => { live = false; };
+  }, [nodes, edges, rankdir, small]);
+  return small ? { layout: sync } : async || {};
 }
 
 // One arc per status, proportional to its share of requests.
@@ -30,22 +50,25 @@ function Ring({ stats }) {
 }
 
 export function Graph({ nodes, edges, selected, onSelect, rankdir = 'LR', small = false }) {
-  const g = useMemo(() => layout(nodes, edges, rankdir), [nodes, edges, rankdir]);
-  const { width = 100, height = 100 } = g.graph();
+  const { layout: g, error } = useLayout(nodes, edges, rankdir);
+  if (error) return <p class="errbox">Layout failed: {error}</p>;
+  if (!g) return <p class="muted layout-wait">Laying out {nodes.length} nodes and {edges.length} edges…</p>;
+  const { width, height } = g;
   const pick = (sel) => (e) => { e.stopPropagation(); onSelect?.(sel); };
   const key = (sel) => (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); onSelect?.(sel); } };
   return (
-    <svg class={small ? 'graph small' : 'graph'} viewBox={`0 0 ${width} ${height}`} width={width} height={height} role="group" aria-label="service graph" onClick={() => onSelect?.(null)}>
+    <svg class={small ? 'graph small' : 'graph'} viewBox={`0 0 ${width} ${height}`} width={width} height={height}
+         role="group" aria-label="service graph" onClick={() => onSelect?.(null)}>
       <defs>
         <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
           <path d="M0,0 L10,5 L0,10 z" class="arrowhead" />
         </marker>
       </defs>
       {edges.map((e) => {
-        const ge = g.edge(e.from, e.to, e.id);
-        if (!ge) return null;
-        const d = ge.points.map((p, i) => `${i ? 'L' : 'M'}${p.x},${p.y}`).join(' ');
-        const mid = ge.points[Math.floor(ge.points.length / 2)];
+        const points = g.edges[e.id];
+        if (!points) return null;
+        const d = points.map((p, i) => `${i ? 'L' : 'M'}${p.x},${p.y}`).join(' ');
+        const mid = points[Math.floor(points.length / 2)];
         const sel = selected?.edge === e.id;
         return (
           <g key={e.id} class={sel ? 'edge selected' : 'edge'} tabIndex={onSelect ? 0 : undefined} data-edge={e.id} data-from={e.fromLabel} data-to={e.toLabel}
@@ -57,7 +80,8 @@ export function Graph({ nodes, edges, selected, onSelect, rankdir = 'LR', small 
         );
       })}
       {nodes.map((n) => {
-        const gn = g.node(n.id);
+        const gn = g.nodes[n.id];
+        if (!gn) return null;
         const sel = selected?.node === n.id;
         return (
           <g key={n.id} class={`node kind-${n.kind || 'service'}${sel ? ' selected' : ''}`} transform={`translate(${gn.x},${gn.y - 14})`}

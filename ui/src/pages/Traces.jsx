@@ -177,7 +177,16 @@ export function TracesPage() {
   const range = useMemo(() => rangeOf(query), [query.get('range'), query.get('from'), query.get('to'), tick]);
   const refresh = range.relative ? Number(query.get('refresh') || 0) : 0;
   useInterval(() => setTick((n) => n + 1), refresh);
-  const res = useLoad((stale, partial) => traceSummaries({ start: range.start, end: range.end, filter, limit: LIMIT, onPage: (all, more) => more && partial([...all]) }),
+  // Render the first page at once, then at most twice a second while later pages arrive.
+  const res = useLoad((stale, partial) => {
+    let shown = 0;
+    const onPage = (all, more) => {
+      if (!more || (shown && performance.now() - shown < 500)) return;
+      shown = performance.now();
+      partial([...all]);
+    };
+    return traceSummaries({ start: range.start, end: range.end, filter, limit: LIMIT, onPage });
+  },
                       [range.start, range.end, filter]);
   const traces = res.data || [];
   const by = query.get('groupby') || '';
