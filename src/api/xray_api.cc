@@ -1,4 +1,5 @@
 #include "api/xray_api.h"
+#include "ui/operation_percentiles.h"
 #include "ui/web_ui.h"
 
 #include <httplib.h>
@@ -679,6 +680,14 @@ Status XrayApiServer::Start() {
     return json{{"EncryptionConfig", {{"Status", "ACTIVE"}, {"Type", "NONE"}}}};
   });
 
+  // xrayd's own extension, for the web UI and any client (src/ui/operation_percentiles.h).
+  route("/xrayd/OperationPercentiles", [this](const json& in) {
+    auto out = ui::OperationPercentiles(store_, in);
+    if (!out && out.error().kind == Error::Kind::kInvalidArgument) throw Invalid(out.error().message);
+    if (!out) throw ApiError{500, "InternalFailure", out.error().message};
+    return std::move(*out);
+  });
+
   auto unknown = [authorized](const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
     ReplyError(res, {404, "UnknownOperationException", "no X-Ray operation at " + req.method + " " + req.path});
@@ -692,6 +701,7 @@ Status XrayApiServer::Start() {
     for (auto& [name, value] : out.headers) res.set_header(name, value);
     // A fixed-length provider: httplib sends it as is (a plain body it would gzip a second time).
     auto body = std::make_shared<std::string>(std::move(out.body));
+    if (body->empty()) return res.set_content("", out.content_type);  // 304: no body at all
     res.set_content_provider(body->size(), out.content_type, [body](size_t off, size_t len, httplib::DataSink& sink) {
       return sink.write(body->data() + off, len);
     });

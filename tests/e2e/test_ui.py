@@ -206,6 +206,17 @@ class WebUiTest(unittest.TestCase):
         self.assertNotIn("parse-rows", self.obs["rows_after_collapse"])
         self.assertIn("c=", self.obs["collapsed_url"])
 
+    def test_operation_percentiles_extension(self):
+        status, out = self.xrayd.call("/xrayd/OperationPercentiles", {"TraceId": self.traces["flask"]})
+        self.assertEqual(status, 200, out)
+        ops = {o["Id"]: o for o in out["Operations"]}
+        root = next(d for d in self.docs[self.traces["flask"]] if d["name"] == FLASK)
+        self.assertEqual(ops[root["id"]]["Samples"], 2)  # flask and flask2: the same operation, within the hour
+        self.assertIn(ops[root["id"]]["Percentile"], (50.0, 100.0))
+        self.assertIn(f"of 2 calls of {FLASK} › {FLASK}", self.obs["detail_overview"])
+        status, out = self.xrayd.call("/xrayd/OperationPercentiles", {"TraceId": self.traces["flask"], "WindowSeconds": "x"})
+        self.assertEqual((status, out.get("__type")), (400, "InvalidRequestException"))
+
     def test_pasting_a_trace_id_opens_it(self):
         self.assertTrue(self.obs["paste_url"].endswith(f"/traces/{self.traces['flask']}"))
 

@@ -110,6 +110,8 @@ try {
   out.waterfall = await page.$$eval('.wf-row', (rows) => rows.map((r) => ({ name: r.dataset.name, depth: Number(r.dataset.depth), top: parseFloat(r.style.top) }))
     .sort((a, b) => a.top - b.top).map(({ name, depth }) => ({ name, depth })));
   await page.waitForSelector('.trace-map .node');
+  await page.waitForFunction(() => document.querySelector('.tab-body')?.textContent.includes('surrounding hour'), null, { timeout: 10000 }).catch(() => {});
+  out.detail_overview = await page.textContent('.tab-body');
   out.trace_map_nodes = await page.$$eval('.trace-map .node', (n) => n.map((x) => x.dataset.node));
   await shot('trace');
 

@@ -49,7 +49,7 @@ function Minimap({ rows, t0, span, zoom }) {
   );
 }
 
-function Waterfall({ tree, rows, selected, collapsed, zoom }) {
+function Waterfall({ tree, rows, selected, collapsed, zoom, pct }) {
   const scroller = useRef();
   const [top, setTop] = useState(0);
   const [height, setHeight] = useState(600);
@@ -117,6 +117,9 @@ function Waterfall({ tree, rows, selected, collapsed, zoom }) {
                        style={{ left: `${Math.max(-1, left)}%`, width: `${Math.max(0.15, Math.min(101 - Math.max(0, left), width - Math.max(0, -left)))}%` }} />
                   <span class="bar-label" style={{ left: `calc(${Math.min(100, Math.max(0, left + width))}% + 4px)` }}>
                     {n.inProgress ? 'in progress' : fmtDuration((n.end ?? n.start) - n.start)}
+                    {pct.get(n.id) && pct.get(n.id).Samples >= 5 && (
+                      <b class={pct.get(n.id).Percentile >= 90 ? 'pct slow' : 'pct'} title={`slower than or as slow as ${pct.get(n.id).Percentile.toFixed(0)}% of ${pct.get(n.id).Samples} calls of this operation in the surrounding hour`}>
+                        {' '}p{Math.floor(pct.get(n.id).Percentile)}</b>)}
                   </span>
                 </div>
               </div>
@@ -154,7 +157,7 @@ function Exceptions({ cause }) {
   );
 }
 
-function Detail({ node, tab, t0 }) {
+function Detail({ node, tab, t0, pct }) {
   if (!node) return <aside class="detail muted">Select a segment or subsegment (click, or ↑/↓ in the waterfall).</aside>;
   const d = node.doc;
   const own = { ...d };
@@ -174,6 +177,7 @@ function Detail({ node, tab, t0 }) {
           kind: node.kind, id: node.id, service: node.service, origin: node.origin, namespace: node.namespace,
           start: `${fmtTime(node.start, true)} (+${fmtDuration(node.start - t0)})`, duration: node.inProgress ? 'in progress' : fmtDuration((node.end ?? node.start) - node.start),
           status: node.status, 'on critical path': node.critical ? 'yes' : 'no', 'parent id': d.parent_id,
+          'in the surrounding hour': pct.get(node.id) && `slower than or as slow as ${pct.get(node.id).Percentile.toFixed(1)}% of ${pct.get(node.id).Samples} calls of ${node.service} › ${node.name}`,
         }} />}
         {cur === 'http' && <KV obj={{ ...(d.http?.request || {}), ...Object.fromEntries(Object.entries(d.http?.response || {}).map(([k, v]) => [`response.${k}`, v])) }} />}
         {cur === 'aws' && <KV obj={d.aws} />}
@@ -200,6 +204,9 @@ export function TracePage({ id }) {
   const res = useLoad(() => batchGetTraces([id]), [id]);
   const trace = res.data?.[0];
   const tree = useMemo(() => trace && buildTree(trace.Segments.map((s) => { try { return JSON.parse(s.Document); } catch { return { id: s.Id, name: '(unparsable document)' }; } })), [trace]);
+  // xrayd's extension: each node's percentile among the same operation's calls within ±30 min.
+  const pres = useLoad(() => call('/xrayd/OperationPercentiles', { TraceId: id }), [id]);
+  const pct = useMemo(() => new Map((pres.data?.Operations || []).map((o) => [o.Id, o])), [pres.data]);
   const collapsed = useMemo(() => new Set((query.get('c') || '').split(',').filter(Boolean)), [query.get('c')]);
   const rows = useMemo(() => (tree ? flatten(tree.roots, collapsed) : []), [tree, collapsed]);
   document.title = `${id} · xrayd`;
@@ -223,9 +230,9 @@ export function TracePage({ id }) {
       <Minimap rows={rows} t0={tree.t0} span={span} zoom={zoom} />
       {zoom[0] > 0 || zoom[1] < span ? <p class="muted">Showing {fmtDuration(zoom[0])} – {fmtDuration(zoom[1])}. <button class="link" onClick={() => setQuery({ z: null }, { replace: true })}>Whole trace</button></p> : null}
       <div class="trace-body">
-        <Waterfall tree={tree} rows={rows} selected={selected} collapsed={collapsed} zoom={zoom} />
+        <Waterfall tree={tree} rows={rows} selected={selected} collapsed={collapsed} zoom={zoom} pct={pct} />
         <div class="side">
-          <Detail node={tree.byId.get(selected)} tab={query.get('tab')} t0={tree.t0} />
+          <Detail node={tree.byId.get(selected)} tab={query.get('tab')} t0={tree.t0} pct={pct} />
           <TraceMap id={id} />
         </div>
       </div>
