@@ -190,6 +190,7 @@ async function measure(page, base, big, map) {
         longest.push(await page.evaluate(() => window.__long));
         api.push((await c.baseline()).ms);
       }
+      await page.screenshot({ path: join(repo, 'build', `ui-bench-${rows.length}.png`) });
       rows.push({ page: c.name, 'first render ms': median(first), 'complete ms': median(done), 'API alone ms': Math.round(median(api)),
         'complete / API': (median(done) / median(api)).toFixed(2), 'longest task ms': Math.round(median(longest)) });
     }

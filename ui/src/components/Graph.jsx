@@ -75,7 +75,7 @@ export function Graph({ nodes, edges, selected, onSelect, rankdir = 'LR', small 
              onClick={pick({ edge: e.id })} onKeyDown={key({ edge: e.id })}>
             <path d={d} class="edge-hit" />
             <path d={d} class="edge-line" marker-end="url(#arrow)" />
-            {e.label && !small && <text x={mid.x} y={mid.y - 4} class="edge-label">{e.label}</text>}
+            {e.label && !small && edges.length <= 60 && <text x={mid.x} y={mid.y - 4} class="edge-label">{e.label}</text>}
           </g>
         );
       })}

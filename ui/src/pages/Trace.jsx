@@ -135,7 +135,7 @@ const json = (x) => JSON.stringify(x, null, 2);
 function KV({ obj }) {
   return (
     <dl class="kv">
-      {Object.entries(obj || {}).filter(([, v]) => v !== undefined && v !== null && v !== '').map(([k, v]) => [<dt key={k + 't'}>{k}</dt>, <dd key={k + 'd'}>{typeof v === 'object' ? <pre>{json(v)}</pre> : String(v)}</dd>])}
+      {Object.entries(obj || {}).filter(([, v]) => v !== undefined && v !== null && v !== '' && v !== false).map(([k, v]) => [<dt key={k + 't'}>{k}</dt>, <dd key={k + 'd'}>{typeof v === 'object' ? <pre>{json(v)}</pre> : String(v)}</dd>])}
     </dl>
   );
 }
@@ -177,7 +177,7 @@ function Detail({ node, tab, t0, pct }) {
           kind: node.kind, id: node.id, service: node.service, origin: node.origin, namespace: node.namespace,
           start: `${fmtTime(node.start, true)} (+${fmtDuration(node.start - t0)})`, duration: node.inProgress ? 'in progress' : fmtDuration((node.end ?? node.start) - node.start),
           status: node.status, 'on critical path': node.critical ? 'yes' : 'no', 'parent id': d.parent_id,
-          'in the surrounding hour': pct.get(node.id) && `slower than or as slow as ${pct.get(node.id).Percentile.toFixed(1)}% of ${pct.get(node.id).Samples} calls of ${node.service} › ${node.name}`,
+          'in the surrounding hour': pct.get(node.id)?.Samples > 1 && `slower than or as slow as ${pct.get(node.id).Percentile.toFixed(1)}% of ${pct.get(node.id).Samples} calls of ${node.service} › ${node.name}`,
         }} />}
         {cur === 'http' && <KV obj={{ ...(d.http?.request || {}), ...Object.fromEntries(Object.entries(d.http?.response || {}).map(([k, v]) => [`response.${k}`, v])) }} />}
         {cur === 'aws' && <KV obj={d.aws} />}
@@ -196,7 +196,7 @@ function TraceMap({ id }) {
   const g = useMemo(() => fromServices(res.data?.Services, fmtDuration), [res.data]);
   if (res.error) return <ErrorBox error={res.error} what="GetTraceGraph" />;
   if (!g.nodes.length) return null;
-  return <div class="trace-map"><h3>This trace's services</h3><Graph nodes={g.nodes} edges={g.edges} small /></div>;
+  return <div class="trace-map"><h3>This trace's services</h3><Graph nodes={g.nodes} edges={g.edges} small={g.nodes.length <= 8} rankdir={g.nodes.length > 8 ? 'TB' : 'LR'} /></div>;
 }
 
 export function TracePage({ id }) {

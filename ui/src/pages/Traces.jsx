@@ -97,7 +97,7 @@ function Groups({ traces, by, filter }) {
   };
   return (
     <table class="groups">
-      <caption>{groups.length} groups by {by}</caption>
+      <caption>{groups.length} {groups.length === 1 ? 'group' : 'groups'} by {by}</caption>
       <thead><tr><th>{by}</th><th class="num">Traces</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th></tr></thead>
       <tbody>
         {groups.slice(0, 200).map((g) => (
