@@ -15,7 +15,7 @@ constexpr std::string_view kContentSecurityPolicy =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-constexpr std::array<std::string_view, 5> kPages = {"/map", "/analytics", "/sampling", "/groups", "/traces"};
+constexpr std::array<std::string_view, 4> kPages = {"/map", "/analytics", "/sampling", "/groups"};
 
 bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 

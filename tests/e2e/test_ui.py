@@ -322,6 +322,7 @@ class WebUiTest(unittest.TestCase):
         self.assertNotEqual(self.obs["dark_bg"], "rgb(247, 248, 250)")
         self.assertLessEqual(self.obs["narrow_overflow"], 0)
         self.assertGreater(self.obs["compare_rows"], 0)
+        self.assertTrue(self.obs["compare_url"].endswith(f"/compare/{self.traces['flask']}/{self.traces['flask2']}"))
         for name in ("traces", "trace", "trace-detail", "map", "map-node", "sampling", "groups", "injection", "analytics",
                      "compare", "trace-dark", "map-dark", "traces-narrow"):
             self.assertTrue(os.path.getsize(os.path.join(SHOTS, f"{name}.png")) > 5000, name)

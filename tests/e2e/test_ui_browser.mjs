@@ -226,8 +226,12 @@ try {
   await page.waitForSelector('.analytics-page .chart canvas');
   await page.waitForLoadState('networkidle');
   await shot('analytics');
-  await page.goto(`${cfg.base}/compare/${cfg.traces.flask}/${cfg.traces.flask2}`);
+  await page.goto(`${cfg.base}/?range=1h`);
+  await page.check(`tr[data-id="${cfg.traces.flask}"] input[type=checkbox]`);
+  await page.check(`tr[data-id="${cfg.traces.flask2}"] input[type=checkbox]`);
+  await page.click('button:has-text("Compare 2/2")');
   await page.waitForSelector('table.compare tbody tr');
+  out.compare_url = page.url();
   out.compare_rows = await page.$$eval('table.compare tbody tr', (r) => r.length);
   await shot('compare');
   await page.emulateMedia({ colorScheme: 'dark' });

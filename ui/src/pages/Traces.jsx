@@ -112,6 +112,8 @@ function Groups({ traces, by, filter }) {
 }
 
 function Table({ traces, sort, dir, page }) {
+  const [picked, setPicked] = useState([]);  // up to two trace ids, for /compare/{a}/{b}
+  const pick = (id) => setPicked((p) => (p.includes(id) ? p.filter((x) => x !== id) : [...p, id].slice(-2)));
   const sorted = useMemo(() => {
     const f = summaryField[sort] || summaryField.time;
     const sign = dir === 'asc' ? 1 : -1;
@@ -142,10 +144,11 @@ function Table({ traces, sort, dir, page }) {
     <>
       <div class="table-wrap">
         <table class="traces" onKeyDown={onKey}>
-          <thead><tr>{COLUMNS.map(([k, l]) => header(k, l))}</tr></thead>
+          <thead><tr><th><span class="sr-only">compare</span></th>{COLUMNS.map(([k, l]) => header(k, l))}</tr></thead>
           <tbody>
             {rows.map((t) => (
               <tr key={t.Id} data-id={t.Id} tabIndex={0} class={`st-${statusOf(t)}`}>
+                <td><input type="checkbox" aria-label={`pick ${t.Id} to compare`} checked={picked.includes(t.Id)} onChange={() => pick(t.Id)} /></td>
                 <td class="mono"><Link href={`/traces/${t.Id}`}>{t.Id}</Link></td>
                 <td class="mono">{fmtTime(summaryField.time(t))}</td>
                 <td>{summaryField.method(t)}</td>
@@ -162,6 +165,8 @@ function Table({ traces, sort, dir, page }) {
       <div class="pager" role="navigation" aria-label="pages of traces">
         <button disabled={p <= 1} onClick={() => setQuery({ page: p - 1 }, { replace: true })}>‹ Prev</button>
         <span>page {p} of {pages} · {sorted.length} traces</span>
+        <button disabled={picked.length !== 2} onClick={() => navigate(`/compare/${picked[0]}/${picked[1]}`)}
+                title="tick two traces to compare them">Compare {picked.length}/2</button>
         <button disabled={p >= pages} onClick={() => setQuery({ page: p + 1 }, { replace: true })}>Next ›</button>
       </div>
     </>
