@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything xrayd needs on Debian 12 (run as root): Debian packages from
-# scripts/debian-packages.txt and the npm clients the end-to-end tests drive.
+# scripts/debian-packages.txt, the web UI's npm packages (ui/: bundled into xrayd at build time; also
+# playwright-core, which drives Debian's chromium in the UI tests) and the npm clients the end-to-end
+# tests drive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -12,8 +14,12 @@ if [ -n "$missing" ]; then
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $missing
 fi
-# node/npm are only needed by the tests; the image may already carry newer ones than Debian's.
+# node/npm build the web UI (or configure with -DXRAYD_UI=OFF) and run the tests; the image may already
+# carry newer ones than Debian's.
 if ! command -v npm >/dev/null 2>&1; then apt-get install -y -qq --no-install-recommends nodejs npm; fi
 if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules ]; then
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
 fi

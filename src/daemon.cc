@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "telemetry/metrics.h"
 #include "common/thread_name.h"
+#include "ui/web_ui.h"
 
 namespace xrayd {
 namespace {
@@ -92,6 +93,7 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
                                                      ? fmt::format("verified against {} key(s)", api_options.keys.size())
                                                      : std::string("not checked (loopback)"));
   api_options.limits.graph_truncated = &GlobalMetrics().api_graph_truncated;
+  api_options.get_handler = ui::ServeWebUi;
   api_ = std::make_unique<api::XrayApiServer>(api_options, *store_);
   if (auto st = api_->Start(); !st) return st;
   XLOG_INFO("Serving the X-Ray API on http://{}", config_.listen_address);

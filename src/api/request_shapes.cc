@@ -205,5 +205,6 @@ const Shape kUpdateGroup{kUpdateGroupMembers};
 const Shape kDeleteGroup{kGroupRefMembers};
 const Shape kGetInsightSummaries{kGetInsightSummariesMembers};
 const Shape kGetEncryptionConfig{};
+const Shape kOperationPercentiles{};
 
 }  // namespace xrayd::api::shapes

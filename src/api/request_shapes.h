@@ -25,6 +25,8 @@ extern const Shape kUpdateGroup;
 extern const Shape kDeleteGroup;
 extern const Shape kGetInsightSummaries;
 extern const Shape kGetEncryptionConfig;
+// xrayd extension (operation_percentiles.h); it checks its own members.
+extern const Shape kOperationPercentiles;
 
 // xrayd's own bounds where the model has none (stated in docs/ARCHITECTURE.md).
 inline constexpr double kMaxFilterExpression = 4096;  // characters

@@ -4,6 +4,7 @@
 
 #include "api/graphs.h"
 #include "api/groups.h"
+#include "api/operation_percentiles.h"
 #include "api/request_shapes.h"
 #include "api/sampling_rules.h"
 #include "api/traces.h"
@@ -23,6 +24,14 @@ ApiResult<json> GetInsightSummaries(ApiContext&, const json&) {
 }
 ApiResult<json> GetEncryptionConfig(ApiContext&, const json&) {
   return json{{"EncryptionConfig", {{"Status", "ACTIVE"}, {"Type", "NONE"}}}};
+}
+
+// xrayd's own extension (operation_percentiles.h): its errors' messages are the client's to read.
+ApiResult<json> GetOperationPercentiles(ApiContext& ctx, const json& in) {
+  auto out = OperationPercentiles(ctx.store, in);
+  if (!out && out.error().kind == Error::Kind::kInvalidArgument) return ApiError::Invalid(out.error().message);
+  if (!out) return ApiError::Internal("OperationPercentiles", out.error());
+  return std::move(*out);
 }
 
 struct Route {
@@ -55,6 +64,8 @@ const Route kRoutes[] = {
     {"/DeleteGroup", "DeleteGroup", &shapes::kDeleteGroup, DeleteGroup},
     {"/InsightSummaries", "GetInsightSummaries", &shapes::kGetInsightSummaries, GetInsightSummaries},
     {"/EncryptionConfig", "GetEncryptionConfig", &shapes::kGetEncryptionConfig, GetEncryptionConfig},
+    {"/xrayd/OperationPercentiles", "xrayd:OperationPercentiles", &shapes::kOperationPercentiles,
+     GetOperationPercentiles},
 };
 
 const Route* FindRoute(std::string_view method, std::string_view path) {
@@ -128,8 +139,13 @@ XrayApiServer::~XrayApiServer() { Stop(); }
 Status XrayApiServer::Start() {
   http::ServerLimits limits = options_.server_limits;
   limits.handler_threads = options_.threads;
-  auto port = server_.Start(options_.listen_address, [this](const http::IncomingRequest& req) { return api_.Handle(req); },
-                            limits);
+  // GETs are public (the web UI's files carry no data); everything else is the API, signed when
+  // signatures are on.
+  auto serve = [this](const http::IncomingRequest& req) {
+    if (req.method == "GET" && options_.get_handler) return options_.get_handler(req);
+    return api_.Handle(req);
+  };
+  auto port = server_.Start(options_.listen_address, std::move(serve), limits);
   if (!port) return port.error();
   port_ = *port;
   return OkStatus();

@@ -43,6 +43,9 @@ struct ApiOptions {
   std::vector<AccessKey> keys;
   JsonLimits json_limits;
   ApiLimits limits;
+  // Answers GET requests (no X-Ray operation is a GET): the web UI (ui/web_ui.h), given by the
+  // daemon; unset, a GET is an UnknownOperationException like any unknown path.
+  http::RequestHandler get_handler;
 };
 
 class XrayApi {
