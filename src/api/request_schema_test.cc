@@ -154,6 +154,10 @@ TEST(JsonInput, BracketsInStringsDoNotCount) {
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ((*r)["a"].get<std::string>().size(), 104u);
   EXPECT_TRUE(CheckJsonLimits(R"({"a":{"b":[1]}})", {1 << 20, 2}));
+  // An escaped backslash before the closing quote: the string ends there, and what follows counts.
+  EXPECT_TRUE(CheckJsonLimits(R"({"a":"x\\","b":[[1]]})", {1 << 20, 2}));
+  EXPECT_FALSE(CheckJsonLimits(R"({"a":"x\\\"[[[[","b":1})", {1 << 20, 1}));
+  EXPECT_FALSE(CheckJsonLimits(R"({"a":"never closed [[[[[)", {1 << 20, 1}));
   EXPECT_FALSE(CheckJsonLimits(R"({"a":{"b":1}})", {1 << 20, 2}));
 }
 

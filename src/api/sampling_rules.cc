@@ -74,8 +74,10 @@ std::string SamplingRules::NameOf(const json& input) const {
 ApiResult<json> SamplingRules::Upsert(const json& input, bool create) {
   MutexLock lock(mu_);
   const std::string name = NameOf(input);
+  if (name.empty() && !create && input.contains("RuleARN"))
+    return ApiError::Invalid("no rule with RuleARN " + input["RuleARN"].get<std::string>());
   if (name.empty()) return ApiError::Invalid(create ? "SamplingRule.RuleName is required"
-                                                    : "SamplingRuleUpdate names no rule (RuleName or RuleARN)");
+                                                    : "SamplingRuleUpdate.RuleName or RuleARN is required");
   if (create && rules_.count(name)) return ApiError::Invalid("a rule named " + name + " already exists");
   if (!create && !rules_.count(name)) return ApiError::Invalid("no rule named " + name);
   if (name == "Default" && input.contains("Priority"))
@@ -96,6 +98,8 @@ ApiResult<json> SamplingRules::Upsert(const json& input, bool create) {
 ApiResult<json> SamplingRules::Delete(const json& input) {
   MutexLock lock(mu_);
   const std::string name = NameOf(input);
+  if (name.empty() && input.contains("RuleARN"))
+    return ApiError::Invalid("no rule with RuleARN " + input["RuleARN"].get<std::string>());
   if (name.empty()) return ApiError::Invalid("RuleName or RuleARN is required");
   if (name == "Default") return ApiError::Invalid("the Default rule cannot be deleted");
   if (!rules_.count(name)) return ApiError::Invalid("no rule named " + name);

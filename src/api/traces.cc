@@ -3,6 +3,7 @@
 #include <map>
 
 #include "api/filter_expression.h"
+#include "api/json_input.h"
 #include "api/request_schema.h"
 #include "api/root_causes.h"
 #include "api/trace_assembly.h"
@@ -94,7 +95,9 @@ std::optional<json> CheckDocument(DatagramParser& validator, std::string& doc) {
   auto v = validator.ValidateSegment(doc.data(), len);
   doc.resize(len);
   if (!v.reject) return std::nullopt;
-  json bad = json::parse(doc, nullptr, false);
+  // The rejected document may be anything: parse it for its id only within JSON limits (nlohmann
+  // recurses per nesting level).
+  json bad = CheckJsonLimits(doc, {doc.size(), 64}) ? json() : json::parse(doc, nullptr, false);
   std::string id = bad.is_object() && bad.contains("id") && bad["id"].is_string() ? bad["id"].get<std::string>() : "";
   return json{{"Id", id}, {"ErrorCode", "InvalidSegment"}, {"Message", std::string(v.detail)}};
 }

@@ -107,6 +107,9 @@ TEST_F(XrayApiTest, SamplingRuleLifecycle) {
                         200);
   EXPECT_EQ(targets["SamplingTargetDocuments"][0]["ReservoirQuota"], 4);
   Expect(Call("/DeleteSamplingRule", R"({"RuleName": "Default"})"), 400, "InvalidRequestException");
+  EXPECT_EQ(Expect(Call("/UpdateSamplingRule", R"({"SamplingRuleUpdate": {"RuleARN": "arn:nope", "FixedRate": 0.1}})"),
+                   400, "InvalidRequestException")["message"],
+            "no rule with RuleARN arn:nope");
   Expect(Call("/DeleteSamplingRule", R"({"RuleName": "r1"})"), 200);
   EXPECT_EQ(Expect(Call("/GetSamplingRules", "{}"), 200)["SamplingRuleRecords"].size(), 1u);
 }
@@ -171,6 +174,12 @@ TEST_F(XrayApiTest, DeeplyNestedBodiesAreRefusedNotParsed) {
     EXPECT_EQ(e["message"], "request body nested deeper than 16 levels");
   }
   EXPECT_EQ(Expect(Call("/GetSamplingRules", "{}"), 200)["SamplingRuleRecords"].size(), 1u);
+  // Segment documents are strings in the body: a deep one is rejected as a segment, and its id is
+  // looked for only within limits.
+  const std::string deep_doc = "{\"id\":\"x\",\"a\":" + std::string(30000, '[') + std::string(30000, ']') + "}";
+  json put = Expect(Call("/TraceSegments", json{{"TraceSegmentDocuments", {deep_doc}}}.dump()), 200);
+  ASSERT_EQ(put["UnprocessedTraceSegments"].size(), 1u);
+  EXPECT_EQ(put["UnprocessedTraceSegments"][0]["Id"], "");
 }
 
 TEST_F(XrayApiTest, FieldsAreCheckedAgainstTheModel) {
