@@ -452,11 +452,13 @@ void Spool::DropExpiredChunks() {
   }
 }
 
-// Deletes every chunk whose records are all settled, the open one too (the next Append starts a
-// new chunk), so a consumer that has caught up leaves nothing on disk.
+// Deletes every chunk whose records are all settled. The open chunk is kept (a consumer keeping
+// pace would otherwise create and delete a file per batch) unless the last write failed: then its
+// space is given back, and the next Append starts a new chunk.
 void Spool::DeleteAckedChunks() {
   for (size_t i = 0; i < chunks_.size();) {
-    if (chunks_[i].live != 0 || chunks_[i].records.empty()) {
+    const bool keep_open = writer_ && i + 1 == chunks_.size() && !write_failed_;
+    if (keep_open || chunks_[i].live != 0 || chunks_[i].records.empty()) {
       ++i;
       continue;
     }
@@ -512,8 +514,10 @@ Result<uint64_t> Spool::Append(const std::vector<std::string>& segments) {
   if (auto s = writer_->Append(rec); !s) {
     // Cut back to the last whole record; if even that fails, abandon the chunk (Open() cuts it).
     if (!writer_->Truncate(chunk.bytes)) writer_.reset();
+    write_failed_ = true;
     return s.error();
   }
+  write_failed_ = false;
   ++next_sequence_;
   chunk.records.push_back({seq, chunk.bytes, static_cast<uint32_t>(bytes), static_cast<uint32_t>(segments.size()), now, false});
   ++chunk.live;

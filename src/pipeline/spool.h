@@ -248,6 +248,7 @@ class Spool {
   uint64_t last_returned_ XRAYD_GUARDED_BY(mu_) = 0;  // the last sequence Read() handed out
   bool dirty_ XRAYD_GUARDED_BY(mu_) = false;          // writes since the last fsync
   int64_t last_sync_ms_ XRAYD_GUARDED_BY(mu_) = 0;
+  bool write_failed_ XRAYD_GUARDED_BY(mu_) = false;    // the last Append's write failed (disk full?)
   bool closed_ XRAYD_GUARDED_BY(mu_) = false;
   SpoolStats stats_ XRAYD_GUARDED_BY(mu_);
 };
