@@ -317,6 +317,10 @@ Status Spool::LoadAck() {
     XLOG_WARN("spool: {}/ack is damaged; replaying every spooled record", dir_);
     return OkStatus();
   }
+  if (Get<uint64_t>(b, 8) >= (1ull << 62)) {  // not a position we could have written
+    XLOG_WARN("spool: {}/ack holds an impossible position; replaying every spooled record", dir_);
+    return OkStatus();
+  }
   acked_ = Get<uint64_t>(b, 8);
   return OkStatus();
 }
@@ -342,14 +346,14 @@ Status Spool::Recover() {
                               std::to_string(kSpoolFormatVersion));
   }
   if (auto s = LoadAck(); !s) return s;
-  uint64_t max_seq = acked_;
+  uint64_t max_seq = 0;
   std::vector<Chunk> found;
   for (uint64_t id : ids) {
-    if (auto s = RecoverChunk(id, found); !s) return s;
+    if (auto s = RecoverChunk(id, found, max_seq); !s) return s;
     next_chunk_id_ = id + 1;
   }
+  max_seq = std::max(max_seq, acked_);
   for (auto& c : found) {
-    if (!c.records.empty()) max_seq = std::max(max_seq, c.records.back().sequence);
     stats_.disk_bytes += c.bytes;
     chunks_.push_back(std::move(c));
   }
@@ -361,27 +365,31 @@ Status Spool::Recover() {
 
 // Scans one chunk: cuts a torn tail, counts corruption, indexes the records not yet acknowledged
 // and deletes the file if none is left.
-Status Spool::RecoverChunk(uint64_t id, std::vector<Chunk>& out) {
+Status Spool::RecoverChunk(uint64_t id, std::vector<Chunk>& out, uint64_t& max_seq) {
   const std::string path = ChunkPath(id);
   auto bytes = ReadRange(path, 0, std::nullopt);
   if (!bytes) return bytes.error();
   const ChunkScan scan = ScanChunk(*bytes);
   Chunk chunk{id, scan.valid_end, 0, {}};
+  uint64_t good = 0;
+  for (const auto& r : scan.records) good += r.bytes;
+  const uint64_t cut = bytes->size() - (scan.bad_file_header ? 0 : kSpoolFileHeaderBytes + good);
   if (scan.bad_file_header) {
     (scan.torn_tail ? stats_.torn_tail_cuts : stats_.corrupt_cuts) += bytes->empty() ? 0 : 1;
-    stats_.cut_bytes += bytes->size();
   } else {
     if (scan.corrupt_cut) ++stats_.corrupt_cuts;
     if (scan.torn_tail) ++stats_.torn_tail_cuts;
-    uint64_t good = 0;
-    for (const auto& r : scan.records) good += r.bytes;
-    stats_.cut_bytes += bytes->size() - kSpoolFileHeaderBytes - good;
   }
+  stats_.cut_bytes += cut;
+  if (cut > 0) XLOG_WARN("spool: {}: cut {} bytes of damaged or torn records", path, cut);
   for (const auto& r : scan.records) {
-    if (r.sequence <= acked_) continue;  // delivered in an earlier run
+    // Sequences only grow; one that does not (or is absurdly large) was not written by us.
+    const bool in_order = r.sequence > max_seq && r.sequence < (1ull << 62);
+    if (in_order) max_seq = r.sequence;
+    if (in_order && r.sequence <= acked_) continue;  // delivered in an earlier run
     ++stats_.recovered_records;
     stats_.recovered_segments += r.segments;
-    if (!r.payload_ok) {
+    if (!r.payload_ok || !in_order) {
       ++stats_.corrupt_records;
       stats_.corrupt_segments += r.segments;
       continue;
@@ -397,8 +405,6 @@ Status Spool::RecoverChunk(uint64_t id, std::vector<Chunk>& out) {
   }
   if (scan.valid_end < bytes->size() && ::truncate(path.c_str(), static_cast<off_t>(scan.valid_end)) != 0)
     return IoError("truncate", path, errno);
-  if (scan.corrupt_cut || scan.torn_tail)
-    XLOG_WARN("spool: {}: cut {} bytes of a damaged or torn record", path, bytes->size() - scan.valid_end);
   out.push_back(std::move(chunk));
   return OkStatus();
 }

@@ -217,7 +217,7 @@ class Spool {
 
   Spool(std::string dir, SpoolOptions options, SpoolEnv* env, int lock_fd);
   Status Recover() XRAYD_REQUIRES(mu_);
-  Status RecoverChunk(uint64_t id, std::vector<Chunk>& out) XRAYD_REQUIRES(mu_);
+  Status RecoverChunk(uint64_t id, std::vector<Chunk>& out, uint64_t& max_seq) XRAYD_REQUIRES(mu_);
   Status LoadAck() XRAYD_REQUIRES(mu_);
   Status StartChunk() XRAYD_REQUIRES(mu_);
   Status MakeRoom(uint64_t record_bytes) XRAYD_REQUIRES(mu_);

@@ -160,6 +160,24 @@ TEST(Spool, AppendReadAckRoundTrip) {
   ExpectBalanced(st);
 }
 
+// The format as documented in spool.h, written by an independent encoder (fuzz/make_spool_seeds.py).
+TEST(Spool, ReadsTheDocumentedFormatWrittenByAnotherEncoder) {
+  TempDir t;
+  const std::string seed = Slurp(std::string(XRAYD_SOURCE_DIR) + "/fuzz/corpus/fuzz_spool/three_records");
+  ASSERT_GT(seed.size(), 100u);
+  Spit(t.sub("00000000000000000001.chunk"), seed.substr(1));  // byte 0: the fuzz input's flags
+  auto s = MustOpen(t.path(), Small());
+  const auto got = ReadAll(*s);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[1].segments.size(), 2u);
+  EXPECT_NE(got[1].segments[1].find("\"parent_id\":\"7226467e3f845502\""), std::string::npos);
+  EXPECT_EQ(got[2].segments, std::vector<std::string>{"{}"});
+  EXPECT_EQ(*s->Append(Batch(1, 0)), 4u);
+  const SpoolStats st = s->stats();
+  EXPECT_EQ(st.recovered_records, 3u);
+  EXPECT_EQ(st.corrupt_records + st.corrupt_cuts + st.torn_tail_cuts, 0u);
+}
+
 TEST(Spool, RejectsBadBatchesAndOptions) {
   TempDir t;
   auto s = MustOpen(t.path(), Small());
