@@ -502,6 +502,15 @@ Status Spool::MaybeSync(bool force) {
   return OkStatus();
 }
 
+// The record is written either way; a failed fsync is logged and counted, not returned, so that
+// Append()'s result says only whether the batch is in the spool.
+void Spool::SyncOrCount() {
+  if (auto s = MaybeSync(false); !s) {
+    ++stats_.fsync_errors;
+    XLOG_WARN("{}", s.error().message);
+  }
+}
+
 Result<uint64_t> Spool::Append(const std::vector<std::string>& segments) {
   MutexLock lock(mu_);
   if (closed_) return Error::Io("spool: " + dir_ + " is closed");
@@ -534,7 +543,7 @@ Result<uint64_t> Spool::Append(const std::vector<std::string>& segments) {
   ++stats_.pending_records;
   stats_.pending_segments += segments.size();
   dirty_ = true;
-  if (auto s = MaybeSync(false); !s) return s.error();
+  SyncOrCount();
   return seq;
 }
 
@@ -604,7 +613,8 @@ Status Spool::Ack(uint64_t sequence) {
   // only replays records of chunks still present (duplicates, never loss).
   DeleteAckedChunks();
   if (auto s = WriteAck(); !s) return s;
-  return MaybeSync(false);
+  SyncOrCount();
+  return OkStatus();
 }
 
 Status Spool::WriteAck() {

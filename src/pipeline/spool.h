@@ -6,6 +6,9 @@
 // (older records are dropped, counted). One directory per exporter; one Spool per directory (a
 // LOCK file held with flock() refuses a second opener, in this process or another).
 //
+// Owns its chunk files, the ack file and the LOCK descriptor; starts no thread. Close() (or the
+// destructor) syncs and releases the LOCK.
+//
 // Thread safety: every public method may be called from any thread; one mutex serializes them,
 // including their file I/O (an Append waits for a Read's pread and vice versa; records are a batch,
 // tens of KB). Read()/Ack() assume ONE consumer: records are handed out once each, in order.
@@ -135,6 +138,7 @@ struct SpoolStats {
   uint64_t pending_records = 0, pending_segments = 0;  // on disk, not yet acknowledged
   uint64_t disk_bytes = 0;      // chunk files' total size
   uint64_t fsyncs = 0;
+  uint64_t fsync_errors = 0;    // logged; the data was written but may not be durable
 };
 
 // What a scan of one chunk's bytes finds; pure, so the fuzz target can drive it directly.
@@ -226,6 +230,7 @@ class Spool {
   void DeleteAckedChunks() XRAYD_REQUIRES(mu_);
   Status WriteAck() XRAYD_REQUIRES(mu_);
   Status MaybeSync(bool force) XRAYD_REQUIRES(mu_);
+  void SyncOrCount() XRAYD_REQUIRES(mu_);
   Record* FindUnread(Chunk*& chunk) XRAYD_REQUIRES(mu_);
   void Settle(Chunk& c, Record& r, uint64_t& records, uint64_t& segments) XRAYD_REQUIRES(mu_);
   std::string ChunkPath(uint64_t id) const;
