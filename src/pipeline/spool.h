@@ -56,8 +56,10 @@
 //   kNever     leave it to the kernel's writeback (about 30 s on Linux).
 // A torn tail found at Open() (a crash mid-write) is cut and counted (torn_tail_cuts, cut_bytes).
 // Duplicates: the ack file is rewritten on every Ack(), so after a process crash the records replayed
-// twice are exactly those Read() but not yet Ack()ed (the consumer's batches in flight). After power
-// loss under kInterval/kNever, acks of the last interval may be lost too, replaying those records.
+// twice are exactly those Read() but not yet Ack()ed (the consumer's batches in flight). Under
+// kInterval/kNever the ack file is replaced without fsync: after power loss it may be older (by up to
+// the file system's commit interval, 5 s on ext4), replaying what was acknowledged since, or damaged,
+// replaying every record still on disk (logged). Duplicates, never loss.
 //
 // ## Accounting (SpoolStats)
 //   recovered + appended = delivered + pending + dropped_full + expired + corrupt   (records and segments)
