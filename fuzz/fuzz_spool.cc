@@ -20,18 +20,19 @@ namespace {
 namespace fs = std::filesystem;
 using xrayd::pipeline::Spool;
 
-// One scratch directory per process, removed at exit.
+// One scratch directory per process, removed after each input (libFuzzer may leave by _Exit).
 const std::string& Dir() {
-  static const std::string dir = [] {
-    const char* base = fs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp";
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(Dir(), ec);
-    });
-    return std::string(base) + "/fuzz_spool." + std::to_string(::getpid());
-  }();
+  static const std::string dir = std::string(fs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") +
+                                 "/fuzz_spool." + std::to_string(::getpid());
   return dir;
 }
+
+struct RemoveDir {
+  ~RemoveDir() {
+    std::error_code ec;
+    fs::remove_all(Dir(), ec);
+  }
+};
 
 void Write(const std::string& path, std::string_view bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -56,8 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(scan.valid_end <= in.size());
   for (const auto& r : scan.records) Check(r.offset + r.bytes <= in.size());
 
-  std::error_code ec;
-  fs::remove_all(Dir(), ec);
+  RemoveDir cleanup;
   fs::create_directories(Dir());
   if (!in.empty() && (in[0] & 1) && in.size() >= 25) {
     Write(Dir() + "/ack", in.substr(1, 24));
