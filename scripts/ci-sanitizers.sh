@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+ROOT=$PWD
 JOBS=${JOBS:-2}
 FUZZ_SECONDS=${FUZZ_SECONDS:-40}
 
@@ -57,7 +58,7 @@ stage_tsan() {
     local bin
     bin=$(find build-tsan -name "$t" -type f -perm -u+x | head -1)
     say "TSan: $bin"
-    if ! (cd "$(dirname "$bin")" && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    if ! (cd "$(dirname "$bin")" && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/scripts/ci-tsan-suppressions.txt" \
           "./$t" --gtest_brief=1); then
       failed+=("$t")
     fi
