@@ -71,7 +71,7 @@ stage_tsan() {
 fuzz_targets() { sed -n 's/^[[:space:]]*xrayd_fuzz_target(\([A-Za-z0-9_]*\).*/\1/p' fuzz/CMakeLists.txt; }
 
 stage_fuzz() {
-  [ -d build-asan ] || stage_asan
+  if [ ! -d build-asan ]; then stage_asan; fi
   local targets
   mapfile -t targets < <(fuzz_targets)
   say "libFuzzer, ${FUZZ_SECONDS} s per target: ${targets[*]}"
@@ -105,6 +105,7 @@ case "${1:-all}" in
   asan) stage_asan ;;
   tsan) stage_tsan ;;
   fuzz) stage_fuzz ;;
-  all) stage_asan && stage_fuzz && stage_tsan ;;
+  # Plain sequence, not `a && b`: inside an && list bash suspends set -e for the whole function.
+  all) stage_asan; stage_fuzz; stage_tsan ;;
   *) echo "usage: $0 asan|tsan|fuzz|all" >&2; exit 2 ;;
 esac
