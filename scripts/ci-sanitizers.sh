@@ -88,7 +88,7 @@ stage_fuzz() {
          -print_final_stats=1 -artifact_prefix="$work/$t-" "$corpus" "$seeds" >"$log" 2>&1; then
       local runs cov
       runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-      cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)
+      cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
       summary+=$(printf '%-26s %10s execs  %-10s corpus %s\n' "$t" "$runs" "$cov" "$(ls "$corpus" | wc -l)")$'\n'
     else
       tail -40 "$log"
