@@ -33,8 +33,8 @@ configure_clang() {  # dir, extra cmake args...
   # a quicker compile than the release build's -O2 -g.
   cmake -S . -B "$dir" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -gline-tables-only" \
-    -DXRAYD_THREAD_SAFETY=ON "$@" >"$dir.configure.log" 2>&1 ||
-    { cat "$dir.configure.log"; return 1; }
+    -DXRAYD_THREAD_SAFETY=ON "$@" >"$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log"; return 1; }
 }
 
 stage_asan() {
