@@ -7,7 +7,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "ingest/udp_receiver.h"
+#include "common/host_port.h"
 #include "common/thread_name.h"
 
 namespace xrayd::http {
