@@ -2,9 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "aws/endpoint.h"
 #include "aws/imds.h"
-#include "aws/sigv4.h"
 #include "common/json_escape.h"
 #include "common/log.h"
 #include "common/thread_name.h"
@@ -18,17 +16,21 @@ TelemetryReporter::TelemetryReporter(TelemetryOptions options, aws::CredentialsP
 TelemetryReporter::~TelemetryReporter() { Stop(); }
 
 Status TelemetryReporter::Start() {
-  auto url = aws::ParseUrl(options_.endpoint);
-  if (!url) return url.error();
   if (options_.interval.count() <= 0) return Error::InvalidArgument("telemetry interval must be positive");
-  host_ = url->authority;
-  path_ = url->path + "/TelemetryRecords";
-  url_ = url->scheme + "://" + url->authority + path_;
+  aws::SignedClientOptions signed_options;
+  signed_options.endpoint = options_.endpoint;
+  signed_options.region = options_.region;
+  signed_options.user_agent = options_.user_agent;
+  signed_options.on_missing_credentials = options_.on_missing_credentials;
+  auto xray = aws::SignedClient::Create(std::move(signed_options), credentials_);
+  if (!xray) return xray.error();
+  xray_ = std::move(*xray);
   hostname_ = options_.hostname;
   instance_id_ = options_.instance_id;
   previous_ = TelemetryRecord{};  // the first record counts from process start, as AWS's daemon does
   thread_ = std::thread([this] { Run(); });
-  XLOG_DEBUG("Telemetry initiated: PutTelemetryRecords every {} s to {}", options_.interval.count() / 1000.0, url_);
+  XLOG_DEBUG("Telemetry initiated: PutTelemetryRecords every {} s to {}", options_.interval.count() / 1000.0,
+             xray_->UrlFor("/TelemetryRecords"));
   return OkStatus();
 }
 
@@ -158,26 +160,17 @@ void TelemetryReporter::SendQueued(http::Client& client) {
   while (!queue_.empty()) {
     const size_t n = std::min(queue_.size(), kRecordsPerCall);
     std::vector<TelemetryRecord> chunk(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-    http::Request request;
-    request.method = "POST";
-    request.url = url_;
-    request.body = BuildRequestBody(instance_id_, hostname_, options_.resource_arn, chunk);
-    aws::SignableRequest signable{"POST", path_, "", {{"Host", host_}, {"Content-Type", "application/json"}}};
-    if (credentials_ != nullptr) {
-      auto creds = credentials_->Get();
-      if (!creds) {
-        XLOG_DEBUG("Failed to send telemetry {} record(s): no credentials ({}). Re-queue records.", queue_.size(),
-                   creds.error().message);
-        return;
-      }
-      aws::Sign(signable, request.body, *creds, {options_.region, "xray", std::chrono::system_clock::now()});
+    auto response = xray_->Post(client, "/TelemetryRecords",
+                                BuildRequestBody(instance_id_, hostname_, options_.resource_arn, chunk));
+    if (!response && response.error().transport == TransportError::kNoCredentials) {
+      // Not a backend connection error: nothing was sent. The records wait for the next interval.
+      XLOG_DEBUG("Failed to send telemetry {} record(s): {}. Re-queue records.", queue_.size(),
+                 response.error().message);
+      return;
     }
-    request.headers = std::move(signable.headers);
-    request.headers.emplace_back("User-Agent", options_.user_agent);
-    auto response = client.Send(request);
     if (!response || response->status < 200 || response->status >= 300) {
       const BackendError kind = response ? BackendErrorForStatus(response->status)
-                                         : BackendErrorForTransport(response.error().message);
+                                         : BackendErrorForTransport(response.error().transport);
       m.CountBackendError(kind);
       XLOG_DEBUG("Failed to send telemetry {} record(s). Re-queue records. {}", queue_.size(),
                  response ? "HTTP " + std::to_string(response->status) + " " + response->body.substr(0, 200)

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "aws/credentials.h"
+#include "aws/signed_client.h"
 #include "common/result.h"
 #include "http/http_client.h"
 #include "telemetry/metrics.h"
@@ -54,6 +55,9 @@ struct TelemetryOptions {
   std::string instance_id;  // AWS_INSTANCE_ID, else looked up when `imds` is set
   std::shared_ptr<aws::ImdsClient> imds;  // null: no lookups (local mode)
   std::string user_agent = "xrayd/" XRAYD_VERSION;
+  // When the credentials provider has none: see aws/signed_client.h. With kDoNotSend the records
+  // stay queued for the next interval.
+  aws::MissingCredentials on_missing_credentials = aws::MissingCredentials::kDoNotSend;
 };
 
 // One interval's counts.
@@ -98,9 +102,7 @@ class TelemetryReporter {
   const TelemetryOptions options_;
   aws::CredentialsProvider* const credentials_;
   const Metrics& metrics_;
-  std::string url_;
-  std::string host_;
-  std::string path_;
+  std::shared_ptr<const aws::SignedClient> xray_;  // set by Start(), before the thread runs
 
   // Used only by the reporter thread.
   std::string hostname_;

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "aws/imds.h"
-#include "aws/testing/fake_aws.h"
+#include "tests/support/fake_aws.h"
 #include "export/xray/xray_exporter.h"
 
 namespace xrayd {
@@ -224,8 +224,11 @@ TEST_F(TelemetryTest, ExporterCountsBackendErrorsByKind) {
   EXPECT_EQ(BackendErrorForStatus(503), BackendError::kHttp5xx);
   EXPECT_EQ(BackendErrorForStatus(429), BackendError::kHttp4xx);
   EXPECT_EQ(BackendErrorForStatus(302), BackendError::kOther);
-  EXPECT_EQ(BackendErrorForTransport("HTTP transport: Couldn't resolve host name"), BackendError::kUnknownHost);
-  EXPECT_EQ(BackendErrorForTransport("HTTP transport: SSL connect error"), BackendError::kOther);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kDns), BackendError::kUnknownHost);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kTimeout), BackendError::kTimeout);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kConnectRefused), BackendError::kConnectionRefused);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kTls), BackendError::kOther);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kNoCredentials), BackendError::kOther);
 
   // A real exporter against a server that fails twice with 500, stalls past the client timeout
   // once, then accepts; and against a closed port.

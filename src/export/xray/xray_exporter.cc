@@ -1,7 +1,5 @@
 #include "export/xray/xray_exporter.h"
 
-#include "aws/endpoint.h"
-#include "aws/sigv4.h"
 #include "common/log.h"
 #include "export/xray/put_trace_segments.h"
 #include "telemetry/metrics.h"
@@ -45,11 +43,14 @@ XrayExporter::XrayExporter(ExporterOptions options, SegmentBuffer& buffer, aws::
 XrayExporter::~XrayExporter() { Stop(std::chrono::milliseconds(0)); }
 
 Status XrayExporter::Start() {
-  auto url = aws::ParseUrl(options_.endpoint);
-  if (!url) return url.error();
-  host_ = url->authority;
-  path_ = url->path + "/TraceSegments";
-  put_url_ = url->scheme + "://" + url->authority + path_;
+  aws::SignedClientOptions signed_options;
+  signed_options.endpoint = options_.endpoint;
+  signed_options.region = options_.region;
+  signed_options.user_agent = options_.user_agent;
+  signed_options.on_missing_credentials = options_.on_missing_credentials;
+  auto xray = aws::SignedClient::Create(std::move(signed_options), credentials_);
+  if (!xray) return xray.error();
+  xray_ = std::move(*xray);
   const int n = std::max(1, options_.concurrency);
   running_ = n;
   for (int i = 0; i < n; ++i) senders_.emplace_back([this, i] { SenderLoop(i); });
@@ -106,10 +107,7 @@ void XrayExporter::SenderLoop(int index) {
 void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& rng) {
   auto& m = GlobalMetrics();
   const size_t n = batch.segments.size();
-  http::Request request;
-  request.method = "POST";
-  request.url = put_url_;
-  request.body = BuildPutTraceSegmentsBody(batch.segments);
+  const std::string body = BuildPutTraceSegmentsBody(batch.segments);
 
   std::chrono::milliseconds backoff = options_.retry.initial_backoff;
   for (int attempt = 1;; ++attempt) {
@@ -117,28 +115,12 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
       m.Fail(FailReason::kShutdown, n);
       return;
     }
-    aws::SignableRequest signable{"POST", path_, "", {{"Host", host_}, {"Content-Type", "application/json"}}};
-    // Without credentials the request would only be refused (403) and the batch lost: treat it
-    // like a transport failure, so the batch waits and retries while the provider recovers.
-    std::optional<Error> unsigned_error;
-    if (credentials_ != nullptr) {
-      auto creds = credentials_->Get();
-      if (creds) {
-        aws::Sign(signable, request.body, *creds, {options_.region, "xray", std::chrono::system_clock::now()});
-      } else if (options_.unsigned_fallback) {
-        if (g_failure_log.Allow())
-          XLOG_WARN("No AWS credentials ({}); sending unsigned to {}", creds.error().message, options_.endpoint);
-      } else {
-        unsigned_error = Error::Retryable("no AWS credentials: " + creds.error().message);
-      }
-    }
-    request.headers = std::move(signable.headers);
-    request.headers.emplace_back("User-Agent", options_.user_agent);
-
+    // Without credentials the signed client sends nothing (or unsigned, by policy: see
+    // aws/signed_client.h); the error is retryable, so the batch waits while the provider recovers.
     const auto t0 = std::chrono::steady_clock::now();
-    Result<http::Response> response = unsigned_error ? Result<http::Response>(*unsigned_error) : client.Send(request);
-    if (!unsigned_error)
-      m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    Result<http::Response> response = xray_->Post(client, "/TraceSegments", body);
+    const bool sent = response || response.error().transport != TransportError::kNoCredentials;
+    if (sent) m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 
     Error error;
     if (response && response->status >= 200 && response->status < 300) {
@@ -163,7 +145,7 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
     }
     error = response ? ClassifyErrorResponse(*response) : response.error();
     CountOutcome(error);
-    m.CountBackendError(response ? BackendErrorForStatus(response->status) : BackendErrorForTransport(error.message));
+    m.CountBackendError(response ? BackendErrorForStatus(response->status) : BackendErrorForTransport(error.transport));
     if (!error.IsRetryable()) {
       m.Fail(FailReason::kPermanentError, n);
       XLOG_ERROR("PutTraceSegments refused a batch of {} segments: {} {}", n, error.message,

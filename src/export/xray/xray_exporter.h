@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "aws/credentials.h"
+#include "aws/signed_client.h"
 #include "buffer/segment_buffer.h"
 #include "http/http_client.h"
 
@@ -42,10 +43,9 @@ struct ExporterOptions {
   http::ClientOptions http;
   RetryPolicy retry;
   std::string user_agent = "xrayd/" XRAYD_VERSION;
-  // When the credentials provider fails: false (AWS endpoints) = wait and retry, since an
-  // unsigned request would only be refused; true (a configured endpoint such as an `xrayd
-  // serve`, which may accept unsigned requests) = send unsigned, as before credentials existed.
-  bool unsigned_fallback = false;
+  // When the credentials provider has none: see aws/signed_client.h (the daemon picks one policy
+  // for all its AWS destinations).
+  aws::MissingCredentials on_missing_credentials = aws::MissingCredentials::kDoNotSend;
 };
 
 class XrayExporter {
@@ -69,9 +69,7 @@ class XrayExporter {
   const ExporterOptions options_;
   SegmentBuffer& buffer_;
   aws::CredentialsProvider* const credentials_;
-  std::string put_url_;
-  std::string host_;
-  std::string path_;
+  std::shared_ptr<const aws::SignedClient> xray_;  // set by Start(), before the senders run
 
   std::vector<std::thread> senders_;
   std::atomic<bool> aborting_{false};
