@@ -124,17 +124,17 @@ void Daemon::StartProxy(const SamplingProxyOptions& options) {
 
 void Daemon::RetentionLoop() {
   NameThisThread("xrayd-retention");
-  std::unique_lock lock(retention_mu_);
+  MutexLock lock(retention_mu_);
   while (!retention_stop_) {
-    lock.unlock();
+    lock.Unlock();
     const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (auto deleted = store_->EnforceRetention(now); !deleted) {
       XLOG_ERROR("Retention pass failed: {}", deleted.error().message);
     } else if (*deleted > 0) {
       XLOG_INFO("Retention: deleted {} traces", *deleted);
     }
-    lock.lock();
-    retention_cv_.wait_for(lock, std::chrono::seconds(30), [this] { return retention_stop_; });
+    lock.Lock();
+    lock.WaitFor(retention_cv_, std::chrono::seconds(30), [this]() XRAYD_REQUIRES(retention_mu_) { return retention_stop_; });
   }
 }
 
@@ -269,7 +269,7 @@ void Daemon::Shutdown() {
   }
   if (retention_thread_.joinable()) {
     {
-      std::lock_guard lock(retention_mu_);
+      MutexLock lock(retention_mu_);
       retention_stop_ = true;
     }
     retention_cv_.notify_all();

@@ -210,7 +210,7 @@ StsClient::StsClient(StsEndpoint endpoint, http::ClientOptions http)
     : http_(std::move(http)), endpoint_(std::move(endpoint)) {}
 
 StsEndpoint StsClient::endpoint() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return endpoint_;
 }
 
@@ -247,7 +247,7 @@ Result<TemporaryCredentials> StsClient::AssumeRole(const AssumeRoleParams& p, co
       {"RoleArn", p.role_arn}, {"RoleSessionName", p.session_name.empty() ? DefaultSessionName() : p.session_name}};
   if (!p.external_id.empty()) params.emplace_back("ExternalId", p.external_id);
   if (p.duration_seconds > 0) params.emplace_back("DurationSeconds", std::to_string(p.duration_seconds));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Answer a = Call("AssumeRole", params, &caller);
   if (!a.credentials && a.error_code == "RegionDisabledException" && !endpoint_.configured) {
     // As AWS's daemon: STS is not activated in this region; use the partition's primary region.
@@ -275,7 +275,7 @@ Result<TemporaryCredentials> StsClient::AssumeRoleWithWebIdentity(const WebIdent
       {"RoleArn", p.role_arn},
       {"RoleSessionName", p.session_name.empty() ? DefaultSessionName() : p.session_name},
       {"WebIdentityToken", jwt}};
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return std::move(Call("AssumeRoleWithWebIdentity", params, nullptr).credentials);
 }
 

@@ -36,7 +36,7 @@ Status TelemetryReporter::Start() {
 
 void TelemetryReporter::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
@@ -113,15 +113,15 @@ void TelemetryReporter::Run() {
   LookUpIdentity();
   http::ClientOptions periodic = options_.http;
   http::Client client(periodic);
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
-    wake_.wait_for(lock, options_.interval, [this] { return stopping_; });
+    lock.WaitFor(wake_, options_.interval, [this]() XRAYD_REQUIRES(mu_) { return stopping_; });
     if (stopping_) break;
-    lock.unlock();
+    lock.Unlock();
     Tick(client);
-    lock.lock();
+    lock.Lock();
   }
-  lock.unlock();
+  lock.Unlock();
   // The final record: one try, on a short leash, so a dead endpoint cannot hold up shutdown.
   http::ClientOptions last = options_.http;
   last.timeout = std::min(last.timeout, options_.final_send_timeout);

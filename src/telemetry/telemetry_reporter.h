@@ -35,6 +35,7 @@
 #include "aws/credentials.h"
 #include "aws/signed_client.h"
 #include "common/result.h"
+#include "common/thread_annotations.h"
 #include "http/http_client.h"
 #include "telemetry/metrics.h"
 
@@ -111,9 +112,9 @@ class TelemetryReporter {
   std::deque<TelemetryRecord> queue_;
 
   std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;  // guarded by mu_
+  Mutex mu_;
+  std::condition_variable wake_;  // waits on mu_: Stop() was called
+  bool stopping_ XRAYD_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace xrayd

@@ -8,9 +8,6 @@
 namespace xrayd::xray {
 namespace {
 
-log::RateLimiter g_unprocessed_log(std::chrono::seconds(10));
-log::RateLimiter g_failure_log(std::chrono::seconds(5));
-
 // The trace id of the document whose "id" is `segment_id`, for logs; "unknown" if none matches.
 std::string TraceIdOfSegment(const std::vector<std::string>& docs, const std::string& segment_id) {
   if (segment_id.empty()) return "unknown";
@@ -60,13 +57,17 @@ Status XrayExporter::Start() {
 void XrayExporter::Stop(std::chrono::milliseconds grace) {
   if (senders_.empty()) return;
   {
-    std::unique_lock lock(done_mu_);
+    MutexLock lock(done_mu_);
     if (stopped_) return;
     stopped_ = true;
     buffer_.Close();
-    done_cv_.wait_for(lock, grace, [this] { return running_.load() == 0; });
+    lock.WaitFor(done_cv_, grace, [this] { return running_.load() == 0; });
   }
-  aborting_ = true;
+  {
+    // Set under the sleepers' lock, so a sender between its check and its wait cannot miss it.
+    MutexLock lock(sleep_mu_);
+    aborting_ = true;
+  }
   buffer_.Abort();
   sleep_cv_.notify_all();
   for (auto& t : senders_) t.join();
@@ -79,8 +80,8 @@ void XrayExporter::Stop(std::chrono::milliseconds grace) {
 }
 
 bool XrayExporter::SleepUnlessAborted(std::chrono::milliseconds d) {
-  std::unique_lock lock(sleep_mu_);
-  return !sleep_cv_.wait_for(lock, d, [this] { return aborting_.load(); });
+  MutexLock lock(sleep_mu_);
+  return !lock.WaitFor(sleep_cv_, d, [this] { return aborting_.load(); });
 }
 
 void XrayExporter::SenderLoop(int index) {
@@ -99,7 +100,7 @@ void XrayExporter::SenderLoop(int index) {
     m.batches_in_flight.fetch_sub(1, std::memory_order_relaxed);
   }
   if (running_.fetch_sub(1) == 1) {
-    std::lock_guard lock(done_mu_);
+    MutexLock lock(done_mu_);
     done_cv_.notify_all();
   }
 }
@@ -130,7 +131,7 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
       m.segments_sent.fetch_add(n - std::min(rejected, n), std::memory_order_relaxed);
       if (rejected > 0) {
         m.Fail(FailReason::kUnprocessed, std::min(rejected, n));
-        if (g_unprocessed_log.Allow()) {  // at most one report per 10 s, however bad it gets
+        if (unprocessed_log_.Allow()) {  // at most one report per 10 s, however bad it gets
           XLOG_INFO("Sent batch of {} segments but had {} Unprocessed segments ({:.3f} seconds)", n, rejected,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
           for (const auto& u : *unprocessed)
@@ -161,7 +162,7 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
     std::uniform_int_distribution<int64_t> jitter(0, backoff.count());
     std::chrono::milliseconds wait(jitter(rng));
     if (error.retry_after && *error.retry_after > wait) wait = std::min(*error.retry_after, options_.retry.max_backoff);
-    if (g_failure_log.Allow())
+    if (failure_log_.Allow())
       XLOG_WARN("PutTraceSegments failed ({}); retrying a batch of {} in {} ms (attempt {}/{})", error.message, n,
                 wait.count(), attempt, options_.retry.max_attempts);
     m.export_retries.fetch_add(1, std::memory_order_relaxed);

@@ -17,7 +17,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -26,6 +25,8 @@
 #include "aws/credentials.h"
 #include "aws/signed_client.h"
 #include "buffer/segment_buffer.h"
+#include "common/log.h"
+#include "common/thread_annotations.h"
 #include "http/http_client.h"
 
 namespace xrayd::xray {
@@ -71,14 +72,18 @@ class XrayExporter {
   aws::CredentialsProvider* const credentials_;
   std::shared_ptr<const aws::SignedClient> xray_;  // set by Start(), before the senders run
 
+  // Shared by the senders (atomic): at most one report per interval, however bad it gets.
+  log::RateLimiter unprocessed_log_{std::chrono::seconds(10)};
+  log::RateLimiter failure_log_{std::chrono::seconds(5)};
+
   std::vector<std::thread> senders_;
   std::atomic<bool> aborting_{false};
   std::atomic<int> running_{0};
-  std::mutex sleep_mu_;
-  std::condition_variable sleep_cv_;
-  std::mutex done_mu_;
-  std::condition_variable done_cv_;
-  bool stopped_ = false;
+  Mutex sleep_mu_;
+  std::condition_variable sleep_cv_;  // waits on sleep_mu_: aborting_ was set (under sleep_mu_)
+  Mutex done_mu_;
+  std::condition_variable done_cv_;  // waits on done_mu_: the last sender finished
+  bool stopped_ XRAYD_GUARDED_BY(done_mu_) = false;
 };
 
 }  // namespace xrayd::xray
