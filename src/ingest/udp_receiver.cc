@@ -27,8 +27,6 @@ constexpr int kBatch = 32;
 constexpr auto kCoalesce = std::chrono::microseconds(2000);
 constexpr size_t kSlotBytes = kMaxDatagramBytes + kPadding;
 
-log::RateLimiter g_reject_log(std::chrono::seconds(1));
-
 }  // namespace
 
 UdpReceiver::UdpReceiver(UdpReceiverOptions options, SegmentBuffer& buffer)
@@ -83,6 +81,7 @@ void UdpReceiver::Stop() {
 }
 
 void UdpReceiver::Run() {
+  log::RateLimiter reject_log(std::chrono::seconds(1));  // this thread's: one report a second
   NameThisThread("xrayd-udp");
   // Slots are allocated but not touched: only the bytes the kernel writes become resident.
   std::unique_ptr<char[]> slots(new char[kSlotBytes * kBatch]);
@@ -129,8 +128,8 @@ void UdpReceiver::Run() {
       }
       if (v.reject) {
         m.Reject(*v.reject);
-        if (g_reject_log.Allow()) {
-          const uint64_t more = g_reject_log.TakeSuppressed();
+        if (reject_log.Allow()) {
+          const uint64_t more = reject_log.TakeSuppressed();
           XLOG_WARN("Rejected a datagram ({}: {}): {:.80}{}", ToString(*v.reject), v.detail,
                     std::string_view(data, std::min<size_t>(msgs[i].msg_len, 80)),
                     more ? fmt::format(" (and {} more rejected since the last report)", more) : "");
