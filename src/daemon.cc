@@ -204,17 +204,16 @@ Status Daemon::Start() {
   // The one missing-credentials policy (aws/signed_client.h) for every AWS destination: an AWS
   // endpoint would refuse unsigned requests, so nothing is sent and the data waits; an explicitly
   // configured endpoint (--endpoint, e.g. another xrayd) may accept them unsigned.
-  const aws::MissingCredentials missing_credentials =
+  aws::SignedClientOptions xray_api{endpoint->url, endpoint->signing_region};
+  xray_api.on_missing_credentials =
       config_.endpoint.empty() ? aws::MissingCredentials::kDoNotSend : aws::MissingCredentials::kSendUnsigned;
 
   xray::ExporterOptions ex;
   ex.concurrency = config_.concurrency;
-  ex.endpoint = endpoint->url;
-  ex.region = endpoint->signing_region;
+  ex.xray = xray_api;
   ex.http.proxy = config_.proxy_address;
   ex.http.verify_tls = !config_.no_verify_ssl;
   ex.http.timeout = std::chrono::milliseconds(config_.request_timeout_ms);
-  ex.on_missing_credentials = missing_credentials;
   ex.retry.max_attempts = config_.max_attempts;
   exporter_ = std::make_unique<xray::XrayExporter>(ex, *buffer_, credentials_.get());
   if (auto st = exporter_->Start(); !st) return st;
@@ -227,9 +226,7 @@ Status Daemon::Start() {
   StartProxy(proxy_options);
 
   TelemetryOptions telemetry_options;
-  telemetry_options.endpoint = endpoint->url;
-  telemetry_options.region = endpoint->signing_region;
-  telemetry_options.on_missing_credentials = missing_credentials;
+  telemetry_options.xray = xray_api;
   telemetry_options.http = ex.http;
   telemetry_options.http.timeout = std::min(ex.http.timeout, std::chrono::milliseconds(10000));
   telemetry_options.interval = std::chrono::milliseconds(config_.telemetry_interval_ms);

@@ -17,12 +17,7 @@ TelemetryReporter::~TelemetryReporter() { Stop(); }
 
 Status TelemetryReporter::Start() {
   if (options_.interval.count() <= 0) return Error::InvalidArgument("telemetry interval must be positive");
-  aws::SignedClientOptions signed_options;
-  signed_options.endpoint = options_.endpoint;
-  signed_options.region = options_.region;
-  signed_options.user_agent = options_.user_agent;
-  signed_options.on_missing_credentials = options_.on_missing_credentials;
-  auto xray = aws::SignedClient::Create(std::move(signed_options), credentials_);
+  auto xray = aws::SignedClient::Create(options_.xray, credentials_);
   if (!xray) return xray.error();
   xray_ = std::move(*xray);
   hostname_ = options_.hostname;

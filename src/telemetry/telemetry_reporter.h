@@ -46,8 +46,9 @@ class ImdsClient;
 }
 
 struct TelemetryOptions {
-  std::string endpoint;  // X-Ray base URL, as for PutTraceSegments
-  std::string region;    // signing region
+  // X-Ray as for PutTraceSegments: endpoint, signing region, user agent, and the
+  // missing-credentials policy (aws/signed_client.h; with kDoNotSend the records stay queued).
+  aws::SignedClientOptions xray;
   http::ClientOptions http;
   std::chrono::milliseconds interval{std::chrono::seconds(60)};
   std::chrono::milliseconds final_send_timeout{std::chrono::seconds(2)};
@@ -55,10 +56,6 @@ struct TelemetryOptions {
   std::string hostname;     // AWS_HOSTNAME, else looked up when `imds` is set
   std::string instance_id;  // AWS_INSTANCE_ID, else looked up when `imds` is set
   std::shared_ptr<aws::ImdsClient> imds;  // null: no lookups (local mode)
-  std::string user_agent = "xrayd/" XRAYD_VERSION;
-  // When the credentials provider has none: see aws/signed_client.h. With kDoNotSend the records
-  // stay queued for the next interval.
-  aws::MissingCredentials on_missing_credentials = aws::MissingCredentials::kDoNotSend;
 };
 
 // One interval's counts.

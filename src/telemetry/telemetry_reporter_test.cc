@@ -69,8 +69,8 @@ class TelemetryTest : public ::testing::Test {
 
   TelemetryOptions Options(const std::string& url, std::chrono::milliseconds interval = 200ms) {
     TelemetryOptions o;
-    o.endpoint = url;
-    o.region = "eu-west-1";
+    o.xray.endpoint = url;
+    o.xray.region = "eu-west-1";
     o.interval = interval;
     o.http.timeout = 2s;
     o.resource_arn = "arn:aws:ecs:eu-west-1:123456789012:task/abc";
@@ -248,8 +248,8 @@ TEST_F(TelemetryTest, ExporterCountsBackendErrorsByKind) {
     SegmentBuffer buffer({1 << 20, 50, 10ms});
     xray::ExporterOptions o;
     o.concurrency = 1;
-    o.endpoint = url;
-    o.region = "us-east-1";
+    o.xray.endpoint = url;
+    o.xray.region = "us-east-1";
     o.http.timeout = 300ms;
     o.http.connect_timeout = 300ms;
     o.retry.initial_backoff = 1ms;

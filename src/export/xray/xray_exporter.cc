@@ -40,12 +40,7 @@ XrayExporter::XrayExporter(ExporterOptions options, SegmentBuffer& buffer, aws::
 XrayExporter::~XrayExporter() { Stop(std::chrono::milliseconds(0)); }
 
 Status XrayExporter::Start() {
-  aws::SignedClientOptions signed_options;
-  signed_options.endpoint = options_.endpoint;
-  signed_options.region = options_.region;
-  signed_options.user_agent = options_.user_agent;
-  signed_options.on_missing_credentials = options_.on_missing_credentials;
-  auto xray = aws::SignedClient::Create(std::move(signed_options), credentials_);
+  auto xray = aws::SignedClient::Create(options_.xray, credentials_);
   if (!xray) return xray.error();
   xray_ = std::move(*xray);
   const int n = std::max(1, options_.concurrency);

@@ -39,14 +39,11 @@ struct RetryPolicy {
 
 struct ExporterOptions {
   int concurrency = 8;
-  std::string endpoint;  // base URL, e.g. https://xray.us-east-1.amazonaws.com
-  std::string region;    // signing region
+  // Where and how to sign: endpoint base URL (e.g. https://xray.us-east-1.amazonaws.com), signing
+  // region, user agent, and the missing-credentials policy (aws/signed_client.h).
+  aws::SignedClientOptions xray;
   http::ClientOptions http;
   RetryPolicy retry;
-  std::string user_agent = "xrayd/" XRAYD_VERSION;
-  // When the credentials provider has none: see aws/signed_client.h (the daemon picks one policy
-  // for all its AWS destinations).
-  aws::MissingCredentials on_missing_credentials = aws::MissingCredentials::kDoNotSend;
 };
 
 class XrayExporter {
