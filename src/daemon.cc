@@ -73,6 +73,13 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   store_ = std::move(*opened);
   XLOG_INFO("Trace store in {}/traces.db (retention {} h{})", config_.data_dir, config_.retention_hours,
             config_.max_store_mb > 0 ? fmt::format(", at most {} MB", config_.max_store_mb) : "");
+  // UDP first: once the API answers, a client may take the server as up and send segments at once.
+  buffer_ = std::make_unique<SegmentBuffer>(buffer_options);
+  store_exporter_ = std::make_unique<StoreExporter>(*buffer_, *store_);
+  store_exporter_->Start();
+  receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *buffer_);
+  if (auto st = receiver_->Start(); !st) return st;
+  XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
   api::ApiOptions api_options;
   api_options.listen_address = config_.listen_address;
   api_options.server_limits.max_connections = static_cast<size_t>(config_.api_max_connections);
@@ -98,12 +105,6 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   if (auto st = api_->Start(); !st) return st;
   XLOG_INFO("Serving the X-Ray API on http://{}", config_.listen_address);
 
-  buffer_ = std::make_unique<SegmentBuffer>(buffer_options);
-  store_exporter_ = std::make_unique<StoreExporter>(*buffer_, *store_);
-  store_exporter_->Start();
-  receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *buffer_);
-  if (auto st = receiver_->Start(); !st) return st;
-  XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
 
   // SDKs' sampling calls on the TCP port go to our own API.
   std::string self = config_.listen_address;
@@ -131,17 +132,17 @@ void Daemon::StartProxy(const SamplingProxyOptions& options) {
 
 void Daemon::RetentionLoop() {
   NameThisThread("xrayd-retention");
-  std::unique_lock lock(retention_mu_);
+  MutexLock lock(retention_mu_);
   while (!retention_stop_) {
-    lock.unlock();
+    lock.Unlock();
     const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (auto deleted = store_->EnforceRetention(now); !deleted) {
       XLOG_ERROR("Retention pass failed: {}", deleted.error().message);
     } else if (*deleted > 0) {
       XLOG_INFO("Retention: deleted {} traces", *deleted);
     }
-    lock.lock();
-    retention_cv_.wait_for(lock, std::chrono::seconds(30), [this] { return retention_stop_; });
+    lock.Lock();
+    lock.WaitFor(retention_cv_, std::chrono::seconds(30), [this]() XRAYD_REQUIRES(retention_mu_) { return retention_stop_; });
   }
 }
 
@@ -208,14 +209,19 @@ Status Daemon::Start() {
 
   buffer_ = std::make_unique<SegmentBuffer>(buffer_options);
 
+  // The one missing-credentials policy (aws/signed_client.h) for every AWS destination: an AWS
+  // endpoint would refuse unsigned requests, so nothing is sent and the data waits; an explicitly
+  // configured endpoint (--endpoint, e.g. another xrayd) may accept them unsigned.
+  aws::SignedClientOptions xray_api{endpoint->url, endpoint->signing_region};
+  xray_api.on_missing_credentials =
+      config_.endpoint.empty() ? aws::MissingCredentials::kDoNotSend : aws::MissingCredentials::kSendUnsigned;
+
   xray::ExporterOptions ex;
   ex.concurrency = config_.concurrency;
-  ex.endpoint = endpoint->url;
-  ex.region = endpoint->signing_region;
+  ex.xray = xray_api;
   ex.http.proxy = config_.proxy_address;
   ex.http.verify_tls = !config_.no_verify_ssl;
   ex.http.timeout = std::chrono::milliseconds(config_.request_timeout_ms);
-  ex.unsigned_fallback = !config_.endpoint.empty();
   ex.retry.max_attempts = config_.max_attempts;
   exporter_ = std::make_unique<xray::XrayExporter>(ex, *buffer_, credentials_.get());
   if (auto st = exporter_->Start(); !st) return st;
@@ -228,8 +234,7 @@ Status Daemon::Start() {
   StartProxy(proxy_options);
 
   TelemetryOptions telemetry_options;
-  telemetry_options.endpoint = endpoint->url;
-  telemetry_options.region = endpoint->signing_region;
+  telemetry_options.xray = xray_api;
   telemetry_options.http = ex.http;
   telemetry_options.http.timeout = std::min(ex.http.timeout, std::chrono::milliseconds(10000));
   telemetry_options.interval = std::chrono::milliseconds(config_.telemetry_interval_ms);
@@ -269,7 +274,7 @@ void Daemon::Shutdown() {
   }
   if (retention_thread_.joinable()) {
     {
-      std::lock_guard lock(retention_mu_);
+      MutexLock lock(retention_mu_);
       retention_stop_ = true;
     }
     retention_cv_.notify_all();

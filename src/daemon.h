@@ -32,6 +32,7 @@
 #include "store/trace_store.h"
 #include "telemetry/health_server.h"
 #include "telemetry/telemetry_reporter.h"
+#include "common/thread_annotations.h"
 
 namespace xrayd {
 
@@ -63,9 +64,9 @@ class Daemon {
   std::unique_ptr<StoreExporter> store_exporter_;
   std::unique_ptr<api::XrayApiServer> api_;
   std::thread retention_thread_;
-  std::mutex retention_mu_;
-  std::condition_variable retention_cv_;
-  bool retention_stop_ = false;
+  Mutex retention_mu_;
+  std::condition_variable retention_cv_;  // waits on retention_mu_: stop requested
+  bool retention_stop_ XRAYD_GUARDED_BY(retention_mu_) = false;
   std::unique_ptr<UdpReceiver> receiver_;
   std::unique_ptr<SamplingProxy> proxy_;
   std::unique_ptr<TelemetryReporter> telemetry_;

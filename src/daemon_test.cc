@@ -10,7 +10,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "aws/testing/fake_aws.h"
+#include "tests/support/fake_aws.h"
+#include "tests/support/map_env.h"
 
 namespace xrayd {
 namespace {
@@ -18,13 +19,10 @@ namespace {
 using namespace std::chrono_literals;
 using Env = std::map<std::string, std::string>;
 
+// The daemon's environment: only `m`, with HOME pointing nowhere so no real ~/.aws files are read.
 aws::EnvLookup MapEnv(Env m) {
   m.emplace("HOME", "/nonexistent");
-  return [m](std::string_view k) -> std::optional<std::string> {
-    auto it = m.find(std::string(k));
-    if (it == m.end()) return std::nullopt;
-    return it->second;
-  };
+  return testing::MapEnv(std::move(m));
 }
 
 cli::Config LocalConfig(std::string region = "") {

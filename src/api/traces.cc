@@ -7,7 +7,7 @@
 #include "api/request_schema.h"
 #include "api/root_causes.h"
 #include "api/trace_assembly.h"
-#include "ingest/datagram.h"
+#include "segment/segment.h"
 
 namespace xrayd::api {
 namespace {
@@ -89,10 +89,10 @@ ApiStatus AddRootCauses(store::TraceStore& store, json& summary) {
 }
 
 // One document of PutTraceSegments: empty when stored, else its UnprocessedTraceSegments entry.
-std::optional<json> CheckDocument(DatagramParser& validator, std::string& doc) {
+std::optional<json> CheckDocument(segment::Parser& validator, std::string& doc) {
   const size_t len = doc.size();
-  doc.append(kPadding, '\0');
-  auto v = validator.ValidateSegment(doc.data(), len);
+  doc.append(segment::kPadding, '\0');
+  const segment::Verdict v = validator.Validate(doc.data(), len);
   doc.resize(len);
   if (!v.reject) return std::nullopt;
   // The rejected document may be anything: parse it for its id only within JSON limits (nlohmann
@@ -105,7 +105,7 @@ std::optional<json> CheckDocument(DatagramParser& validator, std::string& doc) {
 }  // namespace
 
 ApiResult<json> PutTraceSegments(ApiContext& ctx, const json& in) {
-  DatagramParser validator;
+  segment::Parser validator;
   std::vector<std::string> accepted;
   json unprocessed = json::array();
   for (const auto& d : in["TraceSegmentDocuments"]) {

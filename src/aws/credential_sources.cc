@@ -137,7 +137,7 @@ Result<TemporaryCredentials> FetchContainerCredentials(const std::string& url, c
   }
   http::Client client(http);
   auto r = client.Send(get);
-  if (!r) return Error{r.error().kind, "container credentials endpoint " + url + ": " + r.error().message, {}};
+  if (!r) return r.error().Wrapped("container credentials endpoint " + url);
   if (r->status != 200) {
     const std::string what = "container credentials endpoint " + url + ": HTTP " + std::to_string(r->status) + " " +
                              r->body.substr(0, 200);

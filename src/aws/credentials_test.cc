@@ -9,7 +9,8 @@
 #include "aws/credential_chain.h"
 #include "aws/credential_sources.h"
 #include "aws/imds.h"
-#include "aws/testing/fake_aws.h"
+#include "tests/support/fake_aws.h"
+#include "tests/support/map_env.h"
 
 namespace xrayd::aws {
 namespace {
@@ -20,13 +21,7 @@ using testing::FakeSts;
 
 using Env = std::map<std::string, std::string>;
 
-EnvLookup MapEnv(Env m) {
-  return [m](std::string_view k) -> std::optional<std::string> {
-    auto it = m.find(std::string(k));
-    if (it == m.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using testing::MapEnv;
 
 class TempDir {
  public:

@@ -115,7 +115,7 @@ Result<std::string> ImdsClient::GetOnceLocked(std::string_view path, bool& trans
 
 Result<std::string> ImdsClient::Get(std::string_view path) {
   if (options_.disabled) return Error::InvalidArgument("instance metadata is disabled (AWS_EC2_METADATA_DISABLED)");
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const auto now = std::chrono::steady_clock::now();
   if (unreachable_error_ && now < unreachable_until_) return *unreachable_error_;
   if (!client_) {

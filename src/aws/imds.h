@@ -21,6 +21,7 @@
 
 #include "aws/credentials.h"
 #include "aws/refreshing_credentials.h"
+#include "common/thread_annotations.h"
 #include "http/http_client.h"
 
 namespace xrayd::aws {
@@ -55,19 +56,19 @@ class ImdsClient {
 
  private:
   // A session token, nullopt meaning "use IMDSv1", or an error.
-  Result<std::optional<std::string>> TokenLocked(bool& transport_failure);
-  Result<std::string> GetOnceLocked(std::string_view path, bool& transport_failure);
+  Result<std::optional<std::string>> TokenLocked(bool& transport_failure) XRAYD_REQUIRES(mu_);
+  Result<std::string> GetOnceLocked(std::string_view path, bool& transport_failure) XRAYD_REQUIRES(mu_);
 
   // Constant after construction.
   const ImdsOptions options_;
 
-  // Guarded by mu_.
-  std::mutex mu_;
-  std::unique_ptr<http::Client> client_;
-  std::optional<std::string> token_;
-  std::chrono::steady_clock::time_point token_expiry_{};
-  std::chrono::steady_clock::time_point unreachable_until_{};
-  std::optional<Error> unreachable_error_;
+  // One request at a time: the lock is held across the HTTP exchange.
+  Mutex mu_;
+  std::unique_ptr<http::Client> client_ XRAYD_GUARDED_BY(mu_);
+  std::optional<std::string> token_ XRAYD_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point token_expiry_ XRAYD_GUARDED_BY(mu_){};
+  std::chrono::steady_clock::time_point unreachable_until_ XRAYD_GUARDED_BY(mu_){};
+  std::optional<Error> unreachable_error_ XRAYD_GUARDED_BY(mu_);
 };
 
 // The instance profile's role credentials: GET iam/security-credentials/ for the role name, then

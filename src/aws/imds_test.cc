@@ -7,7 +7,8 @@
 #include <map>
 
 #include "aws/region.h"
-#include "aws/testing/fake_aws.h"
+#include "tests/support/fake_aws.h"
+#include "tests/support/map_env.h"
 
 namespace xrayd::aws {
 namespace {
@@ -15,13 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::FakeImds;
 
-EnvLookup MapEnv(std::map<std::string, std::string> m) {
-  return [m](std::string_view k) -> std::optional<std::string> {
-    auto it = m.find(std::string(k));
-    if (it == m.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using testing::MapEnv;
 
 std::string Text(const Result<std::string>& r) { return r ? *r : "error: " + r.error().message; }
 

@@ -18,7 +18,7 @@ RefreshingCredentialsProvider::RefreshingCredentialsProvider(std::string descrip
     : description_(std::move(description)), fetch_(std::move(fetch)), options_(std::move(options)) {}
 
 uint64_t RefreshingCredentialsProvider::fetch_count() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return fetches_;
 }
 
@@ -32,7 +32,7 @@ bool RefreshingCredentialsProvider::FreshLocked(TimePoint now) const {
 }
 
 Result<Credentials> RefreshingCredentialsProvider::Get() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
     const TimePoint now = options_.clock();
     if (FreshLocked(now)) return cached_->credentials;
@@ -40,7 +40,7 @@ Result<Credentials> RefreshingCredentialsProvider::Get() {
     if (refreshing_) {
       if (usable) return cached_->credentials;  // another caller is renewing them
       const uint64_t seen = fetches_;
-      refreshed_.wait(lock, [&] { return !refreshing_ || fetches_ != seen; });
+      lock.Wait(refreshed_, [&]() XRAYD_REQUIRES(mu_) { return !refreshing_ || fetches_ != seen; });
       if (UsableLocked(options_.clock())) return cached_->credentials;
       if (!refreshing_) return NoCredentialsLocked();
       continue;
@@ -51,14 +51,14 @@ Result<Credentials> RefreshingCredentialsProvider::Get() {
     }
     refreshing_ = true;
     ++fetches_;
-    lock.unlock();
+    lock.Unlock();
     Result<TemporaryCredentials> fetched = Error::Retryable("credentials fetch threw");
     try {
       fetched = fetch_();
     } catch (const std::exception& e) {  // a fetcher must not take a sender thread down with it
       fetched = Error::Retryable(std::string("credentials fetch failed: ") + e.what());
     }
-    lock.lock();
+    lock.Lock();
     refreshing_ = false;
     const TimePoint after = options_.clock();
     if (fetched && fetched->credentials.empty()) fetched = Error::Permanent("the answer had no access key or secret");
@@ -111,7 +111,7 @@ void RefreshingCredentialsProvider::RecordFailureLocked(const Error& error, Time
   std::uniform_int_distribution<int64_t> jitter(step.count() / 2, std::max<int64_t>(step.count(), 1));
   const std::chrono::milliseconds wait(jitter(rng_));
   next_attempt_ = now + wait;
-  last_error_ = Error{error.kind, "cannot get AWS credentials from " + description_ + ": " + error.message, {}};
+  last_error_ = error.Wrapped("cannot get AWS credentials from " + description_);
   const bool usable = UsableLocked(now);
   if (consecutive_failures_ == 1) {
     if (usable) {

@@ -18,12 +18,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 
 #include "aws/credentials.h"
+#include "common/thread_annotations.h"
 
 namespace xrayd::aws {
 
@@ -54,28 +54,27 @@ class RefreshingCredentialsProvider final : public CredentialsProvider {
 
  private:
   using TimePoint = std::chrono::system_clock::time_point;
-  bool UsableLocked(TimePoint now) const;
-  bool FreshLocked(TimePoint now) const;
-  void RecordSuccessLocked(TemporaryCredentials fetched, TimePoint now);
-  void RecordFailureLocked(const Error& error, TimePoint now);
-  Error NoCredentialsLocked() const;
+  bool UsableLocked(TimePoint now) const XRAYD_REQUIRES(mu_);
+  bool FreshLocked(TimePoint now) const XRAYD_REQUIRES(mu_);
+  void RecordSuccessLocked(TemporaryCredentials fetched, TimePoint now) XRAYD_REQUIRES(mu_);
+  void RecordFailureLocked(const Error& error, TimePoint now) XRAYD_REQUIRES(mu_);
+  Error NoCredentialsLocked() const XRAYD_REQUIRES(mu_);
 
   // Constant after construction.
   const std::string description_;
   const CredentialsFetcher fetch_;
   const RefreshOptions options_;
 
-  // Guarded by mu_.
-  mutable std::mutex mu_;
-  std::condition_variable refreshed_;
-  std::optional<TemporaryCredentials> cached_;
-  TimePoint refresh_at_{};       // when the cached credentials should be renewed
-  bool refreshing_ = false;      // a caller is running fetch_ now
-  TimePoint next_attempt_{};     // no fetch before this (backoff after a failure)
-  int consecutive_failures_ = 0;
-  std::optional<Error> last_error_;
-  uint64_t fetches_ = 0;
-  std::mt19937_64 rng_{std::random_device{}()};
+  mutable Mutex mu_;
+  std::condition_variable refreshed_;  // waits on mu_: a fetch finished
+  std::optional<TemporaryCredentials> cached_ XRAYD_GUARDED_BY(mu_);
+  TimePoint refresh_at_ XRAYD_GUARDED_BY(mu_){};    // when the cached credentials should be renewed
+  bool refreshing_ XRAYD_GUARDED_BY(mu_) = false;   // a caller is running fetch_ now
+  TimePoint next_attempt_ XRAYD_GUARDED_BY(mu_){};  // no fetch before this (backoff after a failure)
+  int consecutive_failures_ XRAYD_GUARDED_BY(mu_) = 0;
+  std::optional<Error> last_error_ XRAYD_GUARDED_BY(mu_);
+  uint64_t fetches_ XRAYD_GUARDED_BY(mu_) = 0;
+  std::mt19937_64 rng_ XRAYD_GUARDED_BY(mu_){std::random_device{}()};
 };
 
 }  // namespace xrayd::aws

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "aws/endpoint.h"
+#include "aws/signed_client.h"
 #include "common/log.h"
 
 namespace xrayd::aws {
@@ -209,7 +210,7 @@ StsClient::StsClient(StsEndpoint endpoint, http::ClientOptions http)
     : http_(std::move(http)), endpoint_(std::move(endpoint)) {}
 
 StsEndpoint StsClient::endpoint() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return endpoint_;
 }
 
@@ -219,19 +220,17 @@ StsClient::Answer StsClient::Call(const std::string& action,
   std::string body = "Action=" + action + "&Version=" + std::string(kApiVersion);
   for (const auto& [k, v] : params) body += "&" + k + "=" + FormEncode(v);
 
-  auto url = ParseUrl(endpoint_.url);
-  if (!url) return {url.error(), ""};
-  const std::string path = url->path.empty() ? "/" : url->path + "/";
-  SignableRequest signable{"POST", path, "", {{"Host", url->authority},
-                                              {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}}};
-  if (signer != nullptr) Sign(signable, body, *signer, {endpoint_.signing_region, "sts", std::chrono::system_clock::now()});
-  http::Request request{"POST", url->scheme + "://" + url->authority + path, std::move(signable.headers), std::move(body)};
-  request.headers.emplace_back("Accept", "text/xml");
-  request.headers.emplace_back("User-Agent", "xrayd/" XRAYD_VERSION);
-
+  SignedClientOptions options;
+  options.endpoint = endpoint_.url;
+  options.region = endpoint_.signing_region;
+  options.service = "sts";
+  options.content_type = "application/x-www-form-urlencoded; charset=utf-8";
+  auto sts = SignedClient::Create(std::move(options), nullptr);
+  if (!sts) return {sts.error(), ""};
+  // AssumeRole is signed with the caller's keys; AssumeRoleWithWebIdentity (signer null) is not.
   http::Client client(http_);
-  auto response = client.Send(request);
-  if (!response) return {Error{response.error().kind, "STS " + action + " at " + endpoint_.url + ": " + response.error().message, {}}, ""};
+  auto response = (*sts)->PostWith(client, signer, "/", std::move(body), {{"Accept", "text/xml"}});
+  if (!response) return {response.error().Wrapped("STS " + action + " at " + endpoint_.url), ""};
   if (response->status < 200 || response->status >= 300) {
     std::string code;
     Error e = StsError(response->status, response->body, &code);
@@ -239,7 +238,7 @@ StsClient::Answer StsClient::Call(const std::string& action,
     return {e, code};
   }
   auto creds = ParseStsCredentials(response->body);
-  if (!creds) return {Error{creds.error().kind, "STS " + action + ": " + creds.error().message, {}}, ""};
+  if (!creds) return {creds.error().Wrapped("STS " + action), ""};
   return {std::move(creds), ""};
 }
 
@@ -248,7 +247,7 @@ Result<TemporaryCredentials> StsClient::AssumeRole(const AssumeRoleParams& p, co
       {"RoleArn", p.role_arn}, {"RoleSessionName", p.session_name.empty() ? DefaultSessionName() : p.session_name}};
   if (!p.external_id.empty()) params.emplace_back("ExternalId", p.external_id);
   if (p.duration_seconds > 0) params.emplace_back("DurationSeconds", std::to_string(p.duration_seconds));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Answer a = Call("AssumeRole", params, &caller);
   if (!a.credentials && a.error_code == "RegionDisabledException" && !endpoint_.configured) {
     // As AWS's daemon: STS is not activated in this region; use the partition's primary region.
@@ -276,7 +275,7 @@ Result<TemporaryCredentials> StsClient::AssumeRoleWithWebIdentity(const WebIdent
       {"RoleArn", p.role_arn},
       {"RoleSessionName", p.session_name.empty() ? DefaultSessionName() : p.session_name},
       {"WebIdentityToken", jwt}};
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return std::move(Call("AssumeRoleWithWebIdentity", params, nullptr).credentials);
 }
 

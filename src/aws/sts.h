@@ -18,6 +18,7 @@
 
 #include "aws/credentials.h"
 #include "aws/refreshing_credentials.h"
+#include "common/thread_annotations.h"
 #include "http/http_client.h"
 
 namespace xrayd::aws {
@@ -67,11 +68,11 @@ class StsClient {
     std::string error_code;  // STS error code when the call failed with an XML ErrorResponse
   };
   Answer Call(const std::string& action, const std::vector<std::pair<std::string, std::string>>& params,
-              const Credentials* signer);
+              const Credentials* signer) XRAYD_REQUIRES(mu_);
 
   const http::ClientOptions http_;
-  mutable std::mutex mu_;
-  StsEndpoint endpoint_;  // guarded by mu_
+  mutable Mutex mu_;  // one call at a time; held across the HTTP exchange
+  StsEndpoint endpoint_ XRAYD_GUARDED_BY(mu_);
 };
 
 // Refreshing providers over STS. `source` supplies the caller's credentials for AssumeRole.

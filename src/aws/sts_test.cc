@@ -7,7 +7,8 @@
 #include <fstream>
 #include <map>
 
-#include "aws/testing/fake_aws.h"
+#include "tests/support/fake_aws.h"
+#include "tests/support/map_env.h"
 
 namespace xrayd::aws {
 namespace {
@@ -15,13 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::FakeSts;
 
-EnvLookup MapEnv(std::map<std::string, std::string> m) {
-  return [m](std::string_view k) -> std::optional<std::string> {
-    auto it = m.find(std::string(k));
-    if (it == m.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using testing::MapEnv;
 
 std::string TempFile(const std::string& name, const std::string& text) {
   auto p = std::filesystem::temp_directory_path() / ("xrayd-sts-" + std::to_string(::getpid()) + "-" + name);

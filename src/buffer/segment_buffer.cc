@@ -3,9 +3,17 @@
 #include "telemetry/metrics.h"
 
 namespace xrayd {
+namespace {
 
-SegmentBuffer::SegmentBuffer(BufferOptions options) : options_(options) {
-  if (options_.max_batch_segments == 0) const_cast<BufferOptions&>(options_).max_batch_segments = 1;
+// A batch holds at least one segment, whatever the configuration says.
+BufferOptions Normalized(BufferOptions o) {
+  if (o.max_batch_segments == 0) o.max_batch_segments = 1;
+  return o;
+}
+
+}  // namespace
+
+SegmentBuffer::SegmentBuffer(BufferOptions options) : options_(Normalized(options)) {
   GlobalMetrics().buffer_capacity_bytes.store(static_cast<int64_t>(options_.capacity_bytes));
 }
 
@@ -13,7 +21,7 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
   size_t accepted = 0, accepted_bytes = 0;
   bool notify = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& s : segments) {
       const size_t cost = AccountedSize(s);
       if (closed_ || held_bytes_ + cost > options_.capacity_bytes) continue;
@@ -61,27 +69,27 @@ std::optional<Batch> SegmentBuffer::TakeReadyLocked(SteadyTime now) {
 }
 
 std::optional<Batch> SegmentBuffer::TryPopBatch(SteadyTime now) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return TakeReadyLocked(now);
 }
 
 std::optional<Batch> SegmentBuffer::PopBatch() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
     if (aborted_) return std::nullopt;
     if (auto b = TakeReadyLocked(std::chrono::steady_clock::now())) return b;
     if (closed_) return std::nullopt;  // closed and nothing left
     if (open_.segments.empty()) {
-      cv_.wait(lock);
+      lock.WaitOnce(cv_);
     } else {
-      cv_.wait_until(lock, open_since_ + options_.flush_interval);
+      lock.WaitOnceUntil(cv_, open_since_ + options_.flush_interval);
     }
   }
 }
 
 void SegmentBuffer::Release(const Batch& batch) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     held_bytes_ -= batch.bytes;
   }
   auto& m = GlobalMetrics();
@@ -91,7 +99,7 @@ void SegmentBuffer::Release(const Batch& batch) {
 
 void SegmentBuffer::Close() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     closed_ = true;
   }
   cv_.notify_all();
@@ -99,7 +107,7 @@ void SegmentBuffer::Close() {
 
 void SegmentBuffer::Abort() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     closed_ = true;
     aborted_ = true;
   }
@@ -107,12 +115,12 @@ void SegmentBuffer::Abort() {
 }
 
 size_t SegmentBuffer::held_bytes() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return held_bytes_;
 }
 
 size_t SegmentBuffer::queued_segments() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return queued_segments_;
 }
 

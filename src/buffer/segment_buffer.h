@@ -16,10 +16,11 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "common/thread_annotations.h"
 
 namespace xrayd {
 
@@ -66,22 +67,21 @@ class SegmentBuffer {
   static size_t AccountedSize(const std::string& s) { return s.capacity() + sizeof(std::string) + 16; }
 
  private:
-  std::optional<Batch> TakeReadyLocked(SteadyTime now);
-  void SealOpenLocked();
+  std::optional<Batch> TakeReadyLocked(SteadyTime now) XRAYD_REQUIRES(mu_);
+  void SealOpenLocked() XRAYD_REQUIRES(mu_);
 
-  // Constant after construction.
+  // Constant after construction (max_batch_segments is at least 1).
   const BufferOptions options_;
 
-  // Guarded by mu_.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Batch> ready_;
-  Batch open_;
-  SteadyTime open_since_{};
-  size_t held_bytes_ = 0;
-  size_t queued_segments_ = 0;
-  bool closed_ = false;
-  bool aborted_ = false;
+  mutable Mutex mu_;
+  std::condition_variable cv_;  // waits on mu_: a batch became ready, or the flush deadline moved
+  std::deque<Batch> ready_ XRAYD_GUARDED_BY(mu_);
+  Batch open_ XRAYD_GUARDED_BY(mu_);
+  SteadyTime open_since_ XRAYD_GUARDED_BY(mu_){};
+  size_t held_bytes_ XRAYD_GUARDED_BY(mu_) = 0;
+  size_t queued_segments_ XRAYD_GUARDED_BY(mu_) = 0;
+  bool closed_ XRAYD_GUARDED_BY(mu_) = false;
+  bool aborted_ XRAYD_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace xrayd

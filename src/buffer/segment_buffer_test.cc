@@ -72,7 +72,6 @@ TEST_F(SegmentBufferTest, NeverHoldsMoreThanCapacity) {
 
 TEST_F(SegmentBufferTest, BoundHoldsUnderConcurrentFlood) {
   SegmentBuffer b({64 * 1024, 50, 5ms});
-  std::atomic<bool> stop{false};
   size_t max_seen = 0;
   std::thread consumer([&] {
     while (auto batch = b.PopBatch()) {

@@ -7,16 +7,12 @@
 #include <fstream>
 #include <map>
 
+#include "tests/support/map_env.h"
+
 namespace xrayd::cli {
 namespace {
 
-aws::EnvLookup MapEnv(std::map<std::string, std::string> m) {
-  return [m](std::string_view k) -> std::optional<std::string> {
-    auto it = m.find(std::string(k));
-    if (it == m.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using testing::MapEnv;
 
 std::string WriteTemp(const std::string& text) {
   static int n = 0;

@@ -40,11 +40,23 @@ class XRAYD_CAPABILITY("mutex") Mutex {
   std::mutex mu_;
 };
 
-// Scoped lock of a Mutex; Wait* wrap a condition variable on it.
+// Scoped lock of a Mutex; Wait* wrap a condition variable on it. A predicate that reads guarded
+// fields says so: lock.Wait(cv, [this]() XRAYD_REQUIRES(mu_) { return stopping_; }).
 class XRAYD_SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex& mu) XRAYD_ACQUIRE(mu) : mu_(mu) { mu_.Lock(); }
-  ~MutexLock() XRAYD_RELEASE() { mu_.Unlock(); }
+  ~MutexLock() XRAYD_RELEASE() {
+    if (held_) mu_.Unlock();
+  }
+  // Lets go of the lock for a slow step (a fetch, a send) and takes it back; clang tracks both.
+  void Unlock() XRAYD_RELEASE() {
+    mu_.Unlock();
+    held_ = false;
+  }
+  void Lock() XRAYD_ACQUIRE() {
+    mu_.Lock();
+    held_ = true;
+  }
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
 
@@ -62,6 +74,19 @@ class XRAYD_SCOPED_CAPABILITY MutexLock {
     lock.release();
     return r;
   }
+  // One wait without a predicate (it may wake spuriously): for loops that re-check guarded state
+  // themselves, so clang analyses that state in the caller, with the lock held.
+  void WaitOnce(std::condition_variable& cv) {
+    std::unique_lock<std::mutex> lock(mu_.native(), std::adopt_lock);
+    cv.wait(lock);
+    lock.release();
+  }
+  template <typename TimePoint>
+  void WaitOnceUntil(std::condition_variable& cv, TimePoint t) {
+    std::unique_lock<std::mutex> lock(mu_.native(), std::adopt_lock);
+    cv.wait_until(lock, t);
+    lock.release();
+  }
   template <typename TimePoint, typename Predicate>
   bool WaitUntil(std::condition_variable& cv, TimePoint t, Predicate pred) {
     std::unique_lock<std::mutex> lock(mu_.native(), std::adopt_lock);
@@ -72,6 +97,7 @@ class XRAYD_SCOPED_CAPABILITY MutexLock {
 
  private:
   Mutex& mu_;
+  bool held_ = true;
 };
 
 }  // namespace xrayd

@@ -43,6 +43,38 @@ size_t OnHeader(char* ptr, size_t size, size_t n, void* user) {
   return len;
 }
 
+// libcurl's result code as a transport-error kind (common/result.h): callers and telemetry decide
+// by the kind, never by libcurl's message text.
+TransportError TransportErrorOf(CURLcode rc) {
+  switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return TransportError::kDns;
+    case CURLE_COULDNT_CONNECT: return TransportError::kConnectRefused;
+    case CURLE_OPERATION_TIMEDOUT: return TransportError::kTimeout;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED: return TransportError::kTls;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return TransportError::kReset;
+    case CURLE_ABORTED_BY_CALLBACK: return TransportError::kAborted;
+    default: return TransportError::kOther;
+  }
+}
+
 int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   const auto* abort = static_cast<const std::atomic<bool>*>(user);
   return abort->load(std::memory_order_relaxed) ? 1 : 0;
@@ -110,8 +142,13 @@ Result<Response> Client::Send(const Request& request) {
 
   const CURLcode rc = curl_easy_perform(curl);
   curl_slist_free_all(headers);
-  if (sink.overflow) return Error::Retryable("response body over " + std::to_string(options_.max_response_bytes) + " bytes");
-  if (rc != CURLE_OK) return Error::Retryable(std::string("HTTP transport: ") + curl_easy_strerror(rc));
+  if (sink.overflow)
+    return Error::Transport(TransportError::kResponseTooLarge,
+                            "response body over " + std::to_string(options_.max_response_bytes) + " bytes");
+  if (rc != CURLE_OK) {
+    const TransportError kind = TransportErrorOf(rc);
+    return Error::Transport(kind, std::string("HTTP transport (") + ToString(kind) + "): " + curl_easy_strerror(rc));
+  }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   return response;
 }

@@ -49,8 +49,9 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Transport failures (refused, reset, timeout, TLS) are Retryable errors; any HTTP status,
-  // including 4xx/5xx, is a Response for the caller to classify.
+  // Transport failures (refused, reset, timeout, TLS, ...) are Retryable errors whose `transport`
+  // names the kind (common/result.h TransportError); any HTTP status, including 4xx/5xx, is a
+  // Response for the caller to classify.
   Result<Response> Send(const Request& request);
 
  private:

@@ -20,7 +20,7 @@
 #include "common/log.h"
 #include "common/thread_annotations.h"
 #include "common/thread_name.h"
-#include "ingest/udp_receiver.h"
+#include "common/host_port.h"
 
 namespace xrayd::http {
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/host_port.h"
 #include "common/log.h"
 #include "ingest/datagram.h"
 #include "telemetry/metrics.h"
@@ -26,21 +27,7 @@ constexpr int kBatch = 32;
 constexpr auto kCoalesce = std::chrono::microseconds(2000);
 constexpr size_t kSlotBytes = kMaxDatagramBytes + kPadding;
 
-log::RateLimiter g_reject_log(std::chrono::seconds(1));
-
 }  // namespace
-
-Result<HostPort> SplitHostPort(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon + 1 == address.size())
-    return Error::InvalidArgument("address \"" + address + "\" is not host:port");
-  HostPort hp{address.substr(0, colon), address.substr(colon + 1)};
-  if (hp.host.size() >= 2 && hp.host.front() == '[' && hp.host.back() == ']') hp.host = hp.host.substr(1, hp.host.size() - 2);
-  for (char c : hp.port)
-    if (c < '0' || c > '9') return Error::InvalidArgument("address \"" + address + "\" has a bad port");
-  if (std::stoul(hp.port) > 65535) return Error::InvalidArgument("address \"" + address + "\" has a bad port");
-  return hp;
-}
 
 UdpReceiver::UdpReceiver(UdpReceiverOptions options, SegmentBuffer& buffer)
     : options_(std::move(options)), buffer_(buffer) {}
@@ -94,6 +81,7 @@ void UdpReceiver::Stop() {
 }
 
 void UdpReceiver::Run() {
+  log::RateLimiter reject_log(std::chrono::seconds(1));  // this thread's: one report a second
   NameThisThread("xrayd-udp");
   // Slots are allocated but not touched: only the bytes the kernel writes become resident.
   std::unique_ptr<char[]> slots(new char[kSlotBytes * kBatch]);
@@ -140,8 +128,8 @@ void UdpReceiver::Run() {
       }
       if (v.reject) {
         m.Reject(*v.reject);
-        if (g_reject_log.Allow()) {
-          const uint64_t more = g_reject_log.TakeSuppressed();
+        if (reject_log.Allow()) {
+          const uint64_t more = reject_log.TakeSuppressed();
           XLOG_WARN("Rejected a datagram ({}: {}): {:.80}{}", ToString(*v.reject), v.detail,
                     std::string_view(data, std::min<size_t>(msgs[i].msg_len, 80)),
                     more ? fmt::format(" (and {} more rejected since the last report)", more) : "");

@@ -47,11 +47,4 @@ class UdpReceiver {
   std::thread thread_;
 };
 
-// Splits "host:port" (also "[::1]:port" and ":port"); error names the input.
-struct HostPort {
-  std::string host;
-  std::string port;
-};
-Result<HostPort> SplitHostPort(const std::string& address);
-
 }  // namespace xrayd

@@ -1,19 +1,11 @@
 #include "proxy/sampling_proxy.h"
 
-#include "aws/endpoint.h"
-#include "aws/sigv4.h"
-#include "common/log.h"
+#include "http/json_error.h"
 
 namespace xrayd {
 namespace {
 
 constexpr size_t kMaxBody = 1024 * 1024;
-log::RateLimiter g_proxy_log(std::chrono::seconds(5));
-
-http::OutgoingResponse JsonError(int status, const std::string& type, const std::string& message) {
-  return {status, "application/json", {{"x-amzn-ErrorType", type}},
-          "{\"__type\":\"" + type + "\",\"message\":\"" + message + "\"}"};
-}
 
 }  // namespace
 
@@ -54,21 +46,13 @@ void SamplingProxy::ReturnClient(std::unique_ptr<http::Client> client) {
 
 http::OutgoingResponse SamplingProxy::Forward(const http::IncomingRequest& req) {
   if (req.method != "POST" || !IsForwardedPath(req.path))
-    return JsonError(404, "UnknownOperationException", "the daemon forwards only X-Ray sampling calls");
-  aws::SignableRequest signable{"POST", base_path_ + req.path, "", {{"Host", host_}, {"Content-Type", "application/json"}}};
-  if (credentials_ != nullptr) {
-    if (auto creds = credentials_->Get()) {
-      aws::Sign(signable, req.body, *creds, {options_.region, "xray", std::chrono::system_clock::now()});
-    } else if (g_proxy_log.Allow()) {
-      XLOG_WARN("Sampling proxy: no credentials ({}); forwarding unsigned", creds.error().message);
-    }
-  }
-  http::Request out{"POST", base_url_ + req.path, std::move(signable.headers), req.body};
+    return http::JsonErrorResponse(404, "UnknownOperationException", "the daemon forwards only X-Ray sampling calls");
   auto client = TakeClient();
-  auto answer = client->Send(out);
+  auto answer = upstream_->Post(*client, req.path, req.body);
   if (!answer) {
-    if (g_proxy_log.Allow()) XLOG_WARN("Sampling proxy: {} {} failed: {}", req.method, req.path, answer.error().message);
-    return JsonError(502, "ServiceUnavailableException", "the X-Ray endpoint could not be reached");
+    if (upstream_log_.Allow())
+      XLOG_WARN("Sampling proxy: {} {} failed: {}", req.method, req.path, answer.error().message);
+    return http::JsonErrorResponse(502, "ServiceUnavailableException", "the X-Ray endpoint could not be reached");
   }
   ReturnClient(std::move(client));
   std::string type = answer->Header("content-type");
@@ -80,11 +64,14 @@ http::OutgoingResponse SamplingProxy::Forward(const http::IncomingRequest& req) 
 }
 
 Status SamplingProxy::Start() {
-  auto url = aws::ParseUrl(options_.endpoint);
-  if (!url) return url.error();
-  host_ = url->authority;
-  base_path_ = url->path;
-  base_url_ = url->scheme + "://" + url->authority + url->path;
+  aws::SignedClientOptions upstream;
+  upstream.endpoint = options_.endpoint;
+  upstream.region = options_.region;
+  // An SDK's sampling call is better answered unsigned than not at all (AWS's daemon does the same).
+  upstream.on_missing_credentials = aws::MissingCredentials::kSendUnsigned;
+  auto client = aws::SignedClient::Create(std::move(upstream), credentials_);
+  if (!client) return client.error();
+  upstream_ = std::move(*client);
   auto port = server_.Start(options_.listen_address, [this](const http::IncomingRequest& req) { return Forward(req); },
                             Limits());
   if (!port) return port.error();

@@ -1,6 +1,7 @@
 // SamplingProxy: the daemon's TCP port. X-Ray SDKs call it for centralized sampling
 // (POST /GetSamplingRules, /SamplingTargets, /SamplingStatisticSummaries); it signs each call
-// with the daemon's credentials and forwards it to the X-Ray endpoint, relaying the answer.
+// with the daemon's credentials (aws::SignedClient; with no credentials at hand it forwards unsigned
+// and warns, as AWS's daemon does) and forwards it to the X-Ray endpoint, relaying the answer.
 //
 // Only those X-Ray API paths are forwarded, only with POST, only to the configured endpoint:
 // it is not an open proxy (AWS's daemon forwards any path; we refuse with 404). Request bodies are
@@ -21,6 +22,8 @@
 #include <vector>
 
 #include "aws/credentials.h"
+#include "aws/signed_client.h"
+#include "common/log.h"
 #include "common/result.h"
 #include "common/thread_annotations.h"
 #include "http/http_client.h"
@@ -56,9 +59,8 @@ class SamplingProxy {
 
   const SamplingProxyOptions options_;
   aws::CredentialsProvider* const credentials_;
-  std::string base_url_;
-  std::string host_;
-  std::string base_path_;
+  std::shared_ptr<const aws::SignedClient> upstream_;  // set by Start()
+  log::RateLimiter upstream_log_{std::chrono::seconds(5)};  // failed forwards, from any handler thread
   std::atomic<bool> abort_{false};  // set by Stop(): every upstream call in flight gives up
   http::Server server_{"TCP", HttpListener::kProxy};
   int port_ = 0;

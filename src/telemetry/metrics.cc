@@ -64,12 +64,13 @@ BackendError BackendErrorForStatus(long status) {
   return BackendError::kOther;
 }
 
-BackendError BackendErrorForTransport(std::string_view message) {
-  auto has = [&](std::string_view s) { return message.find(s) != std::string_view::npos; };
-  if (has("Timeout was reached") || has("timed out")) return BackendError::kTimeout;
-  if (has("Couldn't connect to server") || has("Connection refused")) return BackendError::kConnectionRefused;
-  if (has("Couldn't resolve host") || has("Couldn't resolve proxy")) return BackendError::kUnknownHost;
-  return BackendError::kOther;
+BackendError BackendErrorForTransport(TransportError transport) {
+  switch (transport) {
+    case TransportError::kTimeout: return BackendError::kTimeout;
+    case TransportError::kConnectRefused: return BackendError::kConnectionRefused;
+    case TransportError::kDns: return BackendError::kUnknownHost;
+    default: return BackendError::kOther;
+  }
 }
 
 void LatencyHistogram::Observe(double seconds) {

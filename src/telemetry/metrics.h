@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "common/reasons.h"
+#include "common/result.h"
 
 namespace xrayd {
 
@@ -42,11 +43,11 @@ const char* ToString(HttpRefusal r);
 const char* ToString(FailReason r);
 const char* ToString(BackendError e);
 
-// The kind of a failed request: by HTTP status, or by the transport error's text (the HTTP client
-// reports libcurl's messages: "Timeout was reached", "Couldn't connect to server", "Couldn't
-// resolve host name").
+// The kind of a failed request: by HTTP status, or by the transport error's kind (http::Client
+// sets it from libcurl's result code). kNoCredentials is Other, as AWS's daemon counts a request
+// its SDK could not sign.
 BackendError BackendErrorForStatus(long status);
-BackendError BackendErrorForTransport(std::string_view message);
+BackendError BackendErrorForTransport(TransportError transport);
 
 // Fixed-bucket latency histogram (seconds), lock-free.
 class LatencyHistogram {

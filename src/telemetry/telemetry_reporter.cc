@@ -2,9 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "aws/endpoint.h"
 #include "aws/imds.h"
-#include "aws/sigv4.h"
 #include "common/json_escape.h"
 #include "common/log.h"
 #include "common/thread_name.h"
@@ -18,23 +16,22 @@ TelemetryReporter::TelemetryReporter(TelemetryOptions options, aws::CredentialsP
 TelemetryReporter::~TelemetryReporter() { Stop(); }
 
 Status TelemetryReporter::Start() {
-  auto url = aws::ParseUrl(options_.endpoint);
-  if (!url) return url.error();
   if (options_.interval.count() <= 0) return Error::InvalidArgument("telemetry interval must be positive");
-  host_ = url->authority;
-  path_ = url->path + "/TelemetryRecords";
-  url_ = url->scheme + "://" + url->authority + path_;
+  auto xray = aws::SignedClient::Create(options_.xray, credentials_);
+  if (!xray) return xray.error();
+  xray_ = std::move(*xray);
   hostname_ = options_.hostname;
   instance_id_ = options_.instance_id;
   previous_ = TelemetryRecord{};  // the first record counts from process start, as AWS's daemon does
   thread_ = std::thread([this] { Run(); });
-  XLOG_DEBUG("Telemetry initiated: PutTelemetryRecords every {} s to {}", options_.interval.count() / 1000.0, url_);
+  XLOG_DEBUG("Telemetry initiated: PutTelemetryRecords every {} s to {}", options_.interval.count() / 1000.0,
+             xray_->UrlFor("/TelemetryRecords"));
   return OkStatus();
 }
 
 void TelemetryReporter::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
@@ -111,15 +108,15 @@ void TelemetryReporter::Run() {
   LookUpIdentity();
   http::ClientOptions periodic = options_.http;
   http::Client client(periodic);
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (!stopping_) {
-    wake_.wait_for(lock, options_.interval, [this] { return stopping_; });
+    lock.WaitFor(wake_, options_.interval, [this]() XRAYD_REQUIRES(mu_) { return stopping_; });
     if (stopping_) break;
-    lock.unlock();
+    lock.Unlock();
     Tick(client);
-    lock.lock();
+    lock.Lock();
   }
-  lock.unlock();
+  lock.Unlock();
   // The final record: one try, on a short leash, so a dead endpoint cannot hold up shutdown.
   http::ClientOptions last = options_.http;
   last.timeout = std::min(last.timeout, options_.final_send_timeout);
@@ -158,26 +155,17 @@ void TelemetryReporter::SendQueued(http::Client& client) {
   while (!queue_.empty()) {
     const size_t n = std::min(queue_.size(), kRecordsPerCall);
     std::vector<TelemetryRecord> chunk(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-    http::Request request;
-    request.method = "POST";
-    request.url = url_;
-    request.body = BuildRequestBody(instance_id_, hostname_, options_.resource_arn, chunk);
-    aws::SignableRequest signable{"POST", path_, "", {{"Host", host_}, {"Content-Type", "application/json"}}};
-    if (credentials_ != nullptr) {
-      auto creds = credentials_->Get();
-      if (!creds) {
-        XLOG_DEBUG("Failed to send telemetry {} record(s): no credentials ({}). Re-queue records.", queue_.size(),
-                   creds.error().message);
-        return;
-      }
-      aws::Sign(signable, request.body, *creds, {options_.region, "xray", std::chrono::system_clock::now()});
+    auto response = xray_->Post(client, "/TelemetryRecords",
+                                BuildRequestBody(instance_id_, hostname_, options_.resource_arn, chunk));
+    if (!response && response.error().transport == TransportError::kNoCredentials) {
+      // Not a backend connection error: nothing was sent. The records wait for the next interval.
+      XLOG_DEBUG("Failed to send telemetry {} record(s): {}. Re-queue records.", queue_.size(),
+                 response.error().message);
+      return;
     }
-    request.headers = std::move(signable.headers);
-    request.headers.emplace_back("User-Agent", options_.user_agent);
-    auto response = client.Send(request);
     if (!response || response->status < 200 || response->status >= 300) {
       const BackendError kind = response ? BackendErrorForStatus(response->status)
-                                         : BackendErrorForTransport(response.error().message);
+                                         : BackendErrorForTransport(response.error().transport);
       m.CountBackendError(kind);
       XLOG_DEBUG("Failed to send telemetry {} record(s). Re-queue records. {}", queue_.size(),
                  response ? "HTTP " + std::to_string(response->status) + " " + response->body.substr(0, 200)

@@ -33,7 +33,9 @@
 #include <vector>
 
 #include "aws/credentials.h"
+#include "aws/signed_client.h"
 #include "common/result.h"
+#include "common/thread_annotations.h"
 #include "http/http_client.h"
 #include "telemetry/metrics.h"
 
@@ -44,8 +46,9 @@ class ImdsClient;
 }
 
 struct TelemetryOptions {
-  std::string endpoint;  // X-Ray base URL, as for PutTraceSegments
-  std::string region;    // signing region
+  // X-Ray as for PutTraceSegments: endpoint, signing region, user agent, and the
+  // missing-credentials policy (aws/signed_client.h; with kDoNotSend the records stay queued).
+  aws::SignedClientOptions xray;
   http::ClientOptions http;
   std::chrono::milliseconds interval{std::chrono::seconds(60)};
   std::chrono::milliseconds final_send_timeout{std::chrono::seconds(2)};
@@ -53,7 +56,6 @@ struct TelemetryOptions {
   std::string hostname;     // AWS_HOSTNAME, else looked up when `imds` is set
   std::string instance_id;  // AWS_INSTANCE_ID, else looked up when `imds` is set
   std::shared_ptr<aws::ImdsClient> imds;  // null: no lookups (local mode)
-  std::string user_agent = "xrayd/" XRAYD_VERSION;
 };
 
 // One interval's counts.
@@ -98,9 +100,7 @@ class TelemetryReporter {
   const TelemetryOptions options_;
   aws::CredentialsProvider* const credentials_;
   const Metrics& metrics_;
-  std::string url_;
-  std::string host_;
-  std::string path_;
+  std::shared_ptr<const aws::SignedClient> xray_;  // set by Start(), before the thread runs
 
   // Used only by the reporter thread.
   std::string hostname_;
@@ -109,9 +109,9 @@ class TelemetryReporter {
   std::deque<TelemetryRecord> queue_;
 
   std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;  // guarded by mu_
+  Mutex mu_;
+  std::condition_variable wake_;  // waits on mu_: Stop() was called
+  bool stopping_ XRAYD_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace xrayd

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "aws/imds.h"
-#include "aws/testing/fake_aws.h"
+#include "tests/support/fake_aws.h"
 #include "export/xray/xray_exporter.h"
 
 namespace xrayd {
@@ -69,8 +69,8 @@ class TelemetryTest : public ::testing::Test {
 
   TelemetryOptions Options(const std::string& url, std::chrono::milliseconds interval = 200ms) {
     TelemetryOptions o;
-    o.endpoint = url;
-    o.region = "eu-west-1";
+    o.xray.endpoint = url;
+    o.xray.region = "eu-west-1";
     o.interval = interval;
     o.http.timeout = 2s;
     o.resource_arn = "arn:aws:ecs:eu-west-1:123456789012:task/abc";
@@ -224,8 +224,11 @@ TEST_F(TelemetryTest, ExporterCountsBackendErrorsByKind) {
   EXPECT_EQ(BackendErrorForStatus(503), BackendError::kHttp5xx);
   EXPECT_EQ(BackendErrorForStatus(429), BackendError::kHttp4xx);
   EXPECT_EQ(BackendErrorForStatus(302), BackendError::kOther);
-  EXPECT_EQ(BackendErrorForTransport("HTTP transport: Couldn't resolve host name"), BackendError::kUnknownHost);
-  EXPECT_EQ(BackendErrorForTransport("HTTP transport: SSL connect error"), BackendError::kOther);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kDns), BackendError::kUnknownHost);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kTimeout), BackendError::kTimeout);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kConnectRefused), BackendError::kConnectionRefused);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kTls), BackendError::kOther);
+  EXPECT_EQ(BackendErrorForTransport(TransportError::kNoCredentials), BackendError::kOther);
 
   // A real exporter against a server that fails twice with 500, stalls past the client timeout
   // once, then accepts; and against a closed port.
@@ -245,8 +248,8 @@ TEST_F(TelemetryTest, ExporterCountsBackendErrorsByKind) {
     SegmentBuffer buffer({1 << 20, 50, 10ms});
     xray::ExporterOptions o;
     o.concurrency = 1;
-    o.endpoint = url;
-    o.region = "us-east-1";
+    o.xray.endpoint = url;
+    o.xray.region = "us-east-1";
     o.http.timeout = 300ms;
     o.http.connect_timeout = 300ms;
     o.retry.initial_backoff = 1ms;

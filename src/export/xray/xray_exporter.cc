@@ -1,7 +1,5 @@
 #include "export/xray/xray_exporter.h"
 
-#include "aws/endpoint.h"
-#include "aws/sigv4.h"
 #include "common/log.h"
 #include "export/xray/put_trace_segments.h"
 #include "telemetry/metrics.h"
@@ -9,9 +7,6 @@
 
 namespace xrayd::xray {
 namespace {
-
-log::RateLimiter g_unprocessed_log(std::chrono::seconds(10));
-log::RateLimiter g_failure_log(std::chrono::seconds(5));
 
 // The trace id of the document whose "id" is `segment_id`, for logs; "unknown" if none matches.
 std::string TraceIdOfSegment(const std::vector<std::string>& docs, const std::string& segment_id) {
@@ -45,11 +40,9 @@ XrayExporter::XrayExporter(ExporterOptions options, SegmentBuffer& buffer, aws::
 XrayExporter::~XrayExporter() { Stop(std::chrono::milliseconds(0)); }
 
 Status XrayExporter::Start() {
-  auto url = aws::ParseUrl(options_.endpoint);
-  if (!url) return url.error();
-  host_ = url->authority;
-  path_ = url->path + "/TraceSegments";
-  put_url_ = url->scheme + "://" + url->authority + path_;
+  auto xray = aws::SignedClient::Create(options_.xray, credentials_);
+  if (!xray) return xray.error();
+  xray_ = std::move(*xray);
   const int n = std::max(1, options_.concurrency);
   running_ = n;
   for (int i = 0; i < n; ++i) senders_.emplace_back([this, i] { SenderLoop(i); });
@@ -59,13 +52,17 @@ Status XrayExporter::Start() {
 void XrayExporter::Stop(std::chrono::milliseconds grace) {
   if (senders_.empty()) return;
   {
-    std::unique_lock lock(done_mu_);
+    MutexLock lock(done_mu_);
     if (stopped_) return;
     stopped_ = true;
     buffer_.Close();
-    done_cv_.wait_for(lock, grace, [this] { return running_.load() == 0; });
+    lock.WaitFor(done_cv_, grace, [this] { return running_.load() == 0; });
   }
-  aborting_ = true;
+  {
+    // Set under the sleepers' lock, so a sender between its check and its wait cannot miss it.
+    MutexLock lock(sleep_mu_);
+    aborting_ = true;
+  }
   buffer_.Abort();
   sleep_cv_.notify_all();
   for (auto& t : senders_) t.join();
@@ -78,8 +75,8 @@ void XrayExporter::Stop(std::chrono::milliseconds grace) {
 }
 
 bool XrayExporter::SleepUnlessAborted(std::chrono::milliseconds d) {
-  std::unique_lock lock(sleep_mu_);
-  return !sleep_cv_.wait_for(lock, d, [this] { return aborting_.load(); });
+  MutexLock lock(sleep_mu_);
+  return !lock.WaitFor(sleep_cv_, d, [this] { return aborting_.load(); });
 }
 
 void XrayExporter::SenderLoop(int index) {
@@ -98,7 +95,7 @@ void XrayExporter::SenderLoop(int index) {
     m.batches_in_flight.fetch_sub(1, std::memory_order_relaxed);
   }
   if (running_.fetch_sub(1) == 1) {
-    std::lock_guard lock(done_mu_);
+    MutexLock lock(done_mu_);
     done_cv_.notify_all();
   }
 }
@@ -106,10 +103,7 @@ void XrayExporter::SenderLoop(int index) {
 void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& rng) {
   auto& m = GlobalMetrics();
   const size_t n = batch.segments.size();
-  http::Request request;
-  request.method = "POST";
-  request.url = put_url_;
-  request.body = BuildPutTraceSegmentsBody(batch.segments);
+  const std::string body = BuildPutTraceSegmentsBody(batch.segments);
 
   std::chrono::milliseconds backoff = options_.retry.initial_backoff;
   for (int attempt = 1;; ++attempt) {
@@ -117,28 +111,12 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
       m.Fail(FailReason::kShutdown, n);
       return;
     }
-    aws::SignableRequest signable{"POST", path_, "", {{"Host", host_}, {"Content-Type", "application/json"}}};
-    // Without credentials the request would only be refused (403) and the batch lost: treat it
-    // like a transport failure, so the batch waits and retries while the provider recovers.
-    std::optional<Error> unsigned_error;
-    if (credentials_ != nullptr) {
-      auto creds = credentials_->Get();
-      if (creds) {
-        aws::Sign(signable, request.body, *creds, {options_.region, "xray", std::chrono::system_clock::now()});
-      } else if (options_.unsigned_fallback) {
-        if (g_failure_log.Allow())
-          XLOG_WARN("No AWS credentials ({}); sending unsigned to {}", creds.error().message, options_.endpoint);
-      } else {
-        unsigned_error = Error::Retryable("no AWS credentials: " + creds.error().message);
-      }
-    }
-    request.headers = std::move(signable.headers);
-    request.headers.emplace_back("User-Agent", options_.user_agent);
-
+    // Without credentials the signed client sends nothing (or unsigned, by policy: see
+    // aws/signed_client.h); the error is retryable, so the batch waits while the provider recovers.
     const auto t0 = std::chrono::steady_clock::now();
-    Result<http::Response> response = unsigned_error ? Result<http::Response>(*unsigned_error) : client.Send(request);
-    if (!unsigned_error)
-      m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    Result<http::Response> response = xray_->Post(client, "/TraceSegments", body);
+    const bool sent = response || response.error().transport != TransportError::kNoCredentials;
+    if (sent) m.export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 
     Error error;
     if (response && response->status >= 200 && response->status < 300) {
@@ -148,7 +126,7 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
       m.segments_sent.fetch_add(n - std::min(rejected, n), std::memory_order_relaxed);
       if (rejected > 0) {
         m.Fail(FailReason::kUnprocessed, std::min(rejected, n));
-        if (g_unprocessed_log.Allow()) {  // at most one report per 10 s, however bad it gets
+        if (unprocessed_log_.Allow()) {  // at most one report per 10 s, however bad it gets
           XLOG_INFO("Sent batch of {} segments but had {} Unprocessed segments ({:.3f} seconds)", n, rejected,
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
           for (const auto& u : *unprocessed)
@@ -163,7 +141,7 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
     }
     error = response ? ClassifyErrorResponse(*response) : response.error();
     CountOutcome(error);
-    m.CountBackendError(response ? BackendErrorForStatus(response->status) : BackendErrorForTransport(error.message));
+    m.CountBackendError(response ? BackendErrorForStatus(response->status) : BackendErrorForTransport(error.transport));
     if (!error.IsRetryable()) {
       m.Fail(FailReason::kPermanentError, n);
       XLOG_ERROR("PutTraceSegments refused a batch of {} segments: {} {}", n, error.message,
@@ -179,7 +157,7 @@ void XrayExporter::Deliver(Batch& batch, http::Client& client, std::mt19937_64& 
     std::uniform_int_distribution<int64_t> jitter(0, backoff.count());
     std::chrono::milliseconds wait(jitter(rng));
     if (error.retry_after && *error.retry_after > wait) wait = std::min(*error.retry_after, options_.retry.max_backoff);
-    if (g_failure_log.Allow())
+    if (failure_log_.Allow())
       XLOG_WARN("PutTraceSegments failed ({}); retrying a batch of {} in {} ms (attempt {}/{})", error.message, n,
                 wait.count(), attempt, options_.retry.max_attempts);
     m.export_retries.fetch_add(1, std::memory_order_relaxed);

@@ -17,14 +17,16 @@
 #include <chrono>
 #include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "aws/credentials.h"
+#include "aws/signed_client.h"
 #include "buffer/segment_buffer.h"
+#include "common/log.h"
+#include "common/thread_annotations.h"
 #include "http/http_client.h"
 
 namespace xrayd::xray {
@@ -37,15 +39,11 @@ struct RetryPolicy {
 
 struct ExporterOptions {
   int concurrency = 8;
-  std::string endpoint;  // base URL, e.g. https://xray.us-east-1.amazonaws.com
-  std::string region;    // signing region
+  // Where and how to sign: endpoint base URL (e.g. https://xray.us-east-1.amazonaws.com), signing
+  // region, user agent, and the missing-credentials policy (aws/signed_client.h).
+  aws::SignedClientOptions xray;
   http::ClientOptions http;
   RetryPolicy retry;
-  std::string user_agent = "xrayd/" XRAYD_VERSION;
-  // When the credentials provider fails: false (AWS endpoints) = wait and retry, since an
-  // unsigned request would only be refused; true (a configured endpoint such as an `xrayd
-  // serve`, which may accept unsigned requests) = send unsigned, as before credentials existed.
-  bool unsigned_fallback = false;
 };
 
 class XrayExporter {
@@ -69,18 +67,20 @@ class XrayExporter {
   const ExporterOptions options_;
   SegmentBuffer& buffer_;
   aws::CredentialsProvider* const credentials_;
-  std::string put_url_;
-  std::string host_;
-  std::string path_;
+  std::shared_ptr<const aws::SignedClient> xray_;  // set by Start(), before the senders run
+
+  // Shared by the senders (atomic): at most one report per interval, however bad it gets.
+  log::RateLimiter unprocessed_log_{std::chrono::seconds(10)};
+  log::RateLimiter failure_log_{std::chrono::seconds(5)};
 
   std::vector<std::thread> senders_;
   std::atomic<bool> aborting_{false};
   std::atomic<int> running_{0};
-  std::mutex sleep_mu_;
-  std::condition_variable sleep_cv_;
-  std::mutex done_mu_;
-  std::condition_variable done_cv_;
-  bool stopped_ = false;
+  Mutex sleep_mu_;
+  std::condition_variable sleep_cv_;  // waits on sleep_mu_: aborting_ was set (under sleep_mu_)
+  Mutex done_mu_;
+  std::condition_variable done_cv_;  // waits on done_mu_: the last sender finished
+  bool stopped_ XRAYD_GUARDED_BY(done_mu_) = false;
 };
 
 }  // namespace xrayd::xray

@@ -78,8 +78,8 @@ std::vector<std::string> Segments(int n) {
 ExporterOptions Options(const std::string& url) {
   ExporterOptions o;
   o.concurrency = 2;
-  o.endpoint = url;
-  o.region = "us-east-1";
+  o.xray.endpoint = url;
+  o.xray.region = "us-east-1";
   o.http.timeout = 500ms;
   o.retry.initial_backoff = 10ms;
   o.retry.max_backoff = 50ms;

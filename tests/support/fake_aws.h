@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "aws/sigv4.h"
-#include "aws/testing/local_http_server.h"
+#include "tests/support/local_http_server.h"
 
 namespace xrayd::testing {
 
