@@ -194,8 +194,9 @@ TEST_F(StoreTest, PagesCoverTheRangeExactlyOnce) {
 // The listing cursor is opaque to callers; a damaged one, or one made for the other order, is the
 // caller's error (InvalidArgument), never a silent restart from the first page.
 TEST_F(StoreTest, ListCursorIsCheckedOnUse) {
-  Put({{{"trace_id", kTrace}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", 150.0}, {"end_time", 151.0}}});
-  ListQuery q{100, 1000, false, "", 10};
+  Put({{{"trace_id", kTrace}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", 1500000150.0},
+        {"end_time", 1500000151.0}}});
+  ListQuery q{1500000100, 1500001000, false, "", 10};
   auto rows = store_->ListTraces(q);
   ASSERT_TRUE(rows);
   ASSERT_EQ(rows->size(), 1u);
