@@ -182,7 +182,9 @@ TEST_F(StoreReadersTest, ConcurrentReadersAndWriterSeeWholeBatchesAndLoseNothing
     auto r = store_->Append(Batch(b * kBatch, kBatch));
     ASSERT_TRUE(r) << r.error().message;
     acknowledged = b + 1;
-    if (b % 20 == 10) ASSERT_TRUE(store_->PutSetting("groups", std::to_string(b)));
+    if (b % 20 == 10) {
+      ASSERT_TRUE(store_->PutSetting("groups", std::to_string(b)));
+    }
   }
   done = true;
   for (auto& t : readers) t.join();
