@@ -80,7 +80,9 @@ struct StoreOptions {
   std::string data_dir;
   double retention_seconds = 7 * 24 * 3600;
   uint64_t max_bytes = 0;  // 0: no size bound
-  int busy_timeout_ms = 5000;  // how long a write waits for another connection's lock
+  // How long a write waits for another connection's lock, a TRUNCATE checkpoint for older readers,
+  // and a reader for a WAL recovery or restart in progress.
+  int busy_timeout_ms = 5000;
   // Called once per failed store operation, after its rollback, with the error returned. Runs on
   // the caller's thread, possibly with the writer's lock or a reader connection held: keep it
   // cheap (count a metric) and never call back into the store.
