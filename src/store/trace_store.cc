@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -274,7 +275,8 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   }
   sqlite3_extended_result_codes(db, 1);  // errors name their cause (SQLITE_IOERR_WRITE, ...)
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
-  std::unique_ptr<TraceStore> store(new TraceStore(db, options));
+  std::unique_ptr<TraceStore> store(new TraceStore(db, options, path));
+  // Schema creation and upgrade happen here, on the writer, before any reader connection opens.
   MutexLock lock(store->mu_);
   if (auto st = store->Exec(kSchema); !st) return st.error();
   if (auto st = store->AddServiceFlagColumns(); !st) return st.error();
@@ -282,7 +284,109 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   return store;
 }
 
-TraceStore::~TraceStore() { sqlite3_close(db_); }
+TraceStore::~TraceStore() {
+  {
+    MutexLock lock(pool_mu_);
+    // Every reader is idle: no call may be in flight while the store is destroyed.
+    for (sqlite3* r : idle_) sqlite3_close(r);
+    idle_.clear();
+  }
+  MutexLock lock(mu_);
+  sqlite3_close(db_);
+}
+
+namespace {
+
+// Per reader: the writer's mmap window, a quarter of its page cache (readers share the OS page
+// cache and the mapping), temp tables in memory.
+constexpr const char* kReaderPragmas =
+    "PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
+
+}  // namespace
+
+Result<sqlite3*> TraceStore::OpenReader() {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc == SQLITE_OK) {
+    sqlite3_extended_result_codes(db, 1);
+    // A reader waits only for WAL recovery or a WAL restart in progress, never for a transaction.
+    sqlite3_busy_timeout(db, options_.busy_timeout_ms);
+    rc = sqlite3_exec(db, kReaderPragmas, nullptr, nullptr, nullptr);
+  }
+  if (rc == SQLITE_OK) return db;
+  Error e = ErrorFor(db, rc, "cannot open reader on " + path_);
+  sqlite3_close(db);
+  return Report(std::move(e));
+}
+
+Result<sqlite3*> TraceStore::TakeReader() {
+  const int max_readers = std::max(1, options_.readers);
+  {
+    MutexLock lock(pool_mu_);
+    // The predicate runs inside Wait, with pool_mu_ held.
+    lock.Wait(reader_returned_, [&]() XRAYD_NO_THREAD_SAFETY_ANALYSIS {
+      return !idle_.empty() || readers_open_ < max_readers;
+    });
+    if (!idle_.empty()) {
+      sqlite3* db = idle_.back();
+      idle_.pop_back();
+      return db;
+    }
+    ++readers_open_;  // this call opens one (outside the lock: opening reads the file)
+  }
+  auto db = OpenReader();
+  if (!db) {
+    MutexLock lock(pool_mu_);
+    --readers_open_;
+    reader_returned_.notify_one();
+  }
+  return db;
+}
+
+void TraceStore::ReturnReader(sqlite3* db) {
+  MutexLock lock(pool_mu_);
+  idle_.push_back(db);
+  reader_returned_.notify_one();
+}
+
+class TraceStore::Reader {
+ public:
+  Reader(TraceStore& store, sqlite3* db) : store_(store), db_(db) {}
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+  // Ends the read transaction (releasing its snapshot, so checkpoints can pass it) and returns the
+  // connection to the pool. Statements on it must be finalized or reset by now.
+  ~Reader() {
+    if (!sqlite3_get_autocommit(db_) && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      XLOG_WARN("Trace store: ending a read transaction: {}", sqlite3_errmsg(db_));
+      if (sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        // Still in a transaction: pooling it would pin an old snapshot. Drop the connection.
+        XLOG_ERROR("Trace store: dropping a reader stuck in a transaction: {}", sqlite3_errmsg(db_));
+        sqlite3_close(db_);
+        MutexLock lock(store_.pool_mu_);
+        --store_.readers_open_;
+        store_.reader_returned_.notify_one();
+        return;
+      }
+    }
+    store_.ReturnReader(db_);
+  }
+  sqlite3* db() const { return db_; }
+
+ private:
+  TraceStore& store_;
+  sqlite3* const db_;
+};
+
+Result<std::unique_ptr<TraceStore::Reader>> TraceStore::BeginRead() {
+  auto db = TakeReader();
+  if (!db) return db.error();
+  auto reader = std::make_unique<Reader>(*this, *db);
+  // Deferred: the snapshot is taken by the first SELECT and held until ~Reader.
+  if (const int rc = sqlite3_exec(*db, "BEGIN", nullptr, nullptr, nullptr); rc != SQLITE_OK)
+    return Report(ErrorFor(*db, rc, "begin read"));
+  return reader;
+}
 
 Status TraceStore::LoadLongestTrace() {
   Stmt longest(db_, "SELECT value FROM meta WHERE key='longest_trace_seconds'");
@@ -297,6 +401,10 @@ Status TraceStore::LoadLongestTrace() {
   rc = measure.Step();
   if (rc != SQLITE_ROW) return SqlError(rc, "measure longest trace");
   longest_trace_seconds_ = sqlite3_column_double(measure.get(), 0);
+  // Kept where readers look for it (DocumentsInRange reads it in its own snapshot).
+  Stmt save(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('longest_trace_seconds', ?1)");
+  save.Real(1, longest_trace_seconds_);
+  if (rc = save.Run(); rc != SQLITE_DONE) return SqlError(rc, "save longest trace");
   return OkStatus();
 }
 
@@ -314,7 +422,7 @@ Status TraceStore::AddServiceFlagColumns() {
   return Exec("INSERT OR REPLACE INTO meta VALUES('schema_version', '3')");
 }
 
-Error TraceStore::Report(Error e) {
+Error TraceStore::Report(Error e) const {
   if (options_.on_error) options_.on_error(e);
   return e;
 }
@@ -361,7 +469,21 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
   if (st) st = WriteAll(docs, valid, &longest);
   if (st = Finish(std::move(st)); !st) return st.error();
   longest_trace_seconds_ = longest;
+  BoundWal();
   return rejected;
+}
+
+void TraceStore::BoundWal() {
+  std::error_code ec;
+  const uint64_t wal = std::filesystem::file_size(path_ + "-wal", ec);
+  if (ec || wal <= options_.wal_limit_bytes) return;
+  // Waits (busy handler, up to busy_timeout_ms) for readers of older snapshots, copies every frame
+  // into the database and truncates the WAL. Not an error of the Append that just committed.
+  int log_frames = 0, copied = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log_frames, &copied);
+  if (rc != SQLITE_OK)
+    XLOG_WARN("Trace store: WAL is {} bytes (limit {}); checkpoint could not finish, {} of {} frames copied: {}", wal,
+              options_.wal_limit_bytes, copied, log_frames, sqlite3_errmsg(db_));
 }
 
 Status TraceStore::WriteAll(const std::vector<std::string>& docs,
@@ -377,7 +499,13 @@ Status TraceStore::WriteAll(const std::vector<std::string>& docs,
   return OkStatus();
 }
 
-Result<std::vector<TraceSummaryRow>> TraceStore::LoadSummaries(sqlite3_stmt* raw) {
+namespace {
+
+Status LoadServicesAndAnnotations(sqlite3* db, std::vector<TraceSummaryRow>& rows);
+
+// Rows of a prepared summary query (kSummaryColumns) on reader `db`, with their annotations and
+// services, all read in the caller's read transaction.
+Result<std::vector<TraceSummaryRow>> LoadSummaries(sqlite3* db, sqlite3_stmt* raw) {
   std::vector<TraceSummaryRow> out;
   int rc;
   while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
@@ -410,13 +538,13 @@ Result<std::vector<TraceSummaryRow>> TraceStore::LoadSummaries(sqlite3_stmt* raw
     r.is_partial = sqlite3_column_int(raw, 17);
     out.push_back(std::move(r));
   }
-  if (rc != SQLITE_DONE) return Report(SqlError(rc, "list traces"));
-  if (auto st = LoadServicesAndAnnotations(out); !st) return Report(st.error());
+  if (rc != SQLITE_DONE) return ErrorFor(db, rc, "list traces");
+  if (auto st = LoadServicesAndAnnotations(db, out); !st) return st.error();
   return out;
 }
 
 // Annotations and services for a whole page in two queries, not two per trace.
-Status TraceStore::LoadServicesAndAnnotations(std::vector<TraceSummaryRow>& rows) {
+Status LoadServicesAndAnnotations(sqlite3* db, std::vector<TraceSummaryRow>& rows) {
   if (rows.empty()) return OkStatus();
   std::map<std::string, TraceSummaryRow*> by_id;
   std::string in = "(";
@@ -425,9 +553,9 @@ Status TraceStore::LoadServicesAndAnnotations(std::vector<TraceSummaryRow>& rows
     in += i ? ",?" : "?";
   }
   in += ")";
-  Stmt ann(db_, ("SELECT trace_id, key, service, value FROM annotations WHERE trace_id IN " + in +
+  Stmt ann(db, ("SELECT trace_id, key, service, value FROM annotations WHERE trace_id IN " + in +
                  " ORDER BY trace_id, key, service, value").c_str());
-  Stmt svc(db_, ("SELECT trace_id, name, type, has_error, has_fault, has_throttle FROM trace_services WHERE trace_id IN " +
+  Stmt svc(db, ("SELECT trace_id, name, type, has_error, has_fault, has_throttle FROM trace_services WHERE trace_id IN " +
                  in + " ORDER BY trace_id, name, type").c_str());
   for (size_t i = 0; i < rows.size(); ++i) {
     ann.Text(static_cast<int>(i + 1), rows[i].trace_id);
@@ -436,18 +564,17 @@ Status TraceStore::LoadServicesAndAnnotations(std::vector<TraceSummaryRow>& rows
   int rc;
   while ((rc = ann.Step()) == SQLITE_ROW)
     by_id[ann.ColText(0)]->annotations.push_back({ann.ColText(1), ann.ColText(2), ann.ColText(3)});
-  if (rc != SQLITE_DONE) return SqlError(rc, "load annotations");
+  if (rc != SQLITE_DONE) return ErrorFor(db, rc, "load annotations");
   while ((rc = svc.Step()) == SQLITE_ROW) {
     TraceSummaryRow* row = by_id[svc.ColText(0)];
     row->services.emplace_back(svc.ColText(1), svc.ColText(2));
     row->service_flags.push_back({sqlite3_column_int(svc.get(), 3) != 0, sqlite3_column_int(svc.get(), 4) != 0,
                                   sqlite3_column_int(svc.get(), 5) != 0});
   }
-  if (rc != SQLITE_DONE) return SqlError(rc, "load services");
+  if (rc != SQLITE_DONE) return ErrorFor(db, rc, "load services");
   return OkStatus();
 }
 
-namespace {
 constexpr const char* kSummaryColumns =
     "t.trace_id, t.start_time, t.end_time, t.root_start, t.root_end, t.root_name, t.root_origin, t.http_url, "
     "t.http_status, t.http_method, t.user_agent, t.client_ip, t.user, t.has_error, t.has_fault, t.has_throttle, "
@@ -511,7 +638,9 @@ std::string ListCursorAfter(const ListQuery& q, const TraceSummaryRow& row) {
 Result<std::vector<TraceSummaryRow>> TraceStore::ListTraces(const ListQuery& q) {
   auto after = DecodeCursor(q);
   if (!after) return after.error();
-  MutexLock lock(mu_);
+  auto reader = BeginRead();
+  if (!reader) return reader.error();
+  sqlite3* const db = (*reader)->db();
   const std::string time_col = q.by_trace_id_time ? "t.trace_time" : "t.start_time";
   const double start = q.by_trace_id_time ? std::floor(q.start_time) : q.start_time;
   // SQLite seeks the index with one lower bound only, so give it exactly one: the range start, or
@@ -523,59 +652,72 @@ Result<std::vector<TraceSummaryRow>> TraceStore::ListTraces(const ListQuery& q) 
                                    : time_col + " >= ?1";
   const std::string sql = std::string("SELECT ") + kSummaryColumns + " FROM traces t WHERE " + lower + " AND " +
                           time_col + " <= ?2 ORDER BY " + time_col + ", t.trace_id LIMIT ?5";
-  Stmt s(db_, sql.c_str());
-  if (s.prepare_rc() != SQLITE_OK) return Report(SqlError(s.prepare_rc(), "prepare list"));
+  Stmt s(db, sql.c_str());
+  if (s.prepare_rc() != SQLITE_OK) return Report(ErrorFor(db, s.prepare_rc(), "prepare list"));
   s.Real(1, resume ? (*after)->key : start).Real(2, q.end_time);
   if (resume) s.Text(4, (*after)->trace_id);
   s.Int(5, static_cast<int64_t>(q.limit));
-  return LoadSummaries(s.get());
+  auto rows = LoadSummaries(db, s.get());
+  if (!rows) return Report(rows.error());
+  return rows;
 }
 
 Result<std::optional<TraceSummaryRow>> TraceStore::Summary(const std::string& trace_id) {
-  MutexLock lock(mu_);
+  auto reader = BeginRead();
+  if (!reader) return reader.error();
+  sqlite3* const db = (*reader)->db();
   const std::string sql = std::string("SELECT ") + kSummaryColumns + " FROM traces t WHERE t.trace_id = ?1";
-  Stmt s(db_, sql.c_str());
-  if (s.prepare_rc() != SQLITE_OK) return Report(SqlError(s.prepare_rc(), "prepare summary"));
+  Stmt s(db, sql.c_str());
+  if (s.prepare_rc() != SQLITE_OK) return Report(ErrorFor(db, s.prepare_rc(), "prepare summary"));
   s.Text(1, trace_id);
-  auto rows = LoadSummaries(s.get());
-  if (!rows) return rows.error();
+  auto rows = LoadSummaries(db, s.get());
+  if (!rows) return Report(rows.error());
   if (rows->empty()) return std::optional<TraceSummaryRow>();
   return std::optional<TraceSummaryRow>(std::move(rows->front()));
 }
 
 Result<std::vector<StoredSegment>> TraceStore::SegmentsOf(const std::string& trace_id) {
-  MutexLock lock(mu_);
-  Stmt s(db_, "SELECT id, parent_id, kind, doc FROM segments WHERE trace_id=?1 ORDER BY start_time, id");
+  auto reader = BeginRead();
+  if (!reader) return reader.error();
+  sqlite3* const db = (*reader)->db();
+  Stmt s(db, "SELECT id, parent_id, kind, doc FROM segments WHERE trace_id=?1 ORDER BY start_time, id");
   s.Text(1, trace_id);
   std::vector<StoredSegment> out;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW)
     out.push_back({s.ColText(0), s.ColText(1), sqlite3_column_int(s.get(), 2) == 1, s.ColText(3)});
-  if (rc != SQLITE_DONE) return Report(SqlError(rc, "read segments"));
+  if (rc != SQLITE_DONE) return Report(ErrorFor(db, rc, "read segments"));
   return out;
 }
 
 Result<std::vector<std::string>> TraceStore::DocumentsInRange(double start, double end, size_t max_traces,
                                                               bool* truncated) {
-  MutexLock lock(mu_);
+  auto reader = BeginRead();
+  if (!reader) return reader.error();
+  sqlite3* const db = (*reader)->db();
   // A trace overlapping [start, end] started at most the longest trace seen before `start` (?4): that
-  // lower bound keeps the index scan to the window instead of everything older than its end.
-  const double earliest = start - longest_trace_seconds_ - 1;
-  Stmt count(db_,
+  // lower bound keeps the index scan to the window instead of everything older than its end. Read in
+  // this call's snapshot, so it bounds every trace the queries below can see.
+  Stmt longest(db, "SELECT value FROM meta WHERE key='longest_trace_seconds'");
+  const int found = longest.Step();
+  if (found != SQLITE_ROW && found != SQLITE_DONE) return Report(ErrorFor(db, found, "load longest trace"));
+  const double earliest =
+      found == SQLITE_ROW ? start - sqlite3_column_double(longest.get(), 0) - 1 : -std::numeric_limits<double>::infinity();
+  Stmt count(db,
              "SELECT count(*) FROM (SELECT 1 FROM traces WHERE start_time >= ?4 AND start_time <= ?2 AND end_time >= ?1 "
              "LIMIT ?3 + 1)");
   count.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces)).Real(4, earliest);
   const int counted = count.Step();
-  if (counted != SQLITE_ROW) return Report(SqlError(counted, "count range"));
+  if (counted != SQLITE_ROW) return Report(ErrorFor(db, counted, "count range"));
   *truncated = static_cast<size_t>(sqlite3_column_int64(count.get(), 0)) > max_traces;
-  Stmt s(db_,
+  Stmt s(db,
          "SELECT s.doc FROM segments s JOIN (SELECT trace_id FROM traces WHERE start_time >= ?4 AND start_time <= ?2 "
          "AND end_time >= ?1 ORDER BY start_time DESC LIMIT ?3) t ON s.trace_id = t.trace_id");
   s.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces)).Real(4, earliest);
   std::vector<std::string> out;
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) out.push_back(s.ColText(0));
-  if (rc != SQLITE_DONE) return Report(SqlError(rc, "read range"));
+  if (rc != SQLITE_DONE) return Report(ErrorFor(db, rc, "read range"));
   return out;
 }
 
@@ -588,13 +730,15 @@ Status TraceStore::PutSetting(const std::string& key, const std::string& value) 
 }
 
 Result<std::optional<std::string>> TraceStore::GetSetting(const std::string& key) {
-  MutexLock lock(mu_);
-  Stmt s(db_, "SELECT value FROM meta WHERE key = ?1");
+  auto reader = BeginRead();
+  if (!reader) return reader.error();
+  sqlite3* const db = (*reader)->db();
+  Stmt s(db, "SELECT value FROM meta WHERE key = ?1");
   s.Text(1, "setting:" + key);
   const int rc = s.Step();
   if (rc == SQLITE_ROW) return std::optional<std::string>(s.ColText(0));
   if (rc == SQLITE_DONE) return std::optional<std::string>();
-  return Report(SqlError(rc, "load setting " + key));
+  return Report(ErrorFor(db, rc, "load setting " + key));
 }
 
 uint64_t TraceStore::ApproximateBytes() {

@@ -30,12 +30,35 @@
 //               SQLITE_CONSTRAINT, SQLITE_TOOBIG, misuse): retrying the same call cannot help
 //               until an operator acts.
 //
-// Thread-safe: one mutex serialises access to the single connection; Append() commits before it
-// returns, so an acknowledged segment survives a restart.
+// Connections and who waits for whom. Thread-safe. The store owns no thread; it owns SQLite
+// connections to one file, closed by the destructor (no call may be in flight then):
+//   writer   one read-write connection under mu_: Open (schema creation and upgrade, before any
+//            reader opens), Append, PutSetting, EnforceRetention, ApproximateBytes. Writers wait
+//            for each other (mu_), never for readers, except as below.
+//   readers  a pool of at most StoreOptions::readers read-only connections (SQLITE_OPEN_READONLY,
+//            opened on first need), each used by one call at a time: ListTraces, Summary,
+//            SegmentsOf, DocumentsInRange, GetSetting. A read takes an idle reader (or waits for
+//            one, never for mu_) and runs in WAL mode on the last committed snapshot, so it never
+//            waits for a write transaction and never sees an uncommitted or partial batch.
+// Consistency a reader gets: each call is one read transaction, so one call's rows (a listing
+// page with its annotations and services; DocumentsInRange's count and documents) are of one
+// snapshot. Two calls are not: a listing page and a later Summary/SegmentsOf/BatchGetTraces may
+// see different snapshots (a trace listed may since have grown, or been deleted by retention).
+// An Append is visible to every read that starts after it returned.
+// WAL growth: a checkpoint cannot copy WAL frames past the oldest open read snapshot, so readers
+// that always overlap could keep the WAL growing. Read transactions last one call (bounded: one
+// page, at most max_traces traces), and after each commit the writer checks the WAL file: past
+// StoreOptions::wal_limit_bytes it runs a TRUNCATE checkpoint, which waits (up to busy_timeout_ms)
+// for the readers of older snapshots to finish — the one case where the writer waits for readers —
+// then empties the WAL. If a reader outlasts that wait the checkpoint is logged and retried after
+// the next commit. Retention deletes run on the writer while readers are open; readers of older
+// snapshots keep seeing the deleted traces until their call ends.
+// Append() commits before it returns, so an acknowledged segment survives a restart.
 #pragma once
 
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -57,11 +80,17 @@ struct StoreOptions {
   std::string data_dir;
   double retention_seconds = 7 * 24 * 3600;
   uint64_t max_bytes = 0;  // 0: no size bound
-  int busy_timeout_ms = 5000;  // how long a write waits for another connection's lock
+  // How long a write waits for another connection's lock, a TRUNCATE checkpoint for older readers,
+  // and a reader for a WAL recovery or restart in progress.
+  int busy_timeout_ms = 5000;
   // Called once per failed store operation, after its rollback, with the error returned. Runs on
-  // the caller's thread with the store's lock held: keep it cheap (count a metric) and never call
-  // back into the store.
+  // the caller's thread, possibly with the writer's lock or a reader connection held: keep it
+  // cheap (count a metric) and never call back into the store.
   std::function<void(const Error&)> on_error;
+  int readers = 3;  // read-only connections in the pool, opened as concurrent reads need them
+  // WAL size past which the writer checkpoints with TRUNCATE after a commit (waiting for readers);
+  // SQLite's own passive checkpoint runs every ~64 MiB and cannot pass an open reader.
+  uint64_t wal_limit_bytes = 256ull << 20;
 };
 
 // Traces deleted per retention transaction.
@@ -118,60 +147,82 @@ class TraceStore {
   static Result<std::unique_ptr<TraceStore>> Open(const StoreOptions& options);
   ~TraceStore();
 
-  // Stores segment documents in one transaction. Documents segment::Parser refuses are skipped and
-  // returned by index with the rule they broke; the others are committed before Append returns.
-  // On error nothing of the batch is stored (see Errors above).
-  Result<std::vector<std::pair<size_t, std::string>>> Append(const std::vector<std::string>& docs);
+  // Writer. Stores segment documents in one transaction. Documents segment::Parser refuses are
+  // skipped and returned by index with the rule they broke; the others are committed before Append
+  // returns. On error nothing of the batch is stored (see Errors above).
+  Result<std::vector<std::pair<size_t, std::string>>> Append(const std::vector<std::string>& docs)
+      XRAYD_EXCLUDES(mu_);
 
-  Result<std::vector<TraceSummaryRow>> ListTraces(const ListQuery& query) XRAYD_EXCLUDES(mu_);
-  Result<std::vector<StoredSegment>> SegmentsOf(const std::string& trace_id) XRAYD_EXCLUDES(mu_);
-  Result<std::optional<TraceSummaryRow>> Summary(const std::string& trace_id) XRAYD_EXCLUDES(mu_);
+  // Readers (see Connections above).
+  Result<std::vector<TraceSummaryRow>> ListTraces(const ListQuery& query) XRAYD_EXCLUDES(pool_mu_);
+  Result<std::vector<StoredSegment>> SegmentsOf(const std::string& trace_id) XRAYD_EXCLUDES(pool_mu_);
+  Result<std::optional<TraceSummaryRow>> Summary(const std::string& trace_id) XRAYD_EXCLUDES(pool_mu_);
   // Every document of the traces that overlap [start, end], at most `max_traces` traces (newest
   // first); for service graphs. `truncated` tells whether traces were left out.
-  Result<std::vector<std::string>> DocumentsInRange(double start, double end, size_t max_traces, bool* truncated);
+  Result<std::vector<std::string>> DocumentsInRange(double start, double end, size_t max_traces, bool* truncated)
+      XRAYD_EXCLUDES(pool_mu_);
 
-  // Small named settings kept with the traces (sampling rules, groups), as JSON text.
-  Status PutSetting(const std::string& key, const std::string& value);
-  Result<std::optional<std::string>> GetSetting(const std::string& key);
+  // Small named settings kept with the traces (sampling rules, groups), as JSON text. PutSetting is
+  // the writer's; GetSetting a reader's (it sees every PutSetting that returned).
+  Status PutSetting(const std::string& key, const std::string& value) XRAYD_EXCLUDES(mu_);
+  Result<std::optional<std::string>> GetSetting(const std::string& key) XRAYD_EXCLUDES(pool_mu_);
 
-  // Deletes traces older than the retention (and any whose start is past segment::kMaxTime, stored
-  // before that rule existed) and, past max_bytes, the oldest; returns how many. Stops at the first
-  // error: the chunks committed before it stay deleted.
+  // Writer. Deletes traces older than the retention (and any whose start is past segment::kMaxTime,
+  // stored before that rule existed) and, past max_bytes, the oldest; returns how many. Stops at the
+  // first error: the chunks committed before it stay deleted.
   Result<int64_t> EnforceRetention(double now_epoch_seconds) XRAYD_EXCLUDES(mu_);
-  // The file's size in bytes (page_count * page_size); 0 when SQLite cannot say.
+  // Writer. The file's size in bytes (page_count * page_size); 0 when SQLite cannot say.
   uint64_t ApproximateBytes() XRAYD_EXCLUDES(mu_);
 
  private:
-  TraceStore(sqlite3* db, StoreOptions options) : options_(std::move(options)), db_(db) {}
+  class Reader;  // a pooled read-only connection, held by one call (RAII)
+
+  TraceStore(sqlite3* db, StoreOptions options, std::string path)
+      : options_(std::move(options)), path_(std::move(path)), db_(db) {}
   Status Exec(const char* sql) XRAYD_REQUIRES(mu_);
   Status AddServiceFlagColumns() XRAYD_REQUIRES(mu_);  // schema 2 -> 3, idempotent
   Status LoadLongestTrace() XRAYD_REQUIRES(mu_);
-  Result<std::vector<TraceSummaryRow>> LoadSummaries(sqlite3_stmt* stmt) XRAYD_REQUIRES(mu_);
-  Status LoadServicesAndAnnotations(std::vector<TraceSummaryRow>& rows) XRAYD_REQUIRES(mu_);
   // Ends the transaction `st` was the body of: COMMIT when ok, else (or when COMMIT fails) ROLLBACK;
   // a failure is reported and returned.
   Status Finish(Status st) XRAYD_REQUIRES(mu_);
   Status WriteAll(const std::vector<std::string>& docs, const std::vector<std::pair<size_t, segment::Facts>>& valid,
                   double* longest) XRAYD_REQUIRES(mu_);
+  // After a commit: a TRUNCATE checkpoint when the WAL file is past options_.wal_limit_bytes.
+  void BoundWal() XRAYD_REQUIRES(mu_);
   // Deletes up to `limit` traces matching `where` (one parameter ?1 = arg) in one transaction.
   Result<int64_t> DeleteChunk(const std::string& where, double arg, int64_t limit) XRAYD_EXCLUDES(mu_);
   Status DeleteVictims(const std::string& where, double arg, int64_t limit, int64_t* deleted) XRAYD_REQUIRES(mu_);
-  // An Error for SQLite result code `rc`, classified by kind (see Errors above).
+  // An Error for SQLite result code `rc` on the writer, classified by kind (see Errors above).
   Error SqlError(int rc, const std::string& what) XRAYD_REQUIRES(mu_);
   // Reports `e` to options_.on_error and returns it.
-  Error Report(Error e) XRAYD_REQUIRES(mu_);
+  Error Report(Error e) const;
   uint64_t ApproximateBytesLocked() XRAYD_REQUIRES(mu_);
+
+  // An idle reader connection, opening one when fewer than options_.readers exist, else waiting
+  // for one to be returned.
+  Result<sqlite3*> TakeReader() XRAYD_EXCLUDES(pool_mu_);
+  void ReturnReader(sqlite3* db) XRAYD_EXCLUDES(pool_mu_);
+  Result<sqlite3*> OpenReader();
+  // A reader connection in a read transaction (one snapshot) until the Reader is destroyed.
+  Result<std::unique_ptr<Reader>> BeginRead() XRAYD_EXCLUDES(pool_mu_);
 
   // Constant after construction.
   const StoreOptions options_;
+  const std::string path_;  // DATA_DIR/traces.db
 
-  // State below is protected by mu_.
+  // The writer: state below is protected by mu_.
   Mutex mu_;
-  sqlite3* const db_ XRAYD_PT_GUARDED_BY(mu_);  // the one connection; closed by the destructor
+  sqlite3* const db_ XRAYD_PT_GUARDED_BY(mu_);  // the writer's connection; closed by the destructor
   // The longest end - start of any trace stored (never lowered by retention: a safe bound), so range
   // scans can start at `window start - longest` instead of the oldest trace. Kept in meta as
-  // longest_trace_seconds.
+  // longest_trace_seconds, where readers read it in their own snapshot.
   double longest_trace_seconds_ XRAYD_GUARDED_BY(mu_) = 0;
+
+  // The reader pool. A connection taken from idle_ belongs to the taking call alone until returned.
+  Mutex pool_mu_;
+  std::condition_variable reader_returned_;
+  std::vector<sqlite3*> idle_ XRAYD_GUARDED_BY(pool_mu_);
+  int readers_open_ XRAYD_GUARDED_BY(pool_mu_) = 0;  // idle or taken (counting ones being opened)
 };
 
 }  // namespace xrayd::store
