@@ -43,6 +43,8 @@ stage_asan() {
   configure_clang build-asan -DXRAYD_SANITIZE=address,undefined -DXRAYD_FUZZ=ON
   cmake --build build-asan -j "$JOBS"
   say "ctest on build-asan (unit, fuzz seeds, e2e; excluded labels: $ASAN_EXCLUDE_LABELS)"
+  # XRAYD_SANITIZER: tests that bound peak RSS widen the bound (shadow memory, ASan's quarantine).
+  XRAYD_SANITIZER=address,undefined \
   ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initialization_order=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j "$JOBS" -LE "$ASAN_EXCLUDE_LABELS"
