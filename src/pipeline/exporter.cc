@@ -313,7 +313,8 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
       return {Ending::kDone, std::min(o.refused, n)};
     }
     if (o.kind == SendOutcome::Kind::kPermanent) {
-      XLOG_ERROR("Exporter {}: destination refused a batch of {} segments for good: {}", name(), n, o.message);
+      if (give_up_log_.Allow())  // at most one line per 10 s; every segment is counted
+        XLOG_ERROR("Exporter {}: destination refused a batch of {} segments for good: {}", name(), n, o.message);
       return {Ending::kDone, 0, true};
     }
     if (aborting()) return {Ending::kAborted};
@@ -323,8 +324,10 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
     const auto elapsed = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
     if ((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
         elapsed + wait > options_.retry.max_elapsed) {
-      XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms: {}", name(), n, attempt,
-                 elapsed.count(), o.message);
+      if (give_up_log_.Allow())
+        XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms ({}): {}", name(), n, attempt,
+                   elapsed.count(), work.last_sequence > 0 ? "stays in the spool" : "to the spool if there is one",
+                   o.message);
       return {Ending::kExhausted};
     }
     if (failure_log_.Allow())

@@ -137,6 +137,7 @@ class Exporter {
   log::RateLimiter spool_log_{std::chrono::seconds(10)};
   log::RateLimiter refused_log_{std::chrono::seconds(10)};
   log::RateLimiter failure_log_{std::chrono::seconds(5)};
+  log::RateLimiter give_up_log_{std::chrono::seconds(10)};
 
   std::vector<std::thread> threads_;  // owner thread only (Start/Stop)
   std::atomic<int> running_{0};
