@@ -11,46 +11,11 @@ import argparse
 import json
 import os
 import random
-import re
-import signal
-import socket
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def metric(health, name):
-    text = urllib.request.urlopen(f"http://{health}/metrics", timeout=5).read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def call(api, path, body):
-    req = urllib.request.Request(f"http://{api}{path}", data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    t0 = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=60) as r:
-        out = json.loads(r.read())
-    return time.perf_counter() - t0, out
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+from store_common import ROOT, Serve, call, metric, pct
 
 
 def main():
@@ -65,42 +30,20 @@ def main():
 
     work = args.workdir or tempfile.mkdtemp(prefix="xrayd-store-bench-")
     os.makedirs(work, exist_ok=True)
-    udp, api, health = free_port(), free_port(), free_port()
-    while len({udp, api, health}) < 3:  # a just-closed port can be offered again
-        api, health = free_port(), free_port()
-    data = os.path.join(work, "data")
-    log = open(os.path.join(work, "serve.log"), "w")
-    proc = subprocess.Popen([args.xrayd, "serve", "--data-dir", data, "-b", f"127.0.0.1:{udp}", "-t", f"127.0.0.1:{udp}",
-                             "--listen", f"127.0.0.1:{api}", "--health-address", f"127.0.0.1:{health}", "-m", "512",
-                             "-l", "warn"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(100):
-            try:
-                metric(f"127.0.0.1:{health}", "xrayd_segments_received_total")
-                break
-            except OSError:
-                time.sleep(0.05)
+    with Serve(args.xrayd, work) as serve:
+        udp, api, health = serve.udp, serve.api.split(":")[1], serve.health.split(":")[1]
         t0 = time.time()
         gen = subprocess.run([args.loadgen, "--target", f"127.0.0.1:{udp}", "--rate", str(args.rate), "--count",
                               str(args.segments)], capture_output=True, text=True, check=True)
         sent = json.loads(gen.stdout.strip().splitlines()[-1])["sent"]
-        h = f"127.0.0.1:{health}"
-        last, still = -1, 0
-        while True:
-            received = metric(h, "xrayd_segments_received_total")
-            done = metric(h, "xrayd_segments_sent_total") + metric(h, "xrayd_segments_failed_total")
-            spilled = metric(h, "xrayd_segments_spilled_total")
-            if done + spilled >= received:
-                break
-            still = still + 1 if done == last else 0
-            if still > 600:
-                raise SystemExit("store stopped making progress")
-            last = done
-            time.sleep(0.1)
+        h = serve.health
+        serve.drain()
+        received = metric(h, "xrayd_segments_received_total")
+        spilled = metric(h, "xrayd_segments_spilled_total")
         elapsed = time.time() - t0
         stored = metric(h, "xrayd_segments_sent_total")
         kernel_drops = metric(h, "xrayd_udp_kernel_drops_total")
-        size = sum(os.path.getsize(os.path.join(data, f)) for f in os.listdir(data))
+        size = serve.disk_bytes()
         print(f"sent {sent}, received {received:.0f}, stored {stored:.0f}, spilled {spilled:.0f}, kernel drops {kernel_drops:.0f}")
         print(f"ingest: {stored / elapsed:.0f} segments/s stored over {elapsed:.1f} s (offered {args.rate}/s)")
         print(f"disk: {size / 1e6:.1f} MB, {size / max(stored, 1):.0f} bytes per segment")
@@ -127,12 +70,6 @@ def main():
             d, out = call(f"127.0.0.1:{api}", "/Traces", {"TraceIds": batch})
             lat.append(d)
         print(f"BatchGetTraces (5 ids): p50 {pct(lat, 50) * 1000:.1f} ms, p99 {pct(lat, 99) * 1000:.1f} ms")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 if __name__ == "__main__":

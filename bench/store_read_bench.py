@@ -10,53 +10,22 @@ while one client measures GetTraceSummaries (first page of the last 60 s) and Ba
 Only 127.0.0.1 is used. Everything started is killed on exit. Not a test.
 """
 import argparse
-import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 
-from store_bench import ROOT, call, free_port, metric, pct
-
-
-def start_serve(xrayd, work):
-    udp, api, health = free_port(), free_port(), free_port()
-    while len({udp, api, health}) < 3:
-        api, health = free_port(), free_port()
-    data = os.path.join(work, "data")
-    shutil.rmtree(data, ignore_errors=True)
-    log = open(os.path.join(work, "serve.log"), "w")
-    proc = subprocess.Popen([xrayd, "serve", "--data-dir", data, "-b", f"127.0.0.1:{udp}", "-t", f"127.0.0.1:{udp}",
-                             "--listen", f"127.0.0.1:{api}", "--health-address", f"127.0.0.1:{health}", "-m", "512",
-                             "-l", "warn"], stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            metric(f"127.0.0.1:{health}", "xrayd_segments_received_total")
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, udp, f"127.0.0.1:{api}", f"127.0.0.1:{health}"
-
-
-def drain(health):
-    for _ in range(3000):
-        received = metric(health, "xrayd_segments_received_total")
-        done = sum(metric(health, m) for m in ("xrayd_segments_sent_total", "xrayd_segments_failed_total",
-                                                "xrayd_segments_spilled_total"))
-        if done >= received:
-            return
-        time.sleep(0.1)
+from store_common import ROOT, Serve, call, metric, pct
 
 
 def measure(xrayd, loadgen, work, args):
-    proc, udp, api, health = start_serve(xrayd, work)
-    try:
+    with Serve(xrayd, work) as serve:
+        udp, api, health = serve.udp, serve.api, serve.health
         subprocess.run([loadgen, "--target", f"127.0.0.1:{udp}", "--rate", str(args.rate), "--count", str(args.prefill),
                         "--seed", "1"], capture_output=True, check=True)
-        drain(health)
+        serve.drain()
         stored0 = metric(health, "xrayd_segments_sent_total")
         gen = subprocess.Popen([loadgen, "--target", f"127.0.0.1:{udp}", "--rate", str(args.rate), "--duration",
                                 str(args.seconds + 2), "--seq-start", str(args.prefill), "--seed", "2"],
@@ -75,12 +44,6 @@ def measure(xrayd, loadgen, work, args):
         stored = metric(health, "xrayd_segments_sent_total") - stored0
         gen.wait()
         return listing, batch, stored / args.seconds
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main():

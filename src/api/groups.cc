@@ -1,5 +1,7 @@
 #include "api/groups.h"
 
+#include "api/settings.h"
+
 #include "common/log.h"
 
 namespace xrayd::api {
@@ -26,16 +28,10 @@ void ApplyInsights(const json& in, bool& insights, bool& notifications) {
 }  // namespace
 
 Groups::Groups(store::TraceStore& store) : store_(store) {
-  auto saved = store_.GetSetting("groups");
-  if (!saved) {
-    XLOG_ERROR("Cannot load groups: {}", saved.error().message);
-    return;
-  }
-  if (!*saved) return;
-  json j = json::parse(**saved, nullptr, false);
-  if (!j.is_object()) return;
+  auto j = LoadSettingObject(store_, "groups", "groups");
+  if (!j) return;
   MutexLock lock(mu_);
-  for (auto& [name, g] : j.items()) {
+  for (auto& [name, g] : j->items()) {
     if (!g.is_object()) continue;
     groups_[name] = {g.value("FilterExpression", ""), g.value("InsightsEnabled", false),
                      g.value("NotificationsEnabled", false)};
@@ -130,7 +126,7 @@ void Groups::SaveLocked() {
   for (const auto& [name, g] : groups_)
     j[name] = {{"FilterExpression", g.filter_expression}, {"InsightsEnabled", g.insights},
                {"NotificationsEnabled", g.notifications}};
-  if (auto st = store_.PutSetting("groups", j.dump()); !st) XLOG_ERROR("Cannot save groups: {}", st.error().message);
+  SaveSetting(store_, "groups", j, "groups");
 }
 
 ApiResult<json> GetGroups(ApiContext& ctx, const json&) { return ctx.groups.List(); }

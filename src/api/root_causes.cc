@@ -10,84 +10,73 @@ namespace xrayd::api {
 namespace {
 
 using nlohmann::json;
-using Path = std::vector<const json*>;  // a segment, then the subsegments down to one node
+using segment::Entity;
+using segment::Facts;
+using Path = std::vector<const Entity*>;  // a segment, then the subsegments down to one entity
 
 constexpr int kMaxDepth = 64;
 
-std::string Str(const json& node, const char* key) {
-  auto it = node.find(key);
-  return it != node.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-bool Flag(const json& node, const char* key) {
-  auto it = node.find(key);
-  return it != node.end() && it->is_boolean() && it->get<bool>();
-}
-double Duration(const json& node) {
-  auto s = node.find("start_time"), e = node.find("end_time");
-  if (s == node.end() || e == node.end() || !s->is_number() || !e->is_number()) return 0;
-  return e->get<double>() - s->get<double>();
-}
-const json* Subsegments(const json& node) {
-  auto it = node.find("subsegments");
-  return it != node.end() && it->is_array() ? &*it : nullptr;
-}
-bool Remote(const json& node) { return segment::IsCallNamespace(Str(node, "namespace")); }
+double Duration(const Entity& e) { return e.start_time && e.end_time ? *e.end_time - *e.start_time : 0; }
+bool Flag(const Entity& e, bool Entity::*flag) { return e.*flag; }
+bool Remote(const Entity& e) { return segment::IsCallNamespace(e.ns); }
 
 class Trace {
  public:
-  explicit Trace(const std::vector<json>& docs) {
+  explicit Trace(const std::vector<Facts>& docs) {
     for (const auto& d : docs)
-      if (d.is_object()) segs_.emplace_back().doc = &d;
+      if (!d.entities.empty()) segs_.emplace_back().doc = &d;
     std::map<std::string, std::pair<size_t, Path>> owner;  // (sub)segment id → segment, path to it
     for (size_t i = 0; i < segs_.size(); ++i) {
       Path path;
-      Index(*segs_[i].doc, i, path, owner, 0);
+      Index(*segs_[i].doc, 0, i, path, owner, 0);
     }
     for (size_t i = 0; i < segs_.size(); ++i) {
-      auto it = owner.find(Str(*segs_[i].doc, "parent_id"));
+      auto it = owner.find(segs_[i].doc->parent_id);
       if (it == owner.end() || it->second.first == i) continue;
       segs_[i].parent = static_cast<int>(it->second.first);
       segs_[i].call_path = it->second.second;
       segs_[it->second.first].children.push_back(i);
-      called_ids_.insert({Str(*segs_[i].doc, "parent_id"), i});
+      called_ids_.insert({segs_[i].doc->parent_id, i});
     }
     for (size_t i = 0; i < segs_.size(); ++i)
-      if (segs_[i].parent < 0 && (root_ < 0 || Duration(*segs_[i].doc) > Duration(*segs_[root_].doc)))
+      if (segs_[i].parent < 0 && (root_ < 0 || Duration(Top(i)) > Duration(Top(static_cast<size_t>(root_)))))
         root_ = static_cast<int>(i);
-    if (root_ >= 0) total_ = Duration(*segs_[root_].doc);
+    if (root_ >= 0) total_ = Duration(Top(static_cast<size_t>(root_)));
   }
 
-  json FlagCauses(const char* flag) const {
+  json FlagCauses(bool Entity::*flag) const {
     json causes = json::array();
     for (size_t i = 0; i < segs_.size(); ++i) {
-      if (!TreeHas(*segs_[i].doc, flag, 0)) continue;
+      const Facts& doc = *segs_[i].doc;
+      if (!TreeHas(doc, 0, flag, 0)) continue;
       bool downstream = false;
-      for (size_t c : segs_[i].children) downstream |= TreeHas(*segs_[c].doc, flag, 0);
+      for (size_t c : segs_[i].children) downstream |= TreeHas(*segs_[c].doc, 0, flag, 0);
       if (downstream) continue;
-      Path path{segs_[i].doc};  // down to the deepest flagged node
+      Path path{&Top(i)};  // down to the deepest flagged entity
+      int at = 0;
       for (int depth = 0; depth < kMaxDepth; ++depth) {
-        const json* next = nullptr;
-        if (const json* subs = Subsegments(*path.back()))
-          for (const auto& s : *subs)
-            if (s.is_object() && TreeHas(s, flag, 0)) {
-              next = &s;
-              break;
-            }
-        if (next == nullptr) break;
-        path.push_back(next);
+        int next = -1;
+        for (int c : doc.entities[static_cast<size_t>(at)].children)
+          if (TreeHas(doc, c, flag, 0)) {
+            next = c;
+            break;
+          }
+        if (next < 0) break;
+        at = next;
+        path.push_back(&doc.entities[static_cast<size_t>(at)]);
       }
       json services = Chain(i, true);
       json entities = json::array();
-      for (const json* n : path) entities.push_back(Entity(*n, true));
-      services.push_back(Service(*segs_[i].doc, entities));
-      const json& last = *path.back();
-      if (path.size() > 1 && Remote(last) && !called_ids_.count(Str(last, "id"))) {
-        json inferred = Service(last, json::array({Entity(last, true)}));
-        inferred["Type"] = segment::InferredServiceType(Str(last, "namespace"), Str(last, "name"));
+      for (const Entity* n : path) entities.push_back(EntityJson(*n, true));
+      services.push_back(Service(doc, entities));
+      const Entity& last = *path.back();
+      if (path.size() > 1 && Remote(last) && !called_ids_.count(last.id)) {
+        json inferred = Service(last.name, "", json::array({EntityJson(last, true)}));
+        inferred["Type"] = segment::InferredServiceType(last.ns, last.name);
         inferred["Inferred"] = true;
         services.push_back(std::move(inferred));
       }
-      causes.push_back({{"Services", services}, {"ClientImpacting", Flag(*segs_[Root(i)].doc, flag)}});
+      causes.push_back({{"Services", services}, {"ClientImpacting", Flag(Top(Root(i)), flag)}});
     }
     return causes;
   }
@@ -98,49 +87,53 @@ class Trace {
     for (int depth = 0; depth < kMaxDepth && !segs_[at].children.empty(); ++depth) {
       size_t slowest = segs_[at].children[0];
       for (size_t c : segs_[at].children)
-        if (Duration(*segs_[c].doc) > Duration(*segs_[slowest].doc)) slowest = c;
+        if (Duration(Top(c)) > Duration(Top(slowest))) slowest = c;
       at = slowest;
     }
-    Path path{segs_[at].doc};  // down the slowest subsegments
+    const Facts& doc = *segs_[at].doc;
+    Path path{&Top(at)};  // down the slowest subsegments
+    int node = 0;
     for (int depth = 0; depth < kMaxDepth; ++depth) {
-      const json* subs = Subsegments(*path.back());
-      const json* next = nullptr;
-      if (subs)
-        for (const auto& s : *subs)
-          if (s.is_object() && (next == nullptr || Duration(s) > Duration(*next))) next = &s;
-      if (next == nullptr) break;
-      path.push_back(next);
+      int next = -1;
+      for (int c : doc.entities[static_cast<size_t>(node)].children)
+        if (next < 0 || Duration(doc.entities[static_cast<size_t>(c)]) > Duration(doc.entities[static_cast<size_t>(next)]))
+          next = c;
+      if (next < 0) break;
+      node = next;
+      path.push_back(&doc.entities[static_cast<size_t>(node)]);
     }
     json services = Chain(at, false);
     json entities = json::array();
-    for (const json* n : path) entities.push_back(Entity(*n, false));
-    services.push_back(Service(*segs_[at].doc, entities));
+    for (const Entity* n : path) entities.push_back(EntityJson(*n, false));
+    services.push_back(Service(doc, entities));
     return json::array({{{"Services", services}, {"ClientImpacting", true}}});
   }
 
  private:
   struct Seg {
-    const json* doc = nullptr;
+    const Facts* doc = nullptr;
     int parent = -1;
     Path call_path;  // in the parent segment, down to the subsegment that called this one
     std::vector<size_t> children;
   };
 
-  static void Index(const json& node, size_t seg, Path& path, std::map<std::string, std::pair<size_t, Path>>& owner,
-                    int depth) {
-    if (depth > kMaxDepth || !node.is_object()) return;
-    path.push_back(&node);
-    if (const std::string id = Str(node, "id"); !id.empty()) owner.emplace(id, std::pair{seg, path});
-    if (const json* subs = Subsegments(node))
-      for (const auto& s : *subs) Index(s, seg, path, owner, depth + 1);
+  const Entity& Top(size_t i) const { return segs_[i].doc->entities.front(); }
+
+  static void Index(const Facts& doc, int at, size_t seg, Path& path,
+                    std::map<std::string, std::pair<size_t, Path>>& owner, int depth) {
+    if (depth > kMaxDepth) return;
+    const Entity& e = doc.entities[static_cast<size_t>(at)];
+    path.push_back(&e);
+    if (!e.id.empty()) owner.emplace(e.id, std::pair{seg, path});
+    for (int c : e.children) Index(doc, c, seg, path, owner, depth + 1);
     path.pop_back();
   }
-  static bool TreeHas(const json& node, const char* flag, int depth) {
-    if (depth > kMaxDepth || !node.is_object()) return false;
-    if (Flag(node, flag)) return true;
-    if (const json* subs = Subsegments(node))
-      for (const auto& s : *subs)
-        if (TreeHas(s, flag, depth + 1)) return true;
+  static bool TreeHas(const Facts& doc, int at, bool Entity::*flag, int depth) {
+    if (depth > kMaxDepth) return false;
+    const Entity& e = doc.entities[static_cast<size_t>(at)];
+    if (e.*flag) return true;
+    for (int c : e.children)
+      if (TreeHas(doc, c, flag, depth + 1)) return true;
     return false;
   }
   size_t Root(size_t i) const {
@@ -159,31 +152,28 @@ class Trace {
     json services = json::array();
     for (size_t k = up.size() - 1; k > 0; --k) {
       json entities = json::array();
-      for (const json* n : segs_[up[k - 1]].call_path) entities.push_back(Entity(*n, exceptions));
+      for (const Entity* n : segs_[up[k - 1]].call_path) entities.push_back(EntityJson(*n, exceptions));
       services.push_back(Service(*segs_[up[k]].doc, entities));
     }
     return services;
   }
   // An entity of a root cause path: with its exceptions (fault, error) or its Coverage (response time).
-  json Entity(const json& node, bool exceptions) const {
-    json e = {{"Name", Str(node, "name")}, {"Remote", Remote(node)}};
-    if (!exceptions && total_ > 0) e["Coverage"] = Duration(node) / total_;
+  json EntityJson(const Entity& e, bool exceptions) const {
+    json out = {{"Name", e.name}, {"Remote", Remote(e)}};
+    if (!exceptions && total_ > 0) out["Coverage"] = Duration(e) / total_;
     if (exceptions) {
       json list = json::array();
-      auto cause = node.find("cause");
-      if (cause != node.end() && cause->is_object() && cause->contains("exceptions") && (*cause)["exceptions"].is_array())
-        for (const auto& x : (*cause)["exceptions"]) {
-          if (!x.is_object()) continue;
-          json item = {{"Name", x.contains("type") && x["type"].is_string() ? x["type"].get<std::string>() : "unknown"}};
-          if (x.contains("message") && x["message"].is_string()) item["Message"] = x["message"];
-          list.push_back(std::move(item));
-        }
-      e["Exceptions"] = std::move(list);
+      for (const auto& x : e.exceptions) {
+        json item = {{"Name", x.type}};
+        if (x.message) item["Message"] = *x.message;
+        list.push_back(std::move(item));
+      }
+      out["Exceptions"] = std::move(list);
     }
-    return e;
+    return out;
   }
-  static json Service(const json& seg, json entities) {
-    const std::string name = Str(seg, "name"), origin = Str(seg, "origin");
+  static json Service(const Facts& seg, json entities) { return Service(seg.name, seg.origin, std::move(entities)); }
+  static json Service(const std::string& name, const std::string& origin, json entities) {
     return {{"Name", name},
             {"Names", json::array({name})},
             {"Type", origin.empty() ? std::string(kPlainServiceType) : origin},
@@ -199,11 +189,11 @@ class Trace {
 
 }  // namespace
 
-RootCauses FindRootCauses(const std::vector<json>& segments) {
+RootCauses FindRootCauses(const std::vector<segment::Facts>& segments) {
   Trace t(segments);
   RootCauses out;
-  out.fault = t.FlagCauses("fault");
-  out.error = t.FlagCauses("error");
+  out.fault = t.FlagCauses(&Entity::fault);
+  out.error = t.FlagCauses(&Entity::error);
   out.response_time = t.ResponseTimeCauses();
   return out;
 }

@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "segment/segment.h"
+
 namespace xrayd::api {
 
 struct RootCauses {
@@ -26,7 +28,8 @@ struct RootCauses {
   nlohmann::json response_time = nlohmann::json::array();
 };
 
-// `segments`: the trace's segment documents, streamed subsegments merged (AssembleTrace).
-RootCauses FindRootCauses(const std::vector<nlohmann::json>& segments);
+// `segments`: the facts (segment::Parser::FactsOf) of the trace's segment documents, streamed
+// subsegments merged (AssembleTrace).
+RootCauses FindRootCauses(const std::vector<segment::Facts>& segments);
 
 }  // namespace xrayd::api

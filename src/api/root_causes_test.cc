@@ -2,28 +2,46 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 namespace xrayd::api {
 namespace {
 
 using nlohmann::json;
 
+constexpr double kT0 = 1700000000;  // the segment rules refuse times before 2000
+std::string Id(const char* tag) { return std::string(16 - std::strlen(tag), '0') + tag; }  // 16 hex digits
+
+// The facts segment::Parser extracts from each document (what FindRootCauses reads); documents it
+// refuses are left out.
+std::vector<segment::Facts> Facts(const std::vector<json>& docs) {
+  segment::Parser parser;
+  std::vector<segment::Facts> out;
+  for (const auto& d : docs)
+    if (!parser.FactsOf(d.dump(), &out.emplace_back()).ok()) out.pop_back();
+  return out;
+}
+
 // client → web (EC2) → api → (remote call to "ledger", which sent no segment)
-std::vector<json> Trace(bool api_faults, bool ledger_faults) {
-  json ledger_call = {{"id", "c2"}, {"name", "ledger"}, {"namespace", "remote"}, {"start_time", 10.2},
-                      {"end_time", 10.3}};
+std::vector<segment::Facts> Trace(bool api_faults, bool ledger_faults) {
+  json ledger_call = {{"id", Id("c2")}, {"name", "ledger"}, {"namespace", "remote"}, {"start_time", kT0 + 10.2},
+                      {"end_time", kT0 + 10.3}};
   if (ledger_faults) ledger_call["fault"] = true;
-  json api = {{"id", "s2"}, {"trace_id", "1-5759e988-bd862e3fe1be46a994272793"}, {"name", "api"},
-              {"parent_id", "c1"}, {"start_time", 10.1}, {"end_time", 10.5},
+  json api = {{"id", Id("52")}, {"trace_id", "1-5759e988-bd862e3fe1be46a994272793"}, {"name", "api"},
+              {"parent_id", Id("c1")}, {"start_time", kT0 + 10.1}, {"end_time", kT0 + 10.5},
               {"subsegments", json::array({ledger_call})}};
   if (api_faults) {
     api["fault"] = true;
     api["cause"] = {{"exceptions", json::array({{{"id", "e1"}, {"type", "DbError"}, {"message", "timeout"}}})}};
   }
-  json web = {{"id", "s1"}, {"trace_id", "1-5759e988-bd862e3fe1be46a994272793"}, {"name", "web"},
-              {"origin", "AWS::EC2::Instance"}, {"start_time", 10.0}, {"end_time", 11.0}, {"fault", api_faults},
-              {"subsegments", json::array({{{"id", "c1"}, {"name", "api"}, {"namespace", "remote"},
-                                            {"start_time", 10.05}, {"end_time", 10.6}}})}};
-  return {web, api};
+  json web = {{"id", Id("51")}, {"trace_id", "1-5759e988-bd862e3fe1be46a994272793"}, {"name", "web"},
+              {"origin", "AWS::EC2::Instance"}, {"start_time", kT0 + 10.0}, {"end_time", kT0 + 11.0},
+              {"fault", api_faults},
+              {"subsegments", json::array({{{"id", Id("c1")}, {"name", "api"}, {"namespace", "remote"},
+                                            {"start_time", kT0 + 10.05}, {"end_time", kT0 + 10.6}}})}};
+  auto facts = Facts({web, api});
+  EXPECT_EQ(facts.size(), 2u);
+  return facts;
 }
 
 TEST(RootCauses, FaultIsBlamedOnTheDeepestFaultyService) {
@@ -71,13 +89,18 @@ TEST(RootCauses, ResponseTimeFollowsTheSlowestPath) {
   const json& path = services[1]["EntityPath"];
   ASSERT_EQ(path.size(), 2u);  // api, then its slowest subsegment
   EXPECT_EQ(path[1]["Name"], "ledger");
-  EXPECT_NEAR(path[0]["Coverage"].get<double>(), 0.4, 1e-9);
+  EXPECT_NEAR(path[0]["Coverage"].get<double>(), 0.4, 1e-6);
 }
 
 TEST(RootCauses, ToleratesJunk) {
-  std::vector<json> docs = {json::array(), json{{"name", 3}, {"subsegments", "x"}}, json::object()};
-  RootCauses rc = FindRootCauses(docs);
-  EXPECT_TRUE(rc.fault.empty());
+  // Junk never reaches FindRootCauses as facts: the parser refuses it.
+  EXPECT_TRUE(Facts({json::array(), json{{"name", 3}, {"subsegments", "x"}}, json::object()}).empty());
+  // A lone segment without times or subsegments, and no segments at all.
+  json lone = {{"id", Id("1")}, {"trace_id", "1-5759e988-bd862e3fe1be46a994272793"}, {"name", "x"},
+               {"start_time", kT0}, {"fault", true}, {"subsegments", json::array({json::array(), 3})}};
+  RootCauses rc = FindRootCauses(Facts({lone}));
+  ASSERT_EQ(rc.fault.size(), 1u);
+  EXPECT_EQ(rc.fault[0]["Services"][0]["Name"], "x");
   EXPECT_TRUE(FindRootCauses({}).response_time.empty());
 }
 

@@ -1,5 +1,7 @@
 #include "api/sampling_rules.h"
 
+#include "api/settings.h"
+
 #include <chrono>
 #include <cmath>
 
@@ -37,14 +39,9 @@ SamplingRules::SamplingRules(store::TraceStore& store) : store_(store) {
   rules_["Default"] = MakeRule("Default", 10000);
   rules_["Default"]["RuleARN"] = Arn("Default");
   created_["Default"] = modified_["Default"] = NowSeconds();
-  auto saved = store_.GetSetting("sampling_rules");
-  if (!saved) {
-    XLOG_ERROR("Cannot load sampling rules: {}", saved.error().message);
-    return;
-  }
-  if (!*saved) return;
-  json j = json::parse(**saved, nullptr, false);
-  if (!j.is_object() || !j["rules"].is_object()) return;
+  auto saved = LoadSettingObject(store_, "sampling_rules", "sampling rules");
+  if (!saved || !(*saved)["rules"].is_object()) return;
+  json& j = *saved;
   for (auto& [name, rule] : j["rules"].items()) rules_[name] = rule;
   for (auto& [name, t] : j["created"].items())
     if (t.is_number()) created_[name] = t.get<double>();
@@ -171,8 +168,7 @@ json SamplingRules::StatisticSummaries() {
 
 void SamplingRules::SaveLocked() {
   json j = {{"rules", rules_}, {"created", created_}, {"modified", modified_}};
-  if (auto st = store_.PutSetting("sampling_rules", j.dump()); !st)
-    XLOG_ERROR("Cannot save sampling rules: {}", st.error().message);
+  SaveSetting(store_, "sampling_rules", j, "sampling rules");
 }
 
 ApiResult<json> GetSamplingRules(ApiContext& ctx, const json&) { return ctx.sampling.List(); }

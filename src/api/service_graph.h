@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "api/filter_expression.h"
+#include "segment/graph.h"
 
 namespace xrayd::api {
 
@@ -27,5 +28,11 @@ nlohmann::json BuildServiceGraph(const std::vector<std::string>& docs, double st
 // they started in, if they started within [start_time, end_time].
 nlohmann::json BuildTimeSeriesStatistics(const std::vector<std::string>& docs, double start_time, double end_time,
                                          int period_seconds, const EntitySelector& selector);
+
+// The same answers from the store's per-minute rollups (segment::Rollup, whole minutes): a call
+// counts when the minute it started in is within the rollup given. `period_seconds` must be a
+// multiple of 60; periods start at multiples of the period (as from documents).
+nlohmann::json ServiceGraphFromRollup(const segment::Rollup& rollup, double start_time, double end_time);
+nlohmann::json TimeSeriesFromRollup(const segment::Rollup& rollup, int period_seconds, const EntitySelector& selector);
 
 }  // namespace xrayd::api

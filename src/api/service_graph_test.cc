@@ -7,23 +7,26 @@ namespace {
 
 using nlohmann::json;
 
+constexpr double kT0 = 1699999800;  // a multiple of 300; the segment rules refuse times before 2000
+std::string Id(const std::string& tag) { return std::string(16 - tag.size(), '0') + tag; }  // 16 hex digits
+
 // Two traces: web → api (the api call faults in the second), and a lone worker segment.
 std::vector<std::string> Docs() {
   std::vector<std::string> docs;
   for (int i = 0; i < 2; ++i) {
     const std::string tid = "1-00000064-00000000000000000000000" + std::to_string(i);
-    const double t = 120 + i * 60;  // one per minute
-    json web = {{"trace_id", tid}, {"id", "w" + std::to_string(i)}, {"name", "web"}, {"origin", "AWS::EC2::Instance"},
+    const double t = kT0 + 120 + i * 60;  // one per minute
+    json web = {{"trace_id", tid}, {"id", Id("10" + std::to_string(i))}, {"name", "web"}, {"origin", "AWS::EC2::Instance"},
                 {"start_time", t}, {"end_time", t + 1},
-                {"subsegments", json::array({{{"id", "c" + std::to_string(i)}, {"name", "api"},
+                {"subsegments", json::array({{{"id", Id("c" + std::to_string(i))}, {"name", "api"},
                                               {"namespace", "remote"}, {"start_time", t}, {"end_time", t + 0.5}}})}};
-    json api = {{"trace_id", tid}, {"id", "a" + std::to_string(i)}, {"parent_id", "c" + std::to_string(i)},
+    json api = {{"trace_id", tid}, {"id", Id("a" + std::to_string(i))}, {"parent_id", Id("c" + std::to_string(i))},
                 {"name", "api"}, {"start_time", t + 0.1}, {"end_time", t + 0.4}, {"fault", i == 1}};
     docs.push_back(web.dump());
     docs.push_back(api.dump());
   }
-  docs.push_back(json{{"trace_id", "1-00000064-000000000000000000000009"}, {"id", "k"}, {"name", "worker"},
-                      {"start_time", 130.0}, {"end_time", 130.5}}
+  docs.push_back(json{{"trace_id", "1-00000064-000000000000000000000009"}, {"id", Id("9")}, {"name", "worker"},
+                      {"start_time", kT0 + 130.0}, {"end_time", kT0 + 130.5}}
                      .dump());
   return docs;
 }
@@ -31,7 +34,7 @@ std::vector<std::string> Docs() {
 json Series(const std::string& selector, int period = 60) {
   auto sel = ParseEntitySelector(selector);
   EXPECT_TRUE(sel) << selector;
-  return BuildTimeSeriesStatistics(Docs(), 0, 1000, period, *sel)["TimeSeriesServiceStatistics"];
+  return BuildTimeSeriesStatistics(Docs(), kT0, kT0 + 1000, period, *sel)["TimeSeriesServiceStatistics"];
 }
 
 int64_t Sum(const json& series, const char* stats, const char* field) {
@@ -43,8 +46,8 @@ int64_t Sum(const json& series, const char* stats, const char* field) {
 TEST(TimeSeries, ServiceSelector) {
   json s = Series("service(\"api\")");
   ASSERT_EQ(s.size(), 2u) << s.dump();
-  EXPECT_EQ(s[0]["Timestamp"], 120);
-  EXPECT_EQ(s[1]["Timestamp"], 180);
+  EXPECT_EQ(s[0]["Timestamp"], kT0 + 120);
+  EXPECT_EQ(s[1]["Timestamp"], kT0 + 180);
   EXPECT_FALSE(s[0].contains("EdgeSummaryStatistics"));
   EXPECT_EQ(Sum(s, "ServiceSummaryStatistics", "TotalCount"), 2);
   EXPECT_EQ(s[1]["ServiceSummaryStatistics"]["FaultStatistics"]["TotalCount"], 1);
@@ -56,10 +59,10 @@ TEST(TimeSeries, ServiceSelector) {
 TEST(TimeSeries, EdgeSelector) {
   json s = Series("edge(\"web\", \"api\")", 300);
   ASSERT_EQ(s.size(), 1u) << s.dump();
-  EXPECT_EQ(s[0]["Timestamp"], 0);
+  EXPECT_EQ(s[0]["Timestamp"], kT0);
   EXPECT_EQ(s[0]["EdgeSummaryStatistics"]["TotalCount"], 2);
   EXPECT_EQ(s[0]["EdgeSummaryStatistics"]["OkCount"], 1);
-  EXPECT_NEAR(s[0]["EdgeSummaryStatistics"]["TotalResponseTime"].get<double>(), 0.6, 1e-9);
+  EXPECT_NEAR(s[0]["EdgeSummaryStatistics"]["TotalResponseTime"].get<double>(), 0.6, 1e-6);
   EXPECT_TRUE(Series("edge(\"api\", \"web\")").empty());
 }
 

@@ -79,8 +79,10 @@ json SummaryJson(const store::TraceSummaryRow& r) {
 ApiStatus AddRootCauses(store::TraceStore& store, json& summary) {
   auto segs = store.SegmentsOf(summary["Id"].get<std::string>());
   if (!segs) return ApiError::Internal("reading a trace's segments", segs.error());
-  std::vector<json> docs;
-  for (const auto& s : AssembleTrace(*segs).segments) docs.push_back(json::parse(s.document, nullptr, false));
+  segment::Parser parser;
+  std::vector<segment::Facts> docs;
+  for (const auto& s : AssembleTrace(*segs).segments)
+    if (!parser.FactsOf(s.document, &docs.emplace_back()).ok()) docs.pop_back();
   RootCauses causes = FindRootCauses(docs);
   summary["FaultRootCauses"] = std::move(causes.fault);
   summary["ErrorRootCauses"] = std::move(causes.error);

@@ -142,8 +142,10 @@ TEST_F(XrayApiTest, TraceSummariesPageWithTheStoresCursor) {
   EXPECT_EQ(bad["message"], "NextToken is not valid");
 }
 
-// A graph over a window with more traces than the limit covers the newest ones and is counted.
-TEST_F(XrayApiTest, GraphsFromPartOfAWindowAreCounted) {
+// Graphs without a group filter come from the store's per-minute rollups: exact however many
+// traces the window holds. What rollups cannot answer (a group's filter expression, a period that
+// is not whole minutes) is built from the window's newest traces, and a partial answer is counted.
+TEST_F(XrayApiTest, GraphsAreExactFromRollupsAndPartialScansAreCounted) {
   std::atomic<uint64_t> truncated{0};
   options_.limits.graph_traces = 3;
   options_.limits.graph_truncated = &truncated;
@@ -152,17 +154,33 @@ TEST_F(XrayApiTest, GraphsFromPartOfAWindowAreCounted) {
   for (int i = 0; i < 5; ++i) {
     char id[40];
     std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
-    docs.push_back(json{{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "svc" + std::to_string(i)},
-                        {"start_time", 1465510280.0 + i}, {"end_time", 1465510280.5 + i}}.dump());
+    docs.push_back(json{{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", i < 4 ? "svc" + std::to_string(i) : "svc0"},
+                        {"start_time", 1465510280.0 + i * 20}, {"end_time", 1465510280.5 + i * 20}}.dump());
   }
   Expect(Call("/TraceSegments", json{{"TraceSegmentDocuments", docs}}.dump()), 200);
   json graph = Expect(Call("/ServiceGraph", R"({"StartTime": 1465510000, "EndTime": 1465520000})"), 200);
-  EXPECT_EQ(graph["Services"].size(), 3u) << "the newest three traces";
+  ASSERT_EQ(graph["Services"].size(), 4u) << graph.dump();
+  EXPECT_EQ(graph["Services"][0]["Name"], "svc0");
+  EXPECT_EQ(graph["Services"][0]["SummaryStatistics"]["TotalCount"], 2) << "both svc0 traces, all five counted";
+  EXPECT_EQ(graph["StartTime"], 1465509960) << "the whole minutes the window touches";
+  EXPECT_EQ(truncated.load(), 0u);
+  json series = Expect(Call("/TimeSeriesServiceStatistics",
+                            R"({"StartTime": 1465510000, "EndTime": 1465520000, "Period": 60})"), 200);
+  int64_t entering = 0;
+  for (const auto& p : series["TimeSeriesServiceStatistics"]) entering += p["EdgeSummaryStatistics"]["TotalCount"].get<int64_t>();
+  EXPECT_EQ(entering, 5);
+  EXPECT_EQ(truncated.load(), 0u);
+  // A period of 30 s: from documents, the newest three traces only.
+  Expect(Call("/TimeSeriesServiceStatistics", R"({"StartTime": 1465510000, "EndTime": 1465520000, "Period": 30})"),
+         200);
   EXPECT_EQ(truncated.load(), 1u);
-  Expect(Call("/TimeSeriesServiceStatistics", R"({"StartTime": 1465510000, "EndTime": 1465520000})"), 200);
+  // A group's filter: from documents too.
+  Expect(Call("/CreateGroup", R"x({"GroupName": "zero", "FilterExpression": "service(\"svc0\")"})x"), 200);
+  json filtered = Expect(
+      Call("/ServiceGraph", R"({"StartTime": 1465510000, "EndTime": 1465520000, "GroupName": "zero"})"), 200);
   EXPECT_EQ(truncated.load(), 2u);
-  Expect(Call("/ServiceGraph", R"({"StartTime": 1465510283, "EndTime": 1465520000})"), 200);
-  EXPECT_EQ(truncated.load(), 2u) << "two traces in that window: complete";
+  ASSERT_EQ(filtered["Services"].size(), 1u) << filtered.dump();
+  EXPECT_EQ(filtered["Services"][0]["SummaryStatistics"]["TotalCount"], 1) << "the newest three: one svc0 trace";
 }
 
 // issue #11: a value nested 100,000 deep killed `xrayd serve`; a 50,000-deep one was stored.

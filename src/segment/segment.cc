@@ -1,6 +1,7 @@
 #include "segment/segment.h"
 
 #include <cmath>
+#include <limits>
 #include <new>
 
 namespace xrayd::segment {
@@ -124,12 +125,49 @@ void NoteSubsegment(object sub, Facts& f) {
         {std::string(name), InferredServiceType(ns, name), Flag(sub, "error"), Flag(sub, "fault"), Flag(sub, "throttle")});
 }
 
-// Walks a (sub)segment object: flags anywhere in the tree, annotations at every level.
-void Walk(object o, Facts& f, int depth) {
+void AddExceptions(object o, Entity& e) {
+  object cause;
+  simdjson::dom::array list;
+  if (o["cause"].get(cause) != SUCCESS || cause["exceptions"].get(list) != SUCCESS) return;
+  for (auto x : list) {
+    object xo;
+    if (x.get(xo) != SUCCESS) continue;
+    Exception ex;
+    std::string_view sv;
+    if (xo["type"].get(sv) == SUCCESS) ex.type = sv;
+    if (xo["message"].get(sv) == SUCCESS) ex.message = std::string(sv);
+    e.exceptions.push_back(std::move(ex));
+  }
+}
+
+// Appends the entity `o` (child of entities[parent], or the document when parent < 0).
+int AddEntity(object o, Facts& f, int parent) {
+  const int index = static_cast<int>(f.entities.size());
+  Entity& e = f.entities.emplace_back();
+  std::string_view sv;
+  if (o["id"].get(sv) == SUCCESS) e.id = sv;
+  if (o["name"].get(sv) == SUCCESS) e.name = sv;
+  if (o["namespace"].get(sv) == SUCCESS) e.ns = sv;
+  double d = 0;
+  if (o["start_time"].get(d) == SUCCESS) e.start_time = d;
+  if (o["end_time"].get(d) == SUCCESS) e.end_time = d;
+  e.parent = parent;
+  e.error = Flag(o, "error");
+  e.fault = Flag(o, "fault");
+  e.throttle = Flag(o, "throttle");
+  AddExceptions(o, e);
+  if (parent >= 0) f.entities[static_cast<size_t>(parent)].children.push_back(index);
+  return index;
+}
+
+// Walks a (sub)segment object: flags anywhere in the tree, annotations at every level, the tree.
+void Walk(object o, Facts& f, int depth, int parent) {
   if (depth > kMaxWalkDepth) return;
-  f.error |= Flag(o, "error");
-  f.fault |= Flag(o, "fault");
-  f.throttle |= Flag(o, "throttle");
+  const int self = AddEntity(o, f, parent);
+  const Entity& e = f.entities.back();
+  f.error |= e.error;
+  f.fault |= e.fault;
+  f.throttle |= e.throttle;
   AddAnnotations(o, f);
   simdjson::dom::array subs;
   if (o["subsegments"].get(subs) != SUCCESS) return;
@@ -137,7 +175,7 @@ void Walk(object o, Facts& f, int depth) {
     object so;
     if (sub.get(so) != SUCCESS) continue;
     NoteSubsegment(so, f);
-    Walk(so, f, depth + 1);
+    Walk(so, f, depth + 1, self);
   }
 }
 
@@ -175,7 +213,7 @@ void Extract(object doc, Facts& f) {
   f.own_fault = Flag(doc, "fault");
   f.own_throttle = Flag(doc, "throttle");
   ExtractHttp(doc, f);
-  Walk(doc, f, 0);
+  Walk(doc, f, 0, -1);
 }
 
 }  // namespace
@@ -207,10 +245,10 @@ Parser::Parser() {
   if (parser_.allocate(kMaxDocumentBytes) != SUCCESS) throw std::bad_alloc();
 }
 
-Verdict Parser::Load(const char* data, size_t len, bool padded, object* out) {
+Verdict Parser::Load(const char* data, size_t len, bool padded, object* out, size_t max_bytes) {
   while (len > 0 && IsSpace(data[len - 1])) --len;
   if (len == 0) return Refuse(RejectReason::kBadJson, "empty segment document");
-  if (len > kMaxDocumentBytes) return Refuse(RejectReason::kTooLarge, "segment document over 64 KB");
+  if (len > max_bytes) return Refuse(RejectReason::kTooLarge, "segment document over 64 KB");
   if (!padded) {
     scratch_.assign(data, len);
     scratch_.append(kPadding, '\0');
@@ -240,6 +278,15 @@ Verdict Parser::Parse(const char* data, size_t len, Facts* facts) {
 Verdict Parser::Parse(std::string_view text, Facts* facts) {
   object doc;
   Verdict v = Load(text.data(), text.size(), false, &doc);
+  if (!v.ok()) return v;
+  Extract(doc, *facts);
+  v.document = text.substr(0, v.document.size());  // a view of the caller's text, not of scratch_
+  return v;
+}
+
+Verdict Parser::FactsOf(std::string_view text, Facts* facts) {
+  object doc;
+  Verdict v = Load(text.data(), text.size(), false, &doc, std::numeric_limits<size_t>::max());
   if (!v.ok()) return v;
   Extract(doc, *facts);
   v.document = text.substr(0, v.document.size());  // a view of the caller's text, not of scratch_

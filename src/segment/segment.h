@@ -48,6 +48,22 @@ struct CalledService {
   bool error = false, fault = false, throttle = false;  // the calling subsegment's own flags
 };
 
+// One exception of an entity's cause.exceptions list.
+struct Exception {
+  std::string type = "unknown";          // "type", or "unknown" when not a string
+  std::optional<std::string> message;   // "message", when a string
+};
+
+// One (sub)segment of a document's tree: the document itself or a nested subsegment.
+struct Entity {
+  std::string id, name, ns;  // ns: "namespace"
+  int parent = -1;           // index in Facts::entities of the enclosing entity; -1 for the document
+  std::vector<int> children;  // indices in Facts::entities, in document order
+  std::optional<double> start_time, end_time;
+  bool error = false, fault = false, throttle = false;  // this entity's own flags
+  std::vector<Exception> exceptions;                    // cause.exceptions
+};
+
 struct Annotation {
   std::string key;
   std::string value_json;  // a JSON string, number or boolean, as sent (minified)
@@ -71,6 +87,9 @@ struct Facts {
   // Services called from any level, named as the service graph names them when they send no
   // segment of their own.
   std::vector<CalledService> called_services;
+  // The document's tree: entities[0] is the document itself, then its nested subsegments in
+  // document order (depth first), down to depth 64. What the service graph and root causes read.
+  std::vector<Entity> entities;
 };
 
 struct Verdict {
@@ -91,9 +110,12 @@ class Parser {
   Verdict Parse(const char* data, size_t len, Facts* facts);
   // The same for a document without padding (copied once into padded memory).
   Verdict Parse(std::string_view doc, Facts* facts);
+  // The facts of a document read back from the store, or assembled from stored ones (streamed
+  // subsegments merged in, so possibly over kMaxDocumentBytes): the same rules but no size bound.
+  Verdict FactsOf(std::string_view doc, Facts* facts);
 
  private:
-  Verdict Load(const char* data, size_t len, bool padded, simdjson::dom::object* out);
+  Verdict Load(const char* data, size_t len, bool padded, simdjson::dom::object* out, size_t max_bytes = kMaxDocumentBytes);
 
   simdjson::dom::parser parser_;
   std::string scratch_;  // padded copy for unpadded input

@@ -1,4 +1,5 @@
 #include "segment/segment.h"
+#include "segment/graph.h"
 
 #include <gtest/gtest.h>
 
@@ -235,6 +236,88 @@ TEST(SegmentRules, TraceIdsAndTimes) {
   EXPECT_FALSE(IsPlausibleTime(1.7e12));
   EXPECT_FALSE(IsPlausibleTime(std::numeric_limits<double>::quiet_NaN()));
   EXPECT_FALSE(IsPlausibleTime(std::numeric_limits<double>::infinity()));
+}
+
+}  // namespace
+}  // namespace xrayd::segment
+
+// The service graph's rules (segment/graph.h) over facts.
+namespace xrayd::segment {
+namespace {
+
+constexpr double kG0 = 1700000000;
+
+std::vector<Call> CallsOf(const std::vector<std::string>& docs, std::vector<Facts>& facts) {
+  Parser parser;
+  facts.resize(docs.size());
+  std::vector<const Facts*> ptrs;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    EXPECT_TRUE(parser.FactsOf(docs[i], &facts[i]).ok()) << docs[i];
+    ptrs.push_back(&facts[i]);
+  }
+  return TraceCalls(ptrs);
+}
+
+int Count(const std::vector<Call>& calls, Call::Kind kind, const std::string& to, const std::string& from = "") {
+  int n = 0;
+  for (const auto& c : calls) n += c.kind == kind && c.to.name == to && c.from.name == from;
+  return n;
+}
+
+TEST(TraceCalls, SegmentsEdgesInferredAndStreamedCalls) {
+  const std::string tid = "1-6553f100-000000000000000000000001";
+  const std::string web = R"({"trace_id":")" + tid + R"(","id":"00000000000000a1","name":"web","start_time":1700000000,
+    "end_time":1700000001,"subsegments":[{"id":"00000000000000c1","name":"api","namespace":"remote",
+    "start_time":1700000000.1,"end_time":1700000000.5,"subsegments":[{"id":"00000000000000c2","name":"S3",
+    "namespace":"aws","start_time":1700000000.2,"end_time":1700000000.3,"throttle":true}]}]})";
+  const std::string api = R"({"trace_id":")" + tid + R"(","id":"00000000000000b1","parent_id":"00000000000000c1",
+    "name":"api","start_time":1700000000.15,"end_time":1700000000.45,"fault":true})";
+  const std::string streamed = R"({"trace_id":")" + tid + R"(","id":"00000000000000d1","type":"subsegment",
+    "parent_id":"00000000000000b1","name":"ledger","namespace":"remote","start_time":1700000000.2,
+    "end_time":1700000000.25})";
+  std::vector<Facts> facts;
+  const auto calls = CallsOf({web, api, streamed}, facts);
+  EXPECT_EQ(Count(calls, Call::Kind::kNode, "web"), 1);
+  EXPECT_EQ(Count(calls, Call::Kind::kEntry, "web"), 1);
+  EXPECT_EQ(Count(calls, Call::Kind::kEdge, "api", "web"), 1);  // through parent_id, not inferred
+  EXPECT_EQ(Count(calls, Call::Kind::kNode, "api"), 1);
+  EXPECT_EQ(Count(calls, Call::Kind::kEdge, "S3", "web"), 1);  // nested below the api call
+  EXPECT_EQ(Count(calls, Call::Kind::kEdge, "ledger", "api"), 1);  // a streamed subsegment's own call
+  for (const auto& c : calls) {
+    if (c.kind == Call::Kind::kNode && c.to.name == "S3") {
+      EXPECT_EQ(c.to.type, "AWS::S3");
+      EXPECT_TRUE(c.throttle);
+    }
+    if (c.kind == Call::Kind::kNode && c.to.name == "api") EXPECT_TRUE(c.fault);
+    if (c.kind == Call::Kind::kNode && c.to.name == "web") EXPECT_TRUE(c.root);
+  }
+}
+
+TEST(GraphStats, RollupAddsSubtractsAndEncodes) {
+  Call c;
+  c.to = {"web", ""};
+  c.start = kG0 + 59.9;
+  c.end = kG0 + 60.15;
+  c.fault = true;
+  Rollup r;
+  AddToRollup({c}, +1, &r);
+  AddToRollup({c}, +1, &r);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r.begin()->first.minute, MinuteOf(kG0 + 59.9));
+  EXPECT_EQ(MinuteOf(kG0 + 59.9) % 60, 0);
+  const Stats& s = r.begin()->second;
+  EXPECT_EQ(s.total, 2);
+  EXPECT_EQ(s.fault, 2);
+  EXPECT_EQ(s.histogram, (std::map<int64_t, int64_t>{{250, 2}}));
+  std::map<int64_t, int64_t> back;
+  ASSERT_TRUE(Stats::DecodeHistogram(s.EncodeHistogram(), &back));
+  EXPECT_EQ(back, s.histogram);
+  EXPECT_FALSE(Stats::DecodeHistogram("\xff", &back));  // truncated varint
+  AddToRollup({c}, -1, &r);
+  EXPECT_EQ(r.begin()->second.total, 1);
+  AddToRollup({c}, -1, &r);
+  EXPECT_EQ(r.begin()->second.total, 0);
+  EXPECT_TRUE(r.begin()->second.histogram.empty());
 }
 
 }  // namespace

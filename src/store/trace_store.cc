@@ -1,6 +1,7 @@
 #include "store/trace_store.h"
 
 #include "common/log.h"
+#include "segment/graph.h"
 #include "segment/segment.h"
 
 #include <algorithm>
@@ -24,7 +25,7 @@ PRAGMA mmap_size=268435456;
 PRAGMA temp_store=MEMORY;
 PRAGMA wal_autocheckpoint=4000;  -- pages: checkpoint per ~64 MiB of WAL, not per 4 MiB
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-INSERT OR IGNORE INTO meta VALUES('schema_version', '3');
+INSERT OR IGNORE INTO meta VALUES('schema_version', '4');
 CREATE TABLE IF NOT EXISTS segments(
   trace_id TEXT NOT NULL, id TEXT NOT NULL, parent_id TEXT NOT NULL, kind INTEGER NOT NULL,
   start_time REAL NOT NULL, end_time REAL, in_progress INTEGER NOT NULL, doc TEXT NOT NULL,
@@ -46,7 +47,16 @@ CREATE TABLE IF NOT EXISTS trace_services(
   trace_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
   has_error INTEGER NOT NULL DEFAULT 0, has_fault INTEGER NOT NULL DEFAULT 0, has_throttle INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(trace_id, name, type)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS graph_rollups(
+  minute INTEGER NOT NULL, kind INTEGER NOT NULL, from_name TEXT NOT NULL, from_type TEXT NOT NULL,
+  to_name TEXT NOT NULL, to_type TEXT NOT NULL,
+  ok INTEGER NOT NULL, error INTEGER NOT NULL, throttle INTEGER NOT NULL, fault INTEGER NOT NULL,
+  total INTEGER NOT NULL, roots INTEGER NOT NULL, total_rt REAL NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+  hist BLOB NOT NULL,
+  PRIMARY KEY(minute, kind, from_name, from_type, to_name, to_type)) WITHOUT ROWID;
 )sql";
+
+constexpr int kSchemaVersion = 4;
 
 // Schema 3 gave each service of a trace its own error/fault/throttle flags (for service(...) { fault }).
 // A schema 2 file gets the columns, all 0: its older traces then only match on trace-level flags.
@@ -258,6 +268,83 @@ class Writer {
   Stmt put_, trace_, root_, ann_, svc_, superseded_;
 };
 
+constexpr const char* kRollupKey =
+    "minute=?1 AND kind=?2 AND from_name=?3 AND from_type=?4 AND to_name=?5 AND to_type=?6";
+constexpr const char* kRollupColumns = "ok, error, throttle, fault, total, roots, total_rt, start, end, hist";
+
+void BindRollupKey(Stmt& s, const segment::RollupKey& k) {
+  s.Int(1, k.minute).Int(2, static_cast<int>(k.kind)).Text(3, k.from.name).Text(4, k.from.type);
+  s.Text(5, k.to.name).Text(6, k.to.type);
+}
+
+// A rollup row's statistics from columns first.. of kRollupColumns; false when its histogram is damaged.
+bool ReadRollupStats(sqlite3_stmt* raw, int first, segment::Stats* out) {
+  auto i64 = [&](int i) { return sqlite3_column_int64(raw, first + i); };
+  out->ok = i64(0), out->error = i64(1), out->throttle = i64(2), out->fault = i64(3);
+  out->total = i64(4), out->roots = i64(5);
+  out->total_response_time = sqlite3_column_double(raw, first + 6);
+  out->start = sqlite3_column_double(raw, first + 7);
+  out->end = sqlite3_column_double(raw, first + 8);
+  const auto* blob = static_cast<const char*>(sqlite3_column_blob(raw, first + 9));
+  return segment::Stats::DecodeHistogram(
+      std::string_view(blob ? blob : "", static_cast<size_t>(sqlite3_column_bytes(raw, first + 9))), &out->histogram);
+}
+
+bool IsZero(const segment::Stats& d) {
+  return d.ok == 0 && d.error == 0 && d.throttle == 0 && d.fault == 0 && d.total == 0 && d.roots == 0 &&
+         d.total_response_time == 0 && d.histogram.empty();
+}
+
+// Adds `delta` to the graph_rollups rows (read, merge, write back; a row counting nothing goes).
+Status ApplyRollup(sqlite3* db, const segment::Rollup& delta) {
+  Stmt get(db, (std::string("SELECT ") + kRollupColumns + " FROM graph_rollups WHERE " + kRollupKey).c_str());
+  Stmt put(db, "INSERT OR REPLACE INTO graph_rollups VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)");
+  Stmt del(db, (std::string("DELETE FROM graph_rollups WHERE ") + kRollupKey).c_str());
+  for (const auto& [key, d] : delta) {
+    if (IsZero(d)) continue;  // e.g. a call counted out and in again unchanged
+    segment::Stats row;
+    BindRollupKey(get, key);
+    int rc = get.Step();
+    if (rc == SQLITE_ROW && !ReadRollupStats(get.get(), 0, &row)) rc = SQLITE_CORRUPT;
+    get.Reset();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return ErrorFor(db, rc, "read graph rollup");
+    row.Merge(d);
+    if (row.total <= 0) {
+      BindRollupKey(del, key);
+      if (rc = del.Run(); rc != SQLITE_DONE) return ErrorFor(db, rc, "delete graph rollup");
+      continue;
+    }
+    BindRollupKey(put, key);
+    put.Int(7, row.ok).Int(8, row.error).Int(9, row.throttle).Int(10, row.fault).Int(11, row.total);
+    put.Int(12, row.roots).Real(13, row.total_response_time).Real(14, row.start).Real(15, row.end);
+    const std::string hist = row.EncodeHistogram();
+    if (sqlite3_bind_blob(put.get(), 16, hist.data(), static_cast<int>(hist.size()), SQLITE_TRANSIENT) != SQLITE_OK)
+      return ErrorFor(db, SQLITE_NOMEM, "bind graph rollup");
+    if (rc = put.Run(); rc != SQLITE_DONE) return ErrorFor(db, rc, "write graph rollup");
+  }
+  return OkStatus();
+}
+
+// What one trace's stored documents count in the rollups, added to `rollup` with `sign`.
+// `docs_of` is "SELECT doc FROM segments WHERE trace_id=?1".
+Status RollupOfStoredTrace(sqlite3* db, Stmt& docs_of, segment::Parser& parser, const std::string& trace_id, int sign,
+                           segment::Rollup* rollup) {
+  std::vector<segment::Facts> facts;
+  docs_of.Text(1, trace_id);
+  int rc;
+  while ((rc = docs_of.Step()) == SQLITE_ROW) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(docs_of.get(), 0));
+    const std::string_view doc(text ? text : "", static_cast<size_t>(sqlite3_column_bytes(docs_of.get(), 0)));
+    if (!parser.FactsOf(doc, &facts.emplace_back()).ok()) facts.pop_back();  // stored: valid when written
+  }
+  docs_of.Reset();
+  if (rc != SQLITE_DONE) return ErrorFor(db, rc, "read a trace's documents");
+  std::vector<const segment::Facts*> trace;
+  for (const auto& f : facts) trace.push_back(&f);
+  segment::AddToRollup(segment::TraceCalls(trace), sign, rollup);
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options) {
@@ -280,6 +367,7 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   MutexLock lock(store->mu_);
   if (auto st = store->Exec(kSchema); !st) return st.error();
   if (auto st = store->AddServiceFlagColumns(); !st) return st.error();
+  if (auto st = store->BackfillRollups(); !st) return st.error();
   if (auto st = store->LoadLongestTrace(); !st) return st.error();
   return store;
 }
@@ -419,7 +507,41 @@ Status TraceStore::AddServiceFlagColumns() {
     const std::string sql = std::string("ALTER TABLE trace_services ADD COLUMN ") + column + " INTEGER NOT NULL DEFAULT 0";
     if (auto st = Exec(sql.c_str()); !st) return st.error();
   }
-  return Exec("INSERT OR REPLACE INTO meta VALUES('schema_version', '3')");
+  return Exec("UPDATE meta SET value='3' WHERE key='schema_version' AND CAST(value AS INTEGER) < 3");
+}
+
+Status TraceStore::BackfillRollups() {
+  Stmt version(db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='schema_version'");
+  int rc = version.Step();
+  if (rc != SQLITE_ROW) return SqlError(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "read schema version");
+  if (sqlite3_column_int(version.get(), 0) >= kSchemaVersion) return OkStatus();
+  version.Reset();
+  // One transaction: a crash leaves schema 3 and the backfill starts over at the next open.
+  XLOG_INFO("Trace store: schema 3 -> 4: computing per-minute graph rollups from the stored traces");
+  if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st;
+  return Finish(ComputeAllRollups());
+}
+
+Status TraceStore::ComputeAllRollups() {
+  {
+    Stmt traces(db_, "SELECT trace_id FROM traces ORDER BY trace_id");
+    Stmt docs_of(db_, "SELECT doc FROM segments WHERE trace_id=?1");
+    segment::Parser parser;
+    segment::Rollup rollup;
+    int64_t n = 0;
+    int step;
+    while ((step = traces.Step()) == SQLITE_ROW) {
+      if (auto r = RollupOfStoredTrace(db_, docs_of, parser, traces.ColText(0), +1, &rollup); !r) return r;
+      if (++n % 10000 == 0) {  // bounded memory: merge into the table as it goes
+        if (auto a = ApplyRollup(db_, rollup); !a) return a;
+        rollup.clear();
+      }
+    }
+    if (step != SQLITE_DONE) return SqlError(step, "list traces for rollups");
+    if (auto a = ApplyRollup(db_, rollup); !a) return a;
+    XLOG_INFO("Trace store: graph rollups computed for {} traces", n);
+  }
+  return Exec("UPDATE meta SET value='4' WHERE key='schema_version'");
 }
 
 Error TraceStore::Report(Error e) const {
@@ -490,13 +612,77 @@ Status TraceStore::WriteAll(const std::vector<std::string>& docs,
                             const std::vector<std::pair<size_t, segment::Facts>>& valid, double* longest) {
   Writer w(db_);
   if (const int rc = w.prepare_rc(); rc != SQLITE_OK) return SqlError(rc, "prepare append");
+  segment::Parser parser;
+  segment::Rollup delta;
+  std::vector<std::string> recompute;  // traces whose calls are counted from their stored documents
+  if (auto st = RollupBefore(valid, parser, &delta, &recompute); !st) return st;
   for (const auto& [i, facts] : valid)
     if (auto put = w.Put(facts, docs[i], longest); !put) return put;
+  if (auto st = RollupAfter(valid, recompute, parser, &delta); !st) return st;
+  if (auto st = ApplyRollup(db_, delta); !st) return st;
   if (*longest <= longest_trace_seconds_) return OkStatus();
   Stmt save(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('longest_trace_seconds', ?1)");
   save.Real(1, *longest);
   if (const int rc = save.Run(); rc != SQLITE_DONE) return SqlError(rc, "save longest trace");
   return OkStatus();
+}
+
+// A trace's calls are counted in the rollups from its facts in the batch when the batch is all of
+// it: the trace is new, no id repeats and no streamed subsegment could be superseded. Otherwise
+// (a trace that grows, a late document, a replaced in-progress copy) its stored documents' calls
+// are taken out before the batch is written and counted again after: the rollups then always equal
+// what the stored documents say, in any arrival order.
+Status TraceStore::RollupBefore(const std::vector<std::pair<size_t, segment::Facts>>& valid, segment::Parser& parser,
+                                segment::Rollup* delta, std::vector<std::string>* recompute) {
+  std::map<std::string_view, std::set<std::string_view>> ids;  // per trace of the batch
+  std::set<std::string_view> repeats;
+  for (const auto& [i, f] : valid)
+    if (!ids[f.trace_id].insert(f.id).second || f.independent_subsegment) repeats.insert(f.trace_id);
+  Stmt exists(db_, "SELECT 1 FROM traces WHERE trace_id=?1");
+  Stmt docs_of(db_, "SELECT doc FROM segments WHERE trace_id=?1");
+  for (const auto& [trace_id, unused] : ids) {
+    exists.Text(1, trace_id);
+    const int rc = exists.Step();
+    exists.Reset();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(rc, "find trace");
+    if (rc == SQLITE_DONE && !repeats.count(trace_id)) continue;
+    recompute->emplace_back(trace_id);
+    if (rc == SQLITE_ROW)
+      if (auto st = RollupOfStoredTrace(db_, docs_of, parser, recompute->back(), -1, delta); !st) return st;
+  }
+  return OkStatus();
+}
+
+Status TraceStore::RollupAfter(const std::vector<std::pair<size_t, segment::Facts>>& valid,
+                               const std::vector<std::string>& recompute, segment::Parser& parser,
+                               segment::Rollup* delta) {
+  const std::set<std::string_view> stored(recompute.begin(), recompute.end());
+  std::map<std::string_view, std::vector<const segment::Facts*>> batch;
+  for (const auto& [i, f] : valid)
+    if (!stored.count(f.trace_id)) batch[f.trace_id].push_back(&f);
+  for (const auto& [trace_id, facts] : batch) segment::AddToRollup(segment::TraceCalls(facts), +1, delta);
+  Stmt docs_of(db_, "SELECT doc FROM segments WHERE trace_id=?1");
+  for (const auto& trace_id : recompute)
+    if (auto st = RollupOfStoredTrace(db_, docs_of, parser, trace_id, +1, delta); !st) return st;
+  return OkStatus();
+}
+
+Result<segment::Rollup> TraceStore::GraphRollups(int64_t first_minute, int64_t last_minute) {
+  auto reader = BeginRead();
+  if (!reader) return reader.error();
+  sqlite3* const db = (*reader)->db();
+  Stmt s(db, (std::string("SELECT minute, kind, from_name, from_type, to_name, to_type, ") + kRollupColumns +
+              " FROM graph_rollups WHERE minute >= ?1 AND minute <= ?2").c_str());
+  s.Int(1, first_minute).Int(2, last_minute);
+  segment::Rollup out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    segment::RollupKey key{sqlite3_column_int64(s.get(), 0), static_cast<segment::Call::Kind>(sqlite3_column_int(s.get(), 1)),
+                           {s.ColText(2), s.ColText(3)}, {s.ColText(4), s.ColText(5)}};
+    if (!ReadRollupStats(s.get(), 6, &out[key])) return Report(ErrorFor(db, SQLITE_CORRUPT, "read graph rollup"));
+  }
+  if (rc != SQLITE_DONE) return Report(ErrorFor(db, rc, "read graph rollups"));
+  return out;
 }
 
 namespace {
@@ -765,6 +951,18 @@ Result<int64_t> TraceStore::DeleteChunk(const std::string& where, double arg, in
 Status TraceStore::DeleteVictims(const std::string& where, double arg, int64_t limit, int64_t* deleted) {
   const std::string victims =
       "SELECT trace_id FROM traces WHERE " + where + " ORDER BY start_time LIMIT " + std::to_string(limit);
+  {  // the victims' calls leave the rollups with them
+    Stmt list(db_, victims.c_str());
+    list.Real(1, arg);
+    Stmt docs_of(db_, "SELECT doc FROM segments WHERE trace_id=?1");
+    segment::Parser parser;
+    segment::Rollup delta;
+    int rc;
+    while ((rc = list.Step()) == SQLITE_ROW)
+      if (auto st = RollupOfStoredTrace(db_, docs_of, parser, list.ColText(0), -1, &delta); !st) return st;
+    if (rc != SQLITE_DONE) return SqlError(rc, "retention: list traces");
+    if (auto st = ApplyRollup(db_, delta); !st) return st;
+  }
   // The summary row goes last: the other tables find their rows through it.
   for (const char* table : {"segments", "annotations", "trace_services", "traces"}) {
     Stmt s(db_, (std::string("DELETE FROM ") + table + " WHERE trace_id IN (" + victims + ")").c_str());

@@ -1,6 +1,6 @@
 // TraceStore: the embedded trace store behind `xrayd serve` (SQLite in WAL mode, one file).
 //
-// On-disk format (schema version 3, file DATA_DIR/traces.db; older files are upgraded on open):
+// On-disk format (schema version 4, file DATA_DIR/traces.db; older files are upgraded on open):
 //   segments(trace_id, id, parent_id, kind, start_time, end_time, in_progress, doc, stored_at)
 //       one row per segment or independent subsegment document; a later document with the same
 //       (trace_id, id) replaces the earlier one unless the earlier one is complete and the later
@@ -11,6 +11,13 @@
 //   trace_services(trace_id, name, type, has_error, has_fault, has_throttle)  every service that sent
 //       a segment (type = its origin) and every one it only called (remote/aws subsegments, typed as
 //       the service graph infers them), with that service's own flags, for service()/edge() filters.
+//   graph_rollups(minute, kind, from_name, from_type, to_name, to_type, ok, error, throttle, fault,
+//       total, roots, total_rt, start, end, hist)  per minute of a call's start, the service graph's
+//       counts (segment/graph.h: nodes, edges, requests entering the graph), kept in each Append's
+//       transaction so they always equal what the stored documents say: a trace that grows or gets a
+//       late document (an LB segment minutes later, a completed in-progress segment) has its old
+//       calls taken out and its new ones counted; retention takes deleted traces' calls out. hist:
+//       response times in whole ms, varint-coded. Schema 3 files get them computed on open.
 //   meta(key, value)  schema_version, longest_trace_seconds (bounds range scans) and settings
 //       (sampling rules, groups).
 // Retention deletes whole traces by age (start time) and, past a size bound, oldest first, in
@@ -70,9 +77,8 @@
 #include "common/result.h"
 #include "common/thread_annotations.h"
 
-namespace xrayd::segment {
-struct Facts;
-}  // namespace xrayd::segment
+#include "segment/graph.h"
+#include "segment/segment.h"
 
 namespace xrayd::store {
 
@@ -162,6 +168,10 @@ class TraceStore {
   Result<std::vector<std::string>> DocumentsInRange(double start, double end, size_t max_traces, bool* truncated)
       XRAYD_EXCLUDES(pool_mu_);
 
+  // The per-minute graph rollups (see the format above) of minutes [first_minute, last_minute]
+  // (epoch seconds, multiples of 60): exact counts of every call stored that started then.
+  Result<segment::Rollup> GraphRollups(int64_t first_minute, int64_t last_minute) XRAYD_EXCLUDES(pool_mu_);
+
   // Small named settings kept with the traces (sampling rules, groups), as JSON text. PutSetting is
   // the writer's; GetSetting a reader's (it sees every PutSetting that returned).
   Status PutSetting(const std::string& key, const std::string& value) XRAYD_EXCLUDES(mu_);
@@ -182,6 +192,14 @@ class TraceStore {
   Status Exec(const char* sql) XRAYD_REQUIRES(mu_);
   Status AddServiceFlagColumns() XRAYD_REQUIRES(mu_);  // schema 2 -> 3, idempotent
   Status LoadLongestTrace() XRAYD_REQUIRES(mu_);
+  Status BackfillRollups() XRAYD_REQUIRES(mu_);    // schema 3 -> 4, in one transaction
+  Status ComputeAllRollups() XRAYD_REQUIRES(mu_);  // its body
+  // The rollup delta of a batch: RollupBefore before its rows are written, RollupAfter after.
+  Status RollupBefore(const std::vector<std::pair<size_t, segment::Facts>>& valid, segment::Parser& parser,
+                      segment::Rollup* delta, std::vector<std::string>* recompute) XRAYD_REQUIRES(mu_);
+  Status RollupAfter(const std::vector<std::pair<size_t, segment::Facts>>& valid,
+                     const std::vector<std::string>& recompute, segment::Parser& parser, segment::Rollup* delta)
+      XRAYD_REQUIRES(mu_);
   // Ends the transaction `st` was the body of: COMMIT when ok, else (or when COMMIT fails) ROLLBACK;
   // a failure is reported and returned.
   Status Finish(Status st) XRAYD_REQUIRES(mu_);

@@ -13,72 +13,32 @@
 #include <string>
 
 #include "store/trace_store.h"
+#include "tests/support/store_fixture.h"
 
 namespace xrayd::store {
 namespace {
 
 using nlohmann::json;
 
-constexpr double kT0 = 1500000000;
+using testing::kT0;
+using testing::TraceId;
 
-// The connection most recently opened in this process: the store's, right after Open(). Captured
-// with sqlite3_auto_extension, SQLite's hook that runs for every new connection.
-sqlite3* g_last_connection = nullptr;
-int CaptureConnection(sqlite3* db, const char**, const void*) {
-  g_last_connection = db;
-  return SQLITE_OK;
-}
+// One root segment per trace, `pad` bytes of metadata each, with a remote call (trace_services rows).
+std::vector<std::string> Batch(int first, int n, size_t pad = 0) { return testing::Batch(first, n, pad, true); }
 
-std::string TraceId(int i) {
-  char id[40];
-  std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
-  return id;
-}
-
-// One root segment per trace, `pad` bytes of metadata each.
-std::vector<std::string> Batch(int first, int n, size_t pad = 0) {
-  std::vector<std::string> out;
-  for (int i = first; i < first + n; ++i) {
-    json d = {{"trace_id", TraceId(i)}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"},
-              {"start_time", kT0 + i}, {"end_time", kT0 + i + 0.5}, {"annotations", {{"n", i}}},
-              {"subsegments", json::array({{{"id", "bbbbbbbbbbbbbbb1"}, {"name", "db"}, {"namespace", "remote"},
-                                            {"start_time", kT0 + i}, {"end_time", kT0 + i + 0.1}}})}};
-    if (pad) d["metadata"] = {{"pad", std::string(pad, 'x')}};
-    out.push_back(d.dump());
-  }
-  return out;
-}
-
-class StoreFailureTest : public ::testing::Test {
+class StoreFailureTest : public testing::StoreFixture {
  protected:
-  static void SetUpTestSuite() {
-    sqlite3_auto_extension(reinterpret_cast<void (*)()>(&CaptureConnection));
-  }
-  static void TearDownTestSuite() { sqlite3_reset_auto_extension(); }
-
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("xrayd-store-fail-" + std::to_string(::getpid()) + "-" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    StoreFixture::SetUp();
     Reopen();
   }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
   void Reopen() {
-    store_.reset();
     StoreOptions o;
-    o.data_dir = dir_.string();
     o.busy_timeout_ms = 50;
     o.retention_seconds = 3600;
     o.on_error = [this](const Error& e) { (e.IsRetryable() ? retryable_ : permanent_)++; };
-    g_last_connection = nullptr;
-    auto s = TraceStore::Open(o);
-    ASSERT_TRUE(s) << s.error().message;
-    store_ = std::move(*s);
-    ASSERT_NE(g_last_connection, nullptr);
-    conn_ = g_last_connection;
+    Open(o);
+    conn_ = writer_;
   }
   // Runs SQL on the store's own connection (the test is single-threaded: nothing else uses it now).
   void OnStoreConnection(const std::string& sql) {
@@ -114,8 +74,6 @@ class StoreFailureTest : public ::testing::Test {
       EXPECT_EQ(RowsOf(table, first, n), present ? (std::string(table) == "trace_services" ? 2 * n : n) : 0) << table;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<TraceStore> store_;
   sqlite3* conn_ = nullptr;
   int retryable_ = 0, permanent_ = 0;
 };

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "store/trace_store.h"
+#include "tests/support/store_fixture.h"
 
 namespace xrayd::store {
 namespace {
@@ -22,31 +23,9 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-constexpr double kT0 = 1500000000;
-
-// Every connection opened in this process, in order: right after Open() the last is the writer's.
-sqlite3* g_last_connection = nullptr;
-int CaptureConnection(sqlite3* db, const char**, const void*) {
-  g_last_connection = db;
-  return SQLITE_OK;
-}
-
-std::string TraceId(int i) {
-  char id[40];
-  std::snprintf(id, sizeof id, "1-5759e988-%024x", i);
-  return id;
-}
-
-std::vector<std::string> Batch(int first, int n, size_t pad = 0) {
-  std::vector<std::string> out;
-  for (int i = first; i < first + n; ++i) {
-    json d = {{"trace_id", TraceId(i)}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"},
-              {"start_time", kT0 + i}, {"end_time", kT0 + i + 0.5}, {"annotations", {{"n", i}}}};
-    if (pad) d["metadata"] = {{"pad", std::string(pad, 'x')}};
-    out.push_back(d.dump());
-  }
-  return out;
-}
+using testing::Batch;
+using testing::kT0;
+using testing::TraceId;
 
 // Blocks the writer inside its transaction: the first row it writes signals `entered` and waits
 // for `release`.
@@ -62,32 +41,14 @@ struct WriteLatch {
   }
 };
 
-class StoreReadersTest : public ::testing::Test {
+class StoreReadersTest : public testing::StoreFixture {
  protected:
-  static void SetUpTestSuite() { sqlite3_auto_extension(reinterpret_cast<void (*)()>(&CaptureConnection)); }
-  static void TearDownTestSuite() { sqlite3_reset_auto_extension(); }
-
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("xrayd-store-readers-" + std::to_string(::getpid()) + "-" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
   void Open(StoreOptions o = {}) {
-    o.data_dir = dir_.string();
     o.on_error = [this](const Error& e) {
       errors_++;
       ADD_FAILURE() << "store error: " << e.message;
     };
-    g_last_connection = nullptr;
-    auto s = TraceStore::Open(o);
-    ASSERT_TRUE(s) << s.error().message;
-    store_ = std::move(*s);
-    writer_ = g_last_connection;
-    ASSERT_NE(writer_, nullptr);
+    StoreFixture::Open(o);
   }
   size_t Listed() {
     auto rows = store_->ListTraces({kT0 - 10, kT0 + 1e6, false, "", 100000});
@@ -95,9 +56,6 @@ class StoreReadersTest : public ::testing::Test {
     return rows ? rows->size() : 0;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<TraceStore> store_;
-  sqlite3* writer_ = nullptr;
   std::atomic<int> errors_{0};
 };
 

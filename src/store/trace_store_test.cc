@@ -10,31 +10,20 @@
 #include <nlohmann/json.hpp>
 
 #include "api/trace_assembly.h"
+#include "tests/support/store_fixture.h"
 
 namespace xrayd::store {
 namespace {
 
 using nlohmann::json;
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public testing::StoreFixture {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("xrayd-store-" + std::to_string(::getpid()) + "-" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    StoreFixture::SetUp();
     Reopen();
   }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void Reopen(StoreOptions o = {}) {
-    store_.reset();
-    o.data_dir = dir_.string();
-    auto s = TraceStore::Open(o);
-    ASSERT_TRUE(s) << s.error().message;
-    store_ = std::move(*s);
-  }
+  void Reopen(StoreOptions o = {}) { Open(std::move(o)); }
   void Put(std::vector<json> docs) {
     std::vector<std::string> text;
     for (auto& d : docs) text.push_back(d.dump());
@@ -42,14 +31,10 @@ class StoreTest : public ::testing::Test {
     ASSERT_TRUE(r) << r.error().message;
     ASSERT_TRUE(r->empty());
   }
-  std::filesystem::path dir_;
-  std::unique_ptr<TraceStore> store_;
 };
 
 const std::string kTrace = "1-5759e988-bd862e3fe1be46a994272793";
-// Times in these tests are offsets from kT0 (2017-07-14): stored times must be epoch seconds
-// between 2000 and 9999 (segment/segment.h).
-constexpr double kT0 = 1500000000;
+using testing::kT0;
 
 // `start` and `end` are offsets from kT0.
 json Segment(std::string id, double start, std::optional<double> end, std::string name = "web") {
