@@ -58,6 +58,25 @@ Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aw
   return ResolveXrayEndpoint(config, env, &imds);
 }
 
+namespace {
+
+// Until the pipeline's fan-out is wired in serve mode: a SegmentSink that pushes into the buffer the
+// store exporter drains (documents that do not fit are spilled and counted there).
+class BufferSink : public pipeline::SegmentSink {
+ public:
+  explicit BufferSink(SegmentBuffer& buffer) : buffer_(buffer) {}
+  size_t Offer(std::vector<std::string>& documents) override {
+    const size_t n = buffer_.Push(documents);
+    documents.clear();
+    return n;
+  }
+
+ private:
+  SegmentBuffer& buffer_;
+};
+
+}  // namespace
+
 Daemon::Daemon(cli::Config config, aws::EnvLookup env) : config_(std::move(config)), env_(std::move(env)) {}
 
 Daemon::~Daemon() { Shutdown(); }
@@ -80,6 +99,14 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *buffer_);
   if (auto st = receiver_->Start(); !st) return st;
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
+  if (!config_.lb_logs.empty()) {
+    lb_sink_ = std::make_unique<BufferSink>(*buffer_);
+    auto lb = lb::LbLogs::Start({config_.lb_logs, config_.lb_name, config_.lb_logs_poll_seconds,
+                                 config_.lb_logs_s3_endpoint, config_.region, config_.data_dir},
+                                env_, *lb_sink_);
+    if (!lb) return lb.error();
+    lb_logs_ = std::move(*lb);
+  }
   api::ApiOptions api_options;
   api_options.listen_address = config_.listen_address;
   api_options.server_limits.max_connections = static_cast<size_t>(config_.api_max_connections);
@@ -260,6 +287,7 @@ Status Daemon::StartHealth() {
 }
 
 void Daemon::Shutdown() {
+  lb_logs_.reset();  // a receiver: stops before the buffer closes
   if (!ready_.exchange(false) && !receiver_ && !exporter_ && !store_ && !telemetry_) return;
   if (receiver_) receiver_->Stop();
   if (proxy_) proxy_->Stop();

@@ -33,6 +33,7 @@
 #include "telemetry/health_server.h"
 #include "telemetry/telemetry_reporter.h"
 #include "common/thread_annotations.h"
+#include "lb/log_sources.h"
 
 namespace xrayd {
 
@@ -63,6 +64,9 @@ class Daemon {
   std::unique_ptr<store::TraceStore> store_;
   std::unique_ptr<StoreExporter> store_exporter_;
   std::unique_ptr<api::XrayApiServer> api_;
+  // `serve --lb-logs`: load-balancer access logs into the buffer, like a receiver (stopped first).
+  std::unique_ptr<pipeline::SegmentSink> lb_sink_;
+  std::unique_ptr<lb::LbLogs> lb_logs_;
   std::thread retention_thread_;
   Mutex retention_mu_;
   std::condition_variable retention_cv_;  // waits on retention_mu_: stop requested
