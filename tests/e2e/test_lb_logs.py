@@ -15,7 +15,7 @@ gzip, as ELB writes them), next to a 502 the load balancer answered alone. Read 
   GetTraceSummaries  `service("<lb>") { fault }` finds the 502 trace and only it.
   restart          the same data directory: the log file is not read again (state file).
 
-The S3 source against moto's S3 server (ThreadedMotoServer on a free port): objects under a prefix
+The S3 source against moto's S3 server (a subprocess on a free port, signatures and IAM checked): objects under a prefix
 listed with ListObjectsV2 and fetched with GetObject (SigV4-signed with the test credentials), a
 malformed line counted, an object added later picked up at the next poll, nothing read twice after a
 restart.
@@ -27,6 +27,9 @@ import gzip
 import json
 import os
 import re
+import socket
+import string
+import subprocess
 import sys
 import time
 
@@ -190,35 +193,70 @@ class LbLogsFromDirectory(sh.ServeTestCase):
 
 
 class LbLogsFromS3(sh.ServeTestCase):
+    """moto's S3 server with authentication on (INITIAL_NO_AUTH_ACTION_COUNT): after the IAM calls that
+    set it up, every request's SigV4 signature is verified and its action checked against the
+    caller's IAM policies. xrayd's user holds only deploy/iam/lb-logs-read-policy.json."""
+
     BUCKET = "ops-1-28-devops-monitoring-ops-alb-logs"
     PREFIX = "AWSLogs/123456789012/elasticloadbalancing/us-east-1/"
+    # The source's prefix. Without '/': moto's signature check decodes a %2F in the query before
+    # computing the canonical request (botocore's own ListObjectsV2 with such a prefix is refused
+    # the same way), so a prefix with '/' cannot be checked against moto with authentication on.
+    SOURCE_PREFIX = "AWSLogs"
 
     def setUp(self):
         if boto3 is None:
             self.fail("boto3 is missing for this python3")
-        try:
-            from moto.server import ThreadedMotoServer
-        except ImportError as e:
-            self.fail(f"moto's server is missing for this python3 ({e}): pip install 'moto[server]'")
         self._t0 = time.monotonic()
         self.servers = []
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=harness.free_tcp_port())
-        self.moto.start()
-        self.addCleanup(self.moto.stop)
-        host, port = self.moto.get_host_and_port()
-        self.s3_endpoint = f"http://{host}:{port}"
+        port = harness.free_tcp_port()
+        self.moto_log = open(os.path.join(harness.HERE, f".moto-{port}.log"), "wb")
+        self.addCleanup(lambda: os.unlink(self.moto_log.name))
+        self.addCleanup(self.moto_log.close)
+        # The six IAM calls below are the unauthenticated ones; everything after is checked.
+        self.moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                     env=dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="6"),
+                                     stdout=self.moto_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.addCleanup(self.stop_moto)
+        self.s3_endpoint = f"http://127.0.0.1:{port}"
+        wait_for("moto's S3 server", lambda: self.moto_answers(port), timeout=30)
+        iam = boto3.client("iam", endpoint_url=self.s3_endpoint, region_name="us-east-1",
+                           aws_access_key_id="AKIDMOTOSETUP", aws_secret_access_key="moto-setup")
+        with open(os.path.join(harness.REPO, "deploy", "iam", "lb-logs-read-policy.json")) as f:
+            read_policy = string.Template(f.read()).substitute(LOG_BUCKET=self.BUCKET, LOG_PREFIX=self.SOURCE_PREFIX)
+        keys = {}
+        for user, policy in (("setup", json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})), ("xrayd", read_policy)):
+            iam.create_user(UserName=user)
+            iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=policy)
+            keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
+        self.reader_env = {"AWS_ACCESS_KEY_ID": keys["xrayd"]["AccessKeyId"],
+                           "AWS_SECRET_ACCESS_KEY": keys["xrayd"]["SecretAccessKey"], "AWS_SESSION_TOKEN": ""}
         self.s3 = boto3.client("s3", endpoint_url=self.s3_endpoint, region_name="us-east-1",
-                               aws_access_key_id="AKIDMOTO", aws_secret_access_key="moto-secret")
+                               aws_access_key_id=keys["setup"]["AccessKeyId"],
+                               aws_secret_access_key=keys["setup"]["SecretAccessKey"])
         self.s3.create_bucket(Bucket=self.BUCKET)
         self.s3.put_object(Bucket=self.BUCKET, Key="unrelated/readme.txt", Body=b"not a log\n")
+
+    @staticmethod
+    def moto_answers(port):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def stop_moto(self):
+        self.moto.kill()
+        self.moto.wait()
 
     def put_log(self, name: str, lines: list):
         self.s3.put_object(Bucket=self.BUCKET, Key=self.PREFIX + "2026/12/06/" + name,
                            Body=gzip.compress(("\n".join(lines) + "\n").encode()))
 
-    def serve(self, data_dir=None):
-        return self.start_serve(data_dir=data_dir, extra_args=[
-            "--lb-logs", f"s3://{self.BUCKET}/{self.PREFIX}", "--lb-logs-s3-endpoint", self.s3_endpoint,
+    def serve(self, data_dir=None, env=None):
+        return self.start_serve(data_dir=data_dir, env=env or self.reader_env, extra_args=[
+            "--lb-logs", f"s3://{self.BUCKET}/{self.SOURCE_PREFIX}", "--lb-logs-s3-endpoint", self.s3_endpoint,
             "--lb-logs-poll", "1", "--lb-name", "edge-alb"])
 
     def test_bucket_objects_read_once(self):
@@ -247,6 +285,20 @@ class LbLogsFromS3(sh.ServeTestCase):
         again = self.serve(data_dir=self.xrayd.data_dir)
         time.sleep(2.5)
         self.assertEqual(objects_read_at_stop(again), 0)
+
+    def test_refused_signature_is_retried_not_skipped(self):
+        now = time.time()
+        tid = sh.trace_id()
+        self.put_log("c_app.edge_20261206T1210Z_10.0.0.1_z.log.gz", [alb_line(tid, now - 2, now - 1.9, "10.0.0.5:5000", 200, 200)])
+        wrong = dict(self.reader_env, AWS_SECRET_ACCESS_KEY="not-the-secret")
+        self.xrayd = self.serve(env=wrong)
+        time.sleep(2.5)
+        self.assertEqual(objects_read_at_stop(self.xrayd), 0)
+        with open(self.xrayd.log_path, encoding="utf-8", errors="replace") as f:
+            self.assertIn("SignatureDoesNotMatch", f.read())
+        # The same store with the right key: the object was not marked read, so it is read now.
+        again = self.serve(data_dir=self.xrayd.data_dir)
+        wait_for("the LB segment", lambda: lb_segment(documents(again, tid)), xrayd=again)
 
 
 if __name__ == "__main__":
