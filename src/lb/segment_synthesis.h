@@ -36,7 +36,9 @@ struct SynthesisOptions {
 Status SynthesizeSegment(const LogEntry& entry, std::string_view line, const SynthesisOptions& options,
                        std::string* out);
 
-// A stable 64-bit hash of `data` (FNV-1a, then a 64-bit finalizer), different for each `seed`.
-uint64_t StableHash(std::string_view data, uint64_t seed);
+// The ids' source: a stable 64-bit hash of the line (8 bytes per multiply-xorshift step), and from it one id per `seed`
+// (splitmix64's finalizer), so the line is hashed once.
+uint64_t LineHash(std::string_view line);
+uint64_t DeriveHash(uint64_t line_hash, uint64_t seed);
 
 }  // namespace xrayd::lb
