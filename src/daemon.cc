@@ -173,6 +173,13 @@ Status Daemon::StartServe() {
   receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *fan_out_);
   if (auto st = receiver_->Start(); !st) return st;
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
+  if (!config_.lb_logs.empty()) {
+        auto lb = lb::LbLogs::Start({config_.lb_logs, config_.lb_name, config_.lb_logs_poll_seconds,
+                                 config_.lb_logs_s3_endpoint, config_.region, config_.data_dir},
+                                env_, *fan_out_);
+    if (!lb) return lb.error();
+    lb_logs_ = std::move(*lb);
+  }
   api::ApiOptions api_options;
   api_options.sink = api_sink_.get();
   api_options.listen_address = config_.listen_address;
@@ -369,6 +376,7 @@ Status Daemon::StartHealth() {
 }
 
 void Daemon::Shutdown() {
+  lb_logs_.reset();  // a receiver: stops before the pipeline drains
   if (!ready_.exchange(false) && !receiver_ && exporters_.empty() && !store_ && !telemetry_) return;
   // Receivers first (UDP, then the API: it is one in serve mode), so nothing new arrives.
   if (receiver_) receiver_->Stop();

@@ -36,6 +36,7 @@
 #include "telemetry/health_server.h"
 #include "telemetry/telemetry_reporter.h"
 #include "common/thread_annotations.h"
+#include "lb/log_sources.h"
 
 namespace xrayd {
 
@@ -89,6 +90,8 @@ class Daemon {
   std::unique_ptr<pipeline::FanOut> fan_out_;
   std::unique_ptr<pipeline::WaitingSink> api_sink_;  // serve: PutTraceSegments reads its writes back
   std::unique_ptr<api::XrayApiServer> api_;
+  // `serve --lb-logs`: load-balancer access logs into the buffer, like a receiver (stopped first).
+  std::unique_ptr<lb::LbLogs> lb_logs_;
   std::thread retention_thread_;
   Mutex retention_mu_;
   std::condition_variable retention_cv_;  // waits on retention_mu_: stop requested

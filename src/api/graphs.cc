@@ -7,6 +7,7 @@
 #include "api/request_schema.h"
 #include "api/service_graph.h"
 #include "common/log.h"
+#include "segment/lb_join.h"
 
 namespace xrayd::api {
 namespace {
@@ -60,7 +61,7 @@ ApiResult<std::vector<std::string>> WindowDocuments(ApiContext& ctx, const json&
   auto docs = ctx.store.DocumentsInRange(w.start, w.end, ctx.limits.graph_traces, &truncated);
   if (!docs) return ApiError::Internal("reading a window's documents", docs.error());
   if (truncated) CountTruncated(ctx, w);
-  return KeepMatching(ctx.store, std::move(*docs), *group);
+  return KeepMatching(ctx.store, segment::JoinLoadBalancer(std::move(*docs)), *group);
 }
 
 // The rollups of the minutes the window touches: [minute of start, minute of end].
@@ -126,7 +127,7 @@ ApiResult<json> GetTraceGraph(ApiContext& ctx, const json& in) {
     if (!segs) return ApiError::Internal("reading a trace's segments", segs.error());
     for (auto& s : *segs) docs.push_back(std::move(s.doc));
   }
-  json graph = BuildServiceGraph(docs, 0, 0);
+  json graph = BuildServiceGraph(segment::JoinLoadBalancer(std::move(docs)), 0, 0);
   return json{{"Services", std::move(graph["Services"])}};
 }
 

@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "segment/lb_join.h"
+
 namespace xrayd::api {
 namespace {
 
@@ -30,10 +32,13 @@ void Bounds(const json& node, double& lo, double& hi, int depth = 0) {
 AssembledTrace AssembleTrace(const std::vector<store::StoredSegment>& stored) {
   std::vector<json> segments;
   std::vector<json> orphans;  // independent subsegments, merged below
-  for (const auto& s : stored) {
-    json doc = json::parse(s.doc, nullptr, false);
+  std::vector<std::string> docs;  // with the first service joined under its load balancer, if any
+  for (const auto& s : stored) docs.push_back(s.doc);
+  docs = segment::JoinLoadBalancer(std::move(docs));
+  for (size_t i = 0; i < stored.size(); ++i) {
+    json doc = json::parse(docs[i], nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) continue;
-    (s.independent_subsegment ? orphans : segments).push_back(std::move(doc));
+    (stored[i].independent_subsegment ? orphans : segments).push_back(std::move(doc));
   }
   // Merge repeatedly: a streamed subsegment's parent may itself be a streamed subsegment. The id
   // index points into the json trees, and inserting into a "subsegments" array can move its

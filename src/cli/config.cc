@@ -23,6 +23,8 @@ const std::vector<FlagSpec>& Specs() {
       {{"api-keys"}},           {{"api-auth"}},              {{"api-max-connections"}},
       {{"api-max-body-mb"}},    {{"spool-dir"}},             {{"spool-max-mb"}},
       {{"spool-max-age"}},      {{"retry-max-elapsed"}},     {{"forward"}, true},
+      {{"lb-logs"}},               {{"lb-name"}},
+      {{"lb-logs-poll"}},          {{"lb-logs-s3-endpoint"}},
   };
   return specs;
 }
@@ -122,6 +124,11 @@ xrayd serve:
       --api-max-body-mb MB  largest API request body, compressed or not (default 8)
       --forward             also send every segment to the AWS X-Ray API (region from -n /
                             $AWS_REGION, or --endpoint; the standard credential chain)
+      --lb-logs SOURCE      read load-balancer access logs (ALB, Classic) from a
+                            directory or s3://bucket/prefix; repeatable
+      --lb-name NAME        name the load balancer's segments NAME (default: its own)
+      --lb-logs-poll S      list S3 sources every S seconds (default 60)
+      --lb-logs-s3-endpoint URL  S3 endpoint (default: $AWS_ENDPOINT_URL_S3, else AWS)
 
 Any flag may also be written with one dash (-bind=0.0.0.0:2000) and take its
 value after '=' or a space. Flags override the config file.
@@ -176,6 +183,10 @@ std::vector<std::string> Config::Validate() const {
   if (listen_address.find(':') == std::string::npos)
     problems.push_back("listen address (--listen) \"" + listen_address + "\" is not host:port");
   if (data_dir.empty()) problems.push_back("--data-dir must not be empty");
+  if (!lb_logs.empty() && !serve) problems.push_back("--lb-logs works with `xrayd serve` only");
+  for (const auto& src : lb_logs)
+    if (src.empty()) problems.push_back("--lb-logs: a source must not be empty");
+  if (lb_logs_poll_seconds < 1) problems.push_back("--lb-logs-poll must be at least 1 second");
   if (retention_hours < 0) problems.push_back("--retention-hours must not be negative");
   if (max_store_mb < 0) problems.push_back("--max-store-mb must not be negative");
   if (api_auth != "auto" && api_auth != "on" && api_auth != "off")
@@ -283,6 +294,14 @@ Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::E
     auto v = ParseInt(flag, f.Get(flag));
     if (!v) return v.error();
     *field = *v;
+  }
+  if (f.all.count("lb-logs")) c.lb_logs = f.all.at("lb-logs");
+  if (has("lb-name")) c.lb_name = f.Get("lb-name");
+  if (has("lb-logs-s3-endpoint")) c.lb_logs_s3_endpoint = f.Get("lb-logs-s3-endpoint");
+  if (has("lb-logs-poll")) {
+    auto v = ParseInt("lb-logs-poll", f.Get("lb-logs-poll"));
+    if (!v) return v.error();
+    c.lb_logs_poll_seconds = *v;
   }
   if (has("request-timeout")) {
     auto v = ParseInt("request-timeout", f.Get("request-timeout"));

@@ -59,6 +59,12 @@ struct Config {
   std::string api_auth = "auto";             // --api-auth auto|on|off; auto: on unless --listen is loopback
   int api_max_connections = 1024;            // --api-max-connections: open at once; past it 503 (http/server.h)
   int api_max_body_mb = 8;                   // --api-max-body-mb: request body, also once decompressed
+  // Load-balancer access logs (src/lb/): a directory or s3://bucket/prefix each; config file
+  // Xrayd.LbLogs (comma-separated), Xrayd.LbName, Xrayd.LbLogsPollSeconds, Xrayd.LbLogsS3Endpoint.
+  std::vector<std::string> lb_logs;          // --lb-logs SOURCE, repeatable
+  std::string lb_name;                       // --lb-name: segment name instead of the log's own
+  int lb_logs_poll_seconds = 60;             // --lb-logs-poll: S3 listing period (directories: min(this, 5))
+  std::string lb_logs_s3_endpoint;           // --lb-logs-s3-endpoint URL (else AWS_ENDPOINT_URL_S3)
 
   // Actions rather than settings.
   bool show_help = false;

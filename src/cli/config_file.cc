@@ -168,6 +168,16 @@ Status ApplyConfigFileUnchecked(const std::string& yaml_text, const std::string&
   r.Read(ours, "Xrayd.", "TelemetryIntervalSeconds", telemetry_s);
   if (telemetry_s < 0) r.Fail("Xrayd.TelemetryIntervalSeconds", "must be positive");
   if (telemetry_s > 0) c.telemetry_interval_ms = std::max(1, static_cast<int>(telemetry_s * 1000));
+  std::string lb_logs;
+  read_default(ours, "Xrayd.", "LbLogs", lb_logs);
+  for (size_t start = 0; !lb_logs.empty() && start <= lb_logs.size();) {
+    const size_t comma = std::min(lb_logs.find(',', start), lb_logs.size());
+    if (comma > start) c.lb_logs.push_back(lb_logs.substr(start, comma - start));
+    start = comma + 1;
+  }
+  read_default(ours, "Xrayd.", "LbName", c.lb_name);
+  read_default(ours, "Xrayd.", "LbLogsPollSeconds", c.lb_logs_poll_seconds);
+  read_default(ours, "Xrayd.", "LbLogsS3Endpoint", c.lb_logs_s3_endpoint);
   c.shutdown_grace_ms = grace_s * 1000;
   c.request_timeout_ms = timeout_s * 1000;
 

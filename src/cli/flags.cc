@@ -49,6 +49,7 @@ Result<ParsedFlags> ParseFlags(const std::vector<FlagSpec>& specs, const std::ve
       value = args[++i];
     }
     out.values[canonical] = value;
+    out.all[canonical].push_back(value);
   }
   for (; i < args.size(); ++i) out.positional.push_back(args[i]);
   return out;

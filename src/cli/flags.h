@@ -21,6 +21,7 @@ struct FlagSpec {
 struct ParsedFlags {
   // Canonical name (the spec's last name) → value ("true"/"false" for booleans).
   std::map<std::string, std::string> values;
+  std::map<std::string, std::vector<std::string>> all;  // every value of a repeated flag, in order
   std::vector<std::string> positional;
   bool Has(const std::string& name) const { return values.count(name) > 0; }
   const std::string& Get(const std::string& name) const { return values.at(name); }

@@ -115,7 +115,9 @@ class XraydServe(harness.XraydProcess):
     """One `xrayd serve` on free loopback ports. The data directory is created fresh (or given, to
     restart on an existing store); everything lives under self.dir, removed by cleanup()."""
 
-    def __init__(self, data_dir: Optional[str] = None, extra_args=(), log_level: str = "info"):
+    def __init__(self, data_dir: Optional[str] = None, extra_args=(), log_level: str = "info",
+                 env: Optional[dict] = None):
+        self.extra_env = env  # on top of harness.clean_env (e.g. other credentials)
         self.dir = tempfile.mkdtemp(prefix="xrayd-serve-e2e-")
         self.data_dir = data_dir or os.path.join(self.dir, "data")
         self.extra_args = list(extra_args)
@@ -155,7 +157,7 @@ class XraydServe(harness.XraydProcess):
                 try:
                     self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                                  stdin=subprocess.DEVNULL, cwd=self.dir,
-                                                 env=harness.clean_env(home=self.dir))
+                                                 env=harness.clean_env(self.extra_env, home=self.dir))
                 except OSError as e:
                     raise RuntimeError(f"cannot run {harness.XRAYD_BIN}: {e}") from None
             self.started += 1
