@@ -62,6 +62,37 @@ Daemon::Daemon(cli::Config config, aws::EnvLookup env) : config_(std::move(confi
 
 Daemon::~Daemon() { Shutdown(); }
 
+namespace {
+
+// Until the pipeline's fan-out exists: the OTLP receiver's segments go into the serve-mode buffer,
+// as UDP datagrams do (a full buffer spills, counted by the buffer).
+class BufferSink final : public pipeline::SegmentSink {
+ public:
+  explicit BufferSink(SegmentBuffer& buffer) : buffer_(buffer) {}
+  size_t Offer(std::vector<std::string>& documents) override {
+    size_t n = buffer_.Push(documents);
+    documents.clear();
+    return n;
+  }
+
+ private:
+  SegmentBuffer& buffer_;
+};
+
+otlp::ToXrayOptions OtlpTranslation(const std::string& indexed) {
+  otlp::ToXrayOptions o;
+  for (size_t start = 0; start < indexed.size();) {
+    size_t comma = std::min(indexed.find(',', start), indexed.size());
+    std::string key = indexed.substr(start, comma - start);
+    if (key == "*") o.index_all_attributes = true;
+    else if (!key.empty()) o.indexed_attributes.push_back(key);
+    start = comma + 1;
+  }
+  return o;
+}
+
+}  // namespace
+
 Status Daemon::StartServe(BufferOptions buffer_options) {
   store::StoreOptions so;
   so.data_dir = config_.data_dir;
@@ -80,6 +111,16 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *buffer_);
   if (auto st = receiver_->Start(); !st) return st;
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
+  if (!config_.otlp_listen.empty()) {
+    otlp_sink_ = std::make_unique<BufferSink>(*buffer_);
+    otlp::OtlpReceiverConfig oc;
+    oc.listen = config_.otlp_listen;
+    oc.translation = OtlpTranslation(config_.otlp_indexed_attributes);
+    otlp_receiver_ = std::make_unique<otlp::OtlpReceiver>(oc, *otlp_sink_);
+    auto port = otlp_receiver_->Start();
+    if (!port) return port.error();
+    XLOG_INFO("Accepting OTLP/HTTP traces on http://{}/v1/traces", config_.otlp_listen);
+  }
   api::ApiOptions api_options;
   api_options.listen_address = config_.listen_address;
   api_options.server_limits.max_connections = static_cast<size_t>(config_.api_max_connections);
@@ -262,6 +303,7 @@ Status Daemon::StartHealth() {
 void Daemon::Shutdown() {
   if (!ready_.exchange(false) && !receiver_ && !exporter_ && !store_ && !telemetry_) return;
   if (receiver_) receiver_->Stop();
+  if (otlp_receiver_) otlp_receiver_->Stop();
   if (proxy_) proxy_->Stop();
   if (exporter_) {
     const size_t pending = buffer_ ? buffer_->queued_segments() : 0;

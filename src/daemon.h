@@ -33,6 +33,8 @@
 #include "telemetry/health_server.h"
 #include "telemetry/telemetry_reporter.h"
 #include "common/thread_annotations.h"
+#include "otlp/otlp_receiver.h"
+#include "pipeline/segment_sink.h"
 
 namespace xrayd {
 
@@ -68,6 +70,10 @@ class Daemon {
   std::condition_variable retention_cv_;  // waits on retention_mu_: stop requested
   bool retention_stop_ XRAYD_GUARDED_BY(retention_mu_) = false;
   std::unique_ptr<UdpReceiver> receiver_;
+  // --otlp-listen (serve mode): the OTLP receiver, offering into the buffer through otlp_sink_
+  // until the pipeline's fan-out replaces it. Stopped with the UDP receiver.
+  std::unique_ptr<pipeline::SegmentSink> otlp_sink_;
+  std::unique_ptr<otlp::OtlpReceiver> otlp_receiver_;
   std::unique_ptr<SamplingProxy> proxy_;
   std::unique_ptr<TelemetryReporter> telemetry_;
   std::unique_ptr<HealthServer> health_;

@@ -54,6 +54,12 @@ struct Config {
   int api_max_connections = 1024;            // --api-max-connections: open at once; past it 503 (http/server.h)
   int api_max_body_mb = 8;                   // --api-max-body-mb: request body, also once decompressed
 
+  // --- the OpenTelemetry bridge (src/otlp/) ---
+  std::string otlp_listen;      // --otlp-listen [HOST:PORT]: OTLP/HTTP receiver; "" = off; bare: 127.0.0.1:4318
+  std::string otlp_endpoint;    // --otlp-endpoint URL: export segments as OTLP/HTTP; "" = off
+  std::string otlp_encoding = "protobuf";  // --otlp-encoding protobuf|json
+  std::string otlp_indexed_attributes;     // --otlp-indexed-attributes a,b,c ("*": all) -> annotations
+
   // Actions rather than settings.
   bool show_help = false;
   bool show_version = false;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "otlp/conventions.h"
@@ -357,7 +358,7 @@ void MapRest(AttrView& a, AttrView* res, const ToXrayOptions& opt, json& seg) {
 }
 
 // One span -> one document, or an error naming why it was dropped (counted by the caller).
-std::optional<std::string> SpanToDocument(const pb::Span& span, const Context& ctx, bool* bad_trace_id) {
+std::optional<json> SpanToDocument(const pb::Span& span, const Context& ctx, bool* bad_trace_id) {
   const ToXrayOptions& opt = ctx.options;
   int64_t now = opt.now_epoch_seconds ? opt.now_epoch_seconds
                                       : std::chrono::duration_cast<std::chrono::seconds>(
@@ -409,8 +410,62 @@ std::optional<std::string> SpanToDocument(const pb::Span& span, const Context& c
     SetString(seg, "resource_arn", res.Take(attr::kResourceArn));
   }
   MapRest(a, subsegment ? nullptr : &res, opt, seg);
-  return seg.dump(-1, ' ', false, json::error_handler_t::replace);
+  return seg;
 }
+
+
+// The documents of one ResourceSpans: a subsegment whose parent span is in the same ResourceSpans
+// (same service, same trace) is nested in its parent's "subsegments" instead of standing alone, so
+// that readers that look only inside documents (service graphs of calls to AWS and remote services)
+// see it. Parent chains longer than 64 or cycles leave the spans concerned as separate documents.
+class Nester {
+ public:
+  void Add(json doc) { docs_.push_back(std::move(doc)); }
+
+  // Calls emit(document, spans in it) for every top-level document.
+  template <typename F>
+  void Emit(F&& emit) {
+    std::unordered_map<std::string, size_t> by_id;
+    for (size_t i = 0; i < docs_.size(); ++i) by_id.emplace(docs_[i]["id"].get<std::string>(), i);
+    std::vector<std::optional<size_t>> parent(docs_.size());
+    for (size_t i = 0; i < docs_.size(); ++i) {
+      if (docs_[i].value("type", "") != "subsegment") continue;
+      auto it = by_id.find(docs_[i]["parent_id"].get<std::string>());
+      if (it != by_id.end() && it->second != i && docs_[it->second]["trace_id"] == docs_[i]["trace_id"])
+        parent[i] = it->second;
+    }
+    // Keep a link only when following links from here reaches a top-level document within 64 steps.
+    for (size_t i = 0; i < docs_.size(); ++i) {
+      size_t cur = i;
+      int steps = 0;
+      while (parent[cur] && steps <= 64) cur = *parent[cur], ++steps;
+      if (parent[cur]) parent[i].reset();
+    }
+    std::vector<std::vector<size_t>> children(docs_.size());
+    for (size_t i = 0; i < docs_.size(); ++i)
+      if (parent[i]) children[*parent[i]].push_back(i);
+    for (size_t i = 0; i < docs_.size(); ++i) {
+      if (parent[i]) continue;
+      size_t spans = 0;
+      json doc = Build(i, children, &spans);
+      emit(doc, spans);
+    }
+  }
+
+ private:
+  json Build(size_t i, const std::vector<std::vector<size_t>>& children, size_t* spans) {
+    json doc = std::move(docs_[i]);
+    ++*spans;
+    for (size_t c : children[i]) {
+      json child = Build(c, children, spans);
+      for (const char* k : {"trace_id", "type", "parent_id"}) child.erase(k);
+      doc["subsegments"].push_back(std::move(child));
+    }
+    return doc;
+  }
+
+  std::vector<json> docs_;
+};
 
 }  // namespace
 
@@ -420,23 +475,28 @@ std::vector<std::string> RequestToSegments(const pb::ExportTraceServiceRequest& 
   std::vector<std::string> out;
   for (const auto& rs : request.resource_spans()) {
     Context ctx{options, rs.resource()};
+    Nester nester;
     for (const auto& ss : rs.scope_spans())
       for (const auto& span : ss.spans()) {
         ++stats->spans;
         bool bad_trace_id = false;
-        std::optional<std::string> doc = SpanToDocument(span, ctx, &bad_trace_id);
+        std::optional<json> doc = SpanToDocument(span, ctx, &bad_trace_id);
         if (!doc) {
           ++(bad_trace_id ? stats->invalid_trace_id : stats->invalid_span);
           continue;
         }
-        segment::Facts facts;
-        if (!parser.Parse(*doc, &facts).ok()) {
-          ++stats->invalid_span;
-          continue;
-        }
-        ++stats->documents;
-        out.push_back(std::move(*doc));
+        nester.Add(std::move(*doc));
       }
+    nester.Emit([&](const json& doc, size_t spans) {
+      std::string text = doc.dump(-1, ' ', false, json::error_handler_t::replace);
+      segment::Facts facts;
+      if (!parser.Parse(text, &facts).ok()) {
+        stats->invalid_span += spans;
+        return;
+      }
+      ++stats->documents;
+      out.push_back(std::move(text));
+    });
   }
   return out;
 }

@@ -1,8 +1,12 @@
 // OTLP spans -> X-Ray segment documents, with the rules of AWS's X-Ray exporter for the
 // OpenTelemetry Collector (awsxrayexporter); docs/OTLP.md has the table of every mapping.
 //
-// Every span becomes one document: a segment when it is a SERVER span or has no parent, otherwise an
-// independent subsegment ("type": "subsegment", parent_id) — X-Ray assembles the tree. Trace ids
+// Every span becomes a segment when it is a SERVER span or has no parent, otherwise a subsegment:
+// nested in its parent's document when the parent span is in the same ResourceSpans of the request
+// (one service's spans exported together), else an independent subsegment document ("type":
+// "subsegment", parent_id) that X-Ray assembles into the tree. (The Collector's exporter always sends
+// independent subsegments; nesting keeps calls to AWS and remote services inside their segment,
+// where service graphs look for them.) Trace ids
 // must be X-Ray ids: their first 4 bytes are the epoch second of the trace's start, within the last
 // 28 days and no more than 5 minutes ahead (the exporter's check, X-Ray keeps 30 days). A span with
 // any other trace id (random 128-bit ids of the default OpenTelemetry id generator) is dropped and
@@ -33,7 +37,7 @@ struct ToXrayOptions {
 
 struct ToXrayStats {
   size_t spans = 0;               // spans seen
-  size_t documents = 0;           // documents produced
+  size_t documents = 0;           // documents produced (one holds several spans when nested)
   size_t invalid_trace_id = 0;    // dropped: not an X-Ray trace id (epoch out of range, zero)
   size_t invalid_span = 0;        // dropped: bad span id, or the document failed validation
   size_t dropped() const { return invalid_trace_id + invalid_span; }

@@ -75,8 +75,19 @@ TEST(OtlpToXray, SpanKindDecidesSegmentOrSubsegment) {
   internal->mutable_status()->set_code(pb::Status::STATUS_CODE_ERROR);
   ToXrayStats stats;
   std::vector<json> docs = ToDocs(req, {}, &stats);
-  ASSERT_EQ(docs.size(), 5u);
-  EXPECT_EQ(stats.documents, 5u);
+  // a2, a3 and a5 are nested in a1; a4 (SERVER) is a segment of its own.
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(stats.documents, 2u);
+  EXPECT_EQ(stats.spans, 5u);
+  std::vector<json> subs = docs[0]["subsegments"];
+  ASSERT_EQ(subs.size(), 3u);
+  for (auto& sub : subs) {
+    EXPECT_FALSE(sub.contains("trace_id"));
+    EXPECT_FALSE(sub.contains("parent_id"));
+    sub["type"] = "subsegment";
+    sub["parent_id"] = "00000000000000a1";
+  }
+  docs = {docs[0], subs[0], subs[1], docs[1], subs[2]};
 
   EXPECT_EQ(docs[0]["name"], "cart");
   EXPECT_EQ(docs[0]["trace_id"], "1-6553f100-e7d1852db8c4fd35d88bf49a");
@@ -86,7 +97,7 @@ TEST(OtlpToXray, SpanKindDecidesSegmentOrSubsegment) {
   EXPECT_DOUBLE_EQ(docs[0]["start_time"].get<double>(), 1700000000.0);
   EXPECT_DOUBLE_EQ(docs[0]["end_time"].get<double>(), 1700000000.25);
 
-  EXPECT_EQ(docs[1]["type"], "subsegment");
+  EXPECT_EQ(docs[1]["type"], "subsegment");  // as restored above
   EXPECT_EQ(docs[1]["parent_id"], "00000000000000a1");
   EXPECT_EQ(docs[1]["name"], "inventory");
   EXPECT_EQ(docs[1]["namespace"], "remote");
@@ -151,6 +162,22 @@ TEST(OtlpToXray, TraceIdsThatCannotBeXrayIdsAreDroppedAndCounted) {
   EXPECT_EQ(stats2.invalid_trace_id, 0u);
 }
 
+TEST(OtlpToXray, ParentCyclesStaySeparateDocumentsNothingLost) {
+  pb::ExportTraceServiceRequest req;
+  NewSpan(&req, "00000000000000d1", "00000000000000d2", pb::Span::SPAN_KIND_INTERNAL);
+  NewSpan(&req, "00000000000000d2", "00000000000000d1", pb::Span::SPAN_KIND_INTERNAL);
+  NewSpan(&req, "00000000000000d3", "00000000000000d3", pb::Span::SPAN_KIND_CLIENT);  // its own parent
+  ToXrayStats stats;
+  std::vector<json> docs = ToDocs(req, {}, &stats);
+  // The cycle is cut at its first span (d2 nests in d1); d3 stands alone. Every span is kept.
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(docs[0]["id"], "00000000000000d1");
+  ASSERT_EQ(docs[0]["subsegments"].size(), 1u);
+  EXPECT_EQ(docs[0]["subsegments"][0]["id"], "00000000000000d2");
+  EXPECT_EQ(docs[1]["id"], "00000000000000d3");
+  EXPECT_EQ(stats.dropped(), 0u);
+}
+
 // ---- round trip: X-Ray -> OTLP -> X-Ray keeps every mapped field ----
 
 struct Node {
@@ -191,8 +218,7 @@ void ExpectSameMappedFields(const Node& n, const json& back, const json& root) {
   const json& o = n.seg;
   SCOPED_TRACE(o["name"].get<std::string>() + " " + o["id"].get<std::string>());
   EXPECT_EQ(back["id"], o["id"]);
-  EXPECT_EQ(back["trace_id"], root["trace_id"]);
-  EXPECT_EQ(back.value("parent_id", ""), n.parent);
+  if (n.top) { EXPECT_EQ(back.value("parent_id", ""), n.parent); }
   EXPECT_EQ(back["name"], o["name"]);
   EXPECT_NEAR(back["start_time"].get<double>(), o["start_time"].get<double>(), 1e-6);
   if (o.contains("end_time")) { EXPECT_NEAR(back["end_time"].get<double>(), o["end_time"].get<double>(), 1e-6); }
@@ -257,9 +283,17 @@ TEST(OtlpRoundTrip, RealSdkSegmentsKeepEveryMappedField) {
     opt.now_epoch_seconds = segment::TraceIdEpoch(orig["trace_id"].get<std::string>()) + 60;
     ToXrayStats stats;
     std::map<std::string, json> back;
+    std::map<std::string, std::string> back_parent;
     for (const auto& d : RequestToSegments(wire, opt, &stats)) {
+      std::vector<Node> flat;
       json j = json::parse(d);
-      back[j["id"].get<std::string>()] = j;
+      EXPECT_EQ(j["trace_id"], orig["trace_id"]);
+      Flatten(j, j.value("parent_id", ""), true, &flat);
+      for (auto& n : flat) {
+        back_parent[n.seg["id"].get<std::string>()] = n.parent;
+        n.seg.erase("subsegments");
+        back[n.seg["id"].get<std::string>()] = n.seg;
+      }
     }
     std::vector<Node> nodes;
     Flatten(orig, orig.value("parent_id", ""), orig.value("type", "") != "subsegment", &nodes);
@@ -267,6 +301,7 @@ TEST(OtlpRoundTrip, RealSdkSegmentsKeepEveryMappedField) {
     ASSERT_EQ(back.size(), nodes.size()) << text.substr(0, 300);
     for (const Node& n : nodes) {
       ASSERT_TRUE(back.count(n.seg["id"].get<std::string>()));
+      EXPECT_EQ(back_parent[n.seg["id"].get<std::string>()], n.parent);
       ExpectSameMappedFields(n, back[n.seg["id"].get<std::string>()], orig);
       ++compared;
     }

@@ -2,6 +2,7 @@
 // receiver (http::Server) and against a cpp-httplib stand-in that answers with OTLP's faults.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "common/thread_annotations.h"
@@ -57,6 +58,18 @@ std::vector<std::string> FreshSdkSegments() {
   return out;
 }
 
+// Spans in documents (each document and every nested subsegment).
+size_t CountSpans(const std::vector<std::string>& docs) {
+  std::function<size_t(const nlohmann::json&)> count = [&](const nlohmann::json& d) {
+    size_t n = 1;
+    for (const auto& s : d.value("subsegments", nlohmann::json::array())) n += count(s);
+    return n;
+  };
+  size_t total = 0;
+  for (const auto& d : docs) total += count(nlohmann::json::parse(d));
+  return total;
+}
+
 http::IncomingRequest Post(std::string body, std::string type = "application/x-protobuf") {
   http::IncomingRequest r;
   r.method = "POST";
@@ -79,12 +92,13 @@ TEST(OtlpReceiver, HandlerAnswersAsOtlpHttpSpecifies) {
   pb::ExportTraceServiceResponse resp;
   ASSERT_TRUE(resp.ParseFromString(ok.body));
   EXPECT_FALSE(resp.has_partial_success());
-  EXPECT_EQ(sink.docs().size(), stats.spans);
+  EXPECT_EQ(sink.docs().size(), segs.size());  // subsegments nested in their segments again
+  EXPECT_EQ(CountSpans(sink.docs()), stats.spans);
 
   auto ok_json = receiver.Handle(Post(EncodeJson(req), "application/json; charset=utf-8"));
   EXPECT_EQ(ok_json.status, 200);
   EXPECT_EQ(ok_json.content_type, "application/json");
-  EXPECT_EQ(sink.docs().size(), 2 * stats.spans);
+  EXPECT_EQ(CountSpans(sink.docs()), 2 * stats.spans);
 
   EXPECT_EQ(receiver.Handle(Post("\x0a\xff\xff\xff\xff\x0f garbage")).status, 400);
   EXPECT_EQ(receiver.Handle(Post("{\"resourceSpans\": 3}", "application/json")).status, 400);
@@ -126,7 +140,7 @@ TEST(OtlpReceiver, RandomTraceIdsArePartialSuccessAndAFullPipelineIs503) {
   EXPECT_EQ(resp.partial_success().rejected_spans(), 1);
   EXPECT_NE(resp.partial_success().error_message().find("trace ids"), std::string::npos);
   EXPECT_EQ(r2.counters().spans_invalid_trace_id.load(), 1u);
-  EXPECT_EQ(roomy.docs().size(), stats.spans - 1);
+  EXPECT_EQ(CountSpans(roomy.docs()), stats.spans - 1);
 }
 
 // The sender against the real receiver over loopback: protobuf and JSON, gzip on and off; every
@@ -155,7 +169,7 @@ TEST(OtlpTransport, SenderToReceiverOverSockets) {
       sent_spans += static_cast<OtlpSender&>(**sender).counters().spans_sent.load();
     }
   receiver.Stop();
-  EXPECT_EQ(sink.docs().size(), sent_spans);
+  EXPECT_EQ(CountSpans(sink.docs()), sent_spans);
   EXPECT_EQ(receiver.counters().requests_ok.load(), 4u);
 }
 
