@@ -116,10 +116,42 @@ Daemon::Daemon(cli::Config config, aws::EnvLookup env) : config_(std::move(confi
 
 Daemon::~Daemon() { Shutdown(); }
 
+namespace {
+
+otlp::ToXrayOptions OtlpTranslation(const std::string& indexed) {
+  otlp::ToXrayOptions o;
+  for (size_t start = 0; start < indexed.size();) {
+    size_t comma = std::min(indexed.find(',', start), indexed.size());
+    std::string key = indexed.substr(start, comma - start);
+    if (key == "*") o.index_all_attributes = true;
+    else if (!key.empty()) o.indexed_attributes.push_back(key);
+    start = comma + 1;
+  }
+  return o;
+}
+
+}  // namespace
+
 void Daemon::AddExporter(std::unique_ptr<pipeline::BatchSender> sender) {
   auto options = ExporterOptionsFor(config_, sender->name(), exporters_.empty());
   exporters_.push_back(std::make_unique<pipeline::Exporter>(std::move(options), *sender));
   senders_.push_back(std::move(sender));
+}
+
+Status Daemon::AddOtlpExporter() {
+  if (config_.otlp_endpoint.empty()) return OkStatus();
+  otlp::OtlpExporterConfig oc;
+  oc.endpoint = config_.otlp_endpoint;
+  auto encoding = otlp::ParseEncoding(config_.otlp_encoding);
+  if (!encoding) return encoding.error();
+  oc.encoding = *encoding;
+  oc.proxy = config_.proxy_address;
+  oc.insecure_skip_verify = config_.no_verify_ssl;
+  auto sender = otlp::MakeOtlpSender(oc);
+  if (!sender) return sender.error();
+  XLOG_INFO("Exporting segments as OTLP/HTTP ({}) to {}", config_.otlp_encoding, oc.TracesUrl());
+  AddExporter(std::move(*sender));
+  return OkStatus();
 }
 
 void Daemon::StartPipeline() {
@@ -167,6 +199,7 @@ Status Daemon::StartServe() {
     if (!sender) return sender.error();
     AddExporter(std::move(*sender));
   }
+  if (auto st = AddOtlpExporter(); !st) return st;
   StartPipeline();
   api_sink_ = std::make_unique<pipeline::WaitingSink>(*fan_out_, *exporters_.front(), std::chrono::seconds(5));
   // UDP first: once the API answers, a client may take the server as up and send segments at once.
@@ -174,11 +207,20 @@ Status Daemon::StartServe() {
   if (auto st = receiver_->Start(); !st) return st;
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
   if (!config_.lb_logs.empty()) {
-        auto lb = lb::LbLogs::Start({config_.lb_logs, config_.lb_name, config_.lb_logs_poll_seconds,
+    auto lb = lb::LbLogs::Start({config_.lb_logs, config_.lb_name, config_.lb_logs_poll_seconds,
                                  config_.lb_logs_s3_endpoint, config_.region, config_.data_dir},
                                 env_, *fan_out_);
     if (!lb) return lb.error();
     lb_logs_ = std::move(*lb);
+  }
+  if (!config_.otlp_listen.empty()) {
+    otlp::OtlpReceiverConfig oc;
+    oc.listen = config_.otlp_listen;
+    oc.translation = OtlpTranslation(config_.otlp_indexed_attributes);
+    otlp_receiver_ = std::make_unique<otlp::OtlpReceiver>(oc, *fan_out_);
+    auto port = otlp_receiver_->Start();
+    if (!port) return port.error();
+    XLOG_INFO("Accepting OTLP/HTTP traces on http://{}/v1/traces", config_.otlp_listen);
   }
   api::ApiOptions api_options;
   api_options.sink = api_sink_.get();
@@ -341,6 +383,7 @@ Status Daemon::StartDaemonMode() {
   auto sender = MakeXraySender(*endpoint);
   if (!sender) return sender.error();
   AddExporter(std::move(*sender));
+  if (auto st = AddOtlpExporter(); !st) return st;
   StartPipeline();
 
   receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *fan_out_);
@@ -380,6 +423,7 @@ void Daemon::Shutdown() {
   if (!ready_.exchange(false) && !receiver_ && exporters_.empty() && !store_ && !telemetry_) return;
   // Receivers first (UDP, then the API: it is one in serve mode), so nothing new arrives.
   if (receiver_) receiver_->Stop();
+  if (otlp_receiver_) otlp_receiver_->Stop();
   if (proxy_) proxy_->Stop();
   if (api_) api_->Stop();
   StopPipeline();

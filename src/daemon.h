@@ -37,6 +37,9 @@
 #include "telemetry/telemetry_reporter.h"
 #include "common/thread_annotations.h"
 #include "lb/log_sources.h"
+#include "otlp/otlp_receiver.h"
+#include "otlp/otlp_sender.h"
+#include "pipeline/segment_sink.h"
 
 namespace xrayd {
 
@@ -68,6 +71,8 @@ class Daemon {
   // One exporter per destination, with the Config's queue, spool and retry settings.
   void AddExporter(std::unique_ptr<pipeline::BatchSender> sender);
   // Starts every exporter (spools are opened and replayed first) and builds the fan-out.
+  // --otlp-endpoint: one more exporter (no-op without it).
+  Status AddOtlpExporter();
   void StartPipeline();
   void StopPipeline();
   Status StartHealth();
@@ -97,6 +102,9 @@ class Daemon {
   std::condition_variable retention_cv_;  // waits on retention_mu_: stop requested
   bool retention_stop_ XRAYD_GUARDED_BY(retention_mu_) = false;
   std::unique_ptr<UdpReceiver> receiver_;
+  // --otlp-listen (serve mode): the OTLP receiver, offering into the fan-out
+  // until the pipeline's fan-out replaces it. Stopped with the UDP receiver.
+  std::unique_ptr<otlp::OtlpReceiver> otlp_receiver_;
   std::unique_ptr<SamplingProxy> proxy_;
   std::unique_ptr<TelemetryReporter> telemetry_;
   std::unique_ptr<HealthServer> health_;

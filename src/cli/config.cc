@@ -25,6 +25,8 @@ const std::vector<FlagSpec>& Specs() {
       {{"spool-max-age"}},      {{"retry-max-elapsed"}},     {{"forward"}, true},
       {{"lb-logs"}},               {{"lb-name"}},
       {{"lb-logs-poll"}},          {{"lb-logs-s3-endpoint"}},
+      {{"otlp-listen"}},           {{"otlp-endpoint"}},
+      {{"otlp-encoding"}},      {{"otlp-indexed-attributes"}},
   };
   return specs;
 }
@@ -129,6 +131,11 @@ xrayd serve:
       --lb-name NAME        name the load balancer's segments NAME (default: its own)
       --lb-logs-poll S      list S3 sources every S seconds (default 60)
       --lb-logs-s3-endpoint URL  S3 endpoint (default: $AWS_ENDPOINT_URL_S3, else AWS)
+      --otlp-listen [ADDR]  also accept OTLP/HTTP traces (POST /v1/traces) on ADDR
+                            (default 127.0.0.1:4318 when given without a value)
+      --otlp-indexed-attributes A,B  span attributes that become annotations ("*": all)
+      --otlp-endpoint URL   export segments as OTLP/HTTP to URL (/v1/traces appended)
+      --otlp-encoding ENC   protobuf (default) or json
 
 Any flag may also be written with one dash (-bind=0.0.0.0:2000) and take its
 value after '=' or a space. Flags override the config file.
@@ -192,6 +199,12 @@ std::vector<std::string> Config::Validate() const {
   if (api_auth != "auto" && api_auth != "on" && api_auth != "off")
     problems.push_back("--api-auth must be auto, on or off, got \"" + api_auth + "\"");
   if (api_max_connections < 1) problems.push_back("--api-max-connections must be at least 1");
+  if (!otlp_listen.empty() && otlp_listen.find(':') == std::string::npos)
+    problems.push_back("--otlp-listen \"" + otlp_listen + "\" is not host:port");
+  if (otlp_encoding != "protobuf" && otlp_encoding != "json")
+    problems.push_back("--otlp-encoding must be protobuf or json");
+  if (!otlp_endpoint.empty() && otlp_endpoint.rfind("http://", 0) != 0 && otlp_endpoint.rfind("https://", 0) != 0)
+    problems.push_back("--otlp-endpoint must be an http:// or https:// URL");
   if (api_max_body_mb < 1 || api_max_body_mb > 1024) problems.push_back("--api-max-body-mb must be between 1 and 1024");
   return problems;
 }
@@ -220,7 +233,12 @@ std::string Config::ToYaml() const {
 
 Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::EnvLookup& env) {
   const bool serve = !all_args.empty() && all_args.front() == "serve";
-  const std::vector<std::string> args(all_args.begin() + (serve ? 1 : 0), all_args.end());
+  std::vector<std::string> args(all_args.begin() + (serve ? 1 : 0), all_args.end());
+  // --otlp-listen may stand alone (its value is optional): then it means the OTLP default port.
+  for (size_t i = 0; i < args.size(); ++i)
+    if ((args[i] == "--otlp-listen" || args[i] == "-otlp-listen") &&
+        (i + 1 == args.size() || args[i + 1].rfind("-", 0) == 0))
+      args[i] = "--otlp-listen=127.0.0.1:4318";
   auto parsed = ParseFlags(Specs(), args);
   if (!parsed) return parsed.error();
   const ParsedFlags& f = *parsed;
@@ -283,6 +301,10 @@ Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::E
     *field = *v;
   }
   if (has("listen")) c.listen_address = f.Get("listen");
+  if (has("otlp-listen")) c.otlp_listen = f.Get("otlp-listen");
+  if (has("otlp-endpoint")) c.otlp_endpoint = f.Get("otlp-endpoint");
+  if (has("otlp-encoding")) c.otlp_encoding = f.Get("otlp-encoding");
+  if (has("otlp-indexed-attributes")) c.otlp_indexed_attributes = f.Get("otlp-indexed-attributes");
   c.api_keys = env("XRAYD_API_KEYS").value_or("");
   if (has("api-keys")) c.api_keys = f.Get("api-keys");
   if (has("api-auth")) c.api_auth = f.Get("api-auth");

@@ -66,6 +66,12 @@ struct Config {
   int lb_logs_poll_seconds = 60;             // --lb-logs-poll: S3 listing period (directories: min(this, 5))
   std::string lb_logs_s3_endpoint;           // --lb-logs-s3-endpoint URL (else AWS_ENDPOINT_URL_S3)
 
+  // --- the OpenTelemetry bridge (src/otlp/) ---
+  std::string otlp_listen;      // --otlp-listen [HOST:PORT]: OTLP/HTTP receiver; "" = off; bare: 127.0.0.1:4318
+  std::string otlp_endpoint;    // --otlp-endpoint URL: export segments as OTLP/HTTP; "" = off
+  std::string otlp_encoding = "protobuf";  // --otlp-encoding protobuf|json
+  std::string otlp_indexed_attributes;     // --otlp-indexed-attributes a,b,c ("*": all) -> annotations
+
   // Actions rather than settings.
   bool show_help = false;
   bool show_version = false;
