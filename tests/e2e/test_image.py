@@ -1,8 +1,13 @@
-"""The xrayd image without a Docker engine: scripts/image_rootfs.sh assembles exactly what
+"""The xrayd and hello images without a Docker engine: scripts/image_rootfs.sh assembles exactly what
 deploy/docker/Dockerfile.xrayd's last stage (FROM scratch) copies; this test runs the daemon inside that
 tree with chroot as uid 10001 (no other files visible), sends segments to it over UDP, checks they reach
 a local fake X-Ray endpoint, and runs the HEALTHCHECK command (`xrayd healthcheck`) inside the tree.
+The hello image (scripts/image_rootfs.sh --hello, given --hello PATH) the same way: it answers GET / inside
+its tree and its segments reach a UDP socket standing in for the daemon.
 Needs root (chroot): it fails, never skips, when not root — CI runs as root."""
+import json
+import sys
+import urllib.request
 import os
 import shutil
 import socket
@@ -88,5 +93,58 @@ class Image(unittest.TestCase):
                 log.close()
 
 
+class HelloImage(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise AssertionError("test_image needs root for chroot (CI runs as root); run it as root")
+        if not HELLO:
+            raise AssertionError("pass --hello PATH (the hello example binary)")
+        cls.dir = tempfile.mkdtemp(prefix="xrayd-hello-image-")
+        cls.root = os.path.join(cls.dir, "rootfs")
+        out = subprocess.run(["sh", SCRIPT, "--hello", HELLO, cls.root], check=True, capture_output=True, text=True)
+        cls.size = int(out.stdout.strip().splitlines()[-1])
+        print(f"\nhello image tree: {cls.size} bytes")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_hello_answers_and_traces_inside_the_tree(self):
+        self.assertFalse(os.path.lexists(os.path.join(self.root, "bin", "sh")))
+        daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        daemon.bind(("127.0.0.1", 0))
+        daemon.settimeout(5)
+        port = harness.free_tcp_port()
+        env = dict(harness.clean_env(), PORT=str(port), XRAY_SERVICE_NAME="hello-image",
+                   AWS_XRAY_DAEMON_ADDRESS="tcp:127.0.0.1:1 udp:127.0.0.1:%d" % daemon.getsockname()[1])
+        proc = subprocess.Popen(["chroot", "--userspec=10001:10001", self.root, "/usr/bin/hello"], env=env,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            body, deadline = None, time.monotonic() + 10
+            while body is None and time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                        body = r.read()
+                except OSError:
+                    time.sleep(0.1)
+            self.assertIsNotNone(body, "hello did not answer inside its image tree")
+            names = set()
+            while "hello-image" not in names:
+                data, _ = daemon.recvfrom(65536)
+                names.add(json.loads(data.split(b"\n", 1)[1]).get("name"))
+            self.assertIn("hello-image", names)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            daemon.close()
+
+
+HELLO = None
+
 if __name__ == "__main__":
+    if "--hello" in sys.argv:
+        i = sys.argv.index("--hello")
+        HELLO = os.path.abspath(sys.argv[i + 1])
+        del sys.argv[i:i + 2]
     harness.main()
