@@ -10,6 +10,7 @@ compared in one run. Needs gcc and the -dev packages from scripts/debian-package
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,9 +54,15 @@ def parse_status(text):
     return figures
 
 
-def idle_xrayd(binary):
-    argv = [str(binary), "-o", "-n", "us-east-1", "-b", "127.0.0.1:0", "-t", "127.0.0.1:0",
-            "--endpoint", "http://127.0.0.1:9", "-l", "error"]
+def idle_xrayd(binary, serve=False):
+    """Idle RSS of daemon mode with the health address on (the image's command line), or of `serve`."""
+    if serve:
+        data = tempfile.mkdtemp(prefix="rss-floor-")
+        argv = [str(binary), "serve", "--data-dir", data, "--listen", "127.0.0.1:0", "-b", "127.0.0.1:0",
+                "-t", "127.0.0.1:0", "-l", "error"]
+    else:
+        argv = [str(binary), "-o", "-n", "us-east-1", "-b", "127.0.0.1:0", "-t", "127.0.0.1:0",
+                "--health-address", "127.0.0.1:0", "--endpoint", "http://127.0.0.1:9", "-l", "error"]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y"))
     try:
@@ -67,11 +74,15 @@ def idle_xrayd(binary):
     finally:
         process.terminate()
         process.wait()
+        if serve:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--xrayd", default=str(REPO_ROOT / "build" / "xrayd"))
+    parser.add_argument("--xrayd", action="append",
+                        help="an xrayd binary to measure idle (repeatable: e.g. build/xrayd and build-release/xrayd "
+                             "side by side); default build/xrayd")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,11 +94,15 @@ def main():
             samples = [parse_status(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout)
                        for _ in range(3)]
             rows.append((label, min(samples, key=lambda s: s["VmRSS"])))
-    if Path(args.xrayd).exists():
-        rows.append(("idle xrayd (daemon mode)", idle_xrayd(args.xrayd)))
-    print(f"{'linked':<28}{'RSS MB':>9}{'anon MB':>9}{'file MB':>9}")
+    for binary in args.xrayd or [str(REPO_ROOT / "build" / "xrayd")]:
+        if Path(binary).exists():
+            name = os.path.relpath(binary)
+            rows.append((f"idle {name} daemon+health", idle_xrayd(binary)))
+            rows.append((f"idle {name} serve", idle_xrayd(binary, serve=True)))
+    width = max(len(label) for label, _ in rows) + 2
+    print(f"{'linked':<{width}}{'RSS MB':>9}{'anon MB':>9}{'file MB':>9}")
     for label, f in rows:
-        print(f"{label:<28}{f['VmRSS'] / 1024:>9.1f}{f['RssAnon'] / 1024:>9.1f}{f['RssFile'] / 1024:>9.1f}")
+        print(f"{label:<{width}}{f['VmRSS'] / 1024:>9.1f}{f['RssAnon'] / 1024:>9.1f}{f['RssFile'] / 1024:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -210,6 +210,8 @@ def bench_daemon(args, name, binary, workdir):
         env.pop("AWS_SESSION_TOKEN", None)
         argv = [str(binary), "-o", "-c", str(config), "-b", f"127.0.0.1:{port}", "-t", f"127.0.0.1:{port}",
                 "-l", "error"]
+        if name == "xrayd":  # as the image runs it: /healthz, /readyz, /metrics on (AWS's daemon has none)
+            argv += ["--health-address", "127.0.0.1:0"]
         daemon = start(argv, workdir / f"daemon-{name}.log", env=env)
         deadline = time.monotonic() + 15
         while not (udp_port_bound(port) and tcp_port_open(port)):
@@ -219,7 +221,8 @@ def bench_daemon(args, name, binary, workdir):
                 raise RuntimeError(f"{name} did not bind 127.0.0.1:{port} within 15 s")
             time.sleep(0.05)
         time.sleep(2.0)
-        result = {"binary": str(binary), "idle_rss_kb": proc_status_kb(daemon.pid, "VmRSS"),
+        result = {"binary": str(binary), "binary_bytes": os.path.getsize(os.path.realpath(binary)),
+                  "idle_rss_kb": proc_status_kb(daemon.pid, "VmRSS"),
                   "idle_rss_anon_kb": proc_status_kb(daemon.pid, "RssAnon"),
                   "idle_rss_file_kb": proc_status_kb(daemon.pid, "RssFile")}
         result["fixed"] = measure_load(args, "fixed rate", daemon, sink, port, args.rate, args.seconds, 0)
@@ -236,6 +239,7 @@ def bench_daemon(args, name, binary, workdir):
 
 # (label, how to read the figure from a result, format, which way is better)
 FIGURES = [
+    ("binary size (MB)", lambda r: r["binary_bytes"] / 1e6, "{:.2f}", "lower"),
     ("idle RSS (MB)", lambda r: r["idle_rss_kb"] / 1024, "{:.1f}", "lower"),
     # anonymous: heap, stacks, runtime; file: mapped pages of the binary and its shared libraries
     ("idle RSS anon (MB)", lambda r: r["idle_rss_anon_kb"] / 1024, "{:.1f}", "lower"),

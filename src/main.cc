@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/config.h"
+#include "cli/healthcheck.h"
 #include "common/log.h"
 #include "daemon.h"
 
@@ -20,6 +21,8 @@ int main(int argc, char** argv) {
 
   const std::vector<std::string> args(argv + 1, argv + argc);
   const auto env = xrayd::aws::ProcessEnvironment();
+  if (!args.empty() && args.front() == "healthcheck")
+    return xrayd::cli::RunHealthcheck({args.begin() + 1, args.end()}, env);
   auto config = xrayd::cli::LoadConfig(args, env);
   if (!config) {
     std::fprintf(stderr, "xrayd: %s\nRun 'xrayd --help' for usage.\n", config.error().message.c_str());

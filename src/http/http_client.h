@@ -1,13 +1,17 @@
-// HttpClient: the one outbound HTTP client (libcurl underneath).
+// HttpClient: the one outbound HTTP/1.1 client (Boost.Beast over Asio sockets, OpenSSL for https).
 //
-// One instance per sending thread: it owns a curl easy handle, which keeps its connections alive
-// between requests. Not thread-safe. Every call has a total timeout, so a stalled peer can never
-// hold a sender forever. Proxies: the explicit option, else libcurl's standard environment
-// variables (HTTPS_PROXY, https_proxy, HTTP_PROXY, NO_PROXY).
+// One instance per sending thread: it owns one connection (a socket, and a TLS session for https),
+// kept alive between requests to the same place, and an io_context that runs only inside Send() on
+// the caller's thread (a name lookup borrows Asio's resolver thread). Not thread-safe. Every call has
+// a total timeout, so a stalled peer can never hold a sender forever. Proxies: the explicit option,
+// else the environment as libcurl reads it (http/url.h: https_proxy, HTTPS_PROXY, http_proxy,
+// all_proxy, NO_PROXY); https goes through a CONNECT tunnel. TLS verification uses the system's CA
+// store; SSL_CERT_FILE / SSL_CERT_DIR name another bundle. Destroying it closes the connection.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +38,7 @@ struct Response {
 
 struct ClientOptions {
   std::string proxy;  // "http://host:port"; empty: environment
+  bool direct = false;  // true: never through a proxy, neither `proxy` nor the environment's
   bool verify_tls = true;
   std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds connect_timeout{5000};
@@ -55,8 +60,9 @@ class Client {
   Result<Response> Send(const Request& request);
 
  private:
+  struct Impl;
   const ClientOptions options_;
-  void* curl_;  // CURL*, owned
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace xrayd::http

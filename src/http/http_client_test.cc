@@ -157,5 +157,33 @@ TEST(HttpClientTransport, AnHttpStatusIsAResponseNotATransportError) {
   EXPECT_EQ(r->status, 503);
 }
 
+TEST(HttpClientTransport, KeepsTheConnectionAliveBetweenRequests) {
+  // The listener accepts one connection and answers two requests on it: a second connection would
+  // never be answered, and the second Send would time out.
+  RawListener once([](int c) {
+    const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    for (int i = 0; i < 2; ++i) {
+      std::string request;
+      char buf[4096];
+      while (request.find("\r\n\r\n{}") == std::string::npos) {
+        const ssize_t n = read(c, buf, sizeof buf);
+        if (n <= 0) return;
+        request.append(buf, static_cast<size_t>(n));
+      }
+      (void)!write(c, answer, sizeof answer - 1);
+    }
+    std::this_thread::sleep_for(300ms);
+    close(c);
+  });
+  ClientOptions o;
+  o.timeout = 2s;
+  Client client(o);
+  for (int i = 0; i < 2; ++i) {
+    auto r = client.Send({"POST", once.Url(), {}, "{}"});
+    ASSERT_TRUE(r.ok()) << i << ": " << r.error().message;
+    EXPECT_EQ(r->body, "ok");
+  }
+}
+
 }  // namespace
 }  // namespace xrayd::http
