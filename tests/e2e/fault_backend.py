@@ -225,6 +225,18 @@ _KEY_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$')
 _LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
+def doc_ids(documents) -> list:
+    """The "id" of each document string (None for one that is not a JSON object)."""
+    out = []
+    for d in documents:
+        try:
+            o = json.loads(d)
+        except ValueError:
+            o = None
+        out.append(o.get("id") if isinstance(o, dict) else None)
+    return out
+
+
 def metric_series(m: dict, name: str) -> list[tuple[dict, float]]:
     """Every series of metric `name` in parsed /metrics (harness.parse_metrics) as (labels, value)."""
     out = []
@@ -250,6 +262,11 @@ class Account:
     dropped: dict  # reason -> count (only reasons with a series)
     retries: int
     present: bool  # the exporter has a xrayd_exporter_received_total series at all
+
+    @property
+    def drop_reasons(self) -> set:
+        """The reasons with a non-zero count."""
+        return {r for r, n in self.dropped.items() if n}
 
     @property
     def dropped_total(self) -> int:
