@@ -295,18 +295,19 @@ def account(m: dict, exporter: str) -> Account:
 
 
 def spool_errors(m: dict, exporter: Optional[str] = None) -> dict:
-    """{kind: count} of xrayd_spool_errors_total (for one exporter or all)."""
+    """{kind: count} of xrayd_spool_errors_total (for one exporter or all), non-zero kinds only."""
     out: dict = collections.Counter()
     for l, v in metric_series(m, "xrayd_spool_errors_total"):
         if exporter is None or l.get("exporter") == exporter:
             out[l.get("kind", "?")] += int(v)
-    return dict(out)
+    return {k: n for k, n in out.items() if n}  # only kinds that happened
 
 
 def assert_invariant(tc, m: dict, exporter: str) -> Account:
     """The exporter exists in /metrics, its counters add up, and no reason is outside the documented list."""
     a = account(m, exporter)
     tc.assertTrue(a.present, f"no xrayd_exporter_*{{exporter=\"{exporter}\"}} series in /metrics")
+    tc.assertGreaterEqual(min(a.queued, a.spooled), 0, f"a negative gauge: {a.brief()}")
     tc.assertTrue(a.balanced(), f"received != delivered + queued + spooled + dropped: {a.brief()}")
     unknown = set(a.dropped) - set(DROP_REASONS)
     tc.assertFalse(unknown, f"drop reasons outside the documented list: {unknown} ({a.brief()})")

@@ -118,6 +118,26 @@ class PipelineForwardTest(unittest.TestCase):
         t, ids = self.send(s, N)
         xray = self.check(s, t, ids, N)
         print(f"  [refused: {xray.brief()}]", file=sys.stderr)
+        # Past the 2 s retry budget the X-Ray exporter's backlog moves to its spool; nothing is dropped.
+        xray = self.later(s, lambda a: a.spooled > 0)
+        self.assertEqual(xray.dropped_total, 0, xray.brief())
+        print(f"  [refused, later: {xray.brief()}]", file=sys.stderr)
+
+    def later(self, s, predicate, timeout=15):
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.metrics(s)
+            xray, store = fb.account(m, "xray"), fb.account(m, "store")
+            if predicate(xray) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertTrue(predicate(xray), xray.brief())
+        for a in (xray, store):
+            self.assertTrue(a.balanced(), a.brief())
+        self.assertEqual((store.received, store.delivered), (N, N), store.brief())
+        self.assertEqual(xray.received, N, xray.brief())
+        self.assertEqual(xray.delivered, 0, xray.brief())
+        return xray
 
     def test_dead_xray_endpoint_stalling(self):
         self.backend = fb.FaultBackend().start()
@@ -126,6 +146,9 @@ class PipelineForwardTest(unittest.TestCase):
         t, ids = self.send(s, N)
         xray = self.check(s, t, ids, N)
         print(f"  [stalling: {xray.brief()}]", file=sys.stderr)
+        # No spool: past the retry budget (2 s, each attempt cut at 1 s) the backlog is dropped, counted.
+        xray = self.later(s, lambda a: a.dropped_total == N)
+        self.assertEqual(xray.drop_reasons, {"retries_exhausted"}, xray.brief())
         self.assertGreater(len(self.backend.trace_requests()), 0, "the X-Ray exporter never tried")
 
 

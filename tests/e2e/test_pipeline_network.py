@@ -59,6 +59,8 @@ class PipelineNetworkTest(fb.pipeline_test_case()):
         a, dups = self.finish(daemon, sender, allowed_duplicates=stalled_ids,
                               why=f"{stalled_ids} ids were processed by requests whose answer stalled mid-response")
         self.assertGreater(a.retries, 0, a.brief())
+        unexplained = set(self.backend.duplicate_ids()) - set(self.backend.stalled_ids)
+        self.assertFalse(unexplained, f"{len(unexplained)} duplicated ids were never in a stalled request")
         print(f"  [stall: {len(stalled)} stalled requests carrying {stalled_ids} ids; {dups} duplicates]")
 
     def test_connection_resets(self):

@@ -50,7 +50,7 @@ class PipelineSpoolDiskTest(fb.pipeline_test_case()):
         self.addCleanup(lambda: subprocess.run(["umount", "-l", spool], capture_output=True))
         print(f"  [spool on a 1 MiB {how}]")
         daemon = self.start_xrayd(spool_dir=spool, args=["--spool-max-mb", "64", "--retry-max-elapsed", "1s"],
-                                  request_timeout=1, buffer_mb=1)
+                                  request_timeout=1, buffer_mb=3)
         self.backend.set_mode("5xx")
         sender = fb.RateSender(daemon.udp_port, RATE, size=1000).start()
         time.sleep(10)
