@@ -71,13 +71,14 @@ _AUTH_RE = re.compile(
 class Fault:
     """What to do with one PutTraceSegments request instead of (or before) accepting it."""
 
-    kind: str  # "status", "stall", "close", "unprocessed"
+    kind: str  # "status", "stall", "close", "unprocessed", "custom"
     status: int = 200
     body: str = ""
     headers: tuple = ()
     seconds: float = 0.0
     then: Optional["Fault"] = None  # for "stall": what to do afterwards (None: answer normally)
     unprocessed: object = None  # for "unprocessed": int (first N docs), iterable of ids, or callable(ids)->ids
+    action: Optional[Callable] = None  # for "custom": action(fake, handler, record, docs, ids, outcome_prefix)
 
     # -- constructors --
     @staticmethod
@@ -354,8 +355,9 @@ class FakeXRay:
         self._thread: Optional[threading.Thread] = None
 
     # ---- lifecycle ----
-    def start(self) -> "FakeXRay":
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+    def start(self, port: int = 0) -> "FakeXRay":
+        """Serves on 127.0.0.1:port (0: kernel-chosen; a given port lets a back-end come back where it was)."""
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.fake = self
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-xray", daemon=True)
@@ -595,6 +597,8 @@ class FakeXRay:
             answer = {"UnprocessedTraceSegments": [
                 {"Id": i, "ErrorCode": "InvalidSegment", "Message": "injected: unprocessed"} for i in refused]}
             h._answer(200, json.dumps(answer).encode())
+        elif fault.kind == "custom":  # fault_backend.py's modes: the action answers (or not) itself
+            fault.action(self, h, rec, docs, ids, prefix)
         else:
             raise ValueError(f"unknown fault kind {fault.kind!r}")
 

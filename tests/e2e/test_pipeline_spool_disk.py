@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""The spool (issue 12) when its disk fails it:
+
+  * disk full: the spool directory is a 1 MiB tmpfs (`mount -t tmpfs`, as root; else a loop-mounted
+    1 MiB ext2 image; if neither works the test FAILS saying why — it never skips). The back-end is
+    down and ~3 MB of segments arrive (3 MB of memory, xrayd's minimum): the spool fills the filesystem. xrayd keeps running, counts
+    the failure (xrayd_spool_errors_total), /readyz answers 503 naming the spool, the counters add up,
+    and after recovery every segment is delivered exactly once or counted as dropped with its reason;
+  * an unusable spool directory (the path is a regular file): a clear log line, /readyz 503 naming
+    the spool, and the daemon keeps working from memory (everything delivered).
+
+    python3 tests/e2e/test_pipeline_spool_disk.py --xrayd build/xrayd [-k name]
+"""
+
+import os
+import subprocess
+import time
+
+import harness
+import fault_backend as fb
+
+RATE = 300
+
+
+def mount_small_fs(where: str, kib: int) -> str:
+    """Mounts a `kib` KiB filesystem on `where`; returns how. Raises AssertionError if impossible."""
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k,mode=0755", "tmpfs", where],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        return "tmpfs"
+    tmpfs_err = (r.stderr or r.stdout).strip()
+    image = where.rstrip("/") + ".img"
+    with open(image, "wb") as f:
+        f.truncate(kib * 1024)
+    mk = subprocess.run(["mkfs.ext2", "-q", "-F", image], capture_output=True, text=True)
+    lo = subprocess.run(["mount", "-o", "loop", image, where], capture_output=True, text=True) if mk.returncode == 0 else mk
+    if lo.returncode == 0:
+        return "loop ext2"
+    raise AssertionError(f"cannot make a small filesystem for the disk-full test (needs root or CAP_SYS_ADMIN): "
+                         f"mount -t tmpfs: {tmpfs_err}; loop image: {(lo.stderr or lo.stdout).strip()}")
+
+
+class PipelineSpoolDiskTest(fb.pipeline_test_case()):
+
+    def test_disk_full(self):
+        base = self.temp_dir()
+        spool = os.path.join(base, "spool")
+        os.mkdir(spool)
+        how = mount_small_fs(spool, 1024)
+        self.addCleanup(lambda: subprocess.run(["umount", "-l", spool], capture_output=True))
+        print(f"  [spool on a 1 MiB {how}]")
+        daemon = self.start_xrayd(spool_dir=spool, args=["--spool-max-mb", "64", "--retry-max-elapsed", "1s"],
+                                  request_timeout=1, buffer_mb=3)
+        self.backend.set_mode("5xx")
+        sender = fb.RateSender(daemon.udp_port, RATE, size=1000).start()
+        time.sleep(10)
+        ids = sender.stop()
+        m = daemon.wait_metrics(lambda m: fb.account(m, "xray").received >= len(ids) and fb.spool_errors(m, "xray"),
+                                10, interval=0.1)
+        a = fb.assert_invariant(self, m, "xray")
+        errors = fb.spool_errors(m, "xray")
+        self.assertTrue(errors, f"~{len(ids)} KB into a 1 MiB filesystem and no xrayd_spool_errors_total: {a.brief()}")
+        self.assertTrue(daemon.alive(), "xrayd died on a full disk")
+        status, body = self.readyz(daemon)
+        self.assertEqual(status, 503, f"/readyz {status} {body!r} with the spool's disk full")
+        self.assertIn("spool", body.lower(), f"/readyz does not name the spool: {body!r}")
+        self.assertTrue(daemon.log_text().lower().count("spool"), "no log line about the spool")
+        self.assertGreater(a.dropped_total, 0, f"3 MB into 3 MB of memory and 1 MiB of disk, nothing dropped: {a.brief()}")
+
+        self.backend.set_mode("ok")
+        t0 = time.monotonic()
+        m = fb.wait_idle(daemon, "xray", 30,
+                         extra=lambda m: fb.account(m, "xray").delivered + fb.account(m, "xray").dropped_total >= len(ids))
+        self.print_timing("drain after recovery", time.monotonic() - t0)
+        a = fb.assert_invariant(self, m, "xray")
+        fb.assert_exactly_once_or_dropped(self, self.backend, a, ids)
+        self.assertGreater(a.delivered, 0, a.brief())
+        print(f"  [disk full: {a.brief()}; spool errors {fb.spool_errors(m, 'xray')}]")
+
+    def test_unusable_spool_directory(self):
+        base = self.temp_dir()
+        not_a_dir = os.path.join(base, "spool-is-a-file")
+        with open(not_a_dir, "w") as f:
+            f.write("not a directory\n")
+        daemon = self.start_xrayd(spool_dir=not_a_dir, ready="/healthz")
+        time.sleep(0.5)
+        self.assertTrue(daemon.alive(), f"xrayd exited with an unusable spool directory:\n{daemon.log_tail()}")
+        status, body = self.readyz(daemon)
+        self.assertEqual(status, 503, f"/readyz {status} {body!r} with an unusable spool")
+        self.assertIn("spool", body.lower(), f"/readyz does not name the spool: {body!r}")
+        self.assertIn("spool", daemon.log_text().lower(), "no log line about the spool")
+        m = daemon.metrics()
+        self.assertTrue(fb.spool_errors(m), "no xrayd_spool_errors_total for an unusable spool directory")
+        # It keeps running from memory.
+        sender = fb.RateSender(daemon.udp_port, RATE, size=500).start()
+        time.sleep(2)
+        ids = sender.stop()
+        m = fb.wait_idle(daemon, "xray", 15,
+                         extra=lambda m: fb.account(m, "xray").delivered + fb.account(m, "xray").dropped_total >= len(ids))
+        a = fb.assert_invariant(self, m, "xray")
+        fb.assert_exactly_once_or_dropped(self, self.backend, a, ids)
+        self.assertEqual(a.delivered, len(ids), a.brief())
+
+
+if __name__ == "__main__":
+    harness.main()
