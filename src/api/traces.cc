@@ -1,5 +1,6 @@
 #include "api/traces.h"
 
+#include <algorithm>
 #include <map>
 
 #include "api/filter_expression.h"
@@ -104,6 +105,32 @@ std::optional<json> CheckDocument(segment::Parser& validator, std::string& doc) 
   return json{{"Id", id}, {"ErrorCode", "InvalidSegment"}, {"Message", std::string(v.detail)}};
 }
 
+// GetTraceSummaries' Sampling (X-Ray: "set to true to get summaries for only a subset of available
+// traces") with its SamplingStrategy {Name, Value}: FixedRate keeps the matches whose trace id hashes
+// below Value (0..1); PartialScan examines only the traces whose id hashes below Value, and
+// TracesProcessedCount counts those alone. The hash makes the subset stable: the same traces on
+// every page and every call, so NextToken paging and Grafana's four quarter-range queries agree.
+// Sampling false or absent, no strategy, or a Value of 1 or more: every trace.
+struct Sampling {
+  double fraction = 1;
+  bool partial_scan = false;
+  bool Keeps(std::string_view trace_id) const {
+    if (fraction >= 1) return true;
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (unsigned char c : trace_id) h = (h ^ c) * 1099511628211ull;
+    return static_cast<double>(h >> 11) / static_cast<double>(1ull << 53) < fraction;
+  }
+};
+
+Sampling SamplingOf(const json& in) {
+  Sampling s;
+  auto strategy = in.find("SamplingStrategy");
+  if (!in.value("Sampling", false) || strategy == in.end() || !strategy->is_object()) return s;
+  s.fraction = std::max(0.0, strategy->value("Value", 1.0));
+  s.partial_scan = strategy->value("Name", "") == "PartialScan";
+  return s;
+}
+
 }  // namespace
 
 ApiResult<json> PutTraceSegments(ApiContext& ctx, const json& in) {
@@ -140,8 +167,9 @@ ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
   if (in.contains("NextToken")) q.cursor = in["NextToken"].get<std::string>();  // the store's opaque cursor
   // Scan forward in store order, keeping matches, until a page is full, the range is exhausted,
   // or the scan budget is spent (then NextToken resumes the scan).
+  const Sampling sampling = SamplingOf(in);
   json summaries = json::array();
-  size_t scanned = 0;
+  size_t scanned = 0, processed = 0;
   bool exhausted = false;
   while (summaries.size() < kPageSize && scanned < kScanBudget) {
     q.limit = filter->IsEmpty() ? kPageSize - summaries.size() : 500;
@@ -150,7 +178,10 @@ ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
     for (const auto& row : *rows) {
       ++scanned;
       q.cursor = store::ListCursorAfter(q, row);
-      if (filter->Matches(row)) {
+      const bool sampled = sampling.Keeps(row.trace_id);
+      if (!sampled && sampling.partial_scan) continue;
+      ++processed;
+      if (sampled && filter->Matches(row)) {
         summaries.push_back(SummaryJson(row));
         if (auto st = AddRootCauses(ctx.store, summaries.back()); !st) return st.error();
       }
@@ -165,7 +196,7 @@ ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
   if (!exhausted) out["NextToken"] = q.cursor;
   out["TraceSummaries"] = summaries;
   out["ApproximateTime"] = NowSeconds();
-  out["TracesProcessedCount"] = scanned;
+  out["TracesProcessedCount"] = processed;
   return out;
 }
 

@@ -183,6 +183,38 @@ TEST_F(XrayApiTest, GraphsAreExactFromRollupsAndPartialScansAreCounted) {
   EXPECT_EQ(filtered["Services"][0]["SummaryStatistics"]["TotalCount"], 1) << "the newest three: one svc0 trace";
 }
 
+// GetTraceSummaries' Sampling/SamplingStrategy: FixedRate keeps a stable fraction of the matches,
+// PartialScan examines only that fraction (and says so in TracesProcessedCount).
+TEST_F(XrayApiTest, SummariesSampleAStableFraction) {
+  json docs = json::array();
+  for (int i = 0; i < 100; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "1-5759e988-%024x", i * 7919);
+    docs.push_back(json{{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "svc"},
+                        {"start_time", 1465510280.0 + i}, {"end_time", 1465510280.5 + i}}.dump());
+  }
+  Expect(Call("/TraceSegments", json{{"TraceSegmentDocuments", docs}}.dump()), 200);
+  auto ids = [&](const std::string& strategy, double value, bool sampling = true) {
+    json req = {{"StartTime", 1465510000}, {"EndTime", 1465520000}, {"TimeRangeType", "Event"}, {"Sampling", sampling},
+                {"SamplingStrategy", {{"Name", strategy}, {"Value", value}}}};
+    json page = Expect(Call("/TraceSummaries", req.dump()), 200);
+    std::set<std::string> out;
+    for (const auto& s : page["TraceSummaries"]) out.insert(s["Id"].get<std::string>());
+    return std::make_pair(out, page["TracesProcessedCount"].get<int>());
+  };
+  auto [all, all_processed] = ids("FixedRate", 1.0);
+  EXPECT_EQ(all.size(), 100u);
+  auto [quarter, processed] = ids("FixedRate", 0.25);
+  EXPECT_GT(quarter.size(), 10u);
+  EXPECT_LT(quarter.size(), 45u);
+  EXPECT_EQ(processed, 100) << "FixedRate examines every trace";
+  EXPECT_EQ(ids("FixedRate", 0.25).first, quarter) << "the same subset every call";
+  auto [partial, partial_processed] = ids("PartialScan", 0.25);
+  EXPECT_EQ(partial, quarter);
+  EXPECT_EQ(partial_processed, static_cast<int>(quarter.size())) << "PartialScan examines only its part";
+  EXPECT_EQ(ids("FixedRate", 0.25, false).first.size(), 100u) << "Sampling false: no sampling";
+}
+
 // issue #11: a value nested 100,000 deep killed `xrayd serve`; a 50,000-deep one was stored.
 TEST_F(XrayApiTest, DeeplyNestedBodiesAreRefusedNotParsed) {
   for (size_t depth : {100000u, 50000u, 17u}) {

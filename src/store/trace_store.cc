@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "segment/graph.h"
 #include "segment/segment.h"
+#include "store/doc_codec.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,11 +26,12 @@ PRAGMA mmap_size=268435456;
 PRAGMA temp_store=MEMORY;
 PRAGMA wal_autocheckpoint=4000;  -- pages: checkpoint per ~64 MiB of WAL, not per 4 MiB
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-INSERT OR IGNORE INTO meta VALUES('schema_version', '4');
+INSERT OR IGNORE INTO meta VALUES('schema_version', '5');
 CREATE TABLE IF NOT EXISTS segments(
   trace_id TEXT NOT NULL, id TEXT NOT NULL, parent_id TEXT NOT NULL, kind INTEGER NOT NULL,
   start_time REAL NOT NULL, end_time REAL, in_progress INTEGER NOT NULL, doc TEXT NOT NULL,
-  stored_at REAL NOT NULL);
+  stored_at REAL NOT NULL, dict INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS dictionaries(id INTEGER PRIMARY KEY, dict BLOB NOT NULL, trained_at REAL NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS segments_by_trace ON segments(trace_id, id);
 CREATE TABLE IF NOT EXISTS traces(
   trace_id TEXT PRIMARY KEY, trace_time INTEGER NOT NULL, start_time REAL NOT NULL, end_time REAL NOT NULL,
@@ -56,7 +58,8 @@ CREATE TABLE IF NOT EXISTS graph_rollups(
   PRIMARY KEY(minute, kind, from_name, from_type, to_name, to_type)) WITHOUT ROWID;
 )sql";
 
-constexpr int kSchemaVersion = 4;
+constexpr int kRollupSchemaVersion = 4;  // graph_rollups
+constexpr int kSchemaVersion = 5;        // segments.dict, dictionaries
 
 // Schema 3 gave each service of a trace its own error/fault/throttle flags (for service(...) { fault }).
 // A schema 2 file gets the columns, all 0: its older traces then only match on trace-level flags.
@@ -79,6 +82,9 @@ class Stmt {
   Stmt& Real(int i, double v) { return Bind(s_ ? sqlite3_bind_double(s_, i, v) : 0); }
   Stmt& Int(int i, int64_t v) { return Bind(s_ ? sqlite3_bind_int64(s_, i, v) : 0); }
   Stmt& Null(int i) { return Bind(s_ ? sqlite3_bind_null(s_, i) : 0); }
+  Stmt& Blob(int i, std::string_view v) {
+    return Bind(s_ ? sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT) : 0);
+  }
   Stmt& RealOrNull(int i, std::optional<double> v) { return v ? Real(i, *v) : Null(i); }
 
   // One step: SQLITE_ROW, SQLITE_DONE or an error code (the prepare's or a bind's first).
@@ -150,10 +156,10 @@ class Writer {
       : db_(db),
         // A complete document is never replaced by an in-progress one for the same id.
         put_(db,
-             "INSERT INTO segments(trace_id,id,parent_id,kind,start_time,end_time,in_progress,doc,stored_at) "
-             "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,strftime('%s','now')) ON CONFLICT(trace_id,id) DO UPDATE SET "
+             "INSERT INTO segments(trace_id,id,parent_id,kind,start_time,end_time,in_progress,doc,stored_at,dict) "
+             "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,strftime('%s','now'),?9) ON CONFLICT(trace_id,id) DO UPDATE SET "
              "parent_id=excluded.parent_id, kind=excluded.kind, start_time=excluded.start_time, "
-             "end_time=excluded.end_time, in_progress=excluded.in_progress, doc=excluded.doc, "
+             "end_time=excluded.end_time, in_progress=excluded.in_progress, doc=excluded.doc, dict=excluded.dict, "
              "stored_at=excluded.stored_at WHERE excluded.in_progress = 0 OR segments.in_progress = 1"),
         trace_(db,
                "INSERT INTO traces(trace_id,trace_time,start_time,end_time,has_error,has_fault,has_throttle,revision) "
@@ -174,10 +180,11 @@ class Writer {
         // embedded in its parent: drop the stub so the trace is no longer partial.
         superseded_(db, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1") {}
 
-  // Stores one valid document and what it adds to its trace; raises *longest to the trace's span.
-  Status Put(const segment::Facts& f, const std::string& doc, double* longest) {
+  // Stores one valid document (as text, dict 0, or compressed with dictionary `dict`) and what it
+  // adds to its trace; raises *longest to the trace's span.
+  Status Put(const segment::Facts& f, std::string_view doc, int64_t dict, double* longest) {
     bool changed = false;
-    if (auto st = PutSegment(f, doc, &changed); !st) return st;
+    if (auto st = PutSegment(f, doc, dict, &changed); !st) return st;
     if (!changed) return OkStatus();  // an in-progress copy of a completed segment: ignored
     if (auto st = UpdateTrace(f, longest); !st) return st;
     if (auto st = UpdateRoot(f); !st) return st;
@@ -192,9 +199,11 @@ class Writer {
     return ErrorFor(db_, rc, what);
   }
 
-  Status PutSegment(const segment::Facts& f, const std::string& doc, bool* changed) {
+  Status PutSegment(const segment::Facts& f, std::string_view doc, int64_t dict, bool* changed) {
     put_.Text(1, f.trace_id).Text(2, f.id).Text(3, f.parent_id).Int(4, f.independent_subsegment ? 1 : 0);
-    put_.Real(5, f.start_time).RealOrNull(6, f.end_time).Int(7, f.in_progress ? 1 : 0).Text(8, doc);
+    put_.Real(5, f.start_time).RealOrNull(6, f.end_time).Int(7, f.in_progress ? 1 : 0).Int(9, dict);
+    if (dict == 0) put_.Text(8, doc);
+    else put_.Blob(8, doc);
     if (auto st = Check(put_.Run(), "insert segment"); !st) return st;
     *changed = sqlite3_changes(db_) > 0;
     return OkStatus();
@@ -268,6 +277,8 @@ class Writer {
   Stmt put_, trace_, root_, ann_, svc_, superseded_;
 };
 
+constexpr const char* kDocsOfTrace = "SELECT doc, dict FROM segments WHERE trace_id=?1";
+
 constexpr const char* kRollupKey =
     "minute=?1 AND kind=?2 AND from_name=?3 AND from_type=?4 AND to_name=?5 AND to_type=?6";
 constexpr const char* kRollupColumns = "ok, error, throttle, fault, total, roots, total_rt, start, end, hist";
@@ -325,17 +336,41 @@ Status ApplyRollup(sqlite3* db, const segment::Rollup& delta) {
   return OkStatus();
 }
 
+// The document in columns `col` (doc) and `col + 1` (dict) of a segments row: text as stored, or
+// decompressed with its dictionary (looked up, or loaded from `db` in the caller's snapshot).
+Result<std::string> ReadDoc(sqlite3* db, sqlite3_stmt* raw, int col, Dictionaries& dicts) {
+  const auto* bytes = static_cast<const char*>(sqlite3_column_blob(raw, col));
+  const std::string_view stored(bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(raw, col)));
+  const int64_t id = sqlite3_column_int64(raw, col + 1);
+  if (id == 0) return std::string(stored);
+  std::shared_ptr<const Dict> dict = dicts.Get(id);
+  if (!dict) {
+    Stmt load(db, "SELECT dict FROM dictionaries WHERE id=?1");
+    load.Int(1, id);
+    const int rc = load.Step();
+    if (rc != SQLITE_ROW) return ErrorFor(db, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "load dictionary");
+    const auto* d = static_cast<const char*>(sqlite3_column_blob(load.get(), 0));
+    dict = Dict::Make(id, std::string(d ? d : "", static_cast<size_t>(sqlite3_column_bytes(load.get(), 0))));
+    if (!dict) return ErrorFor(db, SQLITE_CORRUPT, "load dictionary");
+    dicts.Add(dict);
+  }
+  return dict->Decompress(stored);
+}
+
 // What one trace's stored documents count in the rollups, added to `rollup` with `sign`.
-// `docs_of` is "SELECT doc FROM segments WHERE trace_id=?1".
-Status RollupOfStoredTrace(sqlite3* db, Stmt& docs_of, segment::Parser& parser, const std::string& trace_id, int sign,
-                           segment::Rollup* rollup) {
+// `docs_of` is kDocsOfTrace.
+Status RollupOfStoredTrace(sqlite3* db, Stmt& docs_of, Dictionaries& dicts, segment::Parser& parser,
+                           const std::string& trace_id, int sign, segment::Rollup* rollup) {
   std::vector<segment::Facts> facts;
   docs_of.Text(1, trace_id);
   int rc;
   while ((rc = docs_of.Step()) == SQLITE_ROW) {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(docs_of.get(), 0));
-    const std::string_view doc(text ? text : "", static_cast<size_t>(sqlite3_column_bytes(docs_of.get(), 0)));
-    if (!parser.FactsOf(doc, &facts.emplace_back()).ok()) facts.pop_back();  // stored: valid when written
+    auto doc = ReadDoc(db, docs_of.get(), 0, dicts);
+    if (!doc) {
+      docs_of.Reset();
+      return doc.error();
+    }
+    if (!parser.FactsOf(*doc, &facts.emplace_back()).ok()) facts.pop_back();  // stored: valid when written
   }
   docs_of.Reset();
   if (rc != SQLITE_DONE) return ErrorFor(db, rc, "read a trace's documents");
@@ -367,7 +402,11 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   MutexLock lock(store->mu_);
   if (auto st = store->Exec(kSchema); !st) return st.error();
   if (auto st = store->AddServiceFlagColumns(); !st) return st.error();
+  if (auto st = store->AddDictColumn(); !st) return st.error();
   if (auto st = store->BackfillRollups(); !st) return st.error();
+  if (auto st = store->Exec("UPDATE meta SET value='5' WHERE key='schema_version' AND CAST(value AS INTEGER) < 5"); !st)
+    return st.error();
+  if (auto st = store->LoadDictionaries(); !st) return st.error();
   if (auto st = store->LoadLongestTrace(); !st) return st.error();
   return store;
 }
@@ -510,11 +549,68 @@ Status TraceStore::AddServiceFlagColumns() {
   return Exec("UPDATE meta SET value='3' WHERE key='schema_version' AND CAST(value AS INTEGER) < 3");
 }
 
+// Schema 5: each segment row names the dictionary its document is compressed with (0: text).
+Status TraceStore::AddDictColumn() {
+  Stmt info(db_, "PRAGMA table_info(segments)");
+  int rc;
+  bool have = false;
+  while ((rc = info.Step()) == SQLITE_ROW) have |= info.ColText(1) == "dict";
+  if (rc != SQLITE_DONE) return SqlError(rc, "read schema");
+  if (have) return OkStatus();
+  return Exec("ALTER TABLE segments ADD COLUMN dict INTEGER NOT NULL DEFAULT 0");
+}
+
+Status TraceStore::LoadDictionaries() {
+  Stmt s(db_, "SELECT id, dict FROM dictionaries ORDER BY id");
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    const auto* d = static_cast<const char*>(sqlite3_column_blob(s.get(), 1));
+    auto dict = Dict::Make(sqlite3_column_int64(s.get(), 0),
+                           std::string(d ? d : "", static_cast<size_t>(sqlite3_column_bytes(s.get(), 1))));
+    if (!dict) return SqlError(SQLITE_CORRUPT, "load dictionary");
+    dicts_.Add(std::move(dict));
+  }
+  if (rc != SQLITE_DONE) return SqlError(rc, "load dictionaries");
+  if (dicts_.Newest()) return OkStatus();
+  Stmt count(db_, "SELECT count(*) FROM (SELECT 1 FROM segments LIMIT ?1)");
+  count.Int(1, kTrainAfterDocuments);
+  if (rc = count.Step(); rc != SQLITE_ROW) return SqlError(rc, "count documents");
+  plain_documents_ = sqlite3_column_int64(count.get(), 0);
+  return OkStatus();
+}
+
+// Trains the store's dictionary on its newest documents, once kTrainAfterDocuments are stored.
+// Best effort: a failure is logged and training is tried again after as many more documents.
+void TraceStore::MaybeTrainDictionary() {
+  if (plain_documents_ < kTrainAfterDocuments || dicts_.Newest()) return;
+  plain_documents_ = 0;
+  std::vector<std::string> samples;
+  {
+    Stmt s(db_, "SELECT doc FROM segments WHERE dict=0 ORDER BY rowid DESC LIMIT ?1");
+    s.Int(1, kTrainAfterDocuments);
+    while (s.Step() == SQLITE_ROW) samples.push_back(s.ColText(0));
+  }
+  auto trained = TrainDictionary(samples);
+  if (!trained) {
+    XLOG_WARN("Trace store: could not train a compression dictionary on {} documents", samples.size());
+    return;
+  }
+  Stmt put(db_, "INSERT INTO dictionaries(dict, trained_at) VALUES(?1, strftime('%s','now'))");
+  put.Blob(1, *trained);
+  if (const int rc = put.Run(); rc != SQLITE_DONE) {
+    XLOG_WARN("Trace store: saving the compression dictionary: {}", SqlError(rc, "save dictionary").message);
+    return;
+  }
+  auto dict = Dict::Make(sqlite3_last_insert_rowid(db_), std::move(*trained));
+  if (dict) dicts_.Add(std::move(dict));
+  XLOG_INFO("Trace store: compression dictionary trained on {} documents", samples.size());
+}
+
 Status TraceStore::BackfillRollups() {
   Stmt version(db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='schema_version'");
   int rc = version.Step();
   if (rc != SQLITE_ROW) return SqlError(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "read schema version");
-  if (sqlite3_column_int(version.get(), 0) >= kSchemaVersion) return OkStatus();
+  if (sqlite3_column_int(version.get(), 0) >= kRollupSchemaVersion) return OkStatus();
   version.Reset();
   // One transaction: a crash leaves schema 3 and the backfill starts over at the next open.
   XLOG_INFO("Trace store: schema 3 -> 4: computing per-minute graph rollups from the stored traces");
@@ -525,13 +621,13 @@ Status TraceStore::BackfillRollups() {
 Status TraceStore::ComputeAllRollups() {
   {
     Stmt traces(db_, "SELECT trace_id FROM traces ORDER BY trace_id");
-    Stmt docs_of(db_, "SELECT doc FROM segments WHERE trace_id=?1");
+    Stmt docs_of(db_, kDocsOfTrace);
     segment::Parser parser;
     segment::Rollup rollup;
     int64_t n = 0;
     int step;
     while ((step = traces.Step()) == SQLITE_ROW) {
-      if (auto r = RollupOfStoredTrace(db_, docs_of, parser, traces.ColText(0), +1, &rollup); !r) return r;
+      if (auto r = RollupOfStoredTrace(db_, docs_of, dicts_, parser, traces.ColText(0), +1, &rollup); !r) return r;
       if (++n % 10000 == 0) {  // bounded memory: merge into the table as it goes
         if (auto a = ApplyRollup(db_, rollup); !a) return a;
         rollup.clear();
@@ -585,13 +681,28 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
     }
   }
   if (valid.empty()) return rejected;
+  // Compressed outside the lock too, with the newest dictionary (none yet: stored as text).
+  const std::shared_ptr<const Dict> dict = dicts_.Newest();
+  std::vector<std::string> packed;
+  if (dict) {
+    packed.reserve(valid.size());
+    for (const auto& [i, facts] : valid) {
+      auto z = dict->Compress(docs[i]);
+      if (!z) return Report(z.error());
+      packed.push_back(std::move(*z));
+    }
+  }
   MutexLock lock(mu_);
   double longest = longest_trace_seconds_;
   Status st = Exec("BEGIN IMMEDIATE");
-  if (st) st = WriteAll(docs, valid, &longest);
+  if (st) st = WriteAll(docs, valid, packed, dict ? dict->id() : 0, &longest);
   if (st = Finish(std::move(st)); !st) return st.error();
   longest_trace_seconds_ = longest;
   BoundWal();
+  if (!dict) {
+    plain_documents_ += static_cast<int64_t>(valid.size());
+    MaybeTrainDictionary();
+  }
   return rejected;
 }
 
@@ -609,15 +720,19 @@ void TraceStore::BoundWal() {
 }
 
 Status TraceStore::WriteAll(const std::vector<std::string>& docs,
-                            const std::vector<std::pair<size_t, segment::Facts>>& valid, double* longest) {
+                            const std::vector<std::pair<size_t, segment::Facts>>& valid,
+                            const std::vector<std::string>& packed, int64_t dict, double* longest) {
   Writer w(db_);
   if (const int rc = w.prepare_rc(); rc != SQLITE_OK) return SqlError(rc, "prepare append");
   segment::Parser parser;
   segment::Rollup delta;
   std::vector<std::string> recompute;  // traces whose calls are counted from their stored documents
   if (auto st = RollupBefore(valid, parser, &delta, &recompute); !st) return st;
-  for (const auto& [i, facts] : valid)
-    if (auto put = w.Put(facts, docs[i], longest); !put) return put;
+  for (size_t k = 0; k < valid.size(); ++k) {
+    const auto& [i, facts] = valid[k];
+    auto put = dict ? w.Put(facts, packed[k], dict, longest) : w.Put(facts, docs[i], 0, longest);
+    if (!put) return put;
+  }
   if (auto st = RollupAfter(valid, recompute, parser, &delta); !st) return st;
   if (auto st = ApplyRollup(db_, delta); !st) return st;
   if (*longest <= longest_trace_seconds_) return OkStatus();
@@ -639,7 +754,7 @@ Status TraceStore::RollupBefore(const std::vector<std::pair<size_t, segment::Fac
   for (const auto& [i, f] : valid)
     if (!ids[f.trace_id].insert(f.id).second || f.independent_subsegment) repeats.insert(f.trace_id);
   Stmt exists(db_, "SELECT 1 FROM traces WHERE trace_id=?1");
-  Stmt docs_of(db_, "SELECT doc FROM segments WHERE trace_id=?1");
+  Stmt docs_of(db_, kDocsOfTrace);
   for (const auto& [trace_id, unused] : ids) {
     exists.Text(1, trace_id);
     const int rc = exists.Step();
@@ -648,7 +763,7 @@ Status TraceStore::RollupBefore(const std::vector<std::pair<size_t, segment::Fac
     if (rc == SQLITE_DONE && !repeats.count(trace_id)) continue;
     recompute->emplace_back(trace_id);
     if (rc == SQLITE_ROW)
-      if (auto st = RollupOfStoredTrace(db_, docs_of, parser, recompute->back(), -1, delta); !st) return st;
+      if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, recompute->back(), -1, delta); !st) return st;
   }
   return OkStatus();
 }
@@ -661,9 +776,9 @@ Status TraceStore::RollupAfter(const std::vector<std::pair<size_t, segment::Fact
   for (const auto& [i, f] : valid)
     if (!stored.count(f.trace_id)) batch[f.trace_id].push_back(&f);
   for (const auto& [trace_id, facts] : batch) segment::AddToRollup(segment::TraceCalls(facts), +1, delta);
-  Stmt docs_of(db_, "SELECT doc FROM segments WHERE trace_id=?1");
+  Stmt docs_of(db_, kDocsOfTrace);
   for (const auto& trace_id : recompute)
-    if (auto st = RollupOfStoredTrace(db_, docs_of, parser, trace_id, +1, delta); !st) return st;
+    if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, trace_id, +1, delta); !st) return st;
   return OkStatus();
 }
 
@@ -866,12 +981,15 @@ Result<std::vector<StoredSegment>> TraceStore::SegmentsOf(const std::string& tra
   auto reader = BeginRead();
   if (!reader) return reader.error();
   sqlite3* const db = (*reader)->db();
-  Stmt s(db, "SELECT id, parent_id, kind, doc FROM segments WHERE trace_id=?1 ORDER BY start_time, id");
+  Stmt s(db, "SELECT id, parent_id, kind, doc, dict FROM segments WHERE trace_id=?1 ORDER BY start_time, id");
   s.Text(1, trace_id);
   std::vector<StoredSegment> out;
   int rc;
-  while ((rc = s.Step()) == SQLITE_ROW)
-    out.push_back({s.ColText(0), s.ColText(1), sqlite3_column_int(s.get(), 2) == 1, s.ColText(3)});
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    auto doc = ReadDoc(db, s.get(), 3, dicts_);
+    if (!doc) return Report(doc.error());
+    out.push_back({s.ColText(0), s.ColText(1), sqlite3_column_int(s.get(), 2) == 1, std::move(*doc)});
+  }
   if (rc != SQLITE_DONE) return Report(ErrorFor(db, rc, "read segments"));
   return out;
 }
@@ -897,12 +1015,16 @@ Result<std::vector<std::string>> TraceStore::DocumentsInRange(double start, doub
   if (counted != SQLITE_ROW) return Report(ErrorFor(db, counted, "count range"));
   *truncated = static_cast<size_t>(sqlite3_column_int64(count.get(), 0)) > max_traces;
   Stmt s(db,
-         "SELECT s.doc FROM segments s JOIN (SELECT trace_id FROM traces WHERE start_time >= ?4 AND start_time <= ?2 "
+         "SELECT s.doc, s.dict FROM segments s JOIN (SELECT trace_id FROM traces WHERE start_time >= ?4 AND start_time <= ?2 "
          "AND end_time >= ?1 ORDER BY start_time DESC LIMIT ?3) t ON s.trace_id = t.trace_id");
   s.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces)).Real(4, earliest);
   std::vector<std::string> out;
   int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(s.ColText(0));
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    auto doc = ReadDoc(db, s.get(), 0, dicts_);
+    if (!doc) return Report(doc.error());
+    out.push_back(std::move(*doc));
+  }
   if (rc != SQLITE_DONE) return Report(ErrorFor(db, rc, "read range"));
   return out;
 }
@@ -954,12 +1076,12 @@ Status TraceStore::DeleteVictims(const std::string& where, double arg, int64_t l
   {  // the victims' calls leave the rollups with them
     Stmt list(db_, victims.c_str());
     list.Real(1, arg);
-    Stmt docs_of(db_, "SELECT doc FROM segments WHERE trace_id=?1");
+    Stmt docs_of(db_, kDocsOfTrace);
     segment::Parser parser;
     segment::Rollup delta;
     int rc;
     while ((rc = list.Step()) == SQLITE_ROW)
-      if (auto st = RollupOfStoredTrace(db_, docs_of, parser, list.ColText(0), -1, &delta); !st) return st;
+      if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, list.ColText(0), -1, &delta); !st) return st;
     if (rc != SQLITE_DONE) return SqlError(rc, "retention: list traces");
     if (auto st = ApplyRollup(db_, delta); !st) return st;
   }

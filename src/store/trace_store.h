@@ -1,8 +1,9 @@
 // TraceStore: the embedded trace store behind `xrayd serve` (SQLite in WAL mode, one file).
 //
-// On-disk format (schema version 4, file DATA_DIR/traces.db; older files are upgraded on open):
-//   segments(trace_id, id, parent_id, kind, start_time, end_time, in_progress, doc, stored_at)
-//       one row per segment or independent subsegment document; a later document with the same
+// On-disk format (schema version 5, file DATA_DIR/traces.db; older files are upgraded on open):
+//   segments(trace_id, id, parent_id, kind, start_time, end_time, in_progress, doc, stored_at, dict)
+//       one row per segment or independent subsegment document (doc: the JSON text when dict is 0,
+//       else zstd-compressed with dictionaries.id = dict; see store/doc_codec.h); a later document with the same
 //       (trace_id, id) replaces the earlier one unless the earlier one is complete and the later
 //       one is still in progress (so in-progress → complete converges in any arrival order).
 //   traces(trace_id, ...)  a per-trace summary kept up to date on every Append: time bounds, the
@@ -18,6 +19,7 @@
 //       late document (an LB segment minutes later, a completed in-progress segment) has its old
 //       calls taken out and its new ones counted; retention takes deleted traces' calls out. hist:
 //       response times in whole ms, varint-coded. Schema 3 files get them computed on open.
+//   dictionaries(id, dict, trained_at)  zstd dictionaries trained on the store's own documents.
 //   meta(key, value)  schema_version, longest_trace_seconds (bounds range scans) and settings
 //       (sampling rules, groups).
 // Retention deletes whole traces by age (start time) and, past a size bound, oldest first, in
@@ -79,6 +81,7 @@
 
 #include "segment/graph.h"
 #include "segment/segment.h"
+#include "store/doc_codec.h"
 
 namespace xrayd::store {
 
@@ -203,8 +206,12 @@ class TraceStore {
   // Ends the transaction `st` was the body of: COMMIT when ok, else (or when COMMIT fails) ROLLBACK;
   // a failure is reported and returned.
   Status Finish(Status st) XRAYD_REQUIRES(mu_);
+  // `packed`: the documents compressed with dictionary `dict`, parallel to `valid` (empty when dict is 0).
   Status WriteAll(const std::vector<std::string>& docs, const std::vector<std::pair<size_t, segment::Facts>>& valid,
-                  double* longest) XRAYD_REQUIRES(mu_);
+                  const std::vector<std::string>& packed, int64_t dict, double* longest) XRAYD_REQUIRES(mu_);
+  Status AddDictColumn() XRAYD_REQUIRES(mu_);     // schema 4 -> 5, idempotent
+  Status LoadDictionaries() XRAYD_REQUIRES(mu_);  // into dicts_; counts documents when none yet
+  void MaybeTrainDictionary() XRAYD_REQUIRES(mu_);
   // After a commit: a TRUNCATE checkpoint when the WAL file is past options_.wal_limit_bytes.
   void BoundWal() XRAYD_REQUIRES(mu_);
   // Deletes up to `limit` traces matching `where` (one parameter ?1 = arg) in one transaction.
@@ -235,6 +242,10 @@ class TraceStore {
   // scans can start at `window start - longest` instead of the oldest trace. Kept in meta as
   // longest_trace_seconds, where readers read it in their own snapshot.
   double longest_trace_seconds_ XRAYD_GUARDED_BY(mu_) = 0;
+  // Documents stored as text since the store had no dictionary (trains one at kTrainAfterDocuments).
+  int64_t plain_documents_ XRAYD_GUARDED_BY(mu_) = 0;
+  // The compression dictionaries (thread-safe itself): added by the writer, used by every call.
+  Dictionaries dicts_;
 
   // The reader pool. A connection taken from idle_ belongs to the taking call alone until returned.
   Mutex pool_mu_;

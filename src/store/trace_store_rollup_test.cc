@@ -163,7 +163,7 @@ TEST_F(StoreRollupTest, MigratesAStoreWrittenByTheLastRelease) {
   sqlite3_stmt* s = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(writer_, "SELECT value FROM meta WHERE key='schema_version'", -1, &s, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "4");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "5");
   sqlite3_finalize(s);
   Open();  // reopening does not count them twice
   ExpectSame(Stored(), r);
