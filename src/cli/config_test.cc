@@ -130,6 +130,28 @@ TEST(LoadConfig, FlagsOverrideFileWhichOverridesEnvironment) {
   std::remove(path.c_str());
 }
 
+TEST(LoadConfig, LbLogsRepeatableServeOnly) {
+  auto c = LoadConfig({"serve", "--lb-logs", "/var/log/alb", "--lb-logs=s3://bucket/AWSLogs/", "--lb-name", "my-alb",
+                       "--lb-logs-poll", "5", "--lb-logs-s3-endpoint", "http://127.0.0.1:9000"},
+                      MapEnv({}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->lb_logs, (std::vector<std::string>{"/var/log/alb", "s3://bucket/AWSLogs/"}));
+  EXPECT_EQ(c->lb_name, "my-alb");
+  EXPECT_EQ(c->lb_logs_poll_seconds, 5);
+  EXPECT_EQ(c->lb_logs_s3_endpoint, "http://127.0.0.1:9000");
+  auto daemon = LoadConfig({"--lb-logs", "/var/log/alb"}, MapEnv({}));
+  ASSERT_FALSE(daemon);
+  EXPECT_NE(daemon.error().message.find("--lb-logs works with `xrayd serve` only"), std::string::npos);
+  EXPECT_FALSE(LoadConfig({"serve", "--lb-logs", "/x", "--lb-logs-poll", "0"}, MapEnv({})));
+  Config from_file;
+  from_file.serve = true;
+  ASSERT_TRUE(ApplyConfigFile("Version: 2\nXrayd:\n  LbLogs: /a,s3://b/p\n  LbName: edge\n  LbLogsPollSeconds: 30\n",
+                              "cfg.yaml", from_file));
+  EXPECT_EQ(from_file.lb_logs, (std::vector<std::string>{"/a", "s3://b/p"}));
+  EXPECT_EQ(from_file.lb_name, "edge");
+  EXPECT_EQ(from_file.lb_logs_poll_seconds, 30);
+}
+
 TEST(LoadConfig, ProxyFromHttpsProxyUnlessSet) {
   auto env = MapEnv({{"HTTPS_PROXY", "http://envproxy:3128"}});
   EXPECT_EQ(LoadConfig({}, env)->proxy_address, "http://envproxy:3128");
