@@ -139,6 +139,13 @@ TEST(LoadConfig, LbLogsRepeatableServeOnly) {
   EXPECT_EQ(c->lb_name, "my-alb");
   EXPECT_EQ(c->lb_logs_poll_seconds, 5);
   EXPECT_EQ(c->lb_logs_s3_endpoint, "http://127.0.0.1:9000");
+  Config again;  // --check-config's YAML reads back the same
+  again.serve = true;
+  ASSERT_TRUE(ApplyConfigFile(c->ToYaml(), "roundtrip", again));
+  EXPECT_EQ(again.lb_logs, c->lb_logs);
+  EXPECT_EQ(again.lb_name, "my-alb");
+  EXPECT_EQ(again.lb_logs_poll_seconds, 5);
+  EXPECT_EQ(again.lb_logs_s3_endpoint, c->lb_logs_s3_endpoint);
   auto daemon = LoadConfig({"--lb-logs", "/var/log/alb"}, MapEnv({}));
   ASSERT_FALSE(daemon);
   EXPECT_NE(daemon.error().message.find("--lb-logs works with `xrayd serve` only"), std::string::npos);
