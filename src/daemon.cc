@@ -207,6 +207,9 @@ Status Daemon::StartServe() {
   if (auto st = receiver_->Start(); !st) return st;
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
   if (!config_.lb_logs.empty()) {
+    // Waits (up to 5 s a batch) for the store to take what was offered: a log file is read at the
+    // pace the store writes, rather than filling the queue at disk speed.
+    lb_sink_ = std::make_unique<pipeline::WaitingSink>(*fan_out_, *exporters_.front(), std::chrono::seconds(5));
     auto lb = lb::LbLogs::Start({config_.lb_logs, config_.lb_name, config_.lb_logs_poll_seconds,
                                  config_.lb_logs_s3_endpoint, config_.region, config_.data_dir},
                                 env_, *fan_out_);
@@ -419,7 +422,7 @@ Status Daemon::StartHealth() {
 }
 
 void Daemon::Shutdown() {
-  lb_logs_.reset();  // a receiver: stops before the pipeline drains
+  lb_logs_.reset();  // a receiver: stops (joins its threads) before the pipeline does
   if (!ready_.exchange(false) && !receiver_ && exporters_.empty() && !store_ && !telemetry_) return;
   // Receivers first (UDP, then the API: it is one in serve mode), so nothing new arrives.
   if (receiver_) receiver_->Stop();

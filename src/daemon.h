@@ -95,7 +95,9 @@ class Daemon {
   std::unique_ptr<pipeline::FanOut> fan_out_;
   std::unique_ptr<pipeline::WaitingSink> api_sink_;  // serve: PutTraceSegments reads its writes back
   std::unique_ptr<api::XrayApiServer> api_;
-  // `serve --lb-logs`: load-balancer access logs into the buffer, like a receiver (stopped first).
+  // `serve --lb-logs`: load-balancer access logs, a receiver (stopped first); its sink waits for the
+  // store exporter like api_sink_.
+  std::unique_ptr<pipeline::WaitingSink> lb_sink_;
   std::unique_ptr<lb::LbLogs> lb_logs_;
   std::thread retention_thread_;
   Mutex retention_mu_;

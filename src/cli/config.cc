@@ -1,6 +1,7 @@
 #include "cli/config.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <fstream>
 #include <sstream>
@@ -224,11 +225,13 @@ std::string Config::ToYaml() const {
       "  TCPAddress: {}\nLogging:\n  LogRotation: {}\n  LogLevel: {}\n  LogPath: {}\nLocalMode: {}\nResourceARN: {}\n"
       "RoleARN: {}\nNoVerifySSL: {}\nProxyAddress: {}\nXrayd:\n  HealthAddress: {}\n  ShutdownGraceSeconds: {}\n"
       "  RequestTimeoutSeconds: {}\n  MaxAttempts: {}\n  SpoolDir: {}\n  SpoolMaxMB: {}\n  SpoolMaxAge: {}\n"
-      "  RetryMaxElapsed: {}\n  Forward: {}\n",
+      "  RetryMaxElapsed: {}\n  Forward: {}\n  LbLogs: {}\n  LbName: {}\n  LbLogsPollSeconds: {}\n"
+      "  LbLogsS3Endpoint: {}\n",
       buffer_memory_mb, concurrency, q(region), q(endpoint), q(udp_address), q(tcp_address), b(log_rotation),
       q(log_level), q(log_file), b(local_mode), q(resource_arn), q(role_arn), b(no_verify_ssl), q(proxy_address),
       q(health_address), shutdown_grace_ms / 1000, request_timeout_ms / 1000, max_attempts, q(spool_dir), spool_max_mb,
-      FormatDuration(spool_max_age_ms), FormatDuration(retry_max_elapsed_ms), b(forward));
+      FormatDuration(spool_max_age_ms), FormatDuration(retry_max_elapsed_ms), b(forward),
+      q(fmt::format("{}", fmt::join(lb_logs, ","))), q(lb_name), lb_logs_poll_seconds, q(lb_logs_s3_endpoint));
 }
 
 Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::EnvLookup& env) {

@@ -160,6 +160,23 @@ TEST(LogReader, MalformedAndOverlongLinesAreCountedAndSkipped) {
   EXPECT_EQ(r.sink.docs.size(), 4u);
 }
 
+TEST(LogReader, BytesThatAreNotUtf8StillMakeValidSegments) {
+  std::string line = R"(http 2024-03-01T10:00:01.000000Z app/my-alb/1 10.1.2.3:4000 - 0.001 -1 -1 503 - 10 0 "GET http://a/caf)";
+  line += "\xe9 HTTP/1.1\" \"agent \xff\xfe \xe2\x82\" - -\n";  // Latin-1 e-acute, stray bytes, a cut sequence
+  Read r;
+  ReadObject(r, line, 4096);
+  ASSERT_EQ(r.sink.docs.size(), 1u);
+  ExpectValid(r.sink.docs);
+  json doc = json::parse(r.sink.docs[0]);
+  EXPECT_EQ(doc["http"]["request"]["url"], "http://a/caf\xef\xbf\xbd");
+  EXPECT_EQ(doc["http"]["request"]["user_agent"], "agent \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd");
+  Read odd;  // an elb field whose name part is empty still names the segment
+  ReadObject(odd, R"(http 2024-03-01T10:00:01.000000Z app//1 10.1.2.3:4000 - 0.001 -1 -1 503 - 10 0 "-" "-" - -)", 4096);
+  ASSERT_EQ(odd.sink.docs.size(), 1u);
+  ExpectValid(odd.sink.docs);
+  EXPECT_EQ(json::parse(odd.sink.docs[0])["name"], "app//1");
+}
+
 TEST(LogReader, CorruptAndTruncatedGzipAreErrorsAfterTheLinesBefore) {
   std::string gz = Gzip(Example("aws_alb_examples.log"));
   Read truncated;

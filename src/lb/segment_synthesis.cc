@@ -22,6 +22,47 @@ void Hex(uint64_t v, size_t digits, std::string& out) {
 
 std::string_view Cap(std::string_view s, size_t n) { return s.substr(0, std::min(s.size(), n)); }
 
+// Length of the valid UTF-8 sequence at s[i] (RFC 3629: no overlongs, surrogates or > U+10FFFF), 0 if none.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  const auto cont = [&](size_t k) { return k < s.size() && (b(k) & 0xC0) == 0x80; };
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(i + 1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(i + 1) || !cont(i + 2)) return 0;
+    if ((c == 0xE0 && b(i + 1) < 0xA0) || (c == 0xED && b(i + 1) > 0x9F)) return 0;
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3)) return 0;
+    if ((c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) > 0x8F)) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+// `s` if it is valid UTF-8 (JSON documents must be), else a copy in `scratch` with each invalid byte
+// replaced by U+FFFD. Log fields are bytes: a truncated multi-byte character or a stray byte must
+// not make the whole segment invalid.
+std::string_view ValidUtf8(std::string_view s, std::string& scratch) {
+  size_t i = 0;
+  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;
+  if (i == s.size()) return s;
+  scratch.assign(s.substr(0, i));
+  while (i < s.size()) {
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) {
+      scratch += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      scratch.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return scratch;
+}
+
 // Writes `"key":` and a value; the first key of an object is written without a leading comma.
 class ObjectWriter {
  public:
@@ -34,7 +75,7 @@ class ObjectWriter {
   }
   void Str(std::string_view k, std::string_view v) {
     Key(k);
-    AppendJsonString(out_, Cap(v, kMaxFieldChars));
+    AppendJsonString(out_, ValidUtf8(Cap(v, kMaxFieldChars), scratch_));
   }
   void StrIfSet(std::string_view k, std::string_view v) {
     if (!v.empty()) Str(k, v);
@@ -73,6 +114,7 @@ class ObjectWriter {
  private:
   std::string& out_;
   bool first_ = true;
+  std::string scratch_;  // for ValidUtf8
 };
 
 struct Timing {
@@ -235,7 +277,9 @@ Status SynthesizeSegment(const LogEntry& e, std::string_view line, const Synthes
   }
   w.Str("trace_id", trace_id);
   WriteId(w, "id", DeriveHash(line_hash, 1));
-  w.Str("name", Cap(options.name.empty() ? LoadBalancerName(e.elb) : options.name, kMaxNameChars));
+  std::string_view name = options.name.empty() ? LoadBalancerName(e.elb) : std::string_view(options.name);
+  if (name.empty()) name = e.elb;  // "app//id": the whole field rather than no name (never empty: parsed)
+  w.Str("name", Cap(name, kMaxNameChars));
   w.Str("origin", e.format == LogFormat::kAlb ? segment::kAlbOrigin : segment::kClbOrigin);
   w.Num("start_time", timing.start);
   w.Num("end_time", timing.end);

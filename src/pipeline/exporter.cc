@@ -70,7 +70,7 @@ void Exporter::Start() {
 void Exporter::OpenSpool() {
   std::error_code ec;
   std::filesystem::create_directories(options_.spool_dir, ec);  // Open() reports what matters
-  auto opened = Spool::Open(options_.spool_dir, options_.spool);
+  auto opened = Spool::Open(options_.spool_dir, options_.spool, options_.spool_env);
   if (!opened) {
     const bool newer = opened.error().kind == Error::Kind::kPermanent;
     const std::string why = opened.error().message;

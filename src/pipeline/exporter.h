@@ -69,6 +69,7 @@ struct ExporterOptions {
   RetryOptions retry;
   std::string spool_dir;  // "": memory only
   SpoolOptions spool;
+  SpoolEnv* spool_env = SpoolEnv::Default();  // tests: a fake clock or a full disk
   std::chrono::milliseconds spool_retry_interval{5000};
   // Also count into the process-wide counters (segments_sent / spilled / failed, buffer gauges)
   // that AWS-compatible telemetry reports; exactly one exporter (the first) does.

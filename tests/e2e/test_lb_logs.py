@@ -27,10 +27,12 @@ import gzip
 import json
 import os
 import re
+import shutil
 import socket
 import string
 import subprocess
 import sys
+import tempfile
 import time
 
 import harness
@@ -106,9 +108,8 @@ class LbLogsFromDirectory(sh.ServeTestCase):
             self.fail("boto3 is missing for this python3: the traces are read back with it")
         self._t0 = time.monotonic()
         self.servers = []
-        import tempfile
         self.logs = tempfile.mkdtemp(prefix="xrayd-lb-logs-")
-        self.addCleanup(lambda: __import__("shutil").rmtree(self.logs, ignore_errors=True))
+        self.addCleanup(shutil.rmtree, self.logs, True)
         self.xrayd = self.start_serve(extra_args=["--lb-logs", self.logs, "--lb-logs-poll", "1"])
         port = harness.free_tcp_port()
         env = sdk_apps.base_env(port, SERVICE, f"127.0.0.1:{self.xrayd.udp_port}")
@@ -210,8 +211,9 @@ class LbLogsFromS3(sh.ServeTestCase):
         self._t0 = time.monotonic()
         self.servers = []
         port = harness.free_tcp_port()
-        self.moto_log = open(os.path.join(harness.HERE, f".moto-{port}.log"), "wb")
-        self.addCleanup(lambda: os.unlink(self.moto_log.name))
+        moto_dir = tempfile.mkdtemp(prefix="xrayd-moto-")
+        self.addCleanup(shutil.rmtree, moto_dir, True)
+        self.moto_log = open(os.path.join(moto_dir, "moto.log"), "wb")
         self.addCleanup(self.moto_log.close)
         # The six IAM calls below are the unauthenticated ones; everything after is checked.
         self.moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
