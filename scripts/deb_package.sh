@@ -62,5 +62,5 @@ Description: AWS X-Ray daemon compatible trace relay
 CONTROL
 mkdir -p "$out"
 deb="$out/xrayd_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Zgzip -z9 --build "$stage" "$deb" >/dev/null
 echo "$deb"

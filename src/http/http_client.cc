@@ -104,7 +104,8 @@ struct Client::Impl {
   asio::io_context io{1};
   std::unique_ptr<Connection> connection;
 
-  std::optional<TransportError> Run(const bool& done, Clock::time_point deadline);
+  // wait_after_failure=false leaves a failed operation pending (its handler must own its state).
+  std::optional<TransportError> Run(const bool& done, Clock::time_point deadline, bool wait_after_failure = true);
   Status Connect(const Url& url, Clock::time_point deadline);
   Status OpenTcp(const Url& hop, Clock::time_point deadline);
   Status OpenTunnel(const Url& url, const Url& proxy, Clock::time_point deadline);
@@ -143,7 +144,8 @@ Result<Response> Client::Send(const Request& request) {
 // Drives the io_context until `done`, the deadline, or the abort flag. On expiry or abort it closes
 // the socket (every pending operation then completes with operation_aborted) and waits for those
 // completions, so no handler outlives the call.
-std::optional<TransportError> Client::Impl::Run(const bool& done, Clock::time_point deadline) {
+std::optional<TransportError> Client::Impl::Run(const bool& done, Clock::time_point deadline,
+                                                bool wait_after_failure) {
   io.restart();
   std::optional<TransportError> failure;
   while (!done) {
@@ -159,7 +161,7 @@ std::optional<TransportError> Client::Impl::Run(const bool& done, Clock::time_po
     io.run_one_for(std::min<Clock::duration>(deadline - now, std::chrono::milliseconds(50)));
     if (io.stopped()) io.restart();
   }
-  if (failure) {
+  if (failure && wait_after_failure) {
     boost::system::error_code ignored;
     if (connection != nullptr) connection->socket.close(ignored);
     io.restart();
@@ -194,19 +196,27 @@ Status Client::Impl::Connect(const Url& url, Clock::time_point deadline) {
 }
 
 Status Client::Impl::OpenTcp(const Url& hop, Clock::time_point deadline) {
+  // A lookup runs on Asio's resolver thread and cannot be interrupted: on timeout or abort it is left
+  // to finish on its own (its handler owns its state), so neither waits for a slow DNS server.
+  struct Lookup {
+    bool done = false;
+    boost::system::error_code ec;
+    tcp::resolver::results_type endpoints;
+  };
+  auto lookup = std::make_shared<Lookup>();
   tcp::resolver resolver(io);
+  resolver.async_resolve(hop.host, hop.port, [lookup](const boost::system::error_code& e, tcp::resolver::results_type r) {
+    lookup->ec = e;
+    lookup->endpoints = std::move(r);
+    lookup->done = true;
+  });
+  if (auto failure = Run(lookup->done, deadline, /*wait_after_failure=*/false))
+    return TransportFailure(*failure, "resolving " + hop.host);
+  if (lookup->ec)
+    return TransportFailure(TransportError::kDns, "could not resolve " + hop.host + ": " + lookup->ec.message());
   bool done = false;
   boost::system::error_code ec;
-  tcp::resolver::results_type endpoints;
-  resolver.async_resolve(hop.host, hop.port, [&](const boost::system::error_code& e, tcp::resolver::results_type r) {
-    ec = e;
-    endpoints = std::move(r);
-    done = true;
-  });
-  if (auto failure = Run(done, deadline)) return TransportFailure(*failure, "resolving " + hop.host);
-  if (ec) return TransportFailure(TransportError::kDns, "could not resolve " + hop.host + ": " + ec.message());
-  done = false;
-  asio::async_connect(connection->socket, endpoints, [&](const boost::system::error_code& e, const tcp::endpoint&) {
+  asio::async_connect(connection->socket, lookup->endpoints, [&](const boost::system::error_code& e, const tcp::endpoint&) {
     ec = e;
     done = true;
   });

@@ -2,7 +2,9 @@
 //
 // One instance per sending thread: it owns one connection (a socket, and a TLS session for https),
 // kept alive between requests to the same place, and an io_context that runs only inside Send() on
-// the caller's thread (a name lookup borrows Asio's resolver thread). Not thread-safe. Every call has
+// the caller's thread. The first name lookup starts Asio's resolver thread for that io_context; the
+// destructor closes the connection, then joins that thread (waiting out a lookup that a timeout or
+// abort left running). Not thread-safe. Every call has
 // a total timeout, so a stalled peer can never hold a sender forever. Proxies: the explicit option,
 // else the environment as libcurl reads it (http/url.h: https_proxy, HTTPS_PROXY, http_proxy,
 // all_proxy, NO_PROXY); https goes through a CONNECT tunnel. TLS verification uses the system's CA

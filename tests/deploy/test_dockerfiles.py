@@ -151,11 +151,16 @@ class DockerfileChecks:
         self.assertEqual(words[-1], "/rootfs")
         return words
 
+    _rootfs = {}  # binary -> assembled tree, built once per run
+
     def assemble_rootfs(self, binary):
         words = self.rootfs_command()
+        if binary in self._rootfs:
+            return self._rootfs[binary]
         root = os.path.join(ds.temp_dir("xrayd-rootfs-"), "rootfs")
         args = ["sh", ds.src(*ROOTFS_SCRIPT.split("/"))] + (["--hello"] if "--hello" in words else []) + [binary, root]
         subprocess.run(args, check=True, capture_output=True)
+        self._rootfs[binary] = root
         return root
 
     def test_runs_as_a_non_root_user(self):
