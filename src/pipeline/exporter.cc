@@ -105,8 +105,22 @@ size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
     s.received += n;
     s.queued += static_cast<int64_t>(n);
   });
-  size_t pushed = buffer_.Push(documents);
   size_t kept = n;
+  // A document larger than the whole queue can never fit: it must not evict everything queued.
+  std::vector<std::string> oversize;
+  for (auto it = documents.begin(); it != documents.end();) {
+    if (SegmentBuffer::AccountedSize(*it) <= options_.queue_bytes) {
+      ++it;
+      continue;
+    }
+    oversize.push_back(std::move(*it));
+    it = documents.erase(it);
+  }
+  if (!oversize.empty()) {
+    const size_t count = oversize.size();
+    kept -= count - SpillToSpool(oversize, DropReason::kQueueFull, /*from_memory=*/true);
+  }
+  size_t pushed = buffer_.Push(documents);
   // No room: the oldest queued batch makes room (to the spool, or dropped), then try again.
   while (!documents.empty()) {
     auto oldest = buffer_.TakeOldest();
@@ -161,6 +175,13 @@ size_t Exporter::SpillToSpool(std::vector<std::string>& segments, DropReason rea
         std::vector<std::string> record(std::make_move_iterator(segments.begin() + i),
                                         std::make_move_iterator(segments.begin() + std::min(n, i + step)));
         auto appended = spool_->Append(record);
+        if (!appended && appended.error().kind == Error::Kind::kInvalidArgument) {
+          // This record alone (larger than a spool chunk); the spool itself is fine.
+          if (spool_log_.Allow())
+            XLOG_WARN("Exporter {}: {} segments too large for spool {}: {}", name(), record.size(),
+                      options_.spool_dir, appended.error().message);
+          continue;
+        }
         if (!appended) {
           SpoolFailedLocked(SpoolErrorKind::kWrite, appended.error().message);
           break;

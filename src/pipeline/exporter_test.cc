@@ -266,6 +266,27 @@ TEST_F(PipelineExporterTest, FullMemoryWithoutSpoolDropsTheOldestFirst) {
   ExpectBalanced(e.metrics());
 }
 
+TEST_F(PipelineExporterTest, ADocumentLargerThanTheQueueEvictsNothing) {
+  FakeSender sender;
+  sender.Stall(true);
+  ExporterOptions o = Fast();
+  o.senders = 1;
+  o.queue_bytes = 20 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 10);
+  e.Offer(docs);
+  std::vector<std::string> huge = {std::string(o.queue_bytes + 1, 'h')};
+  EXPECT_EQ(e.Offer(huge), 0u);
+  const auto s = e.metrics().Get();
+  EXPECT_EQ(Dropped(s, DropReason::kQueueFull), 1u);
+  EXPECT_EQ(s.queued, 10);
+  ExpectBalanced(e.metrics());
+  sender.Stall(false);
+  e.Stop(1s);
+  EXPECT_EQ(sender.delivered().size(), 10u);
+}
+
 TEST_F(PipelineExporterTest, OutageSpillsToTheSpoolAndReplaysInOrderExactlyOnce) {
   FakeSender sender;
   sender.Set(SendOutcome::Kind::kRetryable);
