@@ -256,14 +256,38 @@ TEST_F(PipelineExporterTest, FullMemoryWithoutSpoolDropsTheOldestFirst) {
   EXPECT_GT(Dropped(stalled, DropReason::kQueueFull), 0u);
   EXPECT_LE(stalled.queued, 20 + 50);  // the bound, plus the batch in flight counted before it
   EXPECT_EQ(GlobalMetrics().segments_spilled.load(), Dropped(stalled, DropReason::kQueueFull));
+  EXPECT_EQ(GlobalMetrics().buffer_segments.load(), stalled.queued) << "the global gauge follows evictions";
   sender.Stall(false);
   ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().queued == 0; }));
   e.Stop(1s);
+  EXPECT_EQ(GlobalMetrics().buffer_segments.load(), 0);
+  EXPECT_EQ(GlobalMetrics().buffer_bytes.load(), 0);
   // The newest documents survived: the last one offered was delivered.
   auto got = sender.delivered();
   ASSERT_FALSE(got.empty());
   EXPECT_NE(std::find(got.begin(), got.end(), Docs(99, 1)[0]), got.end());
   ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, ADocumentLargerThanTheQueueEvictsNothing) {
+  FakeSender sender;
+  sender.Stall(true);
+  ExporterOptions o = Fast();
+  o.senders = 1;
+  o.queue_bytes = 20 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 10);
+  e.Offer(docs);
+  std::vector<std::string> huge = {std::string(o.queue_bytes + 1, 'h')};
+  EXPECT_EQ(e.Offer(huge), 0u);
+  const auto s = e.metrics().Get();
+  EXPECT_EQ(Dropped(s, DropReason::kQueueFull), 1u);
+  EXPECT_EQ(s.queued, 10);
+  ExpectBalanced(e.metrics());
+  sender.Stall(false);
+  e.Stop(1s);
+  EXPECT_EQ(sender.delivered().size(), 10u);
 }
 
 TEST_F(PipelineExporterTest, OutageSpillsToTheSpoolAndReplaysInOrderExactlyOnce) {
@@ -300,6 +324,42 @@ TEST_F(PipelineExporterTest, OutageSpillsToTheSpoolAndReplaysInOrderExactlyOnce)
   EXPECT_EQ(s.delivered, 1000u);
   EXPECT_EQ(s.DroppedTotal(), 0u);
   ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, ParallelReplayAcknowledgesEverythingDeliveredAndNothingElse) {
+  FakeSender sender;
+  sender.Set(SendOutcome::Kind::kRetryable);
+  ExporterOptions o = Spooled();
+  o.senders = 4;
+  o.queue_bytes = 30 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  {
+    Exporter e(o, sender);
+    e.Start();
+    for (int i = 0; i < 2000; i += 20) {
+      auto docs = Docs(i, 20);
+      e.Offer(docs);
+    }
+    sender.Set(SendOutcome::Kind::kDelivered);
+    ASSERT_TRUE(WaitUntil([&] {
+      const auto s = e.metrics().Get();
+      return s.spooled == 0 && s.queued == 0;
+    }));
+    e.Stop(1s);
+    EXPECT_EQ(e.metrics().Get().delivered, 2000u);
+    ExpectBalanced(e.metrics());
+  }
+  auto got = sender.delivered();
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got.size(), 2000u);
+  EXPECT_EQ(std::unique(got.begin(), got.end()), got.end());
+  // Every delivered record was acknowledged: a restart replays nothing.
+  GlobalMetrics().ResetForTest();
+  FakeSender again;
+  Exporter e(o, again);
+  e.Start();
+  EXPECT_EQ(e.metrics().Get().received, 0u);
+  e.Stop(1s);
+  EXPECT_TRUE(again.delivered().empty());
 }
 
 TEST_F(PipelineExporterTest, WhatIsLeftAtShutdownIsReplayedAfterARestart) {
