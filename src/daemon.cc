@@ -7,6 +7,9 @@
 #include "aws/region.h"
 #include "aws/sts.h"
 #include "common/log.h"
+#include "export/store/store_sender.h"
+#include "export/xray/xray_sender.h"
+#include "otlp/otlp_sender.h"
 #include "telemetry/metrics.h"
 #include "common/thread_name.h"
 #include "ui/web_ui.h"
@@ -58,27 +61,65 @@ Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aw
   return ResolveXrayEndpoint(config, env, &imds);
 }
 
+pipeline::ExporterOptions ExporterOptionsFor(const cli::Config& config, std::string_view name, bool primary) {
+  pipeline::ExporterOptions o;
+  o.queue_bytes = config.BufferBytes(HostMemoryBytes());
+  o.max_batch_segments = 50;  // PutTraceSegments' documented maximum per call
+  o.global_metrics = primary;
+  o.retry.max_elapsed = std::chrono::milliseconds(config.retry_max_elapsed_ms);
+  o.retry.max_attempts = config.max_attempts;
+  if (name == "store") {
+    // One writer, a few thousand segments per transaction; a partial batch waits only 50 ms, so a
+    // PutTraceSegments caller can read its segments back at once (pipeline::WaitingSink).
+    o.senders = 1;
+    o.merge_max_segments = kMaxSegmentsPerAppend;
+    o.flush_interval = std::chrono::milliseconds(50);
+    o.retry.initial_backoff = std::chrono::milliseconds(100);
+    o.retry.max_backoff = std::chrono::milliseconds(5000);
+  } else {
+    o.senders = config.concurrency;
+    o.flush_interval = std::chrono::milliseconds(1000);
+  }
+  if (!config.spool_dir.empty()) {
+    o.spool_dir = config.spool_dir + "/" + std::string(name);
+    o.spool.max_bytes = static_cast<uint64_t>(config.spool_max_mb) * 1024 * 1024;
+    o.spool.max_age = std::chrono::milliseconds(config.spool_max_age_ms);
+  }
+  return o;
+}
+
+std::string DescribePipeline(const cli::Config& config, const std::string& xray_endpoint) {
+  std::vector<std::string> names;
+  if (config.serve) names.push_back("store");
+  if (!config.serve || config.forward) names.push_back("xray");
+  std::string out = "# Pipeline\n";
+  out += config.serve ? fmt::format("# receivers: UDP {}, PutTraceSegments on {}\n", config.udp_address, config.listen_address)
+                      : fmt::format("# receivers: UDP {}\n", config.udp_address);
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto o = ExporterOptionsFor(config, names[i], i == 0);
+    const std::string where = names[i] == "store" ? config.data_dir + "/traces.db"
+                                                  : (xray_endpoint.empty() ? "X-Ray API" : xray_endpoint);
+    out += fmt::format("# exporter {} -> {}: queue {} MB, {} sender(s), batches of {}\n", names[i], where,
+                       o.queue_bytes / (1024 * 1024), o.senders, std::max(o.max_batch_segments, o.merge_max_segments));
+    out += fmt::format("#   retry: backoff {}..{} with full jitter, for up to {}{}\n",
+                       cli::FormatDuration(o.retry.initial_backoff.count()), cli::FormatDuration(o.retry.max_backoff.count()),
+                       cli::FormatDuration(o.retry.max_elapsed.count()),
+                       o.retry.max_attempts > 0 ? fmt::format(" or {} attempts", o.retry.max_attempts) : "");
+    out += o.spool_dir.empty() ? std::string("#   spool: none (memory only)\n")
+                               : fmt::format("#   spool: {} (at most {} MB, max age {})\n", o.spool_dir,
+                                             o.spool.max_bytes / (1024 * 1024),
+                                             cli::FormatDuration(o.spool.max_age.count()));
+  }
+  return out;
+}
+
 Daemon::Daemon(cli::Config config, aws::EnvLookup env) : config_(std::move(config)), env_(std::move(env)) {}
 
 Daemon::~Daemon() { Shutdown(); }
 
 namespace {
 
-// Until the pipeline's fan-out exists: the OTLP receiver's segments go into the serve-mode buffer,
-// as UDP datagrams do (a full buffer spills, counted by the buffer).
-class BufferSink final : public pipeline::SegmentSink {
- public:
-  explicit BufferSink(SegmentBuffer& buffer) : buffer_(buffer) {}
-  size_t Offer(std::vector<std::string>& documents) override {
-    size_t n = buffer_.Push(documents);
-    documents.clear();
-    return n;
-  }
-
- private:
-  SegmentBuffer& buffer_;
-};
-
+// --otlp-indexed-attributes "a,b" ("*": all) -> the OTLP receiver's translation options.
 otlp::ToXrayOptions OtlpTranslation(const std::string& indexed) {
   otlp::ToXrayOptions o;
   for (size_t start = 0; start < indexed.size();) {
@@ -93,7 +134,69 @@ otlp::ToXrayOptions OtlpTranslation(const std::string& indexed) {
 
 }  // namespace
 
-Status Daemon::StartServe(BufferOptions buffer_options) {
+void Daemon::AddExporter(std::unique_ptr<pipeline::BatchSender> sender) {
+  auto options = ExporterOptionsFor(config_, sender->name(), exporters_.empty());
+  exporters_.push_back(std::make_unique<pipeline::Exporter>(std::move(options), *sender));
+  senders_.push_back(std::move(sender));
+}
+
+// --otlp-endpoint: one more exporter (its own queue, spool and retries), beside the others.
+Status Daemon::AddOtlpExporter() {
+  if (config_.otlp_endpoint.empty()) return OkStatus();
+  otlp::OtlpExporterConfig oc;
+  oc.endpoint = config_.otlp_endpoint;
+  auto encoding = otlp::ParseEncoding(config_.otlp_encoding);
+  if (!encoding) return encoding.error();
+  oc.encoding = *encoding;
+  oc.timeout = std::chrono::milliseconds(std::min(config_.request_timeout_ms, 30000));
+  oc.insecure_skip_verify = config_.no_verify_ssl;
+  oc.proxy = config_.proxy_address;
+  auto sender = otlp::MakeOtlpSender(oc);
+  if (!sender) return sender.error();
+  XLOG_INFO("Exporting segments as OTLP/HTTP ({}) to {}", config_.otlp_encoding, oc.TracesUrl());
+  AddExporter(std::move(*sender));
+  return OkStatus();
+}
+
+// --otlp-listen: OTLP/HTTP spans in, as X-Ray segments into the fan-out.
+Status Daemon::StartOtlpReceiver() {
+  if (config_.otlp_listen.empty()) return OkStatus();
+  otlp::OtlpReceiverConfig oc;
+  oc.listen = config_.otlp_listen;
+  oc.translation = OtlpTranslation(config_.otlp_indexed_attributes);
+  otlp_receiver_ = std::make_unique<otlp::OtlpReceiver>(oc, *fan_out_);
+  auto port = otlp_receiver_->Start();
+  if (!port) return port.error();
+  XLOG_INFO("Accepting OTLP/HTTP traces on http://{}/v1/traces", config_.otlp_listen);
+  return OkStatus();
+}
+
+void Daemon::StartPipeline() {
+  std::vector<pipeline::Exporter*> all;
+  for (auto& e : exporters_) {
+    e->Start();
+    all.push_back(e.get());
+    const auto& o = e->options();
+    XLOG_INFO("Exporter {}: queue {} MB, {} sender(s), retries for up to {}, spool {}", e->name(),
+              o.queue_bytes / (1024 * 1024), o.senders, cli::FormatDuration(o.retry.max_elapsed.count()),
+              o.spool_dir.empty() ? std::string("none") : o.spool_dir);
+  }
+  fan_out_ = std::make_unique<pipeline::FanOut>(std::move(all));
+}
+
+void Daemon::StopPipeline() {
+  // Every exporter flushes at once, so shutdown takes one grace period, not one per exporter.
+  std::vector<std::thread> stoppers;
+  for (auto& e : exporters_) {
+    auto s = e->metrics().Get();
+    XLOG_INFO("Shutting down: exporter {} flushing {} queued segments (up to {} ms)", e->name(), s.queued,
+              config_.shutdown_grace_ms);
+    stoppers.emplace_back([&e, this] { e->Stop(std::chrono::milliseconds(config_.shutdown_grace_ms)); });
+  }
+  for (auto& t : stoppers) t.join();
+}
+
+Status Daemon::StartServe() {
   store::StoreOptions so;
   so.data_dir = config_.data_dir;
   so.retention_seconds = config_.retention_hours * 3600.0;
@@ -104,24 +207,25 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   store_ = std::move(*opened);
   XLOG_INFO("Trace store in {}/traces.db (retention {} h{})", config_.data_dir, config_.retention_hours,
             config_.max_store_mb > 0 ? fmt::format(", at most {} MB", config_.max_store_mb) : "");
+  AddExporter(std::make_unique<StoreSender>(*store_));
+  if (config_.forward) {
+    auto endpoint = SetUpAws();
+    if (!endpoint) return endpoint.error();
+    XLOG_INFO("Forwarding segments to {} as well", endpoint->url);
+    auto sender = MakeXraySender(*endpoint);
+    if (!sender) return sender.error();
+    AddExporter(std::move(*sender));
+  }
+  if (auto st = AddOtlpExporter(); !st) return st;
+  StartPipeline();
+  api_sink_ = std::make_unique<pipeline::WaitingSink>(*fan_out_, *exporters_.front(), std::chrono::seconds(5));
   // UDP first: once the API answers, a client may take the server as up and send segments at once.
-  buffer_ = std::make_unique<SegmentBuffer>(buffer_options);
-  store_exporter_ = std::make_unique<StoreExporter>(*buffer_, *store_);
-  store_exporter_->Start();
-  receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *buffer_);
+  receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *fan_out_);
   if (auto st = receiver_->Start(); !st) return st;
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
-  if (!config_.otlp_listen.empty()) {
-    otlp_sink_ = std::make_unique<BufferSink>(*buffer_);
-    otlp::OtlpReceiverConfig oc;
-    oc.listen = config_.otlp_listen;
-    oc.translation = OtlpTranslation(config_.otlp_indexed_attributes);
-    otlp_receiver_ = std::make_unique<otlp::OtlpReceiver>(oc, *otlp_sink_);
-    auto port = otlp_receiver_->Start();
-    if (!port) return port.error();
-    XLOG_INFO("Accepting OTLP/HTTP traces on http://{}/v1/traces", config_.otlp_listen);
-  }
+  if (auto st = StartOtlpReceiver(); !st) return st;
   api::ApiOptions api_options;
+  api_options.sink = api_sink_.get();
   api_options.listen_address = config_.listen_address;
   api_options.server_limits.max_connections = static_cast<size_t>(config_.api_max_connections);
   api_options.server_limits.max_body_bytes = static_cast<size_t>(config_.api_max_body_mb) * 1024 * 1024;
@@ -153,7 +257,7 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
   SamplingProxyOptions proxy_options{config_.tcp_address, "http://" + self, "us-east-1", {}};
   // With signature checks on, the proxy signs with the first configured key, like any client.
   if (api_options.verify_signatures)
-    credentials_ = std::make_unique<aws::StaticCredentialsProvider>(
+    proxy_credentials_ = std::make_unique<aws::StaticCredentialsProvider>(
         aws::Credentials{api_options.keys.front().id, api_options.keys.front().secret, ""}, "--api-keys");
   StartProxy(proxy_options);
   retention_thread_ = std::thread([this] { RetentionLoop(); });
@@ -161,7 +265,7 @@ Status Daemon::StartServe(BufferOptions buffer_options) {
 }
 
 void Daemon::StartProxy(const SamplingProxyOptions& options) {
-  proxy_ = std::make_unique<SamplingProxy>(options, credentials_.get());
+  proxy_ = std::make_unique<SamplingProxy>(options, config_.serve ? proxy_credentials_.get() : credentials_.get());
   if (auto st = proxy_->Start(); !st) {
     // As AWS's daemon: a TCP bind failure is logged, not fatal; segments still flow over UDP.
     XLOG_ERROR("Sampling proxy not started: {}", st.error().message);
@@ -193,15 +297,12 @@ Status Daemon::Start() {
   if (!config_.ignored_arguments.empty())
     XLOG_WARN("Ignoring arguments from \"{}\" on: flags must come before other arguments",
               config_.ignored_arguments.front());
-  const uint64_t bytes = config_.BufferBytes(HostMemoryBytes());
-  XLOG_INFO("Using buffer memory limit of {} MB", bytes / (1024 * 1024));
-  BufferOptions buffer_options;
-  buffer_options.capacity_bytes = bytes;
-  if (config_.serve) {
-    if (auto st = StartServe(buffer_options); !st) return st;
-    return StartHealth();
-  }
+  XLOG_INFO("Using buffer memory limit of {} MB", config_.BufferBytes(HostMemoryBytes()) / (1024 * 1024));
+  if (auto st = config_.serve ? StartServe() : StartDaemonMode(); !st) return st;
+  return StartHealth();
+}
 
+Result<ResolvedEndpoint> Daemon::SetUpAws() {
   // One instance metadata client for region, credentials and telemetry. Local mode (-o) uses it
   // only as the credential chain's last link, as AWS's daemon (its SDK) does.
   auto imds_options = aws::ImdsOptions::FromEnvironment(env_);
@@ -247,37 +348,59 @@ Status Daemon::Start() {
     // with backoff on use).
     (void)credentials_->Get();
   }
+  return endpoint;
+}
 
-  buffer_ = std::make_unique<SegmentBuffer>(buffer_options);
+namespace {
 
-  // The one missing-credentials policy (aws/signed_client.h) for every AWS destination: an AWS
-  // endpoint would refuse unsigned requests, so nothing is sent and the data waits; an explicitly
-  // configured endpoint (--endpoint, e.g. another xrayd) may accept them unsigned.
-  aws::SignedClientOptions xray_api{endpoint->url, endpoint->signing_region};
+// The one missing-credentials policy (aws/signed_client.h) for every AWS destination: an AWS
+// endpoint would refuse unsigned requests, so nothing is sent and the data waits; an explicitly
+// configured endpoint (--endpoint, e.g. another xrayd) may accept them unsigned.
+aws::SignedClientOptions XrayApiOptions(const cli::Config& config, const ResolvedEndpoint& endpoint) {
+  aws::SignedClientOptions xray_api{endpoint.url, endpoint.signing_region};
   xray_api.on_missing_credentials =
-      config_.endpoint.empty() ? aws::MissingCredentials::kDoNotSend : aws::MissingCredentials::kSendUnsigned;
+      config.endpoint.empty() ? aws::MissingCredentials::kDoNotSend : aws::MissingCredentials::kSendUnsigned;
+  return xray_api;
+}
 
-  xray::ExporterOptions ex;
-  ex.concurrency = config_.concurrency;
-  ex.xray = xray_api;
-  ex.http.proxy = config_.proxy_address;
-  ex.http.verify_tls = !config_.no_verify_ssl;
-  ex.http.timeout = std::chrono::milliseconds(config_.request_timeout_ms);
-  ex.retry.max_attempts = config_.max_attempts;
-  exporter_ = std::make_unique<xray::XrayExporter>(ex, *buffer_, credentials_.get());
-  if (auto st = exporter_->Start(); !st) return st;
+http::ClientOptions UploadHttp(const cli::Config& config) {
+  http::ClientOptions h;
+  h.proxy = config.proxy_address;
+  h.verify_tls = !config.no_verify_ssl;
+  h.timeout = std::chrono::milliseconds(config.request_timeout_ms);
+  return h;
+}
 
-  receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *buffer_);
+}  // namespace
+
+Result<std::unique_ptr<pipeline::BatchSender>> Daemon::MakeXraySender(const ResolvedEndpoint& endpoint) {
+  auto sender = xray::XraySender::Create({XrayApiOptions(config_, endpoint), UploadHttp(config_)}, credentials_.get());
+  if (!sender) return sender.error();
+  return std::unique_ptr<pipeline::BatchSender>(std::move(*sender));
+}
+
+Status Daemon::StartDaemonMode() {
+  auto endpoint = SetUpAws();
+  if (!endpoint) return endpoint.error();
+  auto sender = MakeXraySender(*endpoint);
+  if (!sender) return sender.error();
+  AddExporter(std::move(*sender));
+  if (auto st = AddOtlpExporter(); !st) return st;
+  StartPipeline();
+
+  receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *fan_out_);
   if (auto st = receiver_->Start(); !st) return st;
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
+  if (auto st = StartOtlpReceiver(); !st) return st;
 
-  SamplingProxyOptions proxy_options{config_.tcp_address, endpoint->url, endpoint->signing_region, ex.http};
+  const http::ClientOptions upload_http = UploadHttp(config_);
+  SamplingProxyOptions proxy_options{config_.tcp_address, endpoint->url, endpoint->signing_region, upload_http};
   StartProxy(proxy_options);
 
   TelemetryOptions telemetry_options;
-  telemetry_options.xray = xray_api;
-  telemetry_options.http = ex.http;
-  telemetry_options.http.timeout = std::min(ex.http.timeout, std::chrono::milliseconds(10000));
+  telemetry_options.xray = XrayApiOptions(config_, *endpoint);
+  telemetry_options.http = upload_http;
+  telemetry_options.http.timeout = std::min(upload_http.timeout, std::chrono::milliseconds(10000));
   telemetry_options.interval = std::chrono::milliseconds(config_.telemetry_interval_ms);
   telemetry_options.resource_arn = config_.resource_arn;
   telemetry_options.hostname = aws::EnvValue(env_, "AWS_HOSTNAME").value_or("");
@@ -285,9 +408,7 @@ Status Daemon::Start() {
   if (!config_.local_mode) telemetry_options.imds = imds_;
   XLOG_DEBUG("ARN of the AWS resource running the daemon: {}", config_.resource_arn);
   telemetry_ = std::make_unique<TelemetryReporter>(telemetry_options, credentials_.get());
-  if (auto st = telemetry_->Start(); !st) return st;
-
-  return StartHealth();
+  return telemetry_->Start();
 }
 
 Status Daemon::StartHealth() {
@@ -301,19 +422,13 @@ Status Daemon::StartHealth() {
 }
 
 void Daemon::Shutdown() {
-  if (!ready_.exchange(false) && !receiver_ && !exporter_ && !store_ && !telemetry_) return;
+  if (!ready_.exchange(false) && !receiver_ && exporters_.empty() && !store_ && !telemetry_) return;
+  // Receivers first (UDP, then the API: it is one in serve mode), so nothing new arrives.
   if (receiver_) receiver_->Stop();
   if (otlp_receiver_) otlp_receiver_->Stop();
   if (proxy_) proxy_->Stop();
-  if (exporter_) {
-    const size_t pending = buffer_ ? buffer_->queued_segments() : 0;
-    XLOG_INFO("Shutting down: flushing {} buffered segments (up to {} ms)", pending, config_.shutdown_grace_ms);
-    exporter_->Stop(std::chrono::milliseconds(config_.shutdown_grace_ms));
-  }
-  if (store_exporter_) {
-    XLOG_INFO("Shutting down: storing {} buffered segments", buffer_ ? buffer_->queued_segments() : 0);
-    store_exporter_->Stop(std::chrono::milliseconds(config_.shutdown_grace_ms));
-  }
+  if (api_) api_->Stop();
+  StopPipeline();
   if (retention_thread_.joinable()) {
     {
       MutexLock lock(retention_mu_);
@@ -322,24 +437,28 @@ void Daemon::Shutdown() {
     retention_cv_.notify_all();
     retention_thread_.join();
   }
-  if (api_) api_->Stop();
-  if (telemetry_) telemetry_->Stop();  // after the exporter: the final record has the final counts
+  if (telemetry_) telemetry_->Stop();  // after the exporters: the final record has the final counts
   if (health_) health_->Stop();
   auto& m = GlobalMetrics();
+  uint64_t rejected = 0, failed = 0;
+  for (size_t i = 0; i < static_cast<size_t>(RejectReason::kCount); ++i) rejected += m.Rejected(static_cast<RejectReason>(i));
+  for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) failed += m.Failed(static_cast<FailReason>(i));
   XLOG_INFO("Stopped: received {}, sent {}, spilled {}, rejected {}, failed {}", m.segments_received.load(),
-            m.segments_sent.load(), m.segments_spilled.load(),
-            m.Rejected(RejectReason::kBadHeader) + m.Rejected(RejectReason::kBadJson) +
-                m.Rejected(RejectReason::kInvalidSegment) + m.Rejected(RejectReason::kTooLarge) +
-                m.Rejected(RejectReason::kInvalidTime),
-            m.Failed(FailReason::kUnprocessed) + m.Failed(FailReason::kPermanentError) +
-                m.Failed(FailReason::kRetriesExhausted) + m.Failed(FailReason::kShutdown));
+            m.segments_sent.load(), m.segments_spilled.load(), rejected, failed);
+  for (const auto& e : exporters_) {
+    const auto s = e->metrics().Get();
+    XLOG_INFO("Exporter {}: received {}, delivered {}, spooled {}, dropped {}", e->name(), s.received, s.delivered,
+              s.spooled, s.DroppedTotal());
+  }
   health_.reset();
   telemetry_.reset();
   proxy_.reset();
   receiver_.reset();
-  exporter_.reset();
-  store_exporter_.reset();
   api_.reset();
+  api_sink_.reset();
+  fan_out_.reset();
+  exporters_.clear();
+  senders_.clear();
   store_.reset();
 }
 

@@ -35,8 +35,11 @@ int main(int argc, char** argv) {
   }
   if (config->check_config) {
     std::fputs(config->ToYaml().c_str(), stdout);
-    auto endpoint = xrayd::ResolveXrayEndpoint(*config, env);
-    if (!config->serve && !endpoint) {
+    const bool needs_xray = !config->serve || config->forward;
+    auto endpoint = needs_xray ? xrayd::ResolveXrayEndpoint(*config, env)
+                               : xrayd::Result<xrayd::ResolvedEndpoint>(xrayd::ResolvedEndpoint{});
+    std::fputs(xrayd::DescribePipeline(*config, endpoint ? endpoint->url : "").c_str(), stdout);
+    if (!endpoint) {
       std::fprintf(stderr, "xrayd: %s\n", endpoint.error().message.c_str());
       return 2;
     }

@@ -12,6 +12,7 @@
 
 #include "api/api_error.h"
 #include "common/log.h"
+#include "pipeline/segment_sink.h"
 #include "store/trace_store.h"
 
 namespace xrayd::api {
@@ -35,6 +36,9 @@ struct ApiContext {
   Groups& groups;
   const ApiLimits& limits;
   log::RateLimiter& truncation_log;  // graphs built from part of a window: one log line a minute
+  // Where PutTraceSegments hands accepted documents (`xrayd serve`: the pipeline's fan-out, which
+  // stores them and forwards them with --forward). Null: appended to `store` directly (unit tests).
+  pipeline::SegmentSink* sink = nullptr;
 };
 
 using Handler = ApiResult<nlohmann::json> (*)(ApiContext& ctx, const nlohmann::json& input);

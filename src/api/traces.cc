@@ -113,8 +113,15 @@ ApiResult<json> PutTraceSegments(ApiContext& ctx, const json& in) {
     if (auto rejected = CheckDocument(validator, doc)) unprocessed.push_back(std::move(*rejected));
     else accepted.push_back(std::move(doc));
   }
-  auto stored = ctx.store.Append(accepted);
-  if (!stored) return ApiError::Internal("storing segments", stored.error());
+  if (ctx.sink == nullptr) {
+    auto stored = ctx.store.Append(accepted);
+    if (!stored) return ApiError::Internal("storing segments", stored.error());
+    return json{{"UnprocessedTraceSegments", unprocessed}};
+  }
+  // The pipeline queues (or spools) them; only when no exporter could keep any is the call refused,
+  // as ThrottledException, which AWS SDKs retry (a partial refusal is counted per exporter, dropped).
+  if (!accepted.empty() && ctx.sink->Offer(accepted) == 0)
+    return ApiError{429, "ThrottledException", "xrayd's export queues are full; retry later"};
   return json{{"UnprocessedTraceSegments", unprocessed}};
 }
 

@@ -101,6 +101,7 @@ XrayApi::XrayApi(const ApiOptions& options, store::TraceStore& store)
       limits_(options.limits),
       verifier_(options.verify_signatures ? std::optional<RequestVerifier>(options.keys) : std::nullopt),
       store_(store),
+      sink_(options.sink),
       sampling_(std::make_unique<SamplingRules>(store)),
       groups_(std::make_unique<Groups>(store)) {}
 
@@ -117,7 +118,7 @@ http::OutgoingResponse XrayApi::Handle(const http::IncomingRequest& req) {
   // The one catch: handlers return errors as values, so anything thrown here is a bug (or memory
   // exhaustion). It is logged; the client gets InternalFailure without the exception's text.
   try {
-    ApiContext ctx{store_, *sampling_, *groups_, limits_, truncation_log_};
+    ApiContext ctx{store_, *sampling_, *groups_, limits_, truncation_log_, sink_};
     ApiResult<json> result = Run(*route, ctx, req.body, json_limits_);
     if (!result) return ErrorResponse(result.error());
     http::OutgoingResponse out;

@@ -46,6 +46,8 @@ struct ApiOptions {
   // Answers GET requests (no X-Ray operation is a GET): the web UI (ui/web_ui.h), given by the
   // daemon; unset, a GET is an UnknownOperationException like any unknown path.
   http::RequestHandler get_handler;
+  // PutTraceSegments' destination (api_context.h); must outlive the API. Null: the store directly.
+  pipeline::SegmentSink* sink = nullptr;
 };
 
 class XrayApi {
@@ -64,6 +66,7 @@ class XrayApi {
   const std::optional<RequestVerifier> verifier_;
   log::RateLimiter truncation_log_{std::chrono::minutes(1)};  // thread-safe (atomics)
   store::TraceStore& store_;
+  pipeline::SegmentSink* const sink_;
   std::unique_ptr<SamplingRules> sampling_;
   std::unique_ptr<Groups> groups_;
 };

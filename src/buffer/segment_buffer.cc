@@ -14,17 +14,22 @@ BufferOptions Normalized(BufferOptions o) {
 }  // namespace
 
 SegmentBuffer::SegmentBuffer(BufferOptions options) : options_(Normalized(options)) {
-  GlobalMetrics().buffer_capacity_bytes.store(static_cast<int64_t>(options_.capacity_bytes));
+  if (options_.global_gauges)
+    GlobalMetrics().buffer_capacity_bytes.store(static_cast<int64_t>(options_.capacity_bytes));
 }
 
 size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
-  size_t accepted = 0, accepted_bytes = 0;
+  size_t accepted = 0, accepted_bytes = 0, refused = 0;
   bool notify = false;
   {
     MutexLock lock(mu_);
     for (auto& s : segments) {
       const size_t cost = AccountedSize(s);
-      if (closed_ || held_bytes_ + cost > options_.capacity_bytes) continue;
+      if (closed_ || held_bytes_ + cost > options_.capacity_bytes) {
+        if (&segments[refused] != &s) segments[refused] = std::move(s);
+        ++refused;
+        continue;
+      }
       held_bytes_ += cost;
       accepted_bytes += cost;
       if (open_.segments.empty()) {
@@ -41,11 +46,12 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
     }
     queued_segments_ += accepted;
   }
-  auto& m = GlobalMetrics();
-  m.buffer_bytes.fetch_add(static_cast<int64_t>(accepted_bytes), std::memory_order_relaxed);
-  m.buffer_segments.fetch_add(static_cast<int64_t>(accepted), std::memory_order_relaxed);
-  if (accepted < segments.size()) m.segments_spilled.fetch_add(segments.size() - accepted, std::memory_order_relaxed);
-  segments.clear();
+  if (options_.global_gauges) {
+    auto& m = GlobalMetrics();
+    m.buffer_bytes.fetch_add(static_cast<int64_t>(accepted_bytes), std::memory_order_relaxed);
+    m.buffer_segments.fetch_add(static_cast<int64_t>(accepted), std::memory_order_relaxed);
+  }
+  segments.resize(refused);
   // One sender per event is enough: a sealed batch needs one taker, and a newly opened batch
   // needs one sender to start the flush-interval wait. Waking all of them costs a context
   // switch per sender per batch.
@@ -87,11 +93,49 @@ std::optional<Batch> SegmentBuffer::PopBatch() {
   }
 }
 
+std::optional<Batch> SegmentBuffer::PopBatchUntil(SteadyTime deadline) {
+  MutexLock lock(mu_);
+  const uint64_t kicks = kicks_;
+  for (;;) {
+    if (aborted_ || kicks_ != kicks) return std::nullopt;
+    const auto now = std::chrono::steady_clock::now();
+    if (auto b = TakeReadyLocked(now)) return b;
+    if (closed_ || now >= deadline) return std::nullopt;
+    SteadyTime until = deadline;
+    if (!open_.segments.empty()) until = std::min(until, open_since_ + options_.flush_interval);
+    lock.WaitOnceUntil(cv_, until);
+  }
+}
+
+void SegmentBuffer::Kick() {
+  {
+    MutexLock lock(mu_);
+    ++kicks_;
+  }
+  cv_.notify_all();
+}
+
+std::optional<Batch> SegmentBuffer::TakeOldest() {
+  MutexLock lock(mu_);
+  if (ready_.empty() && !open_.segments.empty()) SealOpenLocked();
+  if (ready_.empty()) return std::nullopt;
+  Batch b = std::move(ready_.front());
+  ready_.pop_front();
+  queued_segments_ -= b.segments.size();
+  return b;
+}
+
+bool SegmentBuffer::Drained() const {
+  MutexLock lock(mu_);
+  return closed_ && ready_.empty() && open_.segments.empty();
+}
+
 void SegmentBuffer::Release(const Batch& batch) {
   {
     MutexLock lock(mu_);
     held_bytes_ -= batch.bytes;
   }
+  if (!options_.global_gauges) return;
   auto& m = GlobalMetrics();
   m.buffer_bytes.fetch_sub(static_cast<int64_t>(batch.bytes), std::memory_order_relaxed);
   m.buffer_segments.fetch_sub(static_cast<int64_t>(batch.segments.size()), std::memory_order_relaxed);

@@ -1,9 +1,10 @@
 // SegmentBuffer: the bounded hand-off between ingest and the exporters.
 //
 // Thread-safe. A segment is *held* from the moment Push() accepts it until the exporter calls
-// Release() for the batch that carried it (delivered or given up on). The bytes held never exceed
-// the capacity: a Push() that does not fit is refused and counted as spilled, so memory stays
-// bounded whatever the senders offer and however slow the X-Ray API is.
+// Release() for the batch that carried it (delivered, spooled or given up on). The bytes held never
+// exceed the capacity: what a Push() cannot fit is handed back to the caller (pipeline::Exporter
+// then makes room with TakeOldest(): spools or drops the oldest batch, counted), so memory stays
+// bounded whatever the receivers offer and however slow the destination is.
 //
 // Segments are grouped into batches of at most max_batch_segments. A full batch is ready at once;
 // a partial one becomes ready when its oldest segment has waited flush_interval, so a trickle of
@@ -35,6 +36,8 @@ struct BufferOptions {
   size_t capacity_bytes = 16 * 1024 * 1024;
   size_t max_batch_segments = 50;  // PutTraceSegments' documented maximum per call
   std::chrono::milliseconds flush_interval{1000};
+  // Update the process-wide buffer gauges (xrayd_buffer_*); one buffer in the process does.
+  bool global_gauges = true;
 };
 
 class SegmentBuffer {
@@ -43,12 +46,22 @@ class SegmentBuffer {
   SegmentBuffer(const SegmentBuffer&) = delete;
   SegmentBuffer& operator=(const SegmentBuffer&) = delete;
 
-  // Takes ownership of the documents that fit, in order; the rest are spilled (counted).
-  // Returns the number accepted. After Close(), everything is spilled.
+  // Takes ownership of the documents that fit, in order; those that do not are left in
+  // `segments` (in order), for the caller to account. Returns the number accepted. After Close(),
+  // nothing is accepted.
   size_t Push(std::vector<std::string>& segments, SteadyTime now = std::chrono::steady_clock::now());
 
   // Blocks until a batch is ready or the buffer is closed and empty (nullopt).
   std::optional<Batch> PopBatch();
+  // As PopBatch(), but also returns nullopt at `deadline` or when Kick() is called meanwhile.
+  std::optional<Batch> PopBatchUntil(SteadyTime deadline);
+  // Wakes PopBatchUntil() callers (they return nullopt): there is other work for them.
+  void Kick();
+  // The oldest batch still queued, ready or not (the open one is sealed if nothing else is queued);
+  // nullopt when nothing is queued. The caller owns it like a popped batch (Release it).
+  std::optional<Batch> TakeOldest();
+  // Closed, and nothing queued (batches popped but not released may still be in flight).
+  bool Drained() const;
   // Non-blocking: a batch ready at `now`, if any (after Close(), any partial batch is ready).
   std::optional<Batch> TryPopBatch(SteadyTime now);
 
@@ -81,6 +94,7 @@ class SegmentBuffer {
   size_t held_bytes_ XRAYD_GUARDED_BY(mu_) = 0;
   size_t queued_segments_ XRAYD_GUARDED_BY(mu_) = 0;
   bool closed_ XRAYD_GUARDED_BY(mu_) = false;
+  uint64_t kicks_ XRAYD_GUARDED_BY(mu_) = 0;
   bool aborted_ XRAYD_GUARDED_BY(mu_) = false;
 };
 

@@ -21,8 +21,10 @@ const std::vector<FlagSpec>& Specs() {
       {{"request-timeout"}},    {{"check-config"}, true},    {{"data-dir"}},
       {{"listen"}},             {{"retention-hours"}},       {{"max-store-mb"}},
       {{"api-keys"}},           {{"api-auth"}},              {{"api-max-connections"}},
-      {{"api-max-body-mb"}},    {{"otlp-listen"}},           {{"otlp-endpoint"}},
-      {{"otlp-encoding"}},      {{"otlp-indexed-attributes"}},
+      {{"api-max-body-mb"}},    {{"spool-dir"}},             {{"spool-max-mb"}},
+      {{"spool-max-age"}},      {{"retry-max-elapsed"}},     {{"forward"}, true},
+      {{"otlp-listen"}},        {{"otlp-endpoint"}},         {{"otlp-encoding"}},
+      {{"otlp-indexed-attributes"}},
   };
   return specs;
 }
@@ -38,6 +40,33 @@ Result<int> ParseInt(const std::string& flag, const std::string& s) {
 }
 
 }  // namespace
+
+Result<int64_t> ParseDuration(const std::string& text) {
+  static constexpr std::pair<const char*, int64_t> kUnits[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}, {"", 1000}};
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (...) {
+    used = 0;
+  }
+  const std::string unit = used > 0 ? text.substr(used) : "?";
+  for (const auto& [name, scale] : kUnits) {
+    if (unit != name) continue;
+    const double ms = value * static_cast<double>(scale);
+    if (ms < 0 || ms > 1e15 || text.find_first_of("eEnNxX") != std::string::npos) break;
+    return static_cast<int64_t>(ms);
+  }
+  return Error::InvalidArgument("invalid duration \"" + text + "\": want e.g. 30s, 5m, 2h, 1d or 500ms");
+}
+
+std::string FormatDuration(int64_t ms) {
+  for (const auto& [name, scale] : {std::pair{"d", 86'400'000LL}, std::pair{"h", 3'600'000LL}, std::pair{"m", 60'000LL},
+                                    std::pair{"s", 1000LL}})
+    if (ms != 0 && ms % scale == 0) return std::to_string(ms / scale) + name;
+  return std::to_string(ms) + "ms";
+}
 
 std::string UsageText() {
   return R"(Usage: xrayd [options]
@@ -71,7 +100,15 @@ xrayd additions:
       --endpoint URL        X-Ray API endpoint (http or https), e.g. an `xrayd serve`
       --health-address ADDR serve /healthz, /readyz and /metrics on ADDR (default off)
       --request-timeout S   seconds allowed for one upload request (default 30)
-      --check-config        validate the settings, print them as YAML and exit
+      --check-config        validate the settings, print them as YAML and the pipeline
+                            that would run, and exit
+      --spool-dir DIR       keep each exporter's backlog in a durable disk spool under
+                            DIR/<exporter> (default: none, memory only)
+      --spool-max-mb N      each exporter's spool bound; the oldest data is dropped past
+                            it (default 1024)
+      --spool-max-age D     drop spooled data older than D, e.g. 30s, 5m, 2h (default 24h)
+      --retry-max-elapsed D retry a failing batch for up to D (default 5m); then it goes to
+                            the spool, or is dropped without one
 
 xrayd serve:
       --data-dir DIR        where the trace store lives (default ./xrayd-data)
@@ -85,6 +122,8 @@ xrayd serve:
       --api-max-connections N  connections the API holds open at once; past it a
                             new one is answered 503 and closed (default 1024)
       --api-max-body-mb MB  largest API request body, compressed or not (default 8)
+      --forward             also send every segment to the AWS X-Ray API (region from -n /
+                            $AWS_REGION, or --endpoint; the standard credential chain)
       --otlp-listen [ADDR]  also accept OTLP/HTTP traces (POST /v1/traces) on ADDR
                             (default 127.0.0.1:4318 when given without a value)
       --otlp-indexed-attributes A,B  span attributes that become annotations ("*": all)
@@ -135,7 +174,12 @@ std::vector<std::string> Config::Validate() const {
     problems.push_back("Endpoint \"" + endpoint + "\" must start with http:// or https://");
   if (request_timeout_ms <= 0) problems.push_back("request timeout must be positive");
   if (shutdown_grace_ms < 0) problems.push_back("Xrayd.ShutdownGraceSeconds must not be negative");
-  if (max_attempts < 1 || max_attempts > 100) problems.push_back("Xrayd.MaxAttempts must be between 1 and 100");
+  if (max_attempts < 0 || max_attempts > 100)
+    problems.push_back("Xrayd.MaxAttempts must be between 0 (no cap) and 100");
+  if (spool_max_mb < 1) problems.push_back("--spool-max-mb must be at least 1");
+  if (spool_max_age_ms < 1000) problems.push_back("--spool-max-age must be at least 1s");
+  if (retry_max_elapsed_ms < 0) problems.push_back("--retry-max-elapsed must not be negative");
+  if (forward && !serve) problems.push_back("--forward is for `xrayd serve` (daemon mode always sends to X-Ray)");
   if (listen_address.find(':') == std::string::npos)
     problems.push_back("listen address (--listen) \"" + listen_address + "\" is not host:port");
   if (data_dir.empty()) problems.push_back("--data-dir must not be empty");
@@ -168,10 +212,12 @@ std::string Config::ToYaml() const {
       "Version: 2\nTotalBufferSizeMB: {}\nConcurrency: {}\nRegion: {}\nEndpoint: {}\nSocket:\n  UDPAddress: {}\n"
       "  TCPAddress: {}\nLogging:\n  LogRotation: {}\n  LogLevel: {}\n  LogPath: {}\nLocalMode: {}\nResourceARN: {}\n"
       "RoleARN: {}\nNoVerifySSL: {}\nProxyAddress: {}\nXrayd:\n  HealthAddress: {}\n  ShutdownGraceSeconds: {}\n"
-      "  RequestTimeoutSeconds: {}\n  MaxAttempts: {}\n",
+      "  RequestTimeoutSeconds: {}\n  MaxAttempts: {}\n  SpoolDir: {}\n  SpoolMaxMB: {}\n  SpoolMaxAge: {}\n"
+      "  RetryMaxElapsed: {}\n  Forward: {}\n",
       buffer_memory_mb, concurrency, q(region), q(endpoint), q(udp_address), q(tcp_address), b(log_rotation),
       q(log_level), q(log_file), b(local_mode), q(resource_arn), q(role_arn), b(no_verify_ssl), q(proxy_address),
-      q(health_address), shutdown_grace_ms / 1000, request_timeout_ms / 1000, max_attempts);
+      q(health_address), shutdown_grace_ms / 1000, request_timeout_ms / 1000, max_attempts, q(spool_dir), spool_max_mb,
+      FormatDuration(spool_max_age_ms), FormatDuration(retry_max_elapsed_ms), b(forward));
 }
 
 Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::EnvLookup& env) {
@@ -234,6 +280,15 @@ Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::E
     c.buffer_memory_mb = *v;
   }
   if (has("data-dir")) c.data_dir = f.Get("data-dir");
+  if (has("spool-dir")) c.spool_dir = f.Get("spool-dir");
+  if (has("forward")) c.forward = f.Get("forward") == "true";
+  for (auto [flag, field] : {std::pair{"spool-max-age", &c.spool_max_age_ms},
+                             std::pair{"retry-max-elapsed", &c.retry_max_elapsed_ms}}) {
+    if (!has(flag)) continue;
+    auto v = ParseDuration(f.Get(flag));
+    if (!v) return Error::InvalidArgument("flag -" + std::string(flag) + ": " + v.error().message);
+    *field = *v;
+  }
   if (has("listen")) c.listen_address = f.Get("listen");
   if (has("otlp-listen")) c.otlp_listen = f.Get("otlp-listen");
   if (has("otlp-endpoint")) c.otlp_endpoint = f.Get("otlp-endpoint");
@@ -244,7 +299,8 @@ Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::E
   if (has("api-auth")) c.api_auth = f.Get("api-auth");
   for (auto [flag, field] : {std::pair{"retention-hours", &c.retention_hours}, std::pair{"max-store-mb", &c.max_store_mb},
                              std::pair{"api-max-connections", &c.api_max_connections},
-                             std::pair{"api-max-body-mb", &c.api_max_body_mb}}) {
+                             std::pair{"api-max-body-mb", &c.api_max_body_mb},
+                             std::pair{"spool-max-mb", &c.spool_max_mb}}) {
     if (!has(flag)) continue;
     auto v = ParseInt(flag, f.Get(flag));
     if (!v) return v.error();

@@ -38,7 +38,13 @@ struct Config {
   std::string health_address;  // --health-address, Xrayd.HealthAddress: /healthz /readyz /metrics; "" = off
   int shutdown_grace_ms = 5000;    // Xrayd.ShutdownGraceSeconds: flush time on SIGTERM
   int request_timeout_ms = 30000;  // --request-timeout, Xrayd.RequestTimeoutSeconds: per PutTraceSegments call
-  int max_attempts = 8;            // Xrayd.MaxAttempts: per batch, first try included
+  int max_attempts = 0;            // Xrayd.MaxAttempts: per batch, first try included; 0: no cap (elapsed time bounds)
+  // --- the exporter pipeline (pipeline/exporter.h) ---
+  std::string spool_dir;                    // --spool-dir, Xrayd.SpoolDir: "" = memory only; one subdirectory per exporter
+  int spool_max_mb = 1024;                  // --spool-max-mb, Xrayd.SpoolMaxMB: per exporter
+  int64_t spool_max_age_ms = 24LL * 3600 * 1000;  // --spool-max-age, Xrayd.SpoolMaxAge (e.g. 24h)
+  int64_t retry_max_elapsed_ms = 5LL * 60 * 1000;  // --retry-max-elapsed, Xrayd.RetryMaxElapsed (e.g. 5m)
+  bool forward = false;                     // --forward, Xrayd.Forward: `xrayd serve` also sends to X-Ray
   // Xrayd.TelemetryIntervalSeconds (not in --help; for tests): PutTelemetryRecords period, as
   // AWS's daemon's fixed 60 s by default.
   int telemetry_interval_ms = 60000;
@@ -72,6 +78,11 @@ struct Config {
   // The effective settings as YAML, in the config file's own keys (for --check-config).
   std::string ToYaml() const;
 };
+
+// A duration such as 500ms, 30s, 5m, 2h, 1d (a bare number is seconds) in milliseconds.
+Result<int64_t> ParseDuration(const std::string& text);
+// The inverse, shortest unit that is exact: 300000 → "5m".
+std::string FormatDuration(int64_t ms);
 
 // Parses argv (without argv[0]) and everything it points at. Errors are for the user: they name
 // the flag, key or variable at fault.

@@ -154,6 +154,16 @@ Status ApplyConfigFileUnchecked(const std::string& yaml_text, const std::string&
   r.Read(ours, "Xrayd.", "ShutdownGraceSeconds", grace_s);
   read_default(ours, "Xrayd.", "RequestTimeoutSeconds", timeout_s);
   read_default(ours, "Xrayd.", "MaxAttempts", c.max_attempts);
+  read_default(ours, "Xrayd.", "SpoolDir", c.spool_dir);
+  read_default(ours, "Xrayd.", "SpoolMaxMB", c.spool_max_mb);
+  r.Read(ours, "Xrayd.", "Forward", c.forward);
+  for (auto [key, field] : {std::pair{"SpoolMaxAge", &c.spool_max_age_ms}, std::pair{"RetryMaxElapsed", &c.retry_max_elapsed_ms}}) {
+    std::string text;
+    r.Read(ours, "Xrayd.", key, text);
+    if (text.empty()) continue;
+    if (auto v = ParseDuration(text)) *field = *v;
+    else r.Fail(std::string("Xrayd.") + key, v.error().message);
+  }
   double telemetry_s = 0;
   r.Read(ours, "Xrayd.", "TelemetryIntervalSeconds", telemetry_s);
   if (telemetry_s < 0) r.Fail("Xrayd.TelemetryIntervalSeconds", "must be positive");

@@ -29,8 +29,8 @@ constexpr size_t kSlotBytes = kMaxDatagramBytes + kPadding;
 
 }  // namespace
 
-UdpReceiver::UdpReceiver(UdpReceiverOptions options, SegmentBuffer& buffer)
-    : options_(std::move(options)), buffer_(buffer) {}
+UdpReceiver::UdpReceiver(UdpReceiverOptions options, pipeline::SegmentSink& sink)
+    : options_(std::move(options)), sink_(sink) {}
 
 UdpReceiver::~UdpReceiver() { Stop(); }
 
@@ -138,7 +138,7 @@ void UdpReceiver::Run() {
       }
       accepted.emplace_back(v.segment);
     }
-    if (!accepted.empty()) buffer_.Push(accepted);
+    if (!accepted.empty()) sink_.Offer(accepted);
     return n;
   };
 

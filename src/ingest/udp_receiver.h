@@ -1,8 +1,8 @@
-// UdpReceiver: reads X-Ray SDK datagrams and hands valid segments to the SegmentBuffer.
+// UdpReceiver: reads X-Ray SDK datagrams and hands valid segments to a pipeline::SegmentSink.
 //
 // Owns one UDP socket and one thread. The thread runs: recvmmsg (up to kBatch datagrams per
-// call) → DatagramParser::Parse each → count and rate-limit-log rejects → SegmentBuffer::Push the
-// accepted ones in one call. It never blocks on the exporters: a full buffer spills (counted).
+// call) → DatagramParser::Parse each → count and rate-limit-log rejects → SegmentSink::Offer the
+// accepted ones in one call. It never blocks on the exporters: a full queue spools or drops (counted).
 // Kernel-side drops (receive queue overflow) are read from SO_RXQ_OVFL and exported as a metric.
 //
 // Start() binds (errors are returned, not thrown); Stop() is idempotent: it tells the thread to
@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "buffer/segment_buffer.h"
+#include "pipeline/segment_sink.h"
 #include "common/result.h"
 
 namespace xrayd {
@@ -26,7 +26,7 @@ struct UdpReceiverOptions {
 
 class UdpReceiver {
  public:
-  UdpReceiver(UdpReceiverOptions options, SegmentBuffer& buffer);
+  UdpReceiver(UdpReceiverOptions options, pipeline::SegmentSink& sink);
   ~UdpReceiver();
   UdpReceiver(const UdpReceiver&) = delete;
   UdpReceiver& operator=(const UdpReceiver&) = delete;
@@ -40,7 +40,7 @@ class UdpReceiver {
   void Run();
 
   const UdpReceiverOptions options_;
-  SegmentBuffer& buffer_;
+  pipeline::SegmentSink& sink_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};

@@ -26,7 +26,13 @@ http::OutgoingResponse HealthServer::Handle(const http::IncomingRequest& req) co
   if (req.path == "/healthz") return text(200, "ok\n");
   if (req.path == "/readyz") {
     const bool ready = ready_ ? ready_() : true;
-    return text(ready ? 200 : 503, ready ? "ready\n" : "not ready\n");
+    if (!ready) return text(503, "not ready\n");
+    // An exporter running from memory because its spool is unusable: up, but not as configured.
+    auto problems = GlobalMetrics().ReadinessProblems();
+    if (problems.empty()) return text(200, "ready\n");
+    std::string body = "not ready\n";
+    for (const auto& p : problems) body += p + "\n";
+    return text(503, std::move(body));
   }
   if (req.path == "/metrics")
     return {200, "text/plain; version=0.0.4; charset=utf-8", {}, GlobalMetrics().RenderPrometheus()};

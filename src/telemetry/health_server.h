@@ -1,4 +1,7 @@
 // HealthServer: /healthz (liveness), /readyz (readiness) and /metrics (Prometheus) over HTTP.
+// /readyz answers 200 "ready" once the daemon is up, else 503 "not ready"; also 503 while an
+// exporter's spool is unusable (one line per exporter naming it and the problem; the exporter
+// keeps running from memory).
 //
 // Owns an http::Server (its listening socket, one I/O thread and two handler threads). Off unless
 // an address is configured. Requests are GETs: request bodies are capped at 4 KiB, headers at

@@ -40,6 +40,8 @@ const char* ToString(FailReason r) {
     case FailReason::kPermanentError: return "permanent_error";
     case FailReason::kRetriesExhausted: return "retries_exhausted";
     case FailReason::kShutdown: return "shutdown";
+    case FailReason::kExpired: return "expired";
+    case FailReason::kSpoolCorrupt: return "spool_corrupt";
     case FailReason::kCount: break;
   }
   return "unknown";
@@ -95,6 +97,36 @@ void LatencyHistogram::Render(std::string& out, const char* name, const char* he
                  count_.load(std::memory_order_relaxed));
 }
 
+const char* ToString(DropReason r) {
+  switch (r) {
+    case DropReason::kQueueFull: return "queue_full";
+    case DropReason::kSpoolFull: return "spool_full";
+    case DropReason::kExpired: return "expired";
+    case DropReason::kRefused: return "refused";
+    case DropReason::kPermanent: return "permanent";
+    case DropReason::kRetriesExhausted: return "retries_exhausted";
+    case DropReason::kShutdown: return "shutdown";
+    case DropReason::kSpoolCorrupt: return "spool_corrupt";
+    case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+const char* ToString(SpoolErrorKind k) {
+  switch (k) {
+    case SpoolErrorKind::kOpen: return "open";
+    case SpoolErrorKind::kNewerVersion: return "newer_version";
+    case SpoolErrorKind::kWrite: return "write";
+    case SpoolErrorKind::kRead: return "read";
+    case SpoolErrorKind::kAck: return "ack";
+    case SpoolErrorKind::kTornTail: return "torn_tail";
+    case SpoolErrorKind::kCorruptCut: return "corrupt_cut";
+    case SpoolErrorKind::kFsync: return "fsync";
+    case SpoolErrorKind::kCount: break;
+  }
+  return "unknown";
+}
+
 namespace {
 
 void Counter(std::string& out, const char* name, const char* help, uint64_t v) {
@@ -102,6 +134,42 @@ void Counter(std::string& out, const char* name, const char* help, uint64_t v) {
 }
 void Gauge(std::string& out, const char* name, const char* help, int64_t v) {
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} gauge\n{} {}\n", name, help, name, name, v);
+}
+
+// The per-exporter families; each exporter's snapshot is taken once, so its lines add up.
+void RenderExporters(std::string& out, const std::vector<ExporterMetrics*>& exporters) {
+  std::vector<std::pair<std::string, ExporterMetrics::Snapshot>> snaps;
+  for (const auto* e : exporters) snaps.emplace_back(e->name(), e->Get());
+  auto family = [&](const char* name, const char* type, const char* help, auto value) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    for (const auto& [n, s] : snaps) fmt::format_to(std::back_inserter(out), "{}{{exporter=\"{}\"}} {}\n", name, n, value(s));
+  };
+  using S = ExporterMetrics::Snapshot;
+  family("xrayd_exporter_received_total", "counter", "Segments handed to the exporter (and recovered from its spool at start).",
+         [](const S& s) { return s.received; });
+  family("xrayd_exporter_delivered_total", "counter", "Segments the destination accepted.",
+         [](const S& s) { return s.delivered; });
+  family("xrayd_exporter_queued_segments", "gauge", "Segments in the exporter's memory queue, in flight included.",
+         [](const S& s) { return s.queued; });
+  family("xrayd_exporter_spooled_segments", "gauge", "Segments in the exporter's disk spool, not yet delivered.",
+         [](const S& s) { return s.spooled; });
+  family("xrayd_exporter_retries_total", "counter", "Batch sends retried.", [](const S& s) { return s.retries; });
+  out += "# HELP xrayd_exporter_dropped_total Segments the exporter dropped, by reason.\n"
+         "# TYPE xrayd_exporter_dropped_total counter\n";
+  for (const auto& [n, s] : snaps)
+    for (size_t i = 0; i < s.dropped.size(); ++i)
+      fmt::format_to(std::back_inserter(out), "xrayd_exporter_dropped_total{{exporter=\"{}\",reason=\"{}\"}} {}\n", n,
+                     ToString(static_cast<DropReason>(i)), s.dropped[i]);
+  out += "# HELP xrayd_spool_errors_total Spool problems, by exporter and kind.\n"
+         "# TYPE xrayd_spool_errors_total counter\n";
+  for (const auto& [n, s] : snaps)
+    for (size_t i = 0; i < s.spool_errors.size(); ++i)
+      fmt::format_to(std::back_inserter(out), "xrayd_spool_errors_total{{exporter=\"{}\",kind=\"{}\"}} {}\n", n,
+                     ToString(static_cast<SpoolErrorKind>(i)), s.spool_errors[i]);
+  out += "# HELP xrayd_spool_usable Whether the exporter's spool is usable (0: running from memory).\n"
+         "# TYPE xrayd_spool_usable gauge\n";
+  for (const auto& [n, s] : snaps)
+    fmt::format_to(std::back_inserter(out), "xrayd_spool_usable{{exporter=\"{}\"}} {}\n", n, s.spool_problem.empty() ? 1 : 0);
 }
 
 }  // namespace
@@ -167,6 +235,31 @@ std::string Metrics::RenderPrometheus() const {
       fmt::format_to(std::back_inserter(out), "xrayd_http_refused_total{{listener=\"{}\",reason=\"{}\"}} {}\n",
                      ToString(static_cast<HttpListener>(l)), ToString(static_cast<HttpRefusal>(r)),
                      load(http_refused[l][r]));
+  RenderExporters(out, Exporters());
+  return out;
+}
+
+ExporterMetrics& Metrics::ForExporter(std::string_view name) {
+  MutexLock lock(exporters_mu_);
+  for (auto& e : exporters_)
+    if (e->name() == name) return *e;
+  exporters_.push_back(std::make_unique<ExporterMetrics>(std::string(name)));
+  return *exporters_.back();
+}
+
+std::vector<ExporterMetrics*> Metrics::Exporters() const {
+  MutexLock lock(exporters_mu_);
+  std::vector<ExporterMetrics*> out;
+  for (const auto& e : exporters_) out.push_back(e.get());
+  return out;
+}
+
+std::vector<std::string> Metrics::ReadinessProblems() const {
+  std::vector<std::string> out;
+  for (const auto* e : Exporters()) {
+    auto s = e->Get();
+    if (!s.spool_problem.empty()) out.push_back("exporter " + e->name() + ": " + s.spool_problem);
+  }
   return out;
 }
 
@@ -185,6 +278,7 @@ void Metrics::ResetForTest() {
     for (auto& c : per_listener) c = 0;
   batches_in_flight = buffer_bytes = buffer_segments = buffer_capacity_bytes = 0;
   api_graph_truncated = 0;
+  for (auto* e : Exporters()) e->Reset();
 }
 
 Metrics& GlobalMetrics() {

@@ -9,15 +9,19 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/reasons.h"
 #include "common/result.h"
+#include "common/thread_annotations.h"
 
 namespace xrayd {
 
-enum class FailReason { kUnprocessed, kPermanentError, kRetriesExhausted, kShutdown, kCount };
+enum class FailReason { kUnprocessed, kPermanentError, kRetriesExhausted, kShutdown, kExpired, kSpoolCorrupt, kCount };
 // Failed requests to the X-Ray API by kind, as AWS's daemon reports them in telemetry
 // (BackendConnectionErrors). Counted per failed HTTP request, retries included.
 enum class BackendError { kTimeout, kConnectionRefused, kHttp4xx, kHttp5xx, kUnknownHost, kOther, kCount };
@@ -42,6 +46,64 @@ const char* ToString(HttpListener l);
 const char* ToString(HttpRefusal r);
 const char* ToString(FailReason r);
 const char* ToString(BackendError e);
+
+// Why an exporter dropped segments (xrayd_exporter_dropped_total{reason}); see pipeline/exporter.h.
+enum class DropReason {
+  kQueueFull,         // no spool (or it is unusable) and the memory queue is full
+  kSpoolFull,         // the spool dropped its oldest data for its size bound, or a spool write failed (disk full)
+  kExpired,           // spooled longer than the spool's max age
+  kRefused,           // the destination judged the document (e.g. UnprocessedTraceSegments)
+  kPermanent,         // the destination refused the batch for good (4xx, a read-only store)
+  kRetriesExhausted,  // retried for the maximum elapsed time (or attempts), no spool to keep it
+  kShutdown,          // the shutdown grace ran out and there is no spool
+  kSpoolCorrupt,      // cut from the spool: a record that failed its checksum
+  kCount
+};
+// Spool problems (xrayd_spool_errors_total{kind}).
+enum class SpoolErrorKind { kOpen, kNewerVersion, kWrite, kRead, kAck, kTornTail, kCorruptCut, kFsync, kCount };
+const char* ToString(DropReason r);
+const char* ToString(SpoolErrorKind k);
+
+// One exporter's accounting, kept under one mutex so that a scrape always sees
+//   received = delivered + queued + spooled + sum(dropped)
+// exactly. The pipeline's Exporter is the only writer; RenderPrometheus() reads it.
+class ExporterMetrics {
+ public:
+  explicit ExporterMetrics(std::string name) : name_(std::move(name)) {}
+  const std::string& name() const { return name_; }
+
+  struct Snapshot {
+    uint64_t received = 0, delivered = 0, retries = 0;
+    int64_t queued = 0, spooled = 0;
+    std::array<uint64_t, static_cast<size_t>(DropReason::kCount)> dropped{};
+    std::array<uint64_t, static_cast<size_t>(SpoolErrorKind::kCount)> spool_errors{};
+    std::string spool_problem;  // non-empty: the spool is unusable and /readyz says so
+    uint64_t DroppedTotal() const {
+      uint64_t t = 0;
+      for (auto d : dropped) t += d;
+      return t;
+    }
+  };
+  Snapshot Get() const XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return s_;
+  }
+  // Applies `change` to the counters atomically (with respect to Get()).
+  template <typename F>
+  void Update(F&& change) XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    change(s_);
+  }
+  void Reset() XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    s_ = Snapshot{};
+  }
+
+ private:
+  const std::string name_;
+  mutable Mutex mu_;
+  Snapshot s_ XRAYD_GUARDED_BY(mu_);
+};
 
 // The kind of a failed request: by HTTP status, or by the transport error's kind (http::Client
 // sets it from libcurl's result code). kNoCredentials is Other, as AWS's daemon counts a request
@@ -123,9 +185,20 @@ struct Metrics {
     return segments_failed[static_cast<size_t>(r)].load(std::memory_order_relaxed);
   }
 
+  // The accounting of the exporter named `name` ("xray", "store", "otlp"), created at first use
+  // and kept for the life of the process (a restarted exporter of the same name continues it).
+  ExporterMetrics& ForExporter(std::string_view name) XRAYD_EXCLUDES(exporters_mu_);
+  std::vector<ExporterMetrics*> Exporters() const XRAYD_EXCLUDES(exporters_mu_);
+  // One line per exporter whose spool is unusable ("exporter xray: spool ...: why"); empty: none.
+  std::vector<std::string> ReadinessProblems() const;
+
   std::string RenderPrometheus() const;
   // Zeroes everything (tests only).
   void ResetForTest();
+
+ private:
+  mutable Mutex exporters_mu_;
+  std::deque<std::unique_ptr<ExporterMetrics>> exporters_ XRAYD_GUARDED_BY(exporters_mu_);
 };
 
 // The process-wide registry.

@@ -9,7 +9,8 @@
 
 #include "aws/imds.h"
 #include "tests/support/fake_aws.h"
-#include "export/xray/xray_exporter.h"
+#include "export/xray/xray_sender.h"
+#include "pipeline/exporter.h"
 
 namespace xrayd {
 namespace {
@@ -245,20 +246,22 @@ TEST_F(TelemetryTest, ExporterCountsBackendErrorsByKind) {
   });
   xray.Start();
   auto run = [](const std::string& url, int attempts) {
-    SegmentBuffer buffer({1 << 20, 50, 10ms});
-    xray::ExporterOptions o;
-    o.concurrency = 1;
-    o.xray.endpoint = url;
-    o.xray.region = "us-east-1";
-    o.http.timeout = 300ms;
-    o.http.connect_timeout = 300ms;
+    xray::SenderOptions so;
+    so.xray.endpoint = url;
+    so.xray.region = "us-east-1";
+    so.http.timeout = 300ms;
+    so.http.connect_timeout = 300ms;
+    auto sender = xray::XraySender::Create(so, nullptr);
+    ASSERT_TRUE(sender);
+    pipeline::ExporterOptions o;
+    o.flush_interval = 10ms;
     o.retry.initial_backoff = 1ms;
     o.retry.max_backoff = 5ms;
     o.retry.max_attempts = attempts;
-    xray::XrayExporter exporter(o, buffer, nullptr);
-    ASSERT_TRUE(exporter.Start());
+    pipeline::Exporter exporter(o, **sender);
+    exporter.Start();
     std::vector<std::string> segs = {R"({"id":"a"})"};
-    buffer.Push(segs);
+    exporter.Offer(segs);
     exporter.Stop(5s);
   };
   run(xray.url(), 5);

@@ -1,6 +1,6 @@
-// The exporter against a real local HTTP server (cpp-httplib) that plays PutTraceSegments,
-// including its failure modes.
-#include "export/xray/xray_exporter.h"
+// XraySender inside a pipeline::Exporter against a real local HTTP server (cpp-httplib) that plays
+// PutTraceSegments, including its failure modes.
+#include "export/xray/xray_sender.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "pipeline/exporter.h"
 #include "telemetry/metrics.h"
 
 namespace xrayd::xray {
@@ -75,43 +76,77 @@ std::vector<std::string> Segments(int n) {
   return v;
 }
 
+struct ExporterOptions {
+  int concurrency = 2;
+  SenderOptions sender;
+  pipeline::RetryOptions retry;
+  std::chrono::milliseconds flush = 10ms;
+};
+
 ExporterOptions Options(const std::string& url) {
   ExporterOptions o;
   o.concurrency = 2;
-  o.xray.endpoint = url;
-  o.xray.region = "us-east-1";
-  o.http.timeout = 500ms;
+  o.sender.xray.endpoint = url;
+  o.sender.xray.region = "us-east-1";
+  o.sender.http.timeout = 500ms;
   o.retry.initial_backoff = 10ms;
   o.retry.max_backoff = 50ms;
   o.retry.max_attempts = 5;
   return o;
 }
 
-class ExporterTest : public ::testing::Test {
+// The sender in the pipeline's exporter, as the daemon runs it.
+class XrayExporter {
+ public:
+  XrayExporter(const ExporterOptions& o, aws::CredentialsProvider* creds)
+      : sender_(Make(o.sender, creds)), exporter_(PipelineOptions(o), *sender_) {}
+  void Start() { exporter_.Start(); }
+  void Offer(std::vector<std::string>& docs) { exporter_.Offer(docs); }
+  void Stop(std::chrono::milliseconds grace) { exporter_.Stop(grace); }
+  int64_t queued() const { return exporter_.metrics().Get().queued; }
+
+ private:
+  static std::unique_ptr<XraySender> Make(const SenderOptions& o, aws::CredentialsProvider* creds) {
+    auto created = XraySender::Create(o, creds);
+    EXPECT_TRUE(created);
+    return created ? std::move(*created) : nullptr;
+  }
+  static pipeline::ExporterOptions PipelineOptions(const ExporterOptions& o) {
+    pipeline::ExporterOptions p;
+    p.queue_bytes = 1 << 20;
+    p.flush_interval = o.flush;
+    p.senders = o.concurrency;
+    p.retry = o.retry;
+    return p;
+  }
+  std::unique_ptr<XraySender> sender_;
+  pipeline::Exporter exporter_;
+};
+
+class XraySenderTest : public ::testing::Test {
  protected:
   void SetUp() override { GlobalMetrics().ResetForTest(); }
 };
 
-TEST_F(ExporterTest, DeliversEverythingInBatchesOfFifty) {
+TEST_F(XraySenderTest, DeliversEverythingInBatchesOfFifty) {
   FakeXray server([](int, const httplib::Request&, httplib::Response& res) { res.status = 200; });
-  SegmentBuffer buffer({1 << 20, 50, 20ms});
   aws::StaticCredentialsProvider creds({"AK", "SK", ""}, "test");
-  XrayExporter exporter(Options(server.url()), buffer, &creds);
-  ASSERT_TRUE(exporter.Start());
+  XrayExporter exporter(Options(server.url()), &creds);
+  exporter.Start();
   auto segs = Segments(120);
-  buffer.Push(segs);
+  exporter.Offer(segs);
   exporter.Stop(5s);
   auto docs = server.docs();
   ASSERT_EQ(docs.size(), 120u) << server.requests();
   EXPECT_EQ(std::set<std::string>(docs.begin(), docs.end()).size(), 120u);
   EXPECT_EQ(server.requests(), 3);  // 50 + 50 + 20
   EXPECT_EQ(GlobalMetrics().segments_sent.load(), 120u);
-  EXPECT_EQ(buffer.held_bytes(), 0u);
+  EXPECT_EQ(exporter.queued(), 0);
   for (const auto& a : server.auth_headers())
     EXPECT_EQ(a.rfind("AWS4-HMAC-SHA256 Credential=AK/", 0), 0u) << a;
 }
 
-TEST_F(ExporterTest, RetriesServerErrorsThrottlingAndStallsUntilDelivered) {
+TEST_F(XraySenderTest, RetriesServerErrorsThrottlingAndStallsUntilDelivered) {
   // 500, throttle, stall past the client timeout, then success: nothing is lost.
   FakeXray server([](int n, const httplib::Request&, httplib::Response& res) {
     switch (n) {
@@ -124,13 +159,12 @@ TEST_F(ExporterTest, RetriesServerErrorsThrottlingAndStallsUntilDelivered) {
       default: res.status = 200;
     }
   });
-  SegmentBuffer buffer({1 << 20, 50, 10ms});
   auto opts = Options(server.url());
   opts.concurrency = 1;
-  XrayExporter exporter(opts, buffer, nullptr);
-  ASSERT_TRUE(exporter.Start());
+  XrayExporter exporter(opts, nullptr);
+  exporter.Start();
   auto segs = Segments(10);
-  buffer.Push(segs);
+  exporter.Offer(segs);
   exporter.Stop(10s);
   EXPECT_GE(server.requests(), 4);
   EXPECT_EQ(GlobalMetrics().segments_sent.load(), 10u);
@@ -138,70 +172,66 @@ TEST_F(ExporterTest, RetriesServerErrorsThrottlingAndStallsUntilDelivered) {
   EXPECT_EQ(GlobalMetrics().export_requests_throttled.load(), 1u);
 }
 
-TEST_F(ExporterTest, NeverRetriesValidationErrors) {
+TEST_F(XraySenderTest, NeverRetriesValidationErrors) {
   FakeXray server([](int, const httplib::Request&, httplib::Response& res) {
     res.status = 400;
     res.set_content(R"({"__type":"InvalidRequestException","message":"nope"})", "application/json");
   });
-  SegmentBuffer buffer({1 << 20, 50, 10ms});
-  XrayExporter exporter(Options(server.url()), buffer, nullptr);
-  ASSERT_TRUE(exporter.Start());
+  XrayExporter exporter(Options(server.url()), nullptr);
+  exporter.Start();
   auto segs = Segments(3);
-  buffer.Push(segs);
+  exporter.Offer(segs);
   exporter.Stop(5s);
   EXPECT_EQ(server.requests(), 1);
   EXPECT_EQ(GlobalMetrics().Failed(FailReason::kPermanentError), 3u);
 }
 
-TEST_F(ExporterTest, GivesUpAfterMaxAttempts) {
+TEST_F(XraySenderTest, GivesUpAfterMaxAttempts) {
   FakeXray server([](int, const httplib::Request&, httplib::Response& res) { res.status = 503; });
-  SegmentBuffer buffer({1 << 20, 50, 10ms});
-  XrayExporter exporter(Options(server.url()), buffer, nullptr);
-  ASSERT_TRUE(exporter.Start());
+  XrayExporter exporter(Options(server.url()), nullptr);
+  exporter.Start();
   auto segs = Segments(4);
-  buffer.Push(segs);
+  exporter.Offer(segs);
   exporter.Stop(10s);
   EXPECT_EQ(server.requests(), 5);
   EXPECT_EQ(GlobalMetrics().Failed(FailReason::kRetriesExhausted), 4u);
-  EXPECT_EQ(buffer.held_bytes(), 0u);
+  EXPECT_EQ(exporter.queued(), 0);
 }
 
-TEST_F(ExporterTest, UnprocessedAreCountedNotRetried) {
+TEST_F(XraySenderTest, UnprocessedAreCountedNotRetried) {
   FakeXray server([](int, const httplib::Request&, httplib::Response& res) {
     res.status = 200;
     res.set_content(R"({"UnprocessedTraceSegments":[{"Id":"x","ErrorCode":"InvalidTraceId","Message":"bad"}]})",
                     "application/json");
   });
-  SegmentBuffer buffer({1 << 20, 50, 10ms});
-  XrayExporter exporter(Options(server.url()), buffer, nullptr);
-  ASSERT_TRUE(exporter.Start());
+  XrayExporter exporter(Options(server.url()), nullptr);
+  exporter.Start();
   auto segs = Segments(5);
-  buffer.Push(segs);
+  exporter.Offer(segs);
   exporter.Stop(5s);
   EXPECT_EQ(server.requests(), 1);
   EXPECT_EQ(GlobalMetrics().segments_sent.load(), 4u);
   EXPECT_EQ(GlobalMetrics().Failed(FailReason::kUnprocessed), 1u);
 }
 
-TEST_F(ExporterTest, ShutdownIsBoundedWhenTheApiHangs) {
+TEST_F(XraySenderTest, ShutdownIsBoundedWhenTheApiHangs) {
   FakeXray server([](int, const httplib::Request&, httplib::Response& res) {
     std::this_thread::sleep_for(3s);
     res.status = 200;
   });
-  SegmentBuffer buffer({1 << 20, 50, 10ms});
   auto opts = Options(server.url());
-  opts.http.timeout = 10s;
-  XrayExporter exporter(opts, buffer, nullptr);
-  ASSERT_TRUE(exporter.Start());
+  opts.sender.http.timeout = 10s;
+  XrayExporter exporter(opts, nullptr);
+  exporter.Start();
   auto segs = Segments(200);
-  buffer.Push(segs);
+  exporter.Offer(segs);
   std::this_thread::sleep_for(100ms);
   const auto t0 = std::chrono::steady_clock::now();
   exporter.Stop(300ms);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   // Every segment is accounted for: nothing vanished without a counter.
   EXPECT_EQ(GlobalMetrics().segments_sent.load() + GlobalMetrics().Failed(FailReason::kShutdown), 200u);
-  EXPECT_EQ(buffer.held_bytes(), 0u);
+  EXPECT_EQ(exporter.queued(), 0);
 }
 
 // Fails the first `failures` calls, then hands out keys.
@@ -218,16 +248,15 @@ class FlakyCredentials final : public aws::CredentialsProvider {
   std::atomic<int> failures_;
 };
 
-TEST_F(ExporterTest, NeverSendsUnsignedWhenCredentialsAreMissing) {
+TEST_F(XraySenderTest, NeverSendsUnsignedWhenCredentialsAreMissing) {
   FakeXray server([](int, const httplib::Request&, httplib::Response& res) { res.status = 200; });
-  SegmentBuffer buffer({1 << 20, 50, 10ms});
   FlakyCredentials creds(2);
   auto opts = Options(server.url());
   opts.concurrency = 1;
-  XrayExporter exporter(opts, buffer, &creds);
-  ASSERT_TRUE(exporter.Start());
+  XrayExporter exporter(opts, &creds);
+  exporter.Start();
   auto segs = Segments(7);
-  buffer.Push(segs);
+  exporter.Offer(segs);
   exporter.Stop(5s);
   EXPECT_EQ(GlobalMetrics().segments_sent.load(), 7u);
   ASSERT_EQ(server.requests(), 1);  // the two credential failures never reached the API

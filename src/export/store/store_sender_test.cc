@@ -1,7 +1,7 @@
-// StoreExporter over a real SQLite store made to fail: a batch that fails is kept and retried
-// until it is stored, given up (counted) when the error is permanent or the attempts run out, and
-// Stop() interrupts a retry backoff at once.
-#include "export/store/store_exporter.h"
+// StoreSender in a pipeline::Exporter (as `xrayd serve` runs it) over a real SQLite store made to
+// fail: a batch that fails is kept and retried until it is stored, given up (counted) when the
+// error is permanent or the attempts run out, and Stop() interrupts a retry backoff at once.
+#include "export/store/store_sender.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "pipeline/exporter.h"
 #include "telemetry/metrics.h"
 
 namespace xrayd {
@@ -17,6 +18,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+
+// The old StoreExporter's knobs: attempts and backoff.
+struct StoreExporterOptions {
+  int max_attempts;
+  std::chrono::milliseconds initial_backoff, max_backoff;
+};
 
 std::string Doc(int i) {
   char id[40];
@@ -40,24 +47,30 @@ class StoreExporterTest : public ::testing::Test {
     auto s = store::TraceStore::Open(o);
     ASSERT_TRUE(s) << s.error().message;
     store_ = std::move(*s);
-    BufferOptions bo;
-    bo.flush_interval = 10ms;
-    buffer_ = std::make_unique<SegmentBuffer>(bo);
+    sender_ = std::make_unique<StoreSender>(*store_);
   }
   void TearDown() override {
     exporter_.reset();
+    sender_.reset();
     store_.reset();
     std::filesystem::remove_all(dir_);
   }
   void Start(StoreExporterOptions o) {
-    exporter_ = std::make_unique<StoreExporter>(*buffer_, *store_, o);
+    pipeline::ExporterOptions p;
+    p.flush_interval = 10ms;
+    p.merge_max_segments = kMaxSegmentsPerAppend;
+    p.retry.max_attempts = o.max_attempts;
+    p.retry.initial_backoff = o.initial_backoff;
+    p.retry.max_backoff = o.max_backoff;
+    exporter_ = std::make_unique<pipeline::Exporter>(p, *sender_);
     exporter_->Start();
   }
   void PushDocs(int first, int n) {
     std::vector<std::string> docs;
     for (int i = first; i < first + n; ++i) docs.push_back(Doc(i));
-    ASSERT_EQ(buffer_->Push(docs), static_cast<size_t>(n));
+    ASSERT_EQ(exporter_->Offer(docs), static_cast<size_t>(n));
   }
+  int64_t Queued() const { return exporter_->metrics().Get().queued; }
   // Holds the database's write lock from another connection until Unlock().
   void Lock() {
     ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &other_), SQLITE_OK);
@@ -83,8 +96,8 @@ class StoreExporterTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   std::unique_ptr<store::TraceStore> store_;
-  std::unique_ptr<SegmentBuffer> buffer_;
-  std::unique_ptr<StoreExporter> exporter_;
+  std::unique_ptr<StoreSender> sender_;
+  std::unique_ptr<pipeline::Exporter> exporter_;
   sqlite3* other_ = nullptr;
 };
 
@@ -102,7 +115,7 @@ TEST_F(StoreExporterTest, ALockedStoreDelaysTheBatchButLosesNothing) {
   EXPECT_EQ(m.store_errors_permanent.load(), 0u);
   for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) EXPECT_EQ(m.segments_failed[i].load(), 0u);
   exporter_->Stop(1s);
-  EXPECT_EQ(buffer_->held_bytes(), 0u);
+  EXPECT_EQ(Queued(), 0);
 }
 
 TEST_F(StoreExporterTest, GivesUpCountedWhenAttemptsRunOut) {
@@ -148,7 +161,7 @@ TEST_F(StoreExporterTest, StopInterruptsARetryBackoff) {
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_LT(took, 2s) << "Stop waited out the backoff";
   EXPECT_EQ(m.Failed(FailReason::kShutdown), 5u);
-  EXPECT_EQ(buffer_->held_bytes(), 0u);
+  EXPECT_EQ(Queued(), 0);
   Unlock();
 }
 

@@ -1,0 +1,24 @@
+#include "export/store/store_sender.h"
+
+#include "telemetry/metrics.h"
+
+namespace xrayd {
+
+using pipeline::SendOutcome;
+
+SendOutcome StoreSender::Send(const std::vector<std::string>& segments) {
+  const size_t n = segments.size();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto result = store_.Append(segments);
+  GlobalMetrics().export_latency.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (result) {
+    if (!result->empty() && refused_log_.Allow())
+      XLOG_WARN("Trace store refused {} of {} segments (first: {})", result->size(), n, result->front().second);
+    return {SendOutcome::Kind::kDelivered, std::min(result->size(), n), std::nullopt, {}};
+  }
+  const Error& e = result.error();
+  if (!e.IsRetryable()) return {SendOutcome::Kind::kPermanent, 0, std::nullopt, "trace store: " + e.message};
+  return {SendOutcome::Kind::kRetryable, 0, e.retry_after, "trace store write failed: " + e.message};
+}
+
+}  // namespace xrayd

@@ -1,0 +1,34 @@
+// StoreSender: the embedded TraceStore's BatchSender (`xrayd serve`) — one Append() per Send().
+//
+// Classification: stored → kDelivered, with the documents the store's segment rules refuse as
+// `refused`; a retryable store error (busy, locked, disk full, I/O) → kRetryable (the pipeline
+// backs off and retries; new segments meanwhile wait in the queue or the spool); a permanent one
+// (read-only, corrupt) → kPermanent. Store errors are also counted by the store's on_error hook
+// (xrayd_store_errors_total) and logged here.
+//
+// Thread-safe (the store serializes its writers); owns no thread. Abort() is a no-op: one Append
+// is bounded by SQLite's busy timeout.
+#pragma once
+
+#include "common/log.h"
+#include "pipeline/batch_sender.h"
+#include "store/trace_store.h"
+
+namespace xrayd {
+
+// One transaction per few thousand segments, not per batch of 50: SQLite's cost is per commit
+// (the store exporter's merge_max_segments).
+inline constexpr size_t kMaxSegmentsPerAppend = 2000;
+
+class StoreSender : public pipeline::BatchSender {
+ public:
+  explicit StoreSender(store::TraceStore& store) : store_(store) {}
+  std::string_view name() const override { return "store"; }
+  pipeline::SendOutcome Send(const std::vector<std::string>& segments) override;
+
+ private:
+  store::TraceStore& store_;
+  log::RateLimiter refused_log_{std::chrono::seconds(10)};
+};
+
+}  // namespace xrayd

@@ -1,0 +1,433 @@
+#include "pipeline/exporter.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/log.h"
+#include "common/thread_name.h"
+
+namespace xrayd::pipeline {
+namespace {
+
+using std::chrono::milliseconds;
+
+BufferOptions BufferOf(const ExporterOptions& o) {
+  BufferOptions b;
+  b.capacity_bytes = o.queue_bytes;
+  b.max_batch_segments = std::max<size_t>(1, o.max_batch_segments);
+  b.flush_interval = o.flush_interval;
+  b.global_gauges = o.global_metrics;
+  return b;
+}
+
+// How a per-exporter drop reason shows in the process-wide counters (AWS-compatible telemetry).
+void CountGlobalDrop(DropReason r, uint64_t n) {
+  auto& m = GlobalMetrics();
+  switch (r) {
+    case DropReason::kQueueFull:
+    case DropReason::kSpoolFull: m.segments_spilled.fetch_add(n, std::memory_order_relaxed); break;
+    case DropReason::kRefused: m.Fail(FailReason::kUnprocessed, n); break;
+    case DropReason::kPermanent: m.Fail(FailReason::kPermanentError, n); break;
+    case DropReason::kRetriesExhausted: m.Fail(FailReason::kRetriesExhausted, n); break;
+    case DropReason::kShutdown: m.Fail(FailReason::kShutdown, n); break;
+    case DropReason::kExpired: m.Fail(FailReason::kExpired, n); break;
+    case DropReason::kSpoolCorrupt: m.Fail(FailReason::kSpoolCorrupt, n); break;
+    case DropReason::kCount: break;
+  }
+}
+
+size_t Idx(DropReason r) { return static_cast<size_t>(r); }
+size_t Idx(SpoolErrorKind k) { return static_cast<size_t>(k); }
+
+}  // namespace
+
+struct Exporter::Outcome {
+  Ending ending = Ending::kDone;
+  size_t refused = 0;
+  bool permanent = false;
+};
+
+Exporter::Exporter(ExporterOptions options, BatchSender& sender)
+    : options_(std::move(options)),
+      sender_(sender),
+      metrics_(GlobalMetrics().ForExporter(sender.name())),
+      buffer_(BufferOf(options_)) {}
+
+Exporter::~Exporter() { Stop(milliseconds(0)); }
+
+void Exporter::Start() {
+  {
+    MutexLock lock(mu_);
+    if (started_) return;
+    started_ = true;
+  }
+  if (!options_.spool_dir.empty()) OpenSpool();
+  const int n = std::max(1, options_.senders);
+  running_ = n;
+  for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { SenderLoop(i); });
+}
+
+void Exporter::OpenSpool() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.spool_dir, ec);  // Open() reports what matters
+  auto opened = Spool::Open(options_.spool_dir, options_.spool);
+  if (!opened) {
+    const bool newer = opened.error().kind == Error::Kind::kPermanent;
+    const std::string why = opened.error().message;
+    XLOG_ERROR("Exporter {}: spool {} unusable, running from memory only: {}", name(), options_.spool_dir, why);
+    metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+      ++s.spool_errors[Idx(newer ? SpoolErrorKind::kNewerVersion : SpoolErrorKind::kOpen)];
+      s.spool_problem = "spool " + options_.spool_dir + " unusable (" + why + "); running from memory";
+    });
+    return;
+  }
+  MutexLock lock(mu_);
+  spool_ = std::move(*opened);
+  const SpoolStats st = spool_->stats();
+  seen_ = SpoolStats{};
+  seen_.recovered_segments = st.recovered_segments;
+  // What an earlier run left is received again by this one: the identity holds per process.
+  metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+    s.received += st.recovered_segments;
+    s.spooled += static_cast<int64_t>(st.recovered_segments);
+  });
+  SyncSpoolStatsLocked();
+  if (st.recovered_segments > 0)
+    XLOG_INFO("Exporter {}: {} segments in {} batches recovered from spool {}; sending them first", name(),
+              st.recovered_segments, st.recovered_records, options_.spool_dir);
+}
+
+size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
+  const size_t n = documents.size();
+  if (n == 0) return 0;
+  // Counted as queued before they are: a sender may deliver them before Push() returns.
+  metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+    s.received += n;
+    s.queued += static_cast<int64_t>(n);
+  });
+  size_t pushed = buffer_.Push(documents);
+  size_t kept = n;
+  // No room: the oldest queued batch makes room (to the spool, or dropped), then try again.
+  while (!documents.empty()) {
+    auto oldest = buffer_.TakeOldest();
+    if (!oldest) {  // memory holds only batches in flight: these documents go straight on
+      const size_t left = documents.size();
+      kept -= left - SpillToSpool(documents, DropReason::kQueueFull, /*from_memory=*/true);
+      break;
+    }
+    const size_t count = oldest->segments.size();
+    SpillToSpool(oldest->segments, DropReason::kQueueFull, /*from_memory=*/true);
+    buffer_.Release(*oldest);
+    LeftMemory(count);
+    pushed += buffer_.Push(documents);
+  }
+  documents.clear();
+  MutexLock lock(mu_);
+  offered_ += pushed;
+  if (ticket) *ticket = offered_;
+  return kept;
+}
+
+bool Exporter::WaitSettled(uint64_t ticket, milliseconds timeout) {
+  MutexLock lock(mu_);
+  return lock.WaitFor(cv_, timeout, [&]() XRAYD_REQUIRES(mu_) { return left_memory_ >= ticket || stopped_; });
+}
+
+void Exporter::LeftMemory(size_t segments) {
+  {
+    MutexLock lock(mu_);
+    left_memory_ += segments;
+  }
+  cv_.notify_all();
+}
+
+bool Exporter::SpoolWritableLocked() {
+  if (!spool_) return false;
+  return !spool_write_failed_ ||
+         std::chrono::steady_clock::now() - spool_failed_at_ >= options_.spool_retry_interval;
+}
+
+size_t Exporter::SpillToSpool(std::vector<std::string>& segments, DropReason reason_without_spool, bool from_memory) {
+  const size_t n = segments.size();
+  if (n == 0) return 0;
+  size_t kept = 0;
+  bool tried = false;
+  {
+    MutexLock lock(mu_);
+    if (SpoolWritableLocked()) {
+      tried = true;
+      const size_t step = std::max<size_t>(1, options_.max_batch_segments);
+      for (size_t i = 0; i < n; i += step) {
+        std::vector<std::string> record(std::make_move_iterator(segments.begin() + i),
+                                        std::make_move_iterator(segments.begin() + std::min(n, i + step)));
+        auto appended = spool_->Append(record);
+        if (!appended) {
+          SpoolFailedLocked(SpoolErrorKind::kWrite, appended.error().message);
+          break;
+        }
+        kept += record.size();
+      }
+      if (kept > 0 && spool_write_failed_) {
+        spool_write_failed_ = false;
+        XLOG_INFO("Exporter {}: spool {} writable again", name(), options_.spool_dir);
+        metrics_.Update([](ExporterMetrics::Snapshot& s) { s.spool_problem.clear(); });
+      }
+    }
+    const DropReason reason = tried ? DropReason::kSpoolFull : reason_without_spool;
+    metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+      if (from_memory) s.queued -= static_cast<int64_t>(n);
+      s.spooled += static_cast<int64_t>(kept);
+      s.dropped[Idx(reason)] += n - kept;
+    });
+    if (options_.global_metrics && n > kept) CountGlobalDrop(reason, n - kept);
+    if (n > kept && drop_log_.Allow())
+      XLOG_WARN("Exporter {}: dropped {} segments ({}); see xrayd_exporter_dropped_total", name(), n - kept,
+                ToString(reason));
+    SyncSpoolStatsLocked();
+  }
+  segments.clear();
+  if (kept > 0) buffer_.Kick();  // a sender waiting for memory batches may read the spool now
+  return kept;
+}
+
+void Exporter::SpoolFailedLocked(SpoolErrorKind kind, const std::string& what) {
+  const bool first = !spool_write_failed_;
+  if (kind == SpoolErrorKind::kWrite) {
+    spool_write_failed_ = true;
+    spool_failed_at_ = std::chrono::steady_clock::now();
+  }
+  if (first || spool_log_.Allow())
+    XLOG_ERROR("Exporter {}: spool {} {} failed, running from memory: {}", name(), options_.spool_dir, ToString(kind),
+               what);
+  metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+    ++s.spool_errors[Idx(kind)];
+    if (kind == SpoolErrorKind::kWrite)
+      s.spool_problem = "spool " + options_.spool_dir + " write failed (" + what + "); running from memory";
+  });
+}
+
+void Exporter::SyncSpoolStatsLocked() {
+  if (!spool_) return;
+  const SpoolStats now = spool_->stats();
+  const uint64_t full = now.dropped_full_segments - seen_.dropped_full_segments;
+  const uint64_t expired = now.expired_segments - seen_.expired_segments;
+  const uint64_t corrupt = now.corrupt_segments - seen_.corrupt_segments;
+  const uint64_t torn = now.torn_tail_cuts - seen_.torn_tail_cuts;
+  const uint64_t cut = now.corrupt_cuts - seen_.corrupt_cuts;
+  const uint64_t fsync = now.fsync_errors - seen_.fsync_errors;
+  seen_ = now;
+  if (full + expired + corrupt + torn + cut + fsync == 0) return;
+  metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+    s.spooled -= static_cast<int64_t>(full + expired + corrupt);
+    s.dropped[Idx(DropReason::kSpoolFull)] += full;
+    s.dropped[Idx(DropReason::kExpired)] += expired;
+    s.dropped[Idx(DropReason::kSpoolCorrupt)] += corrupt;
+    s.spool_errors[Idx(SpoolErrorKind::kTornTail)] += torn;
+    s.spool_errors[Idx(SpoolErrorKind::kCorruptCut)] += cut;
+    s.spool_errors[Idx(SpoolErrorKind::kFsync)] += fsync;
+  });
+  if (options_.global_metrics) {
+    CountGlobalDrop(DropReason::kSpoolFull, full);
+    CountGlobalDrop(DropReason::kExpired, expired);
+    CountGlobalDrop(DropReason::kSpoolCorrupt, corrupt);
+  }
+  if (full + expired + corrupt > 0 && spool_log_.Allow())
+    XLOG_WARN("Exporter {}: spool {} dropped {} segments for its size bound, {} past max age, {} corrupt", name(),
+              options_.spool_dir, full, expired, corrupt);
+  if (torn + cut > 0)
+    XLOG_WARN("Exporter {}: spool {} cut {} torn tail(s) and {} corrupt chunk tail(s) ({} bytes so far)", name(),
+              options_.spool_dir, torn, cut, now.cut_bytes);
+}
+
+void Exporter::SenderLoop(int index) {
+  NameThisThread("xrayd-" + std::string(name().substr(0, 5)) + "-" + std::to_string(index));
+  std::mt19937_64 rng(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32));
+  auto& m = GlobalMetrics();
+  while (auto work = NextWork()) {
+    if (options_.global_metrics) m.batches_in_flight.fetch_add(1, std::memory_order_relaxed);
+    const Outcome outcome = Deliver(*work, rng);
+    Settle(*work, outcome);
+    if (options_.global_metrics) m.batches_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (running_.fetch_sub(1) == 1) {
+    MutexLock lock(mu_);
+    cv_.notify_all();
+  }
+}
+
+std::optional<Exporter::Work> Exporter::NextWork() {
+  const size_t merge = std::max(options_.merge_max_segments, options_.max_batch_segments);
+  for (;;) {
+    if (aborting()) return std::nullopt;
+    if (auto w = ReadSpool()) return w;
+    if (buffer_.Drained()) return std::nullopt;
+    // Woken early by Kick() when the spool has something; the deadline retries the spool's reader.
+    auto batch = buffer_.PopBatchUntil(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    if (!batch) continue;
+    while (batch->segments.size() + options_.max_batch_segments <= merge) {
+      auto more = buffer_.TryPopBatch(std::chrono::steady_clock::now());
+      if (!more) break;
+      batch->bytes += more->bytes;
+      for (auto& s : more->segments) batch->segments.push_back(std::move(s));
+    }
+    Work w;
+    w.batch = std::move(*batch);
+    return w;
+  }
+}
+
+std::optional<Exporter::Work> Exporter::ReadSpool() {
+  const size_t merge = std::max(options_.merge_max_segments, options_.max_batch_segments);
+  MutexLock lock(mu_);
+  if (stopped_ || !spool_ || spool_reader_busy_ || spool_->stats().pending_records == 0) return std::nullopt;
+  Work w;
+  while (w.batch.segments.size() + options_.max_batch_segments <= merge) {
+    auto record = spool_->Read();
+    if (!record) {
+      SpoolFailedLocked(SpoolErrorKind::kRead, record.error().message);
+      break;
+    }
+    if (!*record) break;
+    w.last_sequence = (*record)->sequence;
+    for (auto& s : (*record)->segments) w.batch.segments.push_back(std::move(s));
+  }
+  SyncSpoolStatsLocked();  // records skipped as expired or corrupt
+  if (w.batch.segments.empty()) {
+    if (w.last_sequence > 0) (void)spool_->Ack(w.last_sequence);
+    return std::nullopt;
+  }
+  spool_reader_busy_ = true;
+  return w;
+}
+
+Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
+  const size_t n = work.batch.segments.size();
+  const auto start = std::chrono::steady_clock::now();
+  milliseconds backoff = options_.retry.initial_backoff;
+  for (int attempt = 1;; ++attempt) {
+    if (aborting()) return {Ending::kAborted};
+    SendOutcome o = sender_.Send(work.batch.segments);
+    if (o.kind == SendOutcome::Kind::kDelivered) {
+      if (o.refused > 0 && !o.message.empty() && refused_log_.Allow())
+        XLOG_WARN("Exporter {}: {} of {} segments refused: {}", name(), o.refused, n, o.message);
+      return {Ending::kDone, std::min(o.refused, n)};
+    }
+    if (o.kind == SendOutcome::Kind::kPermanent) {
+      XLOG_ERROR("Exporter {}: destination refused a batch of {} segments for good: {}", name(), n, o.message);
+      return {Ending::kDone, 0, true};
+    }
+    if (aborting()) return {Ending::kAborted};
+    std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, backoff.count()));
+    milliseconds wait(jitter(rng));
+    if (o.retry_after && *o.retry_after > wait) wait = std::min(*o.retry_after, options_.retry.max_backoff);
+    const auto elapsed = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
+    if ((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
+        elapsed + wait > options_.retry.max_elapsed) {
+      XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms: {}", name(), n, attempt,
+                 elapsed.count(), o.message);
+      return {Ending::kExhausted};
+    }
+    if (failure_log_.Allow())
+      XLOG_WARN("Exporter {}: send failed ({}); retrying a batch of {} in {} ms (attempt {})", name(), o.message, n,
+                wait.count(), attempt);
+    metrics_.Update([](ExporterMetrics::Snapshot& s) { ++s.retries; });
+    if (options_.global_metrics) GlobalMetrics().export_retries.fetch_add(1, std::memory_order_relaxed);
+    if (!SleepUnlessAborted(wait)) return {Ending::kAborted};
+    backoff = std::min(backoff * 2, options_.retry.max_backoff);
+  }
+}
+
+void Exporter::Settle(Work& work, const Outcome& outcome) {
+  const size_t n = work.batch.segments.size();
+  const bool from_spool = work.last_sequence > 0;
+  if (outcome.ending == Ending::kDone) {
+    const size_t dropped = outcome.permanent ? n : outcome.refused;
+    const DropReason reason = outcome.permanent ? DropReason::kPermanent : DropReason::kRefused;
+    MutexLock lock(mu_);
+    if (from_spool) {
+      if (auto st = spool_->Ack(work.last_sequence); !st) SpoolFailedLocked(SpoolErrorKind::kAck, st.error().message);
+    }
+    metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+      (from_spool ? s.spooled : s.queued) -= static_cast<int64_t>(n);
+      s.delivered += n - dropped;
+      s.dropped[Idx(reason)] += dropped;
+    });
+    if (options_.global_metrics) {
+      GlobalMetrics().segments_sent.fetch_add(n - dropped, std::memory_order_relaxed);
+      if (dropped > 0) CountGlobalDrop(reason, dropped);
+    }
+    if (from_spool) SyncSpoolStatsLocked();
+  } else if (from_spool) {
+    MutexLock lock(mu_);
+    spool_->Rewind();  // still spooled: read again later (the spool's max age bounds it)
+  } else {
+    const size_t count = n;
+    SpillToSpool(work.batch.segments,
+                 outcome.ending == Ending::kAborted ? DropReason::kShutdown : DropReason::kRetriesExhausted,
+                 /*from_memory=*/true);
+    work.batch.segments.resize(count);  // Release() reads the count (for the gauges)
+  }
+  if (from_spool) {
+    MutexLock lock(mu_);
+    spool_reader_busy_ = false;
+    return;
+  }
+  buffer_.Release(work.batch);
+  LeftMemory(n);
+}
+
+bool Exporter::aborting() const {
+  MutexLock lock(mu_);
+  return aborting_;
+}
+
+bool Exporter::SleepUnlessAborted(milliseconds d) {
+  MutexLock lock(mu_);
+  return !lock.WaitFor(cv_, d, [this]() XRAYD_REQUIRES(mu_) { return aborting_; });
+}
+
+bool Exporter::spool_usable() const {
+  MutexLock lock(mu_);
+  return spool_ && !spool_write_failed_;
+}
+
+void Exporter::Stop(milliseconds grace) {
+  {
+    MutexLock lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  cv_.notify_all();  // WaitSettled() callers
+  buffer_.Close();
+  buffer_.Kick();
+  {
+    MutexLock lock(mu_);
+    lock.WaitFor(cv_, grace, [this] { return running_.load() == 0; });
+    aborting_ = true;
+  }
+  cv_.notify_all();
+  sender_.Abort();
+  buffer_.Abort();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  // Whatever memory still holds: to the spool for the next start, or dropped{shutdown}.
+  size_t left = 0;
+  while (auto batch = buffer_.TakeOldest()) {
+    const size_t count = batch->segments.size();
+    left += count;
+    SpillToSpool(batch->segments, DropReason::kShutdown, /*from_memory=*/true);
+    batch->segments.resize(count);
+    buffer_.Release(*batch);
+    LeftMemory(count);
+  }
+  MutexLock lock(mu_);
+  if (left > 0)
+    XLOG_INFO("Exporter {}: {} segments left at shutdown {}", name(), left,
+              spool_ ? "written to the spool for the next start" : "dropped (no spool)");
+  if (spool_) {
+    if (auto st = spool_->Close(); !st) XLOG_WARN("Exporter {}: closing spool: {}", name(), st.error().message);
+    spool_.reset();
+  }
+}
+
+}  // namespace xrayd::pipeline

@@ -1,0 +1,158 @@
+// Exporter: one destination's half of the pipeline — a bounded memory queue, an optional durable
+// spool, N sender threads calling one BatchSender, retries, and the exact accounting around them.
+//
+// Data path. Offer() pushes documents into the memory queue (a SegmentBuffer: bounded in bytes,
+// batches of max_batch_segments, a partial batch ready after flush_interval). When they do not fit,
+// the OLDEST queued batch makes room: it moves to the spool (in order, so the spool always holds
+// older data than memory), or, without a usable spool, is dropped{queue_full}. Senders take the
+// spool's records first (one sender at a time reads the spool, so acknowledgements stay in order),
+// else memory batches, and call BatchSender::Send once per attempt.
+//
+// Retries. A retryable outcome is retried with exponential backoff and full jitter (a uniform wait
+// in [0, backoff], at least the destination's retry_after, capped at max_backoff) until the batch
+// has been tried for max_elapsed (or max_attempts, when set). A memory batch that runs out of time
+// goes to the spool when there is one (its max age bounds it from then on), else it is
+// dropped{retries_exhausted}. A spool record that runs out of time is rewound and read again: the
+// spool's max age is its only bound, so a long outage loses nothing the spool can hold.
+//
+// Accounting (ExporterMetrics, exact at every scrape):
+//   received = delivered + queued + spooled + sum(dropped{reason})
+// received counts documents offered and documents recovered from the spool at start; queued is
+// what memory holds (in flight included); spooled what the spool holds (in flight included).
+//
+// Spool problems (cannot open, newer format, write failure such as disk full) are logged, counted
+// in xrayd_spool_errors_total{kind} and named by /readyz; the exporter keeps running from memory.
+// A write failure marks the spool unusable until a later append succeeds (tried again at most
+// every spool_retry_interval).
+//
+// Threads: owns `senders` threads (started by Start(), joined by Stop()). Offer() is thread-safe
+// and never blocks on the destination. Shutdown order: the owner stops every receiver, then calls
+// Stop(grace): intake closes, senders drain memory for up to `grace`, then the sender is Abort()ed,
+// whatever is left in memory (in flight included) goes to the spool, or is dropped{shutdown}
+// without one, and the spool is closed. Stop() is idempotent; the destructor calls Stop(0).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "buffer/segment_buffer.h"
+#include "common/log.h"
+#include "common/thread_annotations.h"
+#include "pipeline/batch_sender.h"
+#include "pipeline/spool.h"
+#include "telemetry/metrics.h"
+
+namespace xrayd::pipeline {
+
+struct RetryOptions {
+  std::chrono::milliseconds initial_backoff{200};
+  std::chrono::milliseconds max_backoff{15000};
+  std::chrono::milliseconds max_elapsed{std::chrono::minutes(5)};
+  int max_attempts = 0;  // 0: no cap besides max_elapsed
+};
+
+struct ExporterOptions {
+  size_t queue_bytes = 16 * 1024 * 1024;  // the memory queue's bound (accounted bytes)
+  size_t max_batch_segments = 50;         // per memory batch and per spool record
+  std::chrono::milliseconds flush_interval{1000};
+  // A sender merges ready batches (and spool records) into one Send() of up to this many
+  // segments; 0: max_batch_segments (no merging). The store uses 2000: SQLite pays per commit.
+  size_t merge_max_segments = 0;
+  int senders = 1;
+  RetryOptions retry;
+  std::string spool_dir;  // "": memory only
+  SpoolOptions spool;
+  std::chrono::milliseconds spool_retry_interval{5000};
+  // Also count into the process-wide counters (segments_sent / spilled / failed, buffer gauges)
+  // that AWS-compatible telemetry reports; exactly one exporter (the first) does.
+  bool global_metrics = true;
+};
+
+class Exporter {
+ public:
+  // `sender` must outlive the exporter. The spool (if any) is opened by Start().
+  Exporter(ExporterOptions options, BatchSender& sender);
+  ~Exporter();
+  Exporter(const Exporter&) = delete;
+  Exporter& operator=(const Exporter&) = delete;
+
+  // Opens the spool (a failure is logged and counted; the exporter then runs from memory) and
+  // starts the senders; spooled data is sent first.
+  void Start() XRAYD_EXCLUDES(mu_);
+  // Takes the documents (the vector is left empty) and returns how many it kept (memory or spool).
+  // `ticket`, if given, receives a position for WaitSettled().
+  size_t Offer(std::vector<std::string>& documents, uint64_t* ticket = nullptr) XRAYD_EXCLUDES(mu_);
+  // Waits up to `timeout` until every document offered before `ticket` has left memory (delivered,
+  // spooled or dropped); true if so. FIFO with one sender; approximate with several.
+  bool WaitSettled(uint64_t ticket, std::chrono::milliseconds timeout) XRAYD_EXCLUDES(mu_);
+  void Stop(std::chrono::milliseconds grace) XRAYD_EXCLUDES(mu_);
+
+  std::string_view name() const { return sender_.name(); }
+  const ExporterOptions& options() const { return options_; }
+  ExporterMetrics& metrics() const { return metrics_; }
+  // True while a spool is open and its last write worked.
+  bool spool_usable() const XRAYD_EXCLUDES(mu_);
+
+ private:
+  struct Work {
+    Batch batch;                 // memory batches: bytes > 0, Release()d when settled
+    uint64_t last_sequence = 0;  // > 0: spool records up to this one (acknowledged when settled)
+  };
+  enum class Ending { kDone, kExhausted, kAborted };
+  struct Outcome;
+
+  void SenderLoop(int index) XRAYD_EXCLUDES(mu_);
+  std::optional<Work> NextWork() XRAYD_EXCLUDES(mu_);
+  std::optional<Work> ReadSpool() XRAYD_EXCLUDES(mu_);
+  Outcome Deliver(const Work& work, std::mt19937_64& rng) XRAYD_EXCLUDES(mu_);
+  void Settle(Work& work, const Outcome& outcome) XRAYD_EXCLUDES(mu_);
+  // Moves segments into the spool (split into records); what it cannot take is dropped{reason}
+  // (kSpoolFull when the spool was tried). Returns how many it kept. `from_memory`: they were
+  // counted as queued. Leaves `segments` empty.
+  size_t SpillToSpool(std::vector<std::string>& segments, DropReason reason_without_spool, bool from_memory)
+      XRAYD_EXCLUDES(mu_);
+  bool SpoolWritableLocked() XRAYD_REQUIRES(mu_);
+  // Applies the spool's own drops (full, expired, corrupt) and cuts since the last call.
+  void SyncSpoolStatsLocked() XRAYD_REQUIRES(mu_);
+  void OpenSpool() XRAYD_EXCLUDES(mu_);
+  void SpoolFailedLocked(SpoolErrorKind kind, const std::string& what) XRAYD_REQUIRES(mu_);
+  void LeftMemory(size_t segments) XRAYD_EXCLUDES(mu_);
+  bool SleepUnlessAborted(std::chrono::milliseconds d) XRAYD_EXCLUDES(mu_);
+  bool aborting() const XRAYD_EXCLUDES(mu_);
+
+  // Constant after construction.
+  const ExporterOptions options_;
+  BatchSender& sender_;
+  ExporterMetrics& metrics_;
+  SegmentBuffer buffer_;  // thread-safe on its own
+
+  log::RateLimiter drop_log_{std::chrono::seconds(10)};
+  log::RateLimiter spool_log_{std::chrono::seconds(10)};
+  log::RateLimiter refused_log_{std::chrono::seconds(10)};
+  log::RateLimiter failure_log_{std::chrono::seconds(5)};
+
+  std::vector<std::thread> threads_;  // owner thread only (Start/Stop)
+  std::atomic<int> running_{0};
+
+  mutable Mutex mu_;
+  std::condition_variable cv_;  // waits on mu_: aborting_, stopped senders, left_memory_ moved
+  std::unique_ptr<Spool> spool_ XRAYD_GUARDED_BY(mu_);  // null: memory only (or unusable at open)
+  bool spool_write_failed_ XRAYD_GUARDED_BY(mu_) = false;
+  SteadyTime spool_failed_at_ XRAYD_GUARDED_BY(mu_){};
+  bool spool_reader_busy_ XRAYD_GUARDED_BY(mu_) = false;  // one sender reads the spool at a time
+  SpoolStats seen_ XRAYD_GUARDED_BY(mu_);                  // the spool's stats already accounted
+  bool aborting_ XRAYD_GUARDED_BY(mu_) = false;
+  bool started_ XRAYD_GUARDED_BY(mu_) = false;
+  bool stopped_ XRAYD_GUARDED_BY(mu_) = false;
+  uint64_t offered_ XRAYD_GUARDED_BY(mu_) = 0;      // documents ever put into memory
+  uint64_t left_memory_ XRAYD_GUARDED_BY(mu_) = 0;  // documents that left memory by any path
+};
+
+}  // namespace xrayd::pipeline

@@ -1,0 +1,404 @@
+// pipeline::Exporter and FanOut with a scriptable fake BatchSender: retries (elapsed time and
+// attempts), the memory bound (drop oldest), spill to a real spool on disk and replay in order,
+// replay after a restart, an unusable spool, and the accounting identity after each.
+#include "pipeline/exporter.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include "pipeline/fan_out.h"
+
+namespace xrayd::pipeline {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// A destination whose answer tests choose; records every document it accepted, in order.
+class FakeSender : public BatchSender {
+ public:
+  explicit FakeSender(std::string name = "xray") : name_(std::move(name)) {}
+  std::string_view name() const override { return name_; }
+
+  SendOutcome Send(const std::vector<std::string>& segments) override XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    ++calls_;
+    lock.Wait(cv_, [this]() XRAYD_REQUIRES(mu_) { return !stalled_ || aborted_; });
+    if (aborted_) return {SendOutcome::Kind::kRetryable, 0, std::nullopt, "aborted"};
+    if (mode_ == SendOutcome::Kind::kDelivered) {
+      const size_t refused = std::min(refuse_each_, segments.size());
+      for (size_t i = refused; i < segments.size(); ++i) delivered_.push_back(segments[i]);
+      return {SendOutcome::Kind::kDelivered, refused, std::nullopt, {}};
+    }
+    return {mode_, 0, retry_after_, "scripted failure"};
+  }
+  void Abort() override XRAYD_EXCLUDES(mu_) {
+    {
+      MutexLock lock(mu_);
+      aborted_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  void Set(SendOutcome::Kind mode, std::optional<std::chrono::milliseconds> retry_after = {}) XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    mode_ = mode;
+    retry_after_ = retry_after;
+  }
+  void Stall(bool on) XRAYD_EXCLUDES(mu_) {
+    {
+      MutexLock lock(mu_);
+      stalled_ = on;
+    }
+    cv_.notify_all();
+  }
+  void RefuseEach(size_t n) XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    refuse_each_ = n;
+  }
+  std::vector<std::string> delivered() const XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return delivered_;
+  }
+  int calls() const XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return calls_;
+  }
+
+ private:
+  const std::string name_;
+  mutable Mutex mu_;
+  std::condition_variable cv_;
+  SendOutcome::Kind mode_ XRAYD_GUARDED_BY(mu_) = SendOutcome::Kind::kDelivered;
+  std::optional<std::chrono::milliseconds> retry_after_ XRAYD_GUARDED_BY(mu_);
+  bool stalled_ XRAYD_GUARDED_BY(mu_) = false;
+  bool aborted_ XRAYD_GUARDED_BY(mu_) = false;
+  size_t refuse_each_ XRAYD_GUARDED_BY(mu_) = 0;
+  int calls_ XRAYD_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> delivered_ XRAYD_GUARDED_BY(mu_);
+};
+
+std::vector<std::string> Docs(int first, int n, size_t pad = 100) {
+  std::vector<std::string> v;
+  for (int i = first; i < first + n; ++i) v.push_back("{\"i\":" + std::to_string(i) + ",\"p\":\"" + std::string(pad, 'x') + "\"}");
+  return v;
+}
+
+int Index(const std::string& doc) { return std::stoi(doc.substr(5)); }
+
+bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+uint64_t Dropped(const ExporterMetrics::Snapshot& s, DropReason r) { return s.dropped[static_cast<size_t>(r)]; }
+
+// received = delivered + queued + spooled + dropped, and nothing negative.
+void ExpectBalanced(const ExporterMetrics& m) {
+  const auto s = m.Get();
+  EXPECT_GE(s.queued, 0);
+  EXPECT_GE(s.spooled, 0);
+  EXPECT_EQ(s.received, s.delivered + static_cast<uint64_t>(s.queued) + static_cast<uint64_t>(s.spooled) + s.DroppedTotal())
+      << "received " << s.received << " delivered " << s.delivered << " queued " << s.queued << " spooled " << s.spooled
+      << " dropped " << s.DroppedTotal();
+}
+
+class PipelineExporterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GlobalMetrics().ResetForTest();
+    dir_ = fs::temp_directory_path() / ("xrayd-exporter-test-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  static ExporterOptions Fast() {
+    ExporterOptions o;
+    o.queue_bytes = 1 << 20;
+    o.flush_interval = 5ms;
+    o.senders = 2;
+    o.retry.initial_backoff = 1ms;
+    o.retry.max_backoff = 5ms;
+    o.retry.max_elapsed = 10s;
+    return o;
+  }
+  ExporterOptions Spooled() const {
+    ExporterOptions o = Fast();
+    o.spool_dir = (dir_ / "xray").string();
+    o.spool.max_bytes = 64 << 20;
+    return o;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(PipelineExporterTest, DeliversAndCountsEveryDocument) {
+  FakeSender sender;
+  Exporter e(Fast(), sender);
+  e.Start();
+  auto docs = Docs(0, 230);
+  EXPECT_EQ(e.Offer(docs), 230u);
+  EXPECT_TRUE(docs.empty());
+  ASSERT_TRUE(WaitUntil([&] { return sender.delivered().size() == 230; }));
+  e.Stop(1s);
+  const auto s = e.metrics().Get();
+  EXPECT_EQ(s.received, 230u);
+  EXPECT_EQ(s.delivered, 230u);
+  EXPECT_EQ(GlobalMetrics().segments_sent.load(), 230u);
+  ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, RetriesUntilDeliveredHonouringRetryAfter) {
+  FakeSender sender;
+  sender.Set(SendOutcome::Kind::kRetryable, 30ms);
+  ExporterOptions o = Fast();
+  o.senders = 1;
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 10);
+  e.Offer(docs);
+  ASSERT_TRUE(WaitUntil([&] { return sender.calls() >= 3; }));
+  EXPECT_TRUE(sender.delivered().empty());
+  ExpectBalanced(e.metrics());
+  EXPECT_EQ(e.metrics().Get().queued, 10);
+  sender.Set(SendOutcome::Kind::kDelivered);
+  ASSERT_TRUE(WaitUntil([&] { return sender.delivered().size() == 10; }));
+  e.Stop(1s);
+  const auto s = e.metrics().Get();
+  EXPECT_GE(s.retries, 2u);
+  EXPECT_EQ(s.DroppedTotal(), 0u);
+  ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, GivesUpAfterMaxElapsedWithoutSpool) {
+  FakeSender sender;
+  sender.Set(SendOutcome::Kind::kRetryable);
+  ExporterOptions o = Fast();
+  o.retry.max_elapsed = 150ms;
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 7);
+  e.Offer(docs);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitUntil([&] { return Dropped(e.metrics().Get(), DropReason::kRetriesExhausted) == 7; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 100ms) << "gave up before max elapsed";
+  EXPECT_GT(sender.calls(), 3) << "max elapsed, not a handful of attempts, bounds the retries";
+  EXPECT_EQ(GlobalMetrics().Failed(FailReason::kRetriesExhausted), 7u);
+  e.Stop(1s);
+  ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, MaxAttemptsIsAnExtraCap) {
+  FakeSender sender;
+  sender.Set(SendOutcome::Kind::kRetryable);
+  ExporterOptions o = Fast();
+  o.senders = 1;
+  o.retry.max_attempts = 3;
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 4);
+  e.Offer(docs);
+  ASSERT_TRUE(WaitUntil([&] { return Dropped(e.metrics().Get(), DropReason::kRetriesExhausted) == 4; }));
+  EXPECT_EQ(sender.calls(), 3);
+  EXPECT_EQ(e.metrics().Get().retries, 2u);
+  e.Stop(1s);
+}
+
+TEST_F(PipelineExporterTest, PermanentAndRefusedAreDroppedNotRetried) {
+  FakeSender sender;
+  sender.RefuseEach(1);
+  ExporterOptions o = Fast();
+  o.senders = 1;
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 5);
+  e.Offer(docs);
+  ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().delivered == 4; }));
+  sender.Set(SendOutcome::Kind::kPermanent);
+  docs = Docs(5, 3);
+  e.Offer(docs);
+  ASSERT_TRUE(WaitUntil([&] { return Dropped(e.metrics().Get(), DropReason::kPermanent) == 3; }));
+  e.Stop(1s);
+  const auto s = e.metrics().Get();
+  EXPECT_EQ(Dropped(s, DropReason::kRefused), 1u);
+  EXPECT_EQ(sender.calls(), 2);
+  EXPECT_EQ(GlobalMetrics().Failed(FailReason::kUnprocessed), 1u);
+  EXPECT_EQ(GlobalMetrics().Failed(FailReason::kPermanentError), 3u);
+  ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, FullMemoryWithoutSpoolDropsTheOldestFirst) {
+  FakeSender sender;
+  sender.Stall(true);
+  ExporterOptions o = Fast();
+  o.senders = 1;
+  o.queue_bytes = 20 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  Exporter e(o, sender);
+  e.Start();
+  for (int i = 0; i < 100; i += 10) {
+    auto docs = Docs(i, 10);
+    EXPECT_EQ(e.Offer(docs), 10u);  // room is made from the oldest
+  }
+  ExpectBalanced(e.metrics());
+  const auto stalled = e.metrics().Get();
+  EXPECT_GT(Dropped(stalled, DropReason::kQueueFull), 0u);
+  EXPECT_LE(stalled.queued, 20 + 50);  // the bound, plus the batch in flight counted before it
+  EXPECT_EQ(GlobalMetrics().segments_spilled.load(), Dropped(stalled, DropReason::kQueueFull));
+  sender.Stall(false);
+  ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().queued == 0; }));
+  e.Stop(1s);
+  // The newest documents survived: the last one offered was delivered.
+  auto got = sender.delivered();
+  ASSERT_FALSE(got.empty());
+  EXPECT_NE(std::find(got.begin(), got.end(), Docs(99, 1)[0]), got.end());
+  ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, OutageSpillsToTheSpoolAndReplaysInOrderExactlyOnce) {
+  FakeSender sender;
+  sender.Set(SendOutcome::Kind::kRetryable);
+  ExporterOptions o = Spooled();
+  o.senders = 1;
+  o.queue_bytes = 30 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  Exporter e(o, sender);
+  e.Start();
+  for (int i = 0; i < 1000; i += 25) {
+    auto docs = Docs(i, 25);
+    EXPECT_EQ(e.Offer(docs), 25u);
+    ExpectBalanced(e.metrics());
+  }
+  auto during = e.metrics().Get();
+  EXPECT_GT(during.spooled, 800);
+  EXPECT_EQ(during.DroppedTotal(), 0u);
+  sender.Set(SendOutcome::Kind::kDelivered);
+  ASSERT_TRUE(WaitUntil([&] { return sender.delivered().size() >= 1000; }));
+  ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().spooled == 0; }));
+  e.Stop(1s);
+  auto got = sender.delivered();
+  ASSERT_EQ(got.size(), 1000u);
+  std::map<std::string, int> seen;
+  for (const auto& d : got) ++seen[d];
+  EXPECT_EQ(seen.size(), 1000u) << "a document was delivered twice";
+  // The spool holds what left memory oldest-first, and is read before memory: order is kept
+  // except for the batch that was in flight when the outage began.
+  size_t in_order = 0;
+  for (size_t i = 1; i < got.size(); ++i) in_order += Index(got[i - 1]) < Index(got[i]);
+  EXPECT_GT(in_order, 900u);
+  const auto s = e.metrics().Get();
+  EXPECT_EQ(s.delivered, 1000u);
+  EXPECT_EQ(s.DroppedTotal(), 0u);
+  ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, WhatIsLeftAtShutdownIsReplayedAfterARestart) {
+  {
+    FakeSender down;
+    down.Set(SendOutcome::Kind::kRetryable);
+    Exporter e(Spooled(), down);
+    e.Start();
+    auto docs = Docs(0, 120);
+    e.Offer(docs);
+    std::this_thread::sleep_for(50ms);
+    e.Stop(100ms);
+    const auto s = e.metrics().Get();
+    EXPECT_EQ(s.spooled, 120);
+    EXPECT_EQ(s.queued, 0);
+    EXPECT_EQ(s.DroppedTotal(), 0u);
+    ExpectBalanced(e.metrics());
+  }
+  GlobalMetrics().ResetForTest();
+  FakeSender up;
+  Exporter e(Spooled(), up);
+  e.Start();
+  EXPECT_EQ(e.metrics().Get().received, 120u) << "recovered segments count as received";
+  auto fresh = Docs(1000, 5);
+  e.Offer(fresh);
+  ASSERT_TRUE(WaitUntil([&] { return up.delivered().size() == 125; }));
+  e.Stop(1s);
+  auto got = up.delivered();
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(std::unique(got.begin(), got.end()), got.end());
+  const auto s = e.metrics().Get();
+  EXPECT_EQ(s.delivered, 125u);
+  EXPECT_EQ(s.spooled, 0);
+  ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, AnUnusableSpoolIsReportedAndMemoryStillWorks) {
+  fs::create_directories(dir_);
+  { std::ofstream(dir_ / "xray") << "a file where the spool directory should be"; }
+  FakeSender sender;
+  Exporter e(Spooled(), sender);
+  e.Start();
+  const auto s = e.metrics().Get();
+  EXPECT_NE(s.spool_problem.find("unusable"), std::string::npos) << s.spool_problem;
+  EXPECT_EQ(s.spool_errors[static_cast<size_t>(SpoolErrorKind::kOpen)], 1u);
+  auto problems = GlobalMetrics().ReadinessProblems();
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].rfind("exporter xray: spool ", 0), 0u) << problems[0];
+  auto docs = Docs(0, 10);
+  e.Offer(docs);
+  ASSERT_TRUE(WaitUntil([&] { return sender.delivered().size() == 10; }));
+  e.Stop(1s);
+  ExpectBalanced(e.metrics());
+}
+
+TEST_F(PipelineExporterTest, FanOutGivesEveryExporterACopyAndADeadOneStallsNoOther) {
+  FakeSender alive("store"), dead("xray");
+  dead.Stall(true);
+  ExporterOptions o = Fast();
+  o.global_metrics = false;
+  Exporter a(Fast(), alive), d(o, dead);
+  a.Start();
+  d.Start();
+  FanOut fan({&a, &d});
+  for (int i = 0; i < 300; i += 30) {
+    auto docs = Docs(i, 30);
+    EXPECT_EQ(fan.Offer(docs), 30u);
+    EXPECT_TRUE(docs.empty());
+  }
+  ASSERT_TRUE(WaitUntil([&] { return alive.delivered().size() == 300; }));
+  EXPECT_TRUE(dead.delivered().empty());
+  EXPECT_EQ(d.metrics().Get().received, 300u);
+  ExpectBalanced(a.metrics());
+  ExpectBalanced(d.metrics());
+  a.Stop(1s);
+  d.Stop(50ms);  // gives up on the stalled sender: counted, not lost
+  const auto ds = d.metrics().Get();
+  EXPECT_EQ(Dropped(ds, DropReason::kShutdown), 300u);
+  ExpectBalanced(d.metrics());
+  EXPECT_EQ(GlobalMetrics().Failed(FailReason::kShutdown), 0u) << "only the primary exporter counts globally";
+}
+
+TEST_F(PipelineExporterTest, WaitingSinkReturnsOnceTheDocumentsLeftMemory) {
+  FakeSender sender("store");
+  ExporterOptions o = Fast();
+  o.flush_interval = 1s;  // without the wait, the documents would sit here for a second
+  o.senders = 1;
+  Exporter e(o, sender);
+  e.Start();
+  FanOut fan({&e});
+  WaitingSink sink(fan, e, 5s);
+  auto docs = Docs(0, 3);
+  // A partial batch waits for the flush interval; the sink's wait covers it, bounded.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(sink.Offer(docs), 3u);
+  EXPECT_EQ(sender.delivered().size(), 3u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
+  e.Stop(1s);
+}
+
+}  // namespace
+}  // namespace xrayd::pipeline
