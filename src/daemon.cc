@@ -148,8 +148,10 @@ Status Daemon::AddOtlpExporter() {
   auto encoding = otlp::ParseEncoding(config_.otlp_encoding);
   if (!encoding) return encoding.error();
   oc.encoding = *encoding;
-  oc.timeout = std::chrono::milliseconds(std::min(config_.request_timeout_ms, 30000));
-  oc.insecure_skip_verify = config_.no_verify_ssl;
+  oc.timeout = std::chrono::milliseconds(config_.otlp_timeout_ms);
+  oc.gzip = config_.otlp_gzip;
+  oc.headers = config_.otlp_headers;
+  oc.insecure_skip_verify = config_.no_verify_ssl || config_.otlp_insecure_skip_verify;
   oc.proxy = config_.proxy_address;
   auto sender = otlp::MakeOtlpSender(oc);
   if (!sender) return sender.error();
