@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "export/store/store_sender.h"
 #include "export/xray/xray_sender.h"
+#include "otlp/otlp_sender.h"
 #include "telemetry/metrics.h"
 #include "common/thread_name.h"
 #include "ui/web_ui.h"
@@ -118,6 +119,7 @@ Daemon::~Daemon() { Shutdown(); }
 
 namespace {
 
+// --otlp-indexed-attributes "a,b" ("*": all) -> the OTLP receiver's translation options.
 otlp::ToXrayOptions OtlpTranslation(const std::string& indexed) {
   otlp::ToXrayOptions o;
   for (size_t start = 0; start < indexed.size();) {
@@ -138,6 +140,7 @@ void Daemon::AddExporter(std::unique_ptr<pipeline::BatchSender> sender) {
   senders_.push_back(std::move(sender));
 }
 
+// --otlp-endpoint: one more exporter (its own queue, spool and retries), beside the others.
 Status Daemon::AddOtlpExporter() {
   if (config_.otlp_endpoint.empty()) return OkStatus();
   otlp::OtlpExporterConfig oc;
@@ -145,12 +148,28 @@ Status Daemon::AddOtlpExporter() {
   auto encoding = otlp::ParseEncoding(config_.otlp_encoding);
   if (!encoding) return encoding.error();
   oc.encoding = *encoding;
+  oc.timeout = std::chrono::milliseconds(config_.otlp_timeout_ms);
+  oc.gzip = config_.otlp_gzip;
+  oc.headers = config_.otlp_headers;
+  oc.insecure_skip_verify = config_.no_verify_ssl || config_.otlp_insecure_skip_verify;
   oc.proxy = config_.proxy_address;
-  oc.insecure_skip_verify = config_.no_verify_ssl;
   auto sender = otlp::MakeOtlpSender(oc);
   if (!sender) return sender.error();
   XLOG_INFO("Exporting segments as OTLP/HTTP ({}) to {}", config_.otlp_encoding, oc.TracesUrl());
   AddExporter(std::move(*sender));
+  return OkStatus();
+}
+
+// --otlp-listen: OTLP/HTTP spans in, as X-Ray segments into the fan-out.
+Status Daemon::StartOtlpReceiver() {
+  if (config_.otlp_listen.empty()) return OkStatus();
+  otlp::OtlpReceiverConfig oc;
+  oc.listen = config_.otlp_listen;
+  oc.translation = OtlpTranslation(config_.otlp_indexed_attributes);
+  otlp_receiver_ = std::make_unique<otlp::OtlpReceiver>(oc, *fan_out_);
+  auto port = otlp_receiver_->Start();
+  if (!port) return port.error();
+  XLOG_INFO("Accepting OTLP/HTTP traces on http://{}/v1/traces", config_.otlp_listen);
   return OkStatus();
 }
 
@@ -213,19 +232,11 @@ Status Daemon::StartServe() {
     lb_sink_ = std::make_unique<pipeline::WaitingSink>(*fan_out_, *exporters_.front(), std::chrono::seconds(5));
     auto lb = lb::LbLogs::Start({config_.lb_logs, config_.lb_name, config_.lb_logs_poll_seconds,
                                  config_.lb_logs_s3_endpoint, config_.region, config_.data_dir},
-                                env_, *fan_out_);
+                                env_, *lb_sink_);
     if (!lb) return lb.error();
     lb_logs_ = std::move(*lb);
   }
-  if (!config_.otlp_listen.empty()) {
-    otlp::OtlpReceiverConfig oc;
-    oc.listen = config_.otlp_listen;
-    oc.translation = OtlpTranslation(config_.otlp_indexed_attributes);
-    otlp_receiver_ = std::make_unique<otlp::OtlpReceiver>(oc, *fan_out_);
-    auto port = otlp_receiver_->Start();
-    if (!port) return port.error();
-    XLOG_INFO("Accepting OTLP/HTTP traces on http://{}/v1/traces", config_.otlp_listen);
-  }
+  if (auto st = StartOtlpReceiver(); !st) return st;
   api::ApiOptions api_options;
   api_options.sink = api_sink_.get();
   api_options.listen_address = config_.listen_address;
@@ -393,6 +404,7 @@ Status Daemon::StartDaemonMode() {
   receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *fan_out_);
   if (auto st = receiver_->Start(); !st) return st;
   XLOG_INFO("Starting UDP receiver on {}", config_.udp_address);
+  if (auto st = StartOtlpReceiver(); !st) return st;
 
   const http::ClientOptions upload_http = UploadHttp(config_);
   SamplingProxyOptions proxy_options{config_.tcp_address, endpoint->url, endpoint->signing_region, upload_http};

@@ -70,9 +70,9 @@ class Daemon {
   Result<std::unique_ptr<pipeline::BatchSender>> MakeXraySender(const ResolvedEndpoint& endpoint);
   // One exporter per destination, with the Config's queue, spool and retry settings.
   void AddExporter(std::unique_ptr<pipeline::BatchSender> sender);
+  Status AddOtlpExporter();    // --otlp-endpoint
+  Status StartOtlpReceiver();  // --otlp-listen
   // Starts every exporter (spools are opened and replayed first) and builds the fan-out.
-  // --otlp-endpoint: one more exporter (no-op without it).
-  Status AddOtlpExporter();
   void StartPipeline();
   void StopPipeline();
   Status StartHealth();
@@ -104,8 +104,7 @@ class Daemon {
   std::condition_variable retention_cv_;  // waits on retention_mu_: stop requested
   bool retention_stop_ XRAYD_GUARDED_BY(retention_mu_) = false;
   std::unique_ptr<UdpReceiver> receiver_;
-  // --otlp-listen (serve mode): the OTLP receiver, offering into the fan-out
-  // until the pipeline's fan-out replaces it. Stopped with the UDP receiver.
+  // --otlp-listen: the OTLP/HTTP receiver, offering into fan_out_; stopped with the UDP receiver.
   std::unique_ptr<otlp::OtlpReceiver> otlp_receiver_;
   std::unique_ptr<SamplingProxy> proxy_;
   std::unique_ptr<TelemetryReporter> telemetry_;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "aws/credentials.h"
@@ -71,6 +72,11 @@ struct Config {
   std::string otlp_endpoint;    // --otlp-endpoint URL: export segments as OTLP/HTTP; "" = off
   std::string otlp_encoding = "protobuf";  // --otlp-encoding protobuf|json
   std::string otlp_indexed_attributes;     // --otlp-indexed-attributes a,b,c ("*": all) -> annotations
+  // Config file section "Otlp" only (Listen, Endpoint, Encoding and IndexedAttributes mirror the flags):
+  bool otlp_gzip = true;                   // Otlp.Compression: gzip (default) or none
+  int otlp_timeout_ms = 10000;             // Otlp.TimeoutSeconds: one export request
+  bool otlp_insecure_skip_verify = false;  // Otlp.InsecureSkipVerify (NoVerifySSL also applies)
+  std::vector<std::pair<std::string, std::string>> otlp_headers;  // Otlp.Headers: name -> value
 
   // Actions rather than settings.
   bool show_help = false;

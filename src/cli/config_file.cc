@@ -64,6 +64,8 @@ class FileReader {
   }
 
   void Fail(const std::string& key, const std::string& what) { errors_.push_back({key, what}); }
+  // Marks a key as known (a mapping whose entries the caller reads itself).
+  void Seen(const std::string& key) { seen_.insert(key); }
 
   Status Finish() {
     if (errors_.empty()) return OkStatus();
@@ -180,6 +182,34 @@ Status ApplyConfigFileUnchecked(const std::string& yaml_text, const std::string&
   read_default(ours, "Xrayd.", "LbLogsS3Endpoint", c.lb_logs_s3_endpoint);
   c.shutdown_grace_ms = grace_s * 1000;
   c.request_timeout_ms = timeout_s * 1000;
+
+  // The OpenTelemetry bridge (docs/OTLP.md).
+  const YAML::Node otlp = r.Section("Otlp");
+  read_default(otlp, "Otlp.", "Listen", c.otlp_listen);
+  read_default(otlp, "Otlp.", "Endpoint", c.otlp_endpoint);
+  read_default(otlp, "Otlp.", "Encoding", c.otlp_encoding);
+  read_default(otlp, "Otlp.", "IndexedAttributes", c.otlp_indexed_attributes);
+  std::string compression;
+  r.Read(otlp, "Otlp.", "Compression", compression);
+  if (compression == "none") c.otlp_gzip = false;
+  else if (!compression.empty() && compression != "gzip") r.Fail("Otlp.Compression", "must be gzip or none");
+  int otlp_timeout_s = 0;
+  r.Read(otlp, "Otlp.", "TimeoutSeconds", otlp_timeout_s);
+  if (otlp_timeout_s < 0) r.Fail("Otlp.TimeoutSeconds", "must be positive");
+  if (otlp_timeout_s > 0) c.otlp_timeout_ms = otlp_timeout_s * 1000;
+  r.Read(otlp, "Otlp.", "InsecureSkipVerify", c.otlp_insecure_skip_verify);
+  if (const YAML::Node headers = otlp["Headers"]; headers.IsDefined() && !headers.IsNull()) {
+    r.Seen("Otlp.Headers");
+    if (!headers.IsMap()) {
+      r.Fail("Otlp.Headers", "must be a mapping of header name to value");
+    } else {
+      for (const auto& kv : headers) {
+        std::string name = kv.first.as<std::string>(), value;
+        r.Read(headers, "Otlp.Headers.", name, value);
+        c.otlp_headers.emplace_back(name, value);
+      }
+    }
+  }
 
   if (strict) r.CheckUnknown(root, "");
   return r.Finish();

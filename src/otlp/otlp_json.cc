@@ -1,6 +1,8 @@
 #include "otlp/otlp_json.h"
 
+#include <cerrno>
 #include <cmath>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "otlp/conventions.h"
@@ -94,7 +96,8 @@ struct Decoder {
     if (!v) return true;
     if (v->is_number_unsigned()) *out = static_cast<T>(v->get<uint64_t>());
     else if (v->is_number_integer()) *out = static_cast<T>(v->get<int64_t>());
-    else if (v->is_number_float() && std::isfinite(v->get<double>()) && std::fabs(v->get<double>()) < 9.2e18)
+    else if (v->is_number_float() && std::isfinite(v->get<double>()) && std::fabs(v->get<double>()) < 9.2e18 &&
+             (std::is_signed_v<T> || v->get<double>() >= 0))
       *out = static_cast<T>(v->get<double>());
     else if (v->is_string()) {
       const std::string& s = v->get_ref<const std::string&>();

@@ -43,6 +43,7 @@ TEST(OtlpJson, MalformedInputIsAClearError) {
                           R"({"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102"}]}]}]})",
                           R"({"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":9}]}]}]})",
                           R"({"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"12a"}]}]}]})",
+                          R"({"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":-5.5}]}]}]})",
                           R"({"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":1}]}]}]}]})"}) {
     auto r = DecodeJsonRequest(bad);
     EXPECT_FALSE(r.ok()) << bad;

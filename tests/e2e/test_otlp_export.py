@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""The OpenTelemetry bridge's exporter end to end: real X-Ray SDK segments (Node and Python, from
+tests/data/otlp) sent over UDP to `xrayd serve --otlp-endpoint` go out as OTLP/HTTP
+  1. to a second `xrayd serve --otlp-listen`, and read back there with BatchGetTraces: the same ids,
+     names, annotations and metadata (X-Ray -> OTLP -> X-Ray through two daemons);
+  2. to a fake collector that answers 429 with Retry-After, then 503, then 200 with a partial success
+     (OTLP/JSON, gzip): the batch is retried whole, honouring the wait, and xrayd keeps running.
+
+    python3 tests/e2e/test_otlp_export.py --xrayd build/xrayd [-v]
+"""
+
+import gzip
+import http.server
+import json
+import os
+import threading
+import time
+import unittest
+
+import harness
+import serve_harness as sh
+
+DATA = os.path.join(harness.HERE, "..", "data", "otlp")
+
+
+def sdk_segments() -> list:
+    """The real SDK documents, complete ones only, re-stamped with trace ids of now."""
+    out = []
+    epoch = "%08x" % int(time.time())
+    for name in ("node_sdk_segments.jsonl", "python_sdk_segments.jsonl"):
+        with open(os.path.join(DATA, name)) as f:
+            for line in f:
+                doc = json.loads(line)
+                if doc.get("in_progress") or len(line) > 60000:
+                    continue
+                doc["trace_id"] = "1-" + epoch + doc["trace_id"][10:]
+                out.append(doc)
+    return out
+
+
+class Collector(http.server.ThreadingHTTPServer):
+    """A fake OTLP/HTTP collector: answers from a script of (status, headers, body) and records
+    every request body (gunzipped, decoded JSON)."""
+
+    def __init__(self, script):
+        self.script, self.requests, self.lock = list(script), [], threading.Lock()
+        super().__init__(("127.0.0.1", 0), CollectorHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class CollectorHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        with self.server.lock:
+            self.server.requests.append((time.monotonic(), self.path, self.headers.get("Content-Type"),
+                                         json.loads(body)))
+            status, headers, answer = self.server.script.pop(0) if self.server.script else (200, {}, b"{}")
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def span_ids(request: dict) -> set:
+    return {s["spanId"] for rs in request["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}
+
+
+class OtlpExportTest(sh.ServeTestCase):
+    def setUp(self):  # each test starts its own daemons
+        self._t0 = time.monotonic()
+        self.servers = []
+
+    def test_xray_to_otlp_to_another_xrayd(self):
+        b_port = harness.free_tcp_port()
+        b = self.start_serve(extra_args=["--otlp-listen", f"127.0.0.1:{b_port}"])
+        a = self.start_serve(extra_args=["--otlp-endpoint", f"http://127.0.0.1:{b_port}"])
+        docs = sdk_segments()
+        sh.send_udp(a.udp_port, docs)
+        want = {}
+        for d in docs:
+            want.setdefault(d["trace_id"], set()).update(n["id"] for n, _ in sh.walk(d))
+        b.wait_for_segments(want, timeout=20)
+        status, out = b.call("/Traces", {"TraceIds": [docs[0]["trace_id"]]})
+        self.assertEqual(status, 200)
+        got = json.loads(out["Traces"][0]["Segments"][0]["Document"])
+        self.assertEqual(got["name"], docs[0]["name"])
+        self.assertEqual(got.get("annotations"), docs[0].get("annotations"))
+        self.assertEqual(got.get("metadata"), docs[0].get("metadata"))
+        self.assertEqual(got.get("user"), docs[0].get("user"))
+        self.assert_alive(a)
+        self.assert_alive(b)
+
+    def test_retry_after_503_and_partial_success(self):
+        partial = json.dumps({"partialSuccess": {"rejectedSpans": "1", "errorMessage": "one bad span"}}).encode()
+        collector = Collector([(429, {"Retry-After": "1"}, b""), (503, {}, b""), (200, {}, partial)])
+        url = f"http://127.0.0.1:{collector.server_address[1]}"
+        a = self.start_serve(extra_args=["--otlp-endpoint", url, "--otlp-encoding", "json"])
+        doc = sh.segment(sh.trace_id(), "retried", annotations={"k": "v"})
+        sh.send_udp(a.udp_port, [doc])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with collector.lock:
+                if len(collector.requests) >= 3:
+                    break
+            time.sleep(0.1)
+        with collector.lock:
+            reqs = list(collector.requests)
+        self.assertGreaterEqual(len(reqs), 3, "the batch was not retried after 429 and 503")
+        self.assertEqual({r[1] for r in reqs}, {"/v1/traces"})
+        self.assertEqual({r[2] for r in reqs}, {"application/json"})
+        self.assertEqual([span_ids(r[3]) for r in reqs[:3]], [{doc["id"]}] * 3)  # the whole batch each time
+        self.assertGreaterEqual(reqs[1][0] - reqs[0][0], 0.9, "Retry-After: 1 not honoured")
+        time.sleep(0.5)
+        with collector.lock:
+            self.assertEqual(len(collector.requests), 3, "a partial success must not be retried")
+        self.assert_alive(a)
+        collector.shutdown()
+        collector.server_close()
+
+
+if __name__ == "__main__":
+    harness.main()
