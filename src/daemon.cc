@@ -130,7 +130,8 @@ void Daemon::StartPipeline() {
     const auto& o = e->options();
     XLOG_INFO("Exporter {}: queue {} MB, {} sender(s), retries for up to {}, spool {}", e->name(),
               o.queue_bytes / (1024 * 1024), o.senders, cli::FormatDuration(o.retry.max_elapsed.count()),
-              o.spool_dir.empty() ? std::string("none") : o.spool_dir);
+              o.spool_dir.empty() ? std::string("none")
+                                  : o.spool_dir + (e->spool_usable() ? "" : " (unusable: running from memory)"));
   }
   fan_out_ = std::make_unique<pipeline::FanOut>(std::move(all));
 }

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -156,6 +157,54 @@ TEST_F(DaemonMetadataTest, OutsideLocalModeRegionAndTelemetryIdentityComeFromIns
   EXPECT_EQ(body["EC2InstanceId"], "i-0123456789abcdef0");
   EXPECT_EQ(body["Hostname"], "my-host");
   EXPECT_EQ(body["ResourceARN"], config.resource_arn);
+}
+
+// `xrayd serve --forward`: every UDP segment reaches both exporters, each counted under its name.
+TEST_F(DaemonMetadataTest, ServeForwardStoresLocallyAndSendsToXray) {
+  std::vector<std::string> forwarded;
+  testing::LocalHttpServer aws;
+  aws.server().Post("/TraceSegments", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu_);
+    const auto body = nlohmann::json::parse(req.body);
+    for (const auto& d : body["TraceSegmentDocuments"]) forwarded.push_back(d.get<std::string>());
+    res.set_content(R"({"UnprocessedTraceSegments":[]})", "application/json");
+  });
+  aws.Start();
+  auto config = Config(true);
+  config.endpoint = aws.url();
+  config.serve = true;
+  config.forward = true;
+  config.region = "eu-west-1";
+  config.listen_address = "127.0.0.1:0";
+  config.data_dir = (std::filesystem::temp_directory_path() / ("xrayd-daemon-forward-" + std::to_string(::getpid()))).string();
+  std::filesystem::remove_all(config.data_dir);
+  Daemon daemon(config, MapEnv({{"AWS_ACCESS_KEY_ID", "AK"}, {"AWS_SECRET_ACCESS_KEY", "SK"}}));
+  ASSERT_TRUE(daemon.Start());
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string doc = nlohmann::json{{"trace_id", "1-5759e988-bd862e3fe1be46a994272793"}, {"id", "70de5b6f19ff9a0a"},
+                                         {"name", "fwd"}, {"start_time", now - 1}, {"end_time", now}}
+                              .dump();
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(daemon.udp_port()));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const std::string d = "{\"format\":\"json\",\"version\":1}\n" + doc;
+  sendto(fd, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+  close(fd);
+  auto& store = GlobalMetrics().ForExporter("store");
+  auto& xray = GlobalMetrics().ForExporter("xray");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while ((store.Get().delivered < 1 || xray.Get().delivered < 1) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  daemon.Shutdown();
+  EXPECT_EQ(store.Get().delivered, 1u);
+  EXPECT_EQ(xray.Get().delivered, 1u);
+  std::lock_guard lock(mu_);
+  ASSERT_EQ(forwarded.size(), 1u);
+  EXPECT_EQ(forwarded[0], doc);
+  EXPECT_EQ(GlobalMetrics().segments_sent.load(), 1u) << "the first exporter (store) keeps the global counters";
+  std::filesystem::remove_all(config.data_dir);
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ Result<int64_t> ParseDuration(const std::string& text) {
 }
 
 std::string FormatDuration(int64_t ms) {
-  for (const auto& [name, scale] : {std::pair{"d", 86'400'000LL}, std::pair{"h", 3'600'000LL}, std::pair{"m", 60'000LL},
+  for (const auto& [name, scale] : {std::pair{"h", 3'600'000LL}, std::pair{"m", 60'000LL},
                                     std::pair{"s", 1000LL}})
     if (ms != 0 && ms % scale == 0) return std::to_string(ms / scale) + name;
   return std::to_string(ms) + "ms";

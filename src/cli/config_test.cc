@@ -171,5 +171,72 @@ TEST(LoadConfig, CheckConfigRoundTrips) {
   EXPECT_EQ(again.health_address, "127.0.0.1:9100");
 }
 
+TEST(Duration, UnitsAndErrors) {
+  EXPECT_EQ(*ParseDuration("30s"), 30'000);
+  EXPECT_EQ(*ParseDuration("5m"), 300'000);
+  EXPECT_EQ(*ParseDuration("2h"), 7'200'000);
+  EXPECT_EQ(*ParseDuration("1d"), 86'400'000);
+  EXPECT_EQ(*ParseDuration("250ms"), 250);
+  EXPECT_EQ(*ParseDuration("1.5s"), 1500);
+  EXPECT_EQ(*ParseDuration("90"), 90'000);  // a bare number is seconds
+  for (const char* bad : {"", "5x", "m", "-1s", "1e9h", "nan", "5 m"}) EXPECT_FALSE(ParseDuration(bad)) << bad;
+  EXPECT_EQ(FormatDuration(300'000), "5m");
+  EXPECT_EQ(FormatDuration(86'400'000), "24h");
+  EXPECT_EQ(FormatDuration(1500), "1500ms");
+}
+
+TEST(LoadConfig, PipelineFlagsAndKeys) {
+  auto d = LoadConfig({}, MapEnv({}));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->spool_dir, "");
+  EXPECT_EQ(d->spool_max_mb, 1024);
+  EXPECT_EQ(d->spool_max_age_ms, 24LL * 3600 * 1000);
+  EXPECT_EQ(d->retry_max_elapsed_ms, 5LL * 60 * 1000);
+  EXPECT_EQ(d->max_attempts, 0) << "elapsed time, not attempts, bounds retries by default";
+  EXPECT_FALSE(d->forward);
+
+  const auto file = WriteTemp("Version: 2\nXrayd:\n  SpoolDir: /var/spool/xrayd\n  SpoolMaxMB: 64\n  SpoolMaxAge: 2h\n"
+                              "  RetryMaxElapsed: 30s\n  Forward: true\n  MaxAttempts: 3\n");
+  auto f = LoadConfig({"serve", "-c", file}, MapEnv({}));
+  ASSERT_TRUE(f) << f.error().message;
+  EXPECT_EQ(f->spool_dir, "/var/spool/xrayd");
+  EXPECT_EQ(f->spool_max_mb, 64);
+  EXPECT_EQ(f->spool_max_age_ms, 2 * 3600 * 1000);
+  EXPECT_EQ(f->retry_max_elapsed_ms, 30'000);
+  EXPECT_TRUE(f->forward);
+  EXPECT_EQ(f->max_attempts, 3);
+
+  auto flags = LoadConfig({"serve", "-c", file, "--spool-dir", "/tmp/s", "--spool-max-mb", "8", "--spool-max-age", "10m",
+                           "--retry-max-elapsed", "1m", "--forward=false"},
+                          MapEnv({}));
+  ASSERT_TRUE(flags) << flags.error().message;
+  EXPECT_EQ(flags->spool_dir, "/tmp/s");
+  EXPECT_EQ(flags->spool_max_mb, 8);
+  EXPECT_EQ(flags->spool_max_age_ms, 600'000);
+  EXPECT_EQ(flags->retry_max_elapsed_ms, 60'000);
+  EXPECT_FALSE(flags->forward);
+
+  auto again = Config();
+  ASSERT_TRUE(ApplyConfigFile(f->ToYaml(), "roundtrip", again));
+  EXPECT_EQ(again.spool_max_age_ms, f->spool_max_age_ms);
+  EXPECT_EQ(again.retry_max_elapsed_ms, f->retry_max_elapsed_ms);
+  EXPECT_EQ(again.spool_dir, f->spool_dir);
+  std::filesystem::remove(file);
+}
+
+TEST(LoadConfig, PipelineMistakesNameTheSetting) {
+  auto age = LoadConfig({"--spool-max-age", "soon"}, MapEnv({}));
+  ASSERT_FALSE(age);
+  EXPECT_NE(age.error().message.find("spool-max-age"), std::string::npos) << age.error().message;
+  auto forward = LoadConfig({"--forward"}, MapEnv({}));
+  ASSERT_FALSE(forward);
+  EXPECT_NE(forward.error().message.find("--forward is for `xrayd serve`"), std::string::npos);
+  const auto file = WriteTemp("Version: 2\nXrayd:\n  RetryMaxElapsed: forever\n");
+  auto key = LoadConfig({"-c", file}, MapEnv({}));
+  ASSERT_FALSE(key);
+  EXPECT_NE(key.error().message.find("Xrayd.RetryMaxElapsed"), std::string::npos) << key.error().message;
+  std::filesystem::remove(file);
+}
+
 }  // namespace
 }  // namespace xrayd::cli

@@ -70,7 +70,7 @@ void Exporter::Start() {
 void Exporter::OpenSpool() {
   std::error_code ec;
   std::filesystem::create_directories(options_.spool_dir, ec);  // Open() reports what matters
-  auto opened = Spool::Open(options_.spool_dir, options_.spool);
+  auto opened = Spool::Open(options_.spool_dir, options_.spool, options_.spool_env);
   if (!opened) {
     const bool newer = opened.error().kind == Error::Kind::kPermanent;
     const std::string why = opened.error().message;
@@ -105,8 +105,22 @@ size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
     s.received += n;
     s.queued += static_cast<int64_t>(n);
   });
-  size_t pushed = buffer_.Push(documents);
   size_t kept = n;
+  // A document larger than the whole queue can never fit: it must not evict everything queued.
+  std::vector<std::string> oversize;
+  for (auto it = documents.begin(); it != documents.end();) {
+    if (SegmentBuffer::AccountedSize(*it) <= options_.queue_bytes) {
+      ++it;
+      continue;
+    }
+    oversize.push_back(std::move(*it));
+    it = documents.erase(it);
+  }
+  if (!oversize.empty()) {
+    const size_t count = oversize.size();
+    kept -= count - SpillToSpool(oversize, DropReason::kQueueFull, /*from_memory=*/true);
+  }
+  size_t pushed = buffer_.Push(documents);
   // No room: the oldest queued batch makes room (to the spool, or dropped), then try again.
   while (!documents.empty()) {
     auto oldest = buffer_.TakeOldest();
@@ -161,6 +175,13 @@ size_t Exporter::SpillToSpool(std::vector<std::string>& segments, DropReason rea
         std::vector<std::string> record(std::make_move_iterator(segments.begin() + i),
                                         std::make_move_iterator(segments.begin() + std::min(n, i + step)));
         auto appended = spool_->Append(record);
+        if (!appended && appended.error().kind == Error::Kind::kInvalidArgument) {
+          // This record alone (larger than a spool chunk); the spool itself is fine.
+          if (spool_log_.Allow())
+            XLOG_WARN("Exporter {}: {} segments too large for spool {}: {}", name(), record.size(),
+                      options_.spool_dir, appended.error().message);
+          continue;
+        }
         if (!appended) {
           SpoolFailedLocked(SpoolErrorKind::kWrite, appended.error().message);
           break;
@@ -313,7 +334,8 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
       return {Ending::kDone, std::min(o.refused, n)};
     }
     if (o.kind == SendOutcome::Kind::kPermanent) {
-      XLOG_ERROR("Exporter {}: destination refused a batch of {} segments for good: {}", name(), n, o.message);
+      if (give_up_log_.Allow())  // at most one line per 10 s; every segment is counted
+        XLOG_ERROR("Exporter {}: destination refused a batch of {} segments for good: {}", name(), n, o.message);
       return {Ending::kDone, 0, true};
     }
     if (aborting()) return {Ending::kAborted};
@@ -323,8 +345,10 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
     const auto elapsed = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
     if ((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
         elapsed + wait > options_.retry.max_elapsed) {
-      XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms: {}", name(), n, attempt,
-                 elapsed.count(), o.message);
+      if (give_up_log_.Allow())
+        XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms ({}): {}", name(), n, attempt,
+                   elapsed.count(), work.last_sequence > 0 ? "stays in the spool" : "to the spool if there is one",
+                   o.message);
       return {Ending::kExhausted};
     }
     if (failure_log_.Allow())

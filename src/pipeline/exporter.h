@@ -69,6 +69,7 @@ struct ExporterOptions {
   RetryOptions retry;
   std::string spool_dir;  // "": memory only
   SpoolOptions spool;
+  SpoolEnv* spool_env = SpoolEnv::Default();  // tests: a fake clock or a full disk
   std::chrono::milliseconds spool_retry_interval{5000};
   // Also count into the process-wide counters (segments_sent / spilled / failed, buffer gauges)
   // that AWS-compatible telemetry reports; exactly one exporter (the first) does.
@@ -137,6 +138,7 @@ class Exporter {
   log::RateLimiter spool_log_{std::chrono::seconds(10)};
   log::RateLimiter refused_log_{std::chrono::seconds(10)};
   log::RateLimiter failure_log_{std::chrono::seconds(5)};
+  log::RateLimiter give_up_log_{std::chrono::seconds(10)};
 
   std::vector<std::thread> threads_;  // owner thread only (Start/Stop)
   std::atomic<int> running_{0};

@@ -266,6 +266,27 @@ TEST_F(PipelineExporterTest, FullMemoryWithoutSpoolDropsTheOldestFirst) {
   ExpectBalanced(e.metrics());
 }
 
+TEST_F(PipelineExporterTest, ADocumentLargerThanTheQueueEvictsNothing) {
+  FakeSender sender;
+  sender.Stall(true);
+  ExporterOptions o = Fast();
+  o.senders = 1;
+  o.queue_bytes = 20 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 10);
+  e.Offer(docs);
+  std::vector<std::string> huge = {std::string(o.queue_bytes + 1, 'h')};
+  EXPECT_EQ(e.Offer(huge), 0u);
+  const auto s = e.metrics().Get();
+  EXPECT_EQ(Dropped(s, DropReason::kQueueFull), 1u);
+  EXPECT_EQ(s.queued, 10);
+  ExpectBalanced(e.metrics());
+  sender.Stall(false);
+  e.Stop(1s);
+  EXPECT_EQ(sender.delivered().size(), 10u);
+}
+
 TEST_F(PipelineExporterTest, OutageSpillsToTheSpoolAndReplaysInOrderExactlyOnce) {
   FakeSender sender;
   sender.Set(SendOutcome::Kind::kRetryable);
@@ -352,6 +373,75 @@ TEST_F(PipelineExporterTest, AnUnusableSpoolIsReportedAndMemoryStillWorks) {
   e.Offer(docs);
   ASSERT_TRUE(WaitUntil([&] { return sender.delivered().size() == 10; }));
   e.Stop(1s);
+  ExpectBalanced(e.metrics());
+}
+
+// Real files whose appends fail while `full` is set, as on a full disk.
+class FullDiskEnv : public SpoolEnv {
+ public:
+  std::atomic<bool> full{false};
+  int64_t NowUnixMs() override { return SpoolEnv::Default()->NowUnixMs(); }
+  Result<std::unique_ptr<WritableFile>> OpenAppend(const std::string& path) override {
+    auto real = SpoolEnv::Default()->OpenAppend(path);
+    if (!real) return real.error();
+    return std::unique_ptr<WritableFile>(new File(std::move(*real), full));
+  }
+
+ private:
+  class File : public WritableFile {
+   public:
+    File(std::unique_ptr<WritableFile> real, std::atomic<bool>& full) : real_(std::move(real)), full_(full) {}
+    Status Append(std::string_view data) override {
+      if (full_) return Error::Io("No space left on device");
+      return real_->Append(data);
+    }
+    Status Sync() override { return real_->Sync(); }
+    Status Truncate(uint64_t size) override { return real_->Truncate(size); }
+
+   private:
+    std::unique_ptr<WritableFile> real_;
+    std::atomic<bool>& full_;
+  };
+};
+
+TEST_F(PipelineExporterTest, AFullDiskIsCountedReportedAndRecoveredFrom) {
+  FullDiskEnv env;
+  FakeSender sender;
+  sender.Set(SendOutcome::Kind::kRetryable);
+  ExporterOptions o = Spooled();
+  o.senders = 1;
+  o.spool_env = &env;
+  o.spool_retry_interval = 10ms;
+  o.queue_bytes = 10 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 40);
+  e.Offer(docs);  // memory takes 10; the rest goes to the spool
+  EXPECT_GT(e.metrics().Get().spooled, 0);
+  env.full = true;
+  docs = Docs(40, 40);
+  e.Offer(docs);
+  auto s = e.metrics().Get();
+  EXPECT_GT(Dropped(s, DropReason::kSpoolFull), 0u);
+  EXPECT_GE(s.spool_errors[static_cast<size_t>(SpoolErrorKind::kWrite)], 1u);
+  EXPECT_NE(s.spool_problem.find("No space left"), std::string::npos) << s.spool_problem;
+  ASSERT_EQ(GlobalMetrics().ReadinessProblems().size(), 1u);
+  ExpectBalanced(e.metrics());
+  env.full = false;
+  std::this_thread::sleep_for(20ms);
+  docs = Docs(80, 40);
+  e.Offer(docs);
+  EXPECT_TRUE(e.metrics().Get().spool_problem.empty()) << "a good write clears the problem";
+  EXPECT_TRUE(GlobalMetrics().ReadinessProblems().empty());
+  sender.Set(SendOutcome::Kind::kDelivered);
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto now = e.metrics().Get();
+    return now.queued == 0 && now.spooled == 0;
+  }));
+  e.Stop(1s);
+  s = e.metrics().Get();
+  // While the spool is marked failed (spool_retry_interval), room is made by dropping: queue_full.
+  EXPECT_EQ(s.delivered + Dropped(s, DropReason::kSpoolFull) + Dropped(s, DropReason::kQueueFull), 120u);
   ExpectBalanced(e.metrics());
 }
 

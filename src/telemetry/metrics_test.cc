@@ -22,5 +22,38 @@ TEST(Metrics, PrometheusText) {
   EXPECT_NE(text.find("# TYPE xrayd_buffer_bytes gauge"), std::string::npos);
 }
 
+TEST(Metrics, ExporterFamiliesCarryTheExporterLabel) {
+  auto& m = GlobalMetrics();
+  m.ResetForTest();
+  auto& x = m.ForExporter("xray");
+  EXPECT_EQ(&x, &m.ForExporter("xray")) << "one accounting per name";
+  x.Update([](ExporterMetrics::Snapshot& s) {
+    s.received = 10;
+    s.delivered = 6;
+    s.queued = 1;
+    s.spooled = 2;
+    s.dropped[static_cast<size_t>(DropReason::kSpoolCorrupt)] = 1;
+    s.retries = 4;
+    s.spool_errors[static_cast<size_t>(SpoolErrorKind::kTornTail)] = 1;
+  });
+  const std::string text = m.RenderPrometheus();
+  for (const char* line : {"xrayd_exporter_received_total{exporter=\"xray\"} 10\n",
+                           "xrayd_exporter_delivered_total{exporter=\"xray\"} 6\n",
+                           "xrayd_exporter_queued_segments{exporter=\"xray\"} 1\n",
+                           "xrayd_exporter_spooled_segments{exporter=\"xray\"} 2\n",
+                           "xrayd_exporter_dropped_total{exporter=\"xray\",reason=\"spool_corrupt\"} 1\n",
+                           "xrayd_exporter_dropped_total{exporter=\"xray\",reason=\"queue_full\"} 0\n",
+                           "xrayd_exporter_retries_total{exporter=\"xray\"} 4\n",
+                           "xrayd_spool_errors_total{exporter=\"xray\",kind=\"torn_tail\"} 1\n",
+                           "# TYPE xrayd_exporter_queued_segments gauge\n"})
+    EXPECT_NE(text.find(line), std::string::npos) << line;
+  EXPECT_TRUE(m.ReadinessProblems().empty());
+  x.Update([](ExporterMetrics::Snapshot& s) { s.spool_problem = "spool /x unusable (newer version)"; });
+  ASSERT_EQ(m.ReadinessProblems().size(), 1u);
+  EXPECT_EQ(m.ReadinessProblems()[0], "exporter xray: spool /x unusable (newer version)");
+  m.ResetForTest();
+  EXPECT_TRUE(m.ReadinessProblems().empty());
+}
+
 }  // namespace
 }  // namespace xrayd
