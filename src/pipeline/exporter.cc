@@ -92,6 +92,7 @@ void Exporter::OpenSpool() {
     s.spooled += static_cast<int64_t>(st.recovered_segments);
   });
   SyncSpoolStatsLocked();
+  spool_unread_ = st.pending_records > 0;
   if (st.recovered_segments > 0)
     XLOG_INFO("Exporter {}: {} segments in {} batches recovered from spool {}; sending them first", name(),
               st.recovered_segments, st.recovered_records, options_.spool_dir);
@@ -187,6 +188,7 @@ size_t Exporter::SpillToSpool(std::vector<std::string>& segments, DropReason rea
           break;
         }
         kept += record.size();
+        spool_unread_ = true;
       }
       if (kept > 0 && spool_write_failed_) {
         spool_write_failed_ = false;
@@ -300,7 +302,7 @@ std::optional<Exporter::Work> Exporter::NextWork() {
 std::optional<Exporter::Work> Exporter::ReadSpool() {
   const size_t merge = std::max(options_.merge_max_segments, options_.max_batch_segments);
   MutexLock lock(mu_);
-  if (stopped_ || !spool_ || spool_reader_busy_ || spool_->stats().pending_records == 0) return std::nullopt;
+  if (stopped_ || !spool_ || !spool_unread_) return std::nullopt;
   Work w;
   while (w.batch.segments.size() + options_.max_batch_segments <= merge) {
     auto record = spool_->Read();
@@ -308,17 +310,37 @@ std::optional<Exporter::Work> Exporter::ReadSpool() {
       SpoolFailedLocked(SpoolErrorKind::kRead, record.error().message);
       break;
     }
-    if (!*record) break;
+    if (!*record) {
+      spool_unread_ = false;  // caught up; the next Append sets it again
+      break;
+    }
+    if (w.first_sequence == 0) w.first_sequence = (*record)->sequence;
     w.last_sequence = (*record)->sequence;
     for (auto& s : (*record)->segments) w.batch.segments.push_back(std::move(s));
   }
   SyncSpoolStatsLocked();  // records skipped as expired or corrupt
-  if (w.batch.segments.empty()) {
-    if (w.last_sequence > 0) (void)spool_->Ack(w.last_sequence);
-    return std::nullopt;
-  }
-  spool_reader_busy_ = true;
+  if (w.batch.segments.empty()) return std::nullopt;
+  spool_in_flight_.emplace(w.first_sequence, w.last_sequence);
   return w;
+}
+
+void Exporter::SpoolWorkDoneLocked(const Work& work, bool delivered) {
+  spool_in_flight_.erase(work.first_sequence);
+  if (delivered) {
+    spool_done_.emplace(work.first_sequence, work.last_sequence);
+  } else {
+    spool_ack_limit_ = std::min(spool_ack_limit_, work.first_sequence);  // never acknowledged in this run
+  }
+  // Acknowledge the longest settled prefix: every record below the oldest one still in flight.
+  uint64_t limit = spool_ack_limit_;
+  if (!spool_in_flight_.empty()) limit = std::min(limit, spool_in_flight_.begin()->first);
+  uint64_t ack = 0;
+  while (!spool_done_.empty() && spool_done_.begin()->first < limit) {
+    ack = spool_done_.begin()->second;
+    spool_done_.erase(spool_done_.begin());
+  }
+  if (ack == 0) return;
+  if (auto st = spool_->Ack(ack); !st) SpoolFailedLocked(SpoolErrorKind::kAck, st.error().message);
 }
 
 Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
@@ -343,12 +365,12 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
     milliseconds wait(jitter(rng));
     if (o.retry_after && *o.retry_after > wait) wait = std::min(*o.retry_after, options_.retry.max_backoff);
     const auto elapsed = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
-    if ((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
-        elapsed + wait > options_.retry.max_elapsed) {
+    // A spool record is retried until it is delivered or shutdown: the spool is where data waits.
+    if (work.last_sequence == 0 && ((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
+                                    elapsed + wait > options_.retry.max_elapsed)) {
       if (give_up_log_.Allow())
-        XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms ({}): {}", name(), n, attempt,
-                   elapsed.count(), work.last_sequence > 0 ? "stays in the spool" : "to the spool if there is one",
-                   o.message);
+        XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms (to the spool if there is one): {}",
+                   name(), n, attempt, elapsed.count(), o.message);
       return {Ending::kExhausted};
     }
     if (failure_log_.Allow())
@@ -368,9 +390,7 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
     const size_t dropped = outcome.permanent ? n : outcome.refused;
     const DropReason reason = outcome.permanent ? DropReason::kPermanent : DropReason::kRefused;
     MutexLock lock(mu_);
-    if (from_spool) {
-      if (auto st = spool_->Ack(work.last_sequence); !st) SpoolFailedLocked(SpoolErrorKind::kAck, st.error().message);
-    }
+    if (from_spool) SpoolWorkDoneLocked(work, /*delivered=*/true);
     metrics_.Update([&](ExporterMetrics::Snapshot& s) {
       (from_spool ? s.spooled : s.queued) -= static_cast<int64_t>(n);
       s.delivered += n - dropped;
@@ -382,8 +402,9 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
     }
     if (from_spool) SyncSpoolStatsLocked();
   } else if (from_spool) {
+    // Aborted at shutdown: not acknowledged, so the next start sends it again.
     MutexLock lock(mu_);
-    spool_->Rewind();  // still spooled: read again later (the spool's max age bounds it)
+    SpoolWorkDoneLocked(work, /*delivered=*/false);
   } else {
     const size_t count = n;
     SpillToSpool(work.batch.segments,
@@ -391,11 +412,7 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
                  /*from_memory=*/true);
     work.batch.segments.resize(count);  // Release() reads the count (for the gauges)
   }
-  if (from_spool) {
-    MutexLock lock(mu_);
-    spool_reader_busy_ = false;
-    return;
-  }
+  if (from_spool) return;
   buffer_.Release(work.batch);
   LeftMemory(n);
 }

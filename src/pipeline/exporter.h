@@ -5,15 +5,17 @@
 // batches of max_batch_segments, a partial batch ready after flush_interval). When they do not fit,
 // the OLDEST queued batch makes room: it moves to the spool (in order, so the spool always holds
 // older data than memory), or, without a usable spool, is dropped{queue_full}. Senders take the
-// spool's records first (one sender at a time reads the spool, so acknowledgements stay in order),
-// else memory batches, and call BatchSender::Send once per attempt.
+// spool's records first,
+// else memory batches, and call BatchSender::Send once per attempt. Several senders read the spool at
+// once (replay runs at full concurrency); a record is acknowledged only when every older record read
+// is settled, so the spool's acknowledged position only ever covers delivered data.
 //
 // Retries. A retryable outcome is retried with exponential backoff and full jitter (a uniform wait
 // in [0, backoff], at least the destination's retry_after, capped at max_backoff) until the batch
 // has been tried for max_elapsed (or max_attempts, when set). A memory batch that runs out of time
 // goes to the spool when there is one (its max age bounds it from then on), else it is
-// dropped{retries_exhausted}. A spool record that runs out of time is rewound and read again: the
-// spool's max age is its only bound, so a long outage loses nothing the spool can hold.
+// dropped{retries_exhausted}. A spool record is retried until delivered (or shutdown): the spool's
+// max age bounds what waits there, so a long outage loses nothing the spool can hold.
 //
 // Accounting (ExporterMetrics, exact at every scrape):
 //   received = delivered + queued + spooled + sum(dropped{reason})
@@ -35,6 +37,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -104,7 +108,8 @@ class Exporter {
  private:
   struct Work {
     Batch batch;                 // memory batches: bytes > 0, Release()d when settled
-    uint64_t last_sequence = 0;  // > 0: spool records up to this one (acknowledged when settled)
+    uint64_t first_sequence = 0;  // > 0: spool records first..last (acknowledged when settled)
+    uint64_t last_sequence = 0;
   };
   enum class Ending { kDone, kExhausted, kAborted };
   struct Outcome;
@@ -123,6 +128,9 @@ class Exporter {
   // Applies the spool's own drops (full, expired, corrupt) and cuts since the last call.
   void SyncSpoolStatsLocked() XRAYD_REQUIRES(mu_);
   void OpenSpool() XRAYD_EXCLUDES(mu_);
+  // A spool work item settled (delivered: may be acknowledged) or given up at shutdown (never is);
+  // acknowledges every record below the oldest still in flight.
+  void SpoolWorkDoneLocked(const Work& work, bool delivered) XRAYD_REQUIRES(mu_);
   void SpoolFailedLocked(SpoolErrorKind kind, const std::string& what) XRAYD_REQUIRES(mu_);
   void LeftMemory(size_t segments) XRAYD_EXCLUDES(mu_);
   bool SleepUnlessAborted(std::chrono::milliseconds d) XRAYD_EXCLUDES(mu_);
@@ -148,7 +156,12 @@ class Exporter {
   std::unique_ptr<Spool> spool_ XRAYD_GUARDED_BY(mu_);  // null: memory only (or unusable at open)
   bool spool_write_failed_ XRAYD_GUARDED_BY(mu_) = false;
   SteadyTime spool_failed_at_ XRAYD_GUARDED_BY(mu_){};
-  bool spool_reader_busy_ XRAYD_GUARDED_BY(mu_) = false;  // one sender reads the spool at a time
+  bool spool_unread_ XRAYD_GUARDED_BY(mu_) = false;  // the spool may hold records not yet read
+  // Spool records read by senders (first → last sequence), and those delivered whose acknowledgement
+  // waits for an older one still in flight: acks go in order, as the spool requires.
+  std::map<uint64_t, uint64_t> spool_in_flight_ XRAYD_GUARDED_BY(mu_);
+  std::map<uint64_t, uint64_t> spool_done_ XRAYD_GUARDED_BY(mu_);
+  uint64_t spool_ack_limit_ XRAYD_GUARDED_BY(mu_) = UINT64_MAX;  // below the first record given up on
   SpoolStats seen_ XRAYD_GUARDED_BY(mu_);                  // the spool's stats already accounted
   bool aborting_ XRAYD_GUARDED_BY(mu_) = false;
   bool started_ XRAYD_GUARDED_BY(mu_) = false;

@@ -323,6 +323,42 @@ TEST_F(PipelineExporterTest, OutageSpillsToTheSpoolAndReplaysInOrderExactlyOnce)
   ExpectBalanced(e.metrics());
 }
 
+TEST_F(PipelineExporterTest, ParallelReplayAcknowledgesEverythingDeliveredAndNothingElse) {
+  FakeSender sender;
+  sender.Set(SendOutcome::Kind::kRetryable);
+  ExporterOptions o = Spooled();
+  o.senders = 4;
+  o.queue_bytes = 30 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  {
+    Exporter e(o, sender);
+    e.Start();
+    for (int i = 0; i < 2000; i += 20) {
+      auto docs = Docs(i, 20);
+      e.Offer(docs);
+    }
+    sender.Set(SendOutcome::Kind::kDelivered);
+    ASSERT_TRUE(WaitUntil([&] {
+      const auto s = e.metrics().Get();
+      return s.spooled == 0 && s.queued == 0;
+    }));
+    e.Stop(1s);
+    EXPECT_EQ(e.metrics().Get().delivered, 2000u);
+    ExpectBalanced(e.metrics());
+  }
+  auto got = sender.delivered();
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got.size(), 2000u);
+  EXPECT_EQ(std::unique(got.begin(), got.end()), got.end());
+  // Every delivered record was acknowledged: a restart replays nothing.
+  GlobalMetrics().ResetForTest();
+  FakeSender again;
+  Exporter e(o, again);
+  e.Start();
+  EXPECT_EQ(e.metrics().Get().received, 0u);
+  e.Stop(1s);
+  EXPECT_TRUE(again.delivered().empty());
+}
+
 TEST_F(PipelineExporterTest, WhatIsLeftAtShutdownIsReplayedAfterARestart) {
   {
     FakeSender down;
