@@ -41,7 +41,7 @@ class PipelineRestartTest(fb.pipeline_test_case()):
         time.sleep(seconds)
         ids = sender.stop()
         m = daemon.wait_metrics(lambda m: fb.account(m, "xray").received >= len(ids)
-                                and fb.account(m, "xray").spooled == len(ids), 15, interval=0.1)
+                                and fb.account(m, "xray").spooled == len(ids), 8, interval=0.1)
         a = fb.assert_invariant(self, m, "xray")
         self.assertEqual(a.received, len(ids), a.brief())
         self.assertEqual(a.spooled, len(ids), f"not everything received reached the spool: {a.brief()}")
