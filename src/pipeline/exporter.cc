@@ -132,6 +132,7 @@ size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
     }
     const size_t count = oldest->segments.size();
     SpillToSpool(oldest->segments, DropReason::kQueueFull, /*from_memory=*/true);
+    oldest->segments.resize(count);  // Release() reads the count (for the gauges)
     buffer_.Release(*oldest);
     LeftMemory(count);
     pushed += buffer_.Push(documents);

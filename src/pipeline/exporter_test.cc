@@ -256,9 +256,12 @@ TEST_F(PipelineExporterTest, FullMemoryWithoutSpoolDropsTheOldestFirst) {
   EXPECT_GT(Dropped(stalled, DropReason::kQueueFull), 0u);
   EXPECT_LE(stalled.queued, 20 + 50);  // the bound, plus the batch in flight counted before it
   EXPECT_EQ(GlobalMetrics().segments_spilled.load(), Dropped(stalled, DropReason::kQueueFull));
+  EXPECT_EQ(GlobalMetrics().buffer_segments.load(), stalled.queued) << "the global gauge follows evictions";
   sender.Stall(false);
   ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().queued == 0; }));
   e.Stop(1s);
+  EXPECT_EQ(GlobalMetrics().buffer_segments.load(), 0);
+  EXPECT_EQ(GlobalMetrics().buffer_bytes.load(), 0);
   // The newest documents survived: the last one offered was delivered.
   auto got = sender.delivered();
   ASSERT_FALSE(got.empty());
