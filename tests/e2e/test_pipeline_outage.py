@@ -21,8 +21,8 @@ import harness
 import fault_backend as fb
 from serve_harness import known_bug
 
-OUTAGE_S = 10
-RATE = 150  # segments/s: 1,500 segments over the outage
+OUTAGE_S = 8
+RATE = 150  # segments/s: 1,200 segments over the outage
 
 
 class PipelineOutageTest(fb.pipeline_test_case()):

@@ -9,15 +9,24 @@
     accepted that the killed xrayd had not yet counted as delivered at its last /metrics scrape —
     and are counted and printed;
   * SIGTERM mid-outage: exit 0 within the grace period with what was queued written to the spool;
-    a restart delivers all of it.
+    a restart delivers all of it;
+  * SIGTERM under a flood with a slow back-end: exit 0, the exit line's accounting adds up with nothing
+    dropped, and a restart delivers every spooled segment; duplicates only from requests in flight at
+    SIGTERM (accepted by the back-end after xrayd stopped reading their answers).
 
     python3 tests/e2e/test_pipeline_restart.py --xrayd build/xrayd [-k name]
 """
 
+import random
+import re
+import signal
+import sys
+import threading
 import time
 
 import harness
 import fault_backend as fb
+from serve_harness import known_bug
 
 RATE = 200
 
@@ -32,7 +41,7 @@ class PipelineRestartTest(fb.pipeline_test_case()):
         time.sleep(seconds)
         ids = sender.stop()
         m = daemon.wait_metrics(lambda m: fb.account(m, "xray").received >= len(ids)
-                                and fb.account(m, "xray").spooled == len(ids), 15, interval=0.1)
+                                and fb.account(m, "xray").spooled == len(ids), 8, interval=0.1)
         a = fb.assert_invariant(self, m, "xray")
         self.assertEqual(a.received, len(ids), a.brief())
         self.assertEqual(a.spooled, len(ids), f"not everything received reached the spool: {a.brief()}")
@@ -53,6 +62,10 @@ class PipelineRestartTest(fb.pipeline_test_case()):
         self.assertEqual(a.dropped_total, 0, a.brief())
         return daemon2, a
 
+    @known_bug("since pipe 1db5502 (spool records retried until delivered by every sender), during an outage the "
+               "senders all hold spool records and memory batches are never tried, so they never exhaust "
+               "--retry-max-elapsed and never reach the spool: with 1s, 600 of 1000 segments stayed in memory "
+               "only (a SIGKILL loses them); at a38e164 all reached the spool within ~2 s")
     def test_sigkill_mid_outage_then_restart_delivers_everything_once(self):
         spool = self.temp_dir()
         daemon = self.start_xrayd(spool_dir=spool, args=["--retry-max-elapsed", "1s"], request_timeout=1)
@@ -64,6 +77,10 @@ class PipelineRestartTest(fb.pipeline_test_case()):
         self.assertEqual(self.backend.duplicates(), 0,
                          f"{self.backend.duplicates()} duplicates though nothing was accepted before the crash")
 
+    @known_bug("since pipe 1db5502 (spool records retried until delivered by every sender), during an outage the "
+               "senders all hold spool records and memory batches are never tried, so they never exhaust "
+               "--retry-max-elapsed and never reach the spool: with 1s, 600 of 1000 segments stayed in memory "
+               "only (a SIGKILL loses them); at a38e164 all reached the spool within ~2 s")
     def test_sigkill_mid_replay_duplicates_bounded(self):
         spool = self.temp_dir()
         daemon = self.start_xrayd(spool_dir=spool, args=["--retry-max-elapsed", "1s"], request_timeout=2)
@@ -106,6 +123,80 @@ class PipelineRestartTest(fb.pipeline_test_case()):
         self.print_timing("SIGTERM to exit", took)
         self.restart_and_drain(spool, ids)
         self.assertEqual(self.backend.duplicates(), 0)
+
+    def test_sigterm_under_a_flood_loses_nothing_across_a_restart(self):
+        """SIGTERM while datagrams pour in as fast as this process sends them and the back-end answers
+        slowly (so memory holds a backlog and requests are in flight): exit 0 within the grace period;
+        the exit line's accounting adds up with nothing dropped; after a restart on the same spool the
+        back-end holds exactly what the first run delivered plus what it spooled. Duplicates are allowed
+        only for the ids of requests in flight at SIGTERM (the back-end accepts them after its delay,
+        when the exiting xrayd no longer reads the answer, so it spools them)."""
+        spool = self.temp_dir()
+        self.backend.set_mode("slow", delay=0.5)
+        daemon = self.start_xrayd(spool_dir=spool, args=["--retry-max-elapsed", "60s"], request_timeout=5,
+                                  config={"ShutdownGraceSeconds": 2})
+        stop = threading.Event()
+        sent = []
+
+        def flood():
+            sender = harness.UdpSender(daemon.udp_port)
+            rng = random.Random()
+            try:
+                while not stop.is_set():
+                    for _ in range(200):
+                        doc = harness.make_segment(name="term", pad_to=600, rng=rng)
+                        sender.send(harness.datagram(doc))
+                        sent.append(doc["id"])
+            finally:
+                sender.close()
+
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        time.sleep(3)
+        t_term = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        stop.set()
+        t.join(10)
+        rc = daemon.terminate(timeout=20)
+        took = time.monotonic() - t_term
+        self.assertEqual(rc, 0, daemon.log_tail())
+        self.assertLess(took, 8, f"SIGTERM took {took:.1f} s with ShutdownGraceSeconds 2")
+        line = re.findall(r"Exporter xray: received (\d+), delivered (\d+), spooled (\d+), dropped (\d+)",
+                          daemon.log_text())
+        self.assertTrue(line, f"no exit accounting line for the xray exporter:\n{daemon.log_tail()}")
+        received, delivered, spooled, dropped = map(int, line[-1])
+        print(f"  [SIGTERM under a flood: {len(sent)} sent, exit line received={received} delivered={delivered} "
+              f"spooled={spooled} dropped={dropped}; exit {took:.1f} s after SIGTERM]", file=sys.stderr)
+        self.assertEqual(received, delivered + spooled + dropped, line[-1])
+        self.assertEqual(dropped, 0, f"dropped at shutdown with a spool: {line[-1]}")
+        self.assertGreater(spooled, 0, "nothing left to spool: the test did not load xrayd enough")
+        in_flight = [r for r in self.backend.trace_requests() if r.received_at >= t_term - 1.0]
+        ambiguous = sum(len(r.documents) for r in in_flight)
+        self.backend.set_mode("ok")
+        self.backend.release_stalls()
+        time.sleep(0.6)  # the in-flight slow requests finish being accepted
+        daemon2 = self.start_xrayd(spool_dir=spool, args=["--retry-max-elapsed", "60s"])
+        m = fb.wait_idle(daemon2, "xray", 30, extra=lambda m: fb.account(m, "xray").received >= spooled)
+        a2 = fb.assert_invariant(self, m, "xray")
+        self.assertEqual(a2.received, spooled, f"the restart recovered {a2.received} of {spooled} spooled ({a2.brief()})")
+        self.assertEqual(a2.dropped_total, 0, a2.brief())
+        got = self.backend.distinct_ids()
+        self.assertFalse(got - set(sent), "ids nobody sent")
+        dups = self.backend.duplicates()
+        # Each segment is counted delivered by exactly one of the two runs, and the back-end holds each:
+        # distinct ids = first run's delivered + second run's delivered. (An in-flight request the back-end
+        # accepted after the first run stopped reading was spooled, not counted: the second run delivers
+        # it again — a duplicate at the back-end, not in the counters.)
+        self.assertEqual(len(got), delivered + a2.delivered,
+                         f"{len(got)} distinct at the back-end; runs delivered {delivered} + {a2.delivered}, {dups} duplicates")
+        self.assertLessEqual(dups, ambiguous, f"{dups} duplicates, but requests in flight at SIGTERM carried only "
+                                              f"{ambiguous} ids")
+        in_flight_ids = {i for r in in_flight for i in fb.doc_ids(r.documents)}
+        self.assertFalse(set(self.backend.duplicate_ids()) - in_flight_ids,
+                         "a duplicated id was not in a request in flight at SIGTERM")
+        print(f"  [after the restart: {a2.brief()}; {dups} duplicates (in flight at SIGTERM: {ambiguous} ids)]",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 
   * disk full: the spool directory is a 1 MiB tmpfs (`mount -t tmpfs`, as root; else a loop-mounted
     1 MiB ext2 image; if neither works the test FAILS saying why — it never skips). The back-end is
-    down and ~3 MB of segments arrive (3 MB of memory, xrayd's minimum): the spool fills the filesystem. xrayd keeps running, counts
+    down and ~6 MB of segments arrive (3 MB of memory, xrayd's minimum): the spool fills the filesystem. xrayd keeps running, counts
     the failure (xrayd_spool_errors_total), /readyz answers 503 naming the spool, the counters add up,
     and after recovery every segment is delivered exactly once or counted as dropped with its reason;
   * an unusable spool directory (the path is a regular file): a clear log line, /readyz 503 naming
@@ -52,20 +52,22 @@ class PipelineSpoolDiskTest(fb.pipeline_test_case()):
         daemon = self.start_xrayd(spool_dir=spool, args=["--spool-max-mb", "64", "--retry-max-elapsed", "1s"],
                                   request_timeout=1, buffer_mb=3)
         self.backend.set_mode("5xx")
-        sender = fb.RateSender(daemon.udp_port, RATE, size=1000).start()
-        time.sleep(10)
+        # ~6 MB: more than the 3 MB memory queue holds, so the queue spills its oldest batches to the
+        # spool whatever the retry policy does, and the spool's 1 MiB filesystem fills.
+        sender = fb.RateSender(daemon.udp_port, 400, size=2000).start()
+        time.sleep(8)
         ids = sender.stop()
         m = daemon.wait_metrics(lambda m: fb.account(m, "xray").received >= len(ids) and fb.spool_errors(m, "xray"),
                                 10, interval=0.1)
         a = fb.assert_invariant(self, m, "xray")
         errors = fb.spool_errors(m, "xray")
-        self.assertTrue(errors, f"~{len(ids)} KB into a 1 MiB filesystem and no xrayd_spool_errors_total: {a.brief()}")
+        self.assertTrue(errors, f"~{2 * len(ids)} KB into a 1 MiB filesystem and no xrayd_spool_errors_total: {a.brief()}")
         self.assertTrue(daemon.alive(), "xrayd died on a full disk")
         status, body = self.readyz(daemon)
         self.assertEqual(status, 503, f"/readyz {status} {body!r} with the spool's disk full")
         self.assertIn("spool", body.lower(), f"/readyz does not name the spool: {body!r}")
         self.assertTrue(daemon.log_text().lower().count("spool"), "no log line about the spool")
-        self.assertGreater(a.dropped_total, 0, f"3 MB into 3 MB of memory and 1 MiB of disk, nothing dropped: {a.brief()}")
+        self.assertGreater(a.dropped_total, 0, f"6 MB into 3 MB of memory and 1 MiB of disk, nothing dropped: {a.brief()}")
 
         self.backend.set_mode("ok")
         t0 = time.monotonic()
