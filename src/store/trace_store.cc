@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "segment/graph.h"
+#include "segment/lb_join.h"
 #include "segment/segment.h"
 #include "store/doc_codec.h"
 
@@ -361,7 +362,7 @@ Result<std::string> ReadDoc(sqlite3* db, sqlite3_stmt* raw, int col, Dictionarie
 // `docs_of` is kDocsOfTrace.
 Status RollupOfStoredTrace(sqlite3* db, Stmt& docs_of, Dictionaries& dicts, segment::Parser& parser,
                            const std::string& trace_id, int sign, segment::Rollup* rollup) {
-  std::vector<segment::Facts> facts;
+  std::vector<std::string> docs;
   docs_of.Text(1, trace_id);
   int rc;
   while ((rc = docs_of.Step()) == SQLITE_ROW) {
@@ -370,10 +371,19 @@ Status RollupOfStoredTrace(sqlite3* db, Stmt& docs_of, Dictionaries& dicts, segm
       docs_of.Reset();
       return doc.error();
     }
-    if (!parser.FactsOf(*doc, &facts.emplace_back()).ok()) facts.pop_back();  // stored: valid when written
+    docs.push_back(std::move(*doc));
   }
   docs_of.Reset();
   if (rc != SQLITE_DONE) return ErrorFor(db, rc, "read a trace's documents");
+  // Counted as the readers show the trace: a load balancer's segment (src/lb/, arriving minutes
+  // later) puts the first service under it, so its recount moves client -> service to client -> LB
+  // -> service.
+  docs = segment::JoinLoadBalancer(std::move(docs));
+  std::vector<segment::Facts> facts;
+  facts.reserve(docs.size());
+  for (const auto& doc : docs) {
+    if (!parser.FactsOf(doc, &facts.emplace_back()).ok()) facts.pop_back();  // stored: valid when written
+  }
   std::vector<const segment::Facts*> trace;
   for (const auto& f : facts) trace.push_back(&f);
   segment::AddToRollup(segment::TraceCalls(trace), sign, rollup);
