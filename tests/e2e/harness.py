@@ -91,6 +91,17 @@ def free_ports(*kinds) -> list[int]:
             sockets.append(s)
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+            if kinds[len(ports)] == socket.SOCK_DGRAM:
+                # The TCP port of the same number must be bindable too (as xrayd binds it, with
+                # SO_REUSEADDR): after a test opens thousands of client connections, it can be the
+                # local end of one, and the sampling proxy would then fail to bind (logged, not fatal).
+                t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sockets.append(t)
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
             if port not in ports:
                 ports.append(port)
         return ports

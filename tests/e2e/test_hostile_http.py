@@ -136,6 +136,16 @@ class HostileHttpTest(unittest.TestCase):
         self.serve = self.start_serve()
         self.listeners = [Listener("api", self.serve.api_port), Listener("tcp_proxy", self.serve.tcp_port),
                           Listener("health", self.health_port)]
+        # The serve harness waits for the API; the health port is bound just after it.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def start_serve(self, *extra) -> XraydServe:
         serve = XraydServe(extra_args=["--health-address", f"127.0.0.1:{self.health_port}", *extra]).start()
