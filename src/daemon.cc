@@ -152,6 +152,9 @@ Status Daemon::AddOtlpExporter() {
   oc.gzip = config_.otlp_gzip;
   oc.headers = config_.otlp_headers;
   oc.insecure_skip_verify = config_.no_verify_ssl || config_.otlp_insecure_skip_verify;
+  oc.ca_file = config_.otlp_ca_file;
+  oc.cert_file = config_.otlp_cert_file;
+  oc.key_file = config_.otlp_key_file;
   oc.proxy = config_.proxy_address;
   auto sender = otlp::MakeOtlpSender(oc);
   if (!sender) return sender.error();

@@ -76,6 +76,9 @@ struct Config {
   bool otlp_gzip = true;                   // Otlp.Compression: gzip (default) or none
   int otlp_timeout_ms = 10000;             // Otlp.TimeoutSeconds: one export request
   bool otlp_insecure_skip_verify = false;  // Otlp.InsecureSkipVerify (NoVerifySSL also applies)
+  std::string otlp_ca_file;                // Otlp.CaFile: PEM CA bundle trusted instead of the system's
+  std::string otlp_cert_file;              // Otlp.CertFile + Otlp.KeyFile: client certificate (mutual TLS)
+  std::string otlp_key_file;
   std::vector<std::pair<std::string, std::string>> otlp_headers;  // Otlp.Headers: name -> value
 
   // Actions rather than settings.

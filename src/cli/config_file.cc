@@ -198,6 +198,9 @@ Status ApplyConfigFileUnchecked(const std::string& yaml_text, const std::string&
   if (otlp_timeout_s < 0) r.Fail("Otlp.TimeoutSeconds", "must be positive");
   if (otlp_timeout_s > 0) c.otlp_timeout_ms = otlp_timeout_s * 1000;
   r.Read(otlp, "Otlp.", "InsecureSkipVerify", c.otlp_insecure_skip_verify);
+  r.Read(otlp, "Otlp.", "CaFile", c.otlp_ca_file);
+  r.Read(otlp, "Otlp.", "CertFile", c.otlp_cert_file);
+  r.Read(otlp, "Otlp.", "KeyFile", c.otlp_key_file);
   if (const YAML::Node headers = otlp["Headers"]; headers.IsDefined() && !headers.IsNull()) {
     r.Seen("Otlp.Headers");
     if (!headers.IsMap()) {

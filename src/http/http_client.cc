@@ -103,6 +103,10 @@ struct Client::Impl {
   const ClientOptions& options;
   asio::io_context io{1};
   std::unique_ptr<Connection> connection;
+  std::unique_ptr<asio::ssl::context> own_tls;  // built on first use when options name TLS files
+
+  // The TLS context this client's connections use (its own when options name TLS files).
+  Result<asio::ssl::context*> TlsContext();
 
   // wait_after_failure=false leaves a failed operation pending (its handler must own its state).
   std::optional<TransportError> Run(const bool& done, Clock::time_point deadline, bool wait_after_failure = true);
@@ -258,8 +262,34 @@ Status Client::Impl::OpenTunnel(const Url& url, const Url& proxy, Clock::time_po
   return OkStatus();
 }
 
+Result<asio::ssl::context*> Client::Impl::TlsContext() {
+  if (options.ca_file.empty() && options.cert_file.empty() && options.key_file.empty()) return &SharedTlsContext();
+  if (own_tls) return own_tls.get();
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+  boost::system::error_code ec;
+  auto failed = [&](const std::string& what, const std::string& file) {
+    return TransportFailure(TransportError::kTls, "cannot load " + what + " " + file + ": " + ec.message());
+  };
+  if (options.ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+    ec.clear();
+  } else if (ctx->load_verify_file(options.ca_file, ec); ec) {
+    return failed("CA file", options.ca_file);
+  }
+  if (!options.cert_file.empty() && (ctx->use_certificate_chain_file(options.cert_file, ec), ec))
+    return failed("client certificate", options.cert_file);
+  if (!options.key_file.empty() && (ctx->use_private_key_file(options.key_file, asio::ssl::context::pem, ec), ec))
+    return failed("client key", options.key_file);
+  own_tls = std::move(ctx);
+  return own_tls.get();
+}
+
 Status Client::Impl::HandshakeTls(const Url& url, Clock::time_point deadline) {
-  connection->tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(connection->socket, SharedTlsContext());
+  auto context = TlsContext();
+  if (!context) return context.error();
+  connection->tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(connection->socket, **context);
   auto& tls = *connection->tls;
   if (!url.host_is_ip) SSL_set_tlsext_host_name(tls.native_handle(), url.host.c_str());
   if (options.verify_tls) {

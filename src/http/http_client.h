@@ -42,6 +42,13 @@ struct ClientOptions {
   std::string proxy;  // "http://host:port"; empty: environment
   bool direct = false;  // true: never through a proxy, neither `proxy` nor the environment's
   bool verify_tls = true;
+  // TLS files (PEM), for a destination with its own PKI: a CA bundle trusted instead of the
+  // system's, and a client certificate and key presented when the server asks (mutual TLS). All
+  // empty: the process-wide context (system CAs, no client certificate). A file that cannot be
+  // loaded fails each https request as a kTls transport error naming it.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
   std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds connect_timeout{5000};
   size_t max_response_bytes = 4 * 1024 * 1024;

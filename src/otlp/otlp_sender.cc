@@ -1,5 +1,7 @@
 #include "otlp/otlp_sender.h"
 
+#include <fstream>
+
 #include <zlib.h>
 
 #include <ctime>
@@ -59,6 +61,10 @@ Status OtlpExporterConfig::Validate() const {
   for (const auto& [k, v] : headers)
     if (k.empty() || k.find_first_of(":\r\n ") != std::string::npos || v.find_first_of("\r\n") != std::string::npos)
       problems += "otlp header \"" + k + "\" is not a valid header; ";
+  if (cert_file.empty() != key_file.empty())
+    problems += "otlp client certificate and key go together (CertFile and KeyFile); ";
+  for (const std::string* f : {&ca_file, &cert_file, &key_file})
+    if (!f->empty() && !std::ifstream(*f).good()) problems += "otlp TLS file " + *f + " cannot be read; ";
   if (problems.empty()) return OkStatus();
   problems.resize(problems.size() - 2);
   return Error::InvalidArgument(problems);
@@ -96,6 +102,9 @@ std::unique_ptr<http::Client> OtlpSender::TakeClient() {
   http::ClientOptions opt;
   opt.proxy = config_.proxy;
   opt.verify_tls = !config_.insecure_skip_verify;
+  opt.ca_file = config_.ca_file;
+  opt.cert_file = config_.cert_file;
+  opt.key_file = config_.key_file;
   opt.timeout = config_.timeout;
   opt.connect_timeout = std::min(config_.timeout, std::chrono::milliseconds(5000));
   opt.max_response_bytes = 1024 * 1024;

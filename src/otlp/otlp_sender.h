@@ -40,6 +40,8 @@ struct OtlpExporterConfig {
   http::Headers headers;                     // extra request headers (auth tokens, tenant ids)
   std::chrono::milliseconds timeout{10000};  // one request, connect included
   bool insecure_skip_verify = false;         // TLS: do not verify the server's certificate
+  std::string ca_file;                       // TLS: PEM CA bundle to trust instead of the system's
+  std::string cert_file, key_file;           // TLS: client certificate and key (mutual TLS), both or neither
   std::string proxy;                         // "http://host:port"; empty: the environment's
 
   // Every problem in one message, or OK.

@@ -13,6 +13,10 @@ import gzip
 import http.server
 import json
 import os
+import shutil
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -67,6 +71,39 @@ class CollectorHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class TlsCollector(Collector):
+    """The same collector behind TLS that requires a client certificate signed by `ca`."""
+
+    def __init__(self, script, cert, key, ca):
+        self.script, self.requests, self.lock = list(script), [], threading.Lock()
+        http.server.ThreadingHTTPServer.__init__(self, ("127.0.0.1", 0), CollectorHandler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(ca)
+        self.socket = ctx.wrap_socket(self.socket, server_side=True)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def make_pki(d: str) -> dict:
+    """A private CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    f = {n: os.path.join(d, n) for n in ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem", "cli.key",
+                                          "cli.csr", "cli.pem", "san.cnf")}
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=xrayd test CA",
+        "-keyout", f["ca.key"], "-out", f["ca.pem"])
+    with open(f["san.cnf"], "w") as c:
+        c.write("subjectAltName=IP:127.0.0.1\n")
+    for who, cn in (("srv", "127.0.0.1"), ("cli", "xrayd client")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", f[who + ".key"],
+            "-out", f[who + ".csr"])
+        extra = ["-extfile", f["san.cnf"]] if who == "srv" else []
+        run("x509", "-req", "-in", f[who + ".csr"], "-CA", f["ca.pem"], "-CAkey", f["ca.key"], "-CAcreateserial",
+            "-days", "2", "-out", f[who + ".pem"], *extra)
+    return f
 
 
 def span_ids(request: dict) -> set:
@@ -124,6 +161,46 @@ class OtlpExportTest(sh.ServeTestCase):
         self.assert_alive(a)
         collector.shutdown()
         collector.server_close()
+
+    def test_mutual_tls_with_a_private_ca(self):
+        """Otlp.CaFile / CertFile / KeyFile: the collector's certificate is verified against the
+        given CA (not the system's), and xrayd presents its client certificate; without it the
+        collector refuses the handshake and nothing arrives."""
+        d = tempfile.mkdtemp(prefix="xrayd-otlp-tls-")
+        self.addCleanup(shutil.rmtree, d, True)
+        pki = make_pki(d)
+        collector = TlsCollector([], pki["srv.pem"], pki["srv.key"], pki["ca.pem"])
+        self.addCleanup(collector.server_close)
+        self.addCleanup(collector.shutdown)
+        url = f"https://127.0.0.1:{collector.server_address[1]}"
+
+        def config(name, with_client_cert):
+            path = os.path.join(d, name)
+            with open(path, "w") as c:
+                c.write(f"Version: 2\nOtlp:\n  Endpoint: {url}\n  Encoding: json\n  CaFile: {pki['ca.pem']}\n")
+                if with_client_cert:
+                    c.write(f"  CertFile: {pki['cli.pem']}\n  KeyFile: {pki['cli.key']}\n")
+            return path
+
+        without = self.start_serve(extra_args=["-c", config("no-cert.yaml", False)])
+        sh.send_udp(without.udp_port, [sh.segment(sh.trace_id(), "no-client-cert")])
+        good = self.start_serve(extra_args=["-c", config("mtls.yaml", True)])
+        doc = sh.segment(sh.trace_id(), "mutual-tls")
+        sh.send_udp(good.udp_port, [doc])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with collector.lock:
+                if collector.requests:
+                    break
+            time.sleep(0.1)
+        time.sleep(1.5)  # the daemon without a client certificate has had its tries by now
+        with collector.lock:
+            reqs = list(collector.requests)
+        self.assertTrue(reqs, "nothing arrived over mutual TLS:\n" + good.log_tail(30))
+        self.assertEqual(set().union(*(span_ids(r[3]) for r in reqs)), {doc["id"]},
+                         "only the daemon with the client certificate may get through")
+        self.assert_alive(good)
+        self.assert_alive(without)
 
 
 if __name__ == "__main__":
