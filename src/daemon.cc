@@ -92,13 +92,18 @@ std::string DescribePipeline(const cli::Config& config, const std::string& xray_
   std::vector<std::string> names;
   if (config.serve) names.push_back("store");
   if (!config.serve || config.forward) names.push_back("xray");
+  if (!config.otlp_endpoint.empty()) names.push_back("otlp");
   std::string out = "# Pipeline\n";
-  out += config.serve ? fmt::format("# receivers: UDP {}, PutTraceSegments on {}\n", config.udp_address, config.listen_address)
-                      : fmt::format("# receivers: UDP {}\n", config.udp_address);
+  std::string receivers = "UDP " + config.udp_address;
+  if (config.serve) receivers += ", PutTraceSegments on " + config.listen_address;
+  if (!config.otlp_listen.empty()) receivers += ", OTLP/HTTP on " + config.otlp_listen;
+  for (const auto& source : config.lb_logs) receivers += ", load-balancer logs from " + source;
+  out += "# receivers: " + receivers + "\n";
   for (size_t i = 0; i < names.size(); ++i) {
     const auto o = ExporterOptionsFor(config, names[i], i == 0);
-    const std::string where = names[i] == "store" ? config.data_dir + "/traces.db"
-                                                  : (xray_endpoint.empty() ? "X-Ray API" : xray_endpoint);
+    const std::string where = names[i] == "store"  ? config.data_dir + "/traces.db"
+                              : names[i] == "otlp" ? config.otlp_endpoint + " (OTLP/HTTP, " + config.otlp_encoding + ")"
+                                                   : (xray_endpoint.empty() ? "X-Ray API" : xray_endpoint);
     out += fmt::format("# exporter {} -> {}: queue {} MB, {} sender(s), batches of {}\n", names[i], where,
                        o.queue_bytes / (1024 * 1024), o.senders, std::max(o.max_batch_segments, o.merge_max_segments));
     out += fmt::format("#   retry: backoff {}..{} with full jitter, for up to {}{}\n",
