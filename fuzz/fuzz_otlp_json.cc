@@ -1,65 +1,15 @@
-// Fuzzes the OTLP/HTTP receiver with OTLP/JSON bodies: OtlpReceiver::Handle (OTLP/JSON decoding,
-// span -> segment translation, nesting, validation) into a sink that checks what it is offered.
-//
-// Checked on every input, not only "does not crash": the answer is 200 or 400 (503 cannot happen:
-// the sink takes everything), and every document offered is a valid X-Ray segment document by
-// segment::Parser's rules. Each offered document also goes back through the X-Ray -> OTLP direction,
-// which must accept it. Seeds (corpus/fuzz_otlp_json): bodies the OpenTelemetry JS SDK's
-// exporter-trace-otlp-http sent (tests/e2e/otlp_js_client.mjs), plus truncated and hostile ones.
+// Fuzzes the OTLP/HTTP receiver with OTLP/JSON bodies (checks: otlp_receiver_fuzz.h), and the
+// sender's reading of a collector's JSON answer. Seeds (corpus/fuzz_otlp_json): bodies the
+// OpenTelemetry JS SDK's exporter-trace-otlp-http sent (tests/e2e/otlp_js_client.mjs), plus truncated
+// and hostile ones.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "otlp/otlp_json.h"
-#include "otlp/otlp_receiver.h"
-#include "otlp/xray_to_otlp.h"
-#include "segment/segment.h"
-
-namespace {
-
-class CheckingSink : public xrayd::pipeline::SegmentSink {
- public:
-  size_t Offer(std::vector<std::string>& docs) override {
-    size_t n = docs.size();
-    for (const auto& d : docs) {
-      xrayd::segment::Facts facts;
-      if (!parser_.Parse(d, &facts).ok()) {
-        fprintf(stderr, "offered an invalid segment document: %s\n", d.c_str());
-        abort();
-      }
-      xrayd::otlp::ToOtlpStats stats;
-      xrayd::otlp::pb::ExportTraceServiceRequest req;
-      if (!xrayd::otlp::AppendSegment(d, &req, &stats).ok()) {
-        fprintf(stderr, "X-Ray -> OTLP refused a document the receiver made: %s\n", d.c_str());
-        abort();
-      }
-    }
-    docs.clear();
-    return n;
-  }
-
- private:
-  xrayd::segment::Parser parser_;
-};
-
-}  // namespace
+#include "otlp_receiver_fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static CheckingSink sink;
-  xrayd::otlp::OtlpReceiverConfig config;
-  config.translation.skip_timestamp_validation = true;  // let random trace ids through to the translation
-  static xrayd::otlp::OtlpReceiver receiver(config, sink);
-  xrayd::http::IncomingRequest req;
-  req.method = "POST";
-  req.path = req.target = "/v1/traces";
-  req.headers = {{"Content-Type", "application/json"}};
-  req.body.assign(reinterpret_cast<const char*>(data), size);
-  auto resp = receiver.Handle(req);
-  (void)xrayd::otlp::DecodeJsonResponse(req.body);  // the sender's reading of a collector's answer
-  if (resp.status != 200 && resp.status != 400) {
-    fprintf(stderr, "unexpected status %d\n", resp.status);
-    abort();
-  }
+  xrayd_fuzz::FuzzOtlpReceiver(data, size, "application/json");
+  (void)xrayd::otlp::DecodeJsonResponse(std::string(reinterpret_cast<const char*>(data), size));
   return 0;
 }
