@@ -91,7 +91,7 @@ pipeline::ExporterOptions ExporterOptionsFor(const cli::Config& config, std::str
 std::string DescribePipeline(const cli::Config& config, const std::string& xray_endpoint) {
   std::vector<std::string> names;
   if (config.serve) names.push_back("store");
-  if (!config.serve || config.forward) names.push_back("xray");
+  if ((!config.serve && !config.otlp_only) || config.forward) names.push_back("xray");
   if (!config.otlp_endpoint.empty()) names.push_back("otlp");
   std::string out = "# Pipeline\n";
   std::string receivers = "UDP " + config.udp_address;
@@ -401,6 +401,7 @@ Result<std::unique_ptr<pipeline::BatchSender>> Daemon::MakeXraySender(const Reso
 }
 
 Status Daemon::StartDaemonMode() {
+  if (config_.otlp_only) return StartOtlpOnly();
   auto endpoint = SetUpAws();
   if (!endpoint) return endpoint.error();
   auto sender = MakeXraySender(*endpoint);
@@ -430,6 +431,19 @@ Status Daemon::StartDaemonMode() {
   XLOG_DEBUG("ARN of the AWS resource running the daemon: {}", config_.resource_arn);
   telemetry_ = std::make_unique<TelemetryReporter>(telemetry_options, credentials_.get());
   return telemetry_->Start();
+}
+
+// --otlp-only: UDP (and --otlp-listen) -> the OTLP exporter alone. Nothing here talks to AWS, so
+// there is no region, credential chain, sampling proxy or telemetry; SDKs whose sampling calls find
+// no proxy on the TCP port fall back to their local default rules.
+Status Daemon::StartOtlpOnly() {
+  if (auto st = AddOtlpExporter(); !st) return st;
+  StartPipeline();
+  receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *fan_out_);
+  if (auto st = receiver_->Start(); !st) return st;
+  XLOG_INFO("Starting UDP receiver on {} (OTLP only: no X-Ray API, sampling proxy or telemetry)",
+            config_.udp_address);
+  return StartOtlpReceiver();
 }
 
 Status Daemon::StartHealth() {

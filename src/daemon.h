@@ -72,6 +72,7 @@ class Daemon {
   void AddExporter(std::unique_ptr<pipeline::BatchSender> sender);
   Status AddOtlpExporter();    // --otlp-endpoint
   Status StartOtlpReceiver();  // --otlp-listen
+  Status StartOtlpOnly();      // daemon mode with --otlp-only
   // Starts every exporter (spools are opened and replayed first) and builds the fan-out.
   void StartPipeline();
   void StopPipeline();

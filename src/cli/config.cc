@@ -27,7 +27,7 @@ const std::vector<FlagSpec>& Specs() {
       {{"lb-logs"}},               {{"lb-name"}},
       {{"lb-logs-poll"}},          {{"lb-logs-s3-endpoint"}},
       {{"otlp-listen"}},           {{"otlp-endpoint"}},
-      {{"otlp-encoding"}},      {{"otlp-indexed-attributes"}},
+      {{"otlp-encoding"}},      {{"otlp-indexed-attributes"}}, {{"otlp-only"}, true},
   };
   return specs;
 }
@@ -137,6 +137,8 @@ xrayd serve:
       --otlp-indexed-attributes A,B  span attributes that become annotations ("*": all)
       --otlp-endpoint URL   export segments as OTLP/HTTP to URL (/v1/traces appended)
       --otlp-encoding ENC   protobuf (default) or json
+      --otlp-only           daemon mode: export to --otlp-endpoint alone (no X-Ray API, no AWS
+                            credentials; the TCP sampling proxy and telemetry are off)
 
 Any flag may also be written with one dash (-bind=0.0.0.0:2000) and take its
 value after '=' or a space. Flags override the config file.
@@ -202,6 +204,8 @@ std::vector<std::string> Config::Validate() const {
   if (api_max_connections < 1) problems.push_back("--api-max-connections must be at least 1");
   if (!otlp_listen.empty() && otlp_listen.find(':') == std::string::npos)
     problems.push_back("--otlp-listen \"" + otlp_listen + "\" is not host:port");
+  if (otlp_only && otlp_endpoint.empty()) problems.push_back("--otlp-only needs --otlp-endpoint");
+  if (otlp_only && serve) problems.push_back("--otlp-only is for daemon mode (`xrayd serve` stores locally)");
   if (otlp_encoding != "protobuf" && otlp_encoding != "json")
     problems.push_back("--otlp-encoding must be protobuf or json");
   if (!otlp_endpoint.empty() && otlp_endpoint.rfind("http://", 0) != 0 && otlp_endpoint.rfind("https://", 0) != 0)
@@ -306,6 +310,7 @@ Result<Config> LoadConfig(const std::vector<std::string>& all_args, const aws::E
   if (has("listen")) c.listen_address = f.Get("listen");
   if (has("otlp-listen")) c.otlp_listen = f.Get("otlp-listen");
   if (has("otlp-endpoint")) c.otlp_endpoint = f.Get("otlp-endpoint");
+  if (has("otlp-only")) c.otlp_only = f.Get("otlp-only") == "true";
   if (has("otlp-encoding")) c.otlp_encoding = f.Get("otlp-encoding");
   if (has("otlp-indexed-attributes")) c.otlp_indexed_attributes = f.Get("otlp-indexed-attributes");
   c.api_keys = env("XRAYD_API_KEYS").value_or("");

@@ -70,6 +70,7 @@ struct Config {
   // --- the OpenTelemetry bridge (src/otlp/) ---
   std::string otlp_listen;      // --otlp-listen [HOST:PORT]: OTLP/HTTP receiver; "" = off; bare: 127.0.0.1:4318
   std::string otlp_endpoint;    // --otlp-endpoint URL: export segments as OTLP/HTTP; "" = off
+  bool otlp_only = false;                  // --otlp-only, Otlp.Only: daemon mode exports to OTLP alone
   std::string otlp_encoding = "protobuf";  // --otlp-encoding protobuf|json
   std::string otlp_indexed_attributes;     // --otlp-indexed-attributes a,b,c ("*": all) -> annotations
   // Config file section "Otlp" only (Listen, Endpoint, Encoding and IndexedAttributes mirror the flags):

@@ -198,6 +198,7 @@ Status ApplyConfigFileUnchecked(const std::string& yaml_text, const std::string&
   if (otlp_timeout_s < 0) r.Fail("Otlp.TimeoutSeconds", "must be positive");
   if (otlp_timeout_s > 0) c.otlp_timeout_ms = otlp_timeout_s * 1000;
   r.Read(otlp, "Otlp.", "InsecureSkipVerify", c.otlp_insecure_skip_verify);
+  r.Read(otlp, "Otlp.", "Only", c.otlp_only);
   r.Read(otlp, "Otlp.", "CaFile", c.otlp_ca_file);
   r.Read(otlp, "Otlp.", "CertFile", c.otlp_cert_file);
   r.Read(otlp, "Otlp.", "KeyFile", c.otlp_key_file);

@@ -202,6 +202,42 @@ class OtlpExportTest(sh.ServeTestCase):
         self.assert_alive(good)
         self.assert_alive(without)
 
+    def test_daemon_mode_otlp_only_without_aws(self):
+        """`xrayd --otlp-only --otlp-endpoint URL` (daemon mode, no AWS credentials, no region):
+        segments go to the collector alone."""
+        collector = Collector([])
+        self.addCleanup(collector.server_close)
+        self.addCleanup(collector.shutdown)
+        udp, = harness.free_ports(__import__("socket").SOCK_DGRAM)
+        d = tempfile.mkdtemp(prefix="xrayd-otlp-only-")
+        self.addCleanup(shutil.rmtree, d, True)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": d}  # nothing of AWS's
+        log = open(os.path.join(d, "xrayd.log"), "wb")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([harness.XRAYD_BIN, "--otlp-only", "--otlp-endpoint",
+                                 f"http://127.0.0.1:{collector.server_address[1]}", "--otlp-encoding", "json",
+                                 "-b", f"127.0.0.1:{udp}", "-t", f"127.0.0.1:{udp}", "-l", "info"],
+                                env=env, cwd=d, stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.kill)
+        doc = sh.segment(sh.trace_id(), "otlp-only")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            sh.send_udp(udp, [doc])  # resent until the receiver is up: duplicates are fine here
+            time.sleep(0.5)
+            with collector.lock:
+                if collector.requests:
+                    break
+        with open(os.path.join(d, "xrayd.log")) as f:
+            out = f.read()
+        self.assertIsNone(proc.poll(), "xrayd --otlp-only exited:\n" + out)
+        with collector.lock:
+            reqs = list(collector.requests)
+        self.assertTrue(reqs, "nothing reached the collector:\n" + out)
+        self.assertIn(doc["id"], set().union(*(span_ids(r[3]) for r in reqs)))
+        self.assertNotIn("Sending segments to", out)  # no X-Ray exporter
+        proc.terminate()
+        self.assertEqual(proc.wait(15), 0, out)
+
 
 if __name__ == "__main__":
     harness.main()
