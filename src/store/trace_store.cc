@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS graph_rollups(
 )sql";
 
 constexpr int kRollupSchemaVersion = 4;  // graph_rollups
-constexpr int kSchemaVersion = 5;        // segments.dict, dictionaries
+// Schema 5 (segments.dict, dictionaries) is written by kSchema and the upgrade in Open().
 
 // Schema 3 gave each service of a trace its own error/fault/throttle flags (for service(...) { fault }).
 // A schema 2 file gets the columns, all 0: its older traces then only match on trace-level flags.
