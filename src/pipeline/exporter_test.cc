@@ -362,6 +362,50 @@ TEST_F(PipelineExporterTest, ParallelReplayAcknowledgesEverythingDeliveredAndNot
   EXPECT_TRUE(again.delivered().empty());
 }
 
+// Issue #12: the spool's size bound evicted a chunk whose record a sender was delivering, so its
+// segments were counted both dropped{spool_full} and delivered (spooled went negative).
+TEST_F(PipelineExporterTest, ASpoolRecordInFlightIsNeverAlsoEvictedForSize) {
+  ExporterOptions o = Spooled();
+  o.senders = 1;
+  o.max_batch_segments = 10;
+  o.queue_bytes = 30 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  o.spool.max_bytes = 64 << 10;  // about 50 records of 10: the flood below evicts
+  fs::create_directories(o.spool_dir);
+  {
+    auto spool = Spool::Open(o.spool_dir, o.spool);
+    ASSERT_TRUE(spool) << spool.error().message;
+    for (int i = 0; i < 100; i += 10) ASSERT_TRUE((*spool)->Append(Docs(i, 10)));
+  }
+  FakeSender sender;
+  sender.Stall(true);
+  Exporter e(o, sender);
+  e.Start();  // the sender reads the first spool record (documents 0..9) and stalls delivering it
+  ASSERT_TRUE(WaitUntil([&] { return sender.calls() == 1; }));
+  for (int i = 100; i < 1100; i += 20) {
+    auto docs = Docs(i, 20);
+    e.Offer(docs);
+    ExpectBalanced(e.metrics());
+  }
+  EXPECT_GT(Dropped(e.metrics().Get(), DropReason::kSpoolFull), 0u) << "the flood did not reach the spool's bound";
+  sender.Stall(false);
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto s = e.metrics().Get();
+    return s.spooled <= 0 && s.queued == 0;
+  }));
+  e.Stop(1s);
+  const auto s = e.metrics().Get();
+  const auto got = sender.delivered();
+  EXPECT_EQ(s.spooled, 0);
+  EXPECT_EQ(s.delivered, got.size());
+  EXPECT_EQ(s.received, 1100u);
+  EXPECT_EQ(s.delivered + s.DroppedTotal(), 1100u);
+  std::map<int, int> seen;
+  for (const auto& d : got) ++seen[Index(d)];
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(seen[i], 1) << "document " << i << " of the record in flight";
+  for (const auto& [i, n] : seen) EXPECT_EQ(n, 1) << "document " << i << " delivered twice";
+  ExpectBalanced(e.metrics());
+}
+
 TEST_F(PipelineExporterTest, WhatIsLeftAtShutdownIsReplayedAfterARestart) {
   {
     FakeSender down;
