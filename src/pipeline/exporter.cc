@@ -51,7 +51,8 @@ Exporter::Exporter(ExporterOptions options, BatchSender& sender)
     : options_(std::move(options)),
       sender_(sender),
       metrics_(GlobalMetrics().ForExporter(sender.name())),
-      buffer_(BufferOf(options_)) {}
+      buffer_(BufferOf(options_)),
+      backoff_(options_.retry.initial_backoff) {}
 
 Exporter::~Exporter() { Stop(milliseconds(0)); }
 
@@ -347,24 +348,23 @@ void Exporter::SpoolWorkDoneLocked(const Work& work, bool delivered) {
 Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
   const size_t n = work.batch.segments.size();
   const auto start = std::chrono::steady_clock::now();
-  milliseconds backoff = options_.retry.initial_backoff;
   for (int attempt = 1;; ++attempt) {
-    if (aborting()) return {Ending::kAborted};
+    if (!WaitNotBefore()) return {Ending::kAborted};
     SendOutcome o = sender_.Send(work.batch.segments);
     if (o.kind == SendOutcome::Kind::kDelivered) {
+      DestinationAnswered();
       if (o.refused > 0 && !o.message.empty() && refused_log_.Allow())
         XLOG_WARN("Exporter {}: {} of {} segments refused: {}", name(), o.refused, n, o.message);
       return {Ending::kDone, std::min(o.refused, n)};
     }
     if (o.kind == SendOutcome::Kind::kPermanent) {
+      DestinationAnswered();
       if (give_up_log_.Allow())  // at most one line per 10 s; every segment is counted
         XLOG_ERROR("Exporter {}: destination refused a batch of {} segments for good: {}", name(), n, o.message);
       return {Ending::kDone, 0, true};
     }
     if (aborting()) return {Ending::kAborted};
-    std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, backoff.count()));
-    milliseconds wait(jitter(rng));
-    if (o.retry_after && *o.retry_after > wait) wait = std::min(*o.retry_after, options_.retry.max_backoff);
+    const milliseconds wait = BackOff(o.retry_after, rng);
     const auto elapsed = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
     // A spool record is retried until it is delivered or shutdown: the spool is where data waits.
     if (work.last_sequence == 0 && ((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
@@ -372,15 +372,38 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
       if (give_up_log_.Allow())
         XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms (to the spool if there is one): {}",
                    name(), n, attempt, elapsed.count(), o.message);
-      return {Ending::kExhausted};
+      return {Ending::kExhausted};  // the wait set by BackOff() holds for the spool's reader too
     }
     if (failure_log_.Allow())
       XLOG_WARN("Exporter {}: send failed ({}); retrying a batch of {} in {} ms (attempt {})", name(), o.message, n,
                 wait.count(), attempt);
     metrics_.Update([](ExporterMetrics::Snapshot& s) { ++s.retries; });
     if (options_.global_metrics) GlobalMetrics().export_retries.fetch_add(1, std::memory_order_relaxed);
-    if (!SleepUnlessAborted(wait)) return {Ending::kAborted};
-    backoff = std::min(backoff * 2, options_.retry.max_backoff);
+  }
+}
+
+milliseconds Exporter::BackOff(std::optional<milliseconds> retry_after, std::mt19937_64& rng) {
+  MutexLock lock(mu_);
+  std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, backoff_.count()));
+  milliseconds wait(jitter(rng));
+  if (retry_after && *retry_after > wait) wait = std::min(*retry_after, options_.retry.max_backoff);
+  not_before_ = std::max(not_before_, std::chrono::steady_clock::now() + wait);
+  backoff_ = std::min(backoff_ * 2, options_.retry.max_backoff);
+  return wait;
+}
+
+void Exporter::DestinationAnswered() {
+  MutexLock lock(mu_);
+  backoff_ = options_.retry.initial_backoff;
+}
+
+bool Exporter::WaitNotBefore() {
+  MutexLock lock(mu_);
+  for (;;) {
+    if (aborting_) return false;
+    const SteadyTime until = not_before_;
+    if (std::chrono::steady_clock::now() >= until) return true;
+    lock.WaitUntil(cv_, until, [this]() XRAYD_REQUIRES(mu_) { return aborting_; });
   }
 }
 
@@ -421,11 +444,6 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
 bool Exporter::aborting() const {
   MutexLock lock(mu_);
   return aborting_;
-}
-
-bool Exporter::SleepUnlessAborted(milliseconds d) {
-  MutexLock lock(mu_);
-  return !lock.WaitFor(cv_, d, [this]() XRAYD_REQUIRES(mu_) { return aborting_; });
 }
 
 bool Exporter::spool_usable() const {

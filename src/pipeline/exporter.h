@@ -11,7 +11,8 @@
 // is settled, so the spool's acknowledged position only ever covers delivered data.
 //
 // Retries. A retryable outcome is retried with exponential backoff and full jitter (a uniform wait
-// in [0, backoff], at least the destination's retry_after, capped at max_backoff) until the batch
+// in [0, backoff], at least the destination's retry_after, capped at max_backoff; the backoff and
+// the resulting "not before" time are exporter-wide, so every sender honours them) until the batch
 // has been tried for max_elapsed (or max_attempts, when set). A memory batch that runs out of time
 // goes to the spool when there is one (its max age bounds it from then on), else it is
 // dropped{retries_exhausted}. A spool record is retried until delivered (or shutdown): the spool's
@@ -133,7 +134,14 @@ class Exporter {
   void SpoolWorkDoneLocked(const Work& work, bool delivered) XRAYD_REQUIRES(mu_);
   void SpoolFailedLocked(SpoolErrorKind kind, const std::string& what) XRAYD_REQUIRES(mu_);
   void LeftMemory(size_t segments) XRAYD_EXCLUDES(mu_);
-  bool SleepUnlessAborted(std::chrono::milliseconds d) XRAYD_EXCLUDES(mu_);
+  // After a retryable failure: the next wait (full jitter over the exporter's backoff, at least
+  // `retry_after`, at most max_backoff); moves not_before_ past it and doubles the backoff.
+  std::chrono::milliseconds BackOff(std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng)
+      XRAYD_EXCLUDES(mu_);
+  // The destination answered (delivered or refused for good): the backoff starts over.
+  void DestinationAnswered() XRAYD_EXCLUDES(mu_);
+  // Sleeps until not_before_ (which may move meanwhile); false if aborted first.
+  bool WaitNotBefore() XRAYD_EXCLUDES(mu_);
   bool aborting() const XRAYD_EXCLUDES(mu_);
 
   // Constant after construction.
@@ -163,6 +171,11 @@ class Exporter {
   std::map<uint64_t, uint64_t> spool_done_ XRAYD_GUARDED_BY(mu_);
   uint64_t spool_ack_limit_ XRAYD_GUARDED_BY(mu_) = UINT64_MAX;  // below the first record given up on
   SpoolStats seen_ XRAYD_GUARDED_BY(mu_);                  // the spool's stats already accounted
+  // Exporter-wide, so that the destination's Retry-After and the backoff hold for every sender and
+  // every attempt, whether of a memory batch or of a spool record (a batch moved to the spool after
+  // its budget is not re-sent sooner): no Send() starts before not_before_.
+  SteadyTime not_before_ XRAYD_GUARDED_BY(mu_){};
+  std::chrono::milliseconds backoff_ XRAYD_GUARDED_BY(mu_);
   bool aborting_ XRAYD_GUARDED_BY(mu_) = false;
   bool started_ XRAYD_GUARDED_BY(mu_) = false;
   bool stopped_ XRAYD_GUARDED_BY(mu_) = false;

@@ -30,6 +30,7 @@ class FakeSender : public BatchSender {
   SendOutcome Send(const std::vector<std::string>& segments) override XRAYD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     ++calls_;
+    call_times_.push_back(std::chrono::steady_clock::now());
     lock.Wait(cv_, [this]() XRAYD_REQUIRES(mu_) { return !stalled_ || aborted_; });
     if (aborted_) return {SendOutcome::Kind::kRetryable, 0, std::nullopt, "aborted"};
     if (mode_ == SendOutcome::Kind::kDelivered) {
@@ -67,6 +68,10 @@ class FakeSender : public BatchSender {
     MutexLock lock(mu_);
     return delivered_;
   }
+  std::vector<std::chrono::steady_clock::time_point> call_times() const XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return call_times_;
+  }
   int calls() const XRAYD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     return calls_;
@@ -83,6 +88,7 @@ class FakeSender : public BatchSender {
   size_t refuse_each_ XRAYD_GUARDED_BY(mu_) = 0;
   int calls_ XRAYD_GUARDED_BY(mu_) = 0;
   std::vector<std::string> delivered_ XRAYD_GUARDED_BY(mu_);
+  std::vector<std::chrono::steady_clock::time_point> call_times_ XRAYD_GUARDED_BY(mu_);
 };
 
 std::vector<std::string> Docs(int first, int n, size_t pad = 100) {
@@ -178,6 +184,33 @@ TEST_F(PipelineExporterTest, RetriesUntilDeliveredHonouringRetryAfter) {
   e.Stop(1s);
   const auto s = e.metrics().Get();
   EXPECT_GE(s.retries, 2u);
+  EXPECT_EQ(s.DroppedTotal(), 0u);
+  ExpectBalanced(e.metrics());
+}
+
+// Issue #12: a batch whose budget ran out while throttled went to the spool and was re-sent from
+// there at once. The destination's wait holds for every sender and every attempt.
+TEST_F(PipelineExporterTest, RetryAfterHoldsAcrossTheSpoolHandoff) {
+  FakeSender sender;
+  sender.Set(SendOutcome::Kind::kRetryable, 150ms);
+  ExporterOptions o = Spooled();
+  o.retry.max_backoff = 1s;
+  o.retry.max_elapsed = 100ms;  // shorter than the Retry-After: the batch moves to the spool
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 10);
+  e.Offer(docs);
+  ASSERT_TRUE(WaitUntil([&] { return sender.calls() >= 4; }));
+  sender.Set(SendOutcome::Kind::kDelivered);
+  ASSERT_TRUE(WaitUntil([&] { return sender.delivered().size() == 10; }));
+  e.Stop(1s);
+  const auto t = sender.call_times();
+  for (size_t i = 1; i < t.size(); ++i)
+    EXPECT_GE(t[i] - t[i - 1], 145ms) << "attempt " << i + 1 << " came "
+                                      << std::chrono::duration_cast<std::chrono::milliseconds>(t[i] - t[i - 1]).count()
+                                      << " ms after a Retry-After of 150 ms";
+  const auto s = e.metrics().Get();
+  EXPECT_EQ(s.delivered, 10u);
   EXPECT_EQ(s.DroppedTotal(), 0u);
   ExpectBalanced(e.metrics());
 }
