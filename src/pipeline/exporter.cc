@@ -286,8 +286,15 @@ std::optional<Exporter::Work> Exporter::NextWork() {
     if (aborting()) return std::nullopt;
     if (auto w = ReadSpool()) return w;
     if (buffer_.Drained()) return std::nullopt;
-    // Woken early by Kick() when the spool has something; the deadline retries the spool's reader.
-    auto batch = buffer_.PopBatchUntil(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    // Woken early by Kick() when the spool has something; the deadline retries the spool's reader
+    // (at the latest when a failing destination's wait ends: a probe is due).
+    const auto now = std::chrono::steady_clock::now();
+    SteadyTime deadline = now + std::chrono::seconds(1);
+    {
+      MutexLock lock(mu_);
+      if (failing_ && not_before_ > now) deadline = std::min(deadline, not_before_);
+    }
+    auto batch = buffer_.PopBatchUntil(deadline);
     if (!batch) continue;
     while (batch->segments.size() + options_.max_batch_segments <= merge) {
       auto more = buffer_.TryPopBatch(std::chrono::steady_clock::now());
@@ -304,7 +311,15 @@ std::optional<Exporter::Work> Exporter::NextWork() {
 std::optional<Exporter::Work> Exporter::ReadSpool() {
   const size_t merge = std::max(options_.merge_max_segments, options_.max_batch_segments);
   MutexLock lock(mu_);
-  if (stopped_ || !spool_ || !spool_unread_) return std::nullopt;
+  if (stopped_ || !spool_) return std::nullopt;
+  // While the destination fails, one sender probes with the oldest record once the wait has passed.
+  if (failing_ && (spool_sending_ > 0 || std::chrono::steady_clock::now() < not_before_)) return std::nullopt;
+  if (!spool_parked_.empty()) {
+    auto node = spool_parked_.extract(spool_parked_.begin());
+    ++spool_sending_;
+    return std::move(node.mapped());
+  }
+  if (!spool_unread_) return std::nullopt;
   Work w;
   while (w.batch.segments.size() + options_.max_batch_segments <= merge) {
     auto record = spool_->Read();
@@ -323,6 +338,7 @@ std::optional<Exporter::Work> Exporter::ReadSpool() {
   SyncSpoolStatsLocked();  // records skipped as expired or corrupt
   if (w.batch.segments.empty()) return std::nullopt;
   spool_in_flight_.emplace(w.first_sequence, w.last_sequence);
+  ++spool_sending_;
   return w;
 }
 
@@ -348,7 +364,9 @@ void Exporter::SpoolWorkDoneLocked(const Work& work, bool delivered) {
 Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
   const size_t n = work.batch.segments.size();
   const auto start = std::chrono::steady_clock::now();
+  const bool from_spool = work.last_sequence > 0;
   for (int attempt = 1;; ++attempt) {
+    if (!from_spool && SpillWhileFailing()) return {Ending::kExhausted};
     if (!WaitNotBefore()) return {Ending::kAborted};
     SendOutcome o = sender_.Send(work.batch.segments);
     if (o.kind == SendOutcome::Kind::kDelivered) {
@@ -365,9 +383,17 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
     }
     if (aborting()) return {Ending::kAborted};
     const milliseconds wait = BackOff(o.retry_after, rng);
+    if (from_spool || SpoolWritable()) {
+      // The destination is failing: the spool is where data waits. A spool record goes back to wait
+      // for the next probe (it stays unacknowledged); a memory batch moves to the spool.
+      if (failure_log_.Allow())
+        XLOG_WARN("Exporter {}: send failed ({}); a batch of {} segments waits in the spool, next try in {} ms",
+                  name(), o.message, n, wait.count());
+      CountRetry();
+      return {from_spool ? Ending::kParked : Ending::kExhausted};
+    }
     const auto elapsed = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
-    // A spool record is retried until it is delivered or shutdown: the spool is where data waits.
-    if (work.last_sequence == 0 && ((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
+    if (((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
                                     elapsed + wait > options_.retry.max_elapsed)) {
       if (give_up_log_.Allow())
         XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms (to the spool if there is one): {}",
@@ -377,9 +403,27 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
     if (failure_log_.Allow())
       XLOG_WARN("Exporter {}: send failed ({}); retrying a batch of {} in {} ms (attempt {})", name(), o.message, n,
                 wait.count(), attempt);
-    metrics_.Update([](ExporterMetrics::Snapshot& s) { ++s.retries; });
-    if (options_.global_metrics) GlobalMetrics().export_retries.fetch_add(1, std::memory_order_relaxed);
+    CountRetry();
   }
+}
+
+void Exporter::CountRetry() {
+  metrics_.Update([](ExporterMetrics::Snapshot& s) { ++s.retries; });
+  if (options_.global_metrics) GlobalMetrics().export_retries.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool Exporter::SpillWhileFailing() {
+  MutexLock lock(mu_);
+  if (!failing_ || !SpoolWritableLocked()) return false;
+  // Before the wait has passed; and after it too while the spool holds records (its oldest is the
+  // probe), so memory never overtakes the spool.
+  return std::chrono::steady_clock::now() < not_before_ || spool_unread_ || !spool_parked_.empty() ||
+         spool_sending_ > 0;
+}
+
+bool Exporter::SpoolWritable() {
+  MutexLock lock(mu_);
+  return SpoolWritableLocked();
 }
 
 milliseconds Exporter::BackOff(std::optional<milliseconds> retry_after, std::mt19937_64& rng) {
@@ -388,13 +432,20 @@ milliseconds Exporter::BackOff(std::optional<milliseconds> retry_after, std::mt1
   milliseconds wait(jitter(rng));
   if (retry_after && *retry_after > wait) wait = std::min(*retry_after, options_.retry.max_backoff);
   not_before_ = std::max(not_before_, std::chrono::steady_clock::now() + wait);
+  failing_ = true;
   backoff_ = std::min(backoff_ * 2, options_.retry.max_backoff);
   return wait;
 }
 
 void Exporter::DestinationAnswered() {
-  MutexLock lock(mu_);
-  backoff_ = options_.retry.initial_backoff;
+  bool was_failing;
+  {
+    MutexLock lock(mu_);
+    backoff_ = options_.retry.initial_backoff;
+    was_failing = failing_;
+    failing_ = false;
+  }
+  if (was_failing) buffer_.Kick();  // senders waiting for memory may replay the spool now
 }
 
 bool Exporter::WaitNotBefore() {
@@ -414,7 +465,10 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
     const size_t dropped = outcome.permanent ? n : outcome.refused;
     const DropReason reason = outcome.permanent ? DropReason::kPermanent : DropReason::kRefused;
     MutexLock lock(mu_);
-    if (from_spool) SpoolWorkDoneLocked(work, /*delivered=*/true);
+    if (from_spool) {
+      --spool_sending_;
+      SpoolWorkDoneLocked(work, /*delivered=*/true);
+    }
     metrics_.Update([&](ExporterMetrics::Snapshot& s) {
       (from_spool ? s.spooled : s.queued) -= static_cast<int64_t>(n);
       s.delivered += n - dropped;
@@ -425,9 +479,16 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
       if (dropped > 0) CountGlobalDrop(reason, dropped);
     }
     if (from_spool) SyncSpoolStatsLocked();
+  } else if (from_spool && outcome.ending == Ending::kParked) {
+    MutexLock lock(mu_);
+    --spool_sending_;
+    const uint64_t first = work.first_sequence;
+    spool_parked_.emplace(first, std::move(work));
+    return;
   } else if (from_spool) {
     // Aborted at shutdown: not acknowledged, so the next start sends it again.
     MutexLock lock(mu_);
+    --spool_sending_;
     SpoolWorkDoneLocked(work, /*delivered=*/false);
   } else {
     const size_t count = n;
@@ -481,6 +542,9 @@ void Exporter::Stop(milliseconds grace) {
     LeftMemory(count);
   }
   MutexLock lock(mu_);
+  // Parked spool records were never delivered: not acknowledged, so the next start sends them again.
+  for (auto& [first, work] : spool_parked_) SpoolWorkDoneLocked(work, /*delivered=*/false);
+  spool_parked_.clear();
   if (left > 0)
     XLOG_INFO("Exporter {}: {} segments left at shutdown {}", name(), left,
               spool_ ? "written to the spool for the next start" : "dropped (no spool)");

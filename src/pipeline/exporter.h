@@ -10,13 +10,16 @@
 // once (replay runs at full concurrency); a record is acknowledged only when every older record read
 // is settled, so the spool's acknowledged position only ever covers delivered data.
 //
-// Retries. A retryable outcome is retried with exponential backoff and full jitter (a uniform wait
-// in [0, backoff], at least the destination's retry_after, capped at max_backoff; the backoff and
-// the resulting "not before" time are exporter-wide, so every sender honours them) until the batch
-// has been tried for max_elapsed (or max_attempts, when set). A memory batch that runs out of time
-// goes to the spool when there is one (its max age bounds it from then on), else it is
-// dropped{retries_exhausted}. A spool record is retried until delivered (or shutdown): the spool's
-// max age bounds what waits there, so a long outage loses nothing the spool can hold.
+// Retries. A retryable outcome sets the next wait: exponential backoff with full jitter (a uniform
+// wait in [0, backoff], at least the destination's retry_after, capped at max_backoff); the backoff
+// and the resulting "not before" time are exporter-wide, so every sender honours them. Without a
+// usable spool a memory batch is retried until it has been tried for max_elapsed (or max_attempts,
+// when set), then dropped{retries_exhausted}. With one, a memory batch whose attempt fails goes to
+// the spool at once, and while the destination is failing memory batches go there untried (unless
+// the wait has passed and the spool is empty), so an outage moves memory to disk promptly. While
+// failing, one sender at a time probes with the oldest spool record; a failed record is parked
+// (unacknowledged) and read again first. A spool record is retried until delivered (or shutdown):
+// the spool's max age bounds what waits there, so a long outage loses nothing the spool can hold.
 //
 // Accounting (ExporterMetrics, exact at every scrape):
 //   received = delivered + queued + spooled + sum(dropped{reason})
@@ -112,7 +115,8 @@ class Exporter {
     uint64_t first_sequence = 0;  // > 0: spool records first..last (acknowledged when settled)
     uint64_t last_sequence = 0;
   };
-  enum class Ending { kDone, kExhausted, kAborted };
+  // kParked: a spool record failed; it waits in spool_parked_ (still in flight) for a later probe.
+  enum class Ending { kDone, kExhausted, kAborted, kParked };
   struct Outcome;
 
   void SenderLoop(int index) XRAYD_EXCLUDES(mu_);
@@ -138,8 +142,15 @@ class Exporter {
   // `retry_after`, at most max_backoff); moves not_before_ past it and doubles the backoff.
   std::chrono::milliseconds BackOff(std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng)
       XRAYD_EXCLUDES(mu_);
-  // The destination answered (delivered or refused for good): the backoff starts over.
+  // The destination answered (delivered or refused for good): the backoff starts over and it is no
+  // longer known to be failing (spool replay resumes at full concurrency).
   void DestinationAnswered() XRAYD_EXCLUDES(mu_);
+  // True when a memory batch should go to the spool without an attempt: the destination is failing,
+  // the spool can take it, and either its wait has not passed or the spool holds records (whose
+  // oldest is then the probe).
+  bool SpillWhileFailing() XRAYD_EXCLUDES(mu_);
+  bool SpoolWritable() XRAYD_EXCLUDES(mu_);
+  void CountRetry();
   // Sleeps until not_before_ (which may move meanwhile); false if aborted first.
   bool WaitNotBefore() XRAYD_EXCLUDES(mu_);
   bool aborting() const XRAYD_EXCLUDES(mu_);
@@ -176,6 +187,14 @@ class Exporter {
   // its budget is not re-sent sooner): no Send() starts before not_before_.
   SteadyTime not_before_ XRAYD_GUARDED_BY(mu_){};
   std::chrono::milliseconds backoff_ XRAYD_GUARDED_BY(mu_);
+  // The destination's last answer was a retryable failure. While so, at most one sender replays the
+  // spool (a probe, once not_before_ has passed) and memory batches go to the spool, so that an
+  // outage moves memory to disk promptly instead of every sender holding a spool record.
+  bool failing_ XRAYD_GUARDED_BY(mu_) = false;
+  int spool_sending_ XRAYD_GUARDED_BY(mu_) = 0;  // spool work items being delivered now
+  // Spool records that failed, oldest first; still in spool_in_flight_ (not acknowledged), read
+  // again before any new record.
+  std::map<uint64_t, Work> spool_parked_ XRAYD_GUARDED_BY(mu_);
   bool aborting_ XRAYD_GUARDED_BY(mu_) = false;
   bool started_ XRAYD_GUARDED_BY(mu_) = false;
   bool stopped_ XRAYD_GUARDED_BY(mu_) = false;

@@ -439,6 +439,62 @@ TEST_F(PipelineExporterTest, ASpoolRecordInFlightIsNeverAlsoEvictedForSize) {
   ExpectBalanced(e.metrics());
 }
 
+// Issue #12: during an outage every sender held a spool record, retried forever, so memory batches
+// were never tried and never reached the spool (a SIGKILL lost them). Now memory drains to the
+// spool promptly, with one sender or several, and everything is replayed once the destination is back.
+TEST_F(PipelineExporterTest, DuringAnOutageMemoryMovesToTheSpoolPromptly) {
+  for (int senders : {1, 4}) {
+    SCOPED_TRACE("senders " + std::to_string(senders));
+    GlobalMetrics().ResetForTest();
+    fs::remove_all(dir_);
+    ExporterOptions o = Spooled();
+    o.senders = senders;
+    o.max_batch_segments = 10;
+    o.retry.initial_backoff = 20ms;
+    o.retry.max_backoff = 50ms;
+    o.retry.max_elapsed = 60s;  // no memory batch exhausts its budget in this test
+    fs::create_directories(o.spool_dir);
+    {
+      auto spool = Spool::Open(o.spool_dir, o.spool);
+      ASSERT_TRUE(spool) << spool.error().message;
+      for (int i = 0; i < 50; i += 10) ASSERT_TRUE((*spool)->Append(Docs(i, 10)));
+    }
+    FakeSender sender;
+    sender.Set(SendOutcome::Kind::kRetryable);
+    Exporter e(o, sender);
+    e.Start();
+    for (int i = 50; i < 250; i += 10) {
+      auto docs = Docs(i, 10);
+      e.Offer(docs);
+    }
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          const auto s = e.metrics().Get();
+          return s.queued == 0 && s.spooled == 250;
+        },
+        3s))
+        << "queued " << e.metrics().Get().queued << " spooled " << e.metrics().Get().spooled;
+    EXPECT_EQ(e.metrics().Get().DroppedTotal(), 0u);
+    ExpectBalanced(e.metrics());
+    sender.Set(SendOutcome::Kind::kDelivered);
+    ASSERT_TRUE(WaitUntil([&] {
+      const auto s = e.metrics().Get();
+      return s.spooled == 0 && s.queued == 0;
+    }));
+    e.Stop(1s);
+    const auto got = sender.delivered();
+    std::map<int, int> seen;
+    for (const auto& d : got) ++seen[Index(d)];
+    EXPECT_EQ(seen.size(), 250u);
+    for (const auto& [i, n] : seen) EXPECT_EQ(n, 1) << "document " << i;
+    if (senders == 1) {  // the spool keeps order; one sender replays it in order
+      for (size_t i = 1; i < got.size(); ++i) EXPECT_LT(Index(got[i - 1]), Index(got[i]));
+    }
+    EXPECT_EQ(e.metrics().Get().delivered, 250u);
+    ExpectBalanced(e.metrics());
+  }
+}
+
 TEST_F(PipelineExporterTest, WhatIsLeftAtShutdownIsReplayedAfterARestart) {
   {
     FakeSender down;
