@@ -342,10 +342,10 @@ std::optional<Exporter::Work> Exporter::ReadSpool() {
   return w;
 }
 
-void Exporter::SpoolWorkDoneLocked(const Work& work, bool delivered) {
+void Exporter::SpoolWorkDoneLocked(const Work& work, std::optional<SpoolDone> delivered) {
   spool_in_flight_.erase(work.first_sequence);
   if (delivered) {
-    spool_done_.emplace(work.first_sequence, work.last_sequence);
+    spool_done_.emplace(work.first_sequence, *delivered);
   } else {
     spool_ack_limit_ = std::min(spool_ack_limit_, work.first_sequence);  // never acknowledged in this run
   }
@@ -353,12 +353,26 @@ void Exporter::SpoolWorkDoneLocked(const Work& work, bool delivered) {
   uint64_t limit = spool_ack_limit_;
   if (!spool_in_flight_.empty()) limit = std::min(limit, spool_in_flight_.begin()->first);
   uint64_t ack = 0;
+  std::vector<SpoolDone> acked;
   while (!spool_done_.empty() && spool_done_.begin()->first < limit) {
-    ack = spool_done_.begin()->second;
+    ack = spool_done_.begin()->second.last_sequence;
+    acked.push_back(spool_done_.begin()->second);
     spool_done_.erase(spool_done_.begin());
   }
   if (ack == 0) return;
   if (auto st = spool_->Ack(ack); !st) SpoolFailedLocked(SpoolErrorKind::kAck, st.error().message);
+  metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+    for (const auto& d : acked) {
+      s.spooled -= static_cast<int64_t>(d.segments);
+      s.delivered += d.segments - d.dropped;
+      s.dropped[Idx(d.reason)] += d.dropped;
+    }
+  });
+  if (!options_.global_metrics) return;
+  for (const auto& d : acked) {
+    GlobalMetrics().segments_sent.fetch_add(d.segments - d.dropped, std::memory_order_relaxed);
+    if (d.dropped > 0) CountGlobalDrop(d.reason, d.dropped);
+  }
 }
 
 Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
@@ -367,7 +381,11 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
   const bool from_spool = work.last_sequence > 0;
   for (int attempt = 1;; ++attempt) {
     if (!from_spool && SpillWhileFailing()) return {Ending::kExhausted};
-    if (!WaitNotBefore()) return {Ending::kAborted};
+    // A memory batch's budget also bounds how long it waits for the destination's wait to pass.
+    const SteadyTime give_up = from_spool ? SteadyTime::max() : start + options_.retry.max_elapsed;
+    const Wake wake = WaitNotBefore(give_up);
+    if (wake == Wake::kAborted) return {Ending::kAborted};
+    if (wake == Wake::kGiveUp) return {Ending::kExhausted};
     SendOutcome o = sender_.Send(work.batch.segments);
     if (o.kind == SendOutcome::Kind::kDelivered) {
       DestinationAnswered();
@@ -448,12 +466,14 @@ void Exporter::DestinationAnswered() {
   if (was_failing) buffer_.Kick();  // senders waiting for memory may replay the spool now
 }
 
-bool Exporter::WaitNotBefore() {
+Exporter::Wake Exporter::WaitNotBefore(SteadyTime give_up) {
   MutexLock lock(mu_);
   for (;;) {
-    if (aborting_) return false;
+    if (aborting_) return Wake::kAborted;
     const SteadyTime until = not_before_;
-    if (std::chrono::steady_clock::now() >= until) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return Wake::kGo;
+    if (until > give_up) return Wake::kGiveUp;
     lock.WaitUntil(cv_, until, [this]() XRAYD_REQUIRES(mu_) { return aborting_; });
   }
 }
@@ -467,18 +487,19 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
     MutexLock lock(mu_);
     if (from_spool) {
       --spool_sending_;
-      SpoolWorkDoneLocked(work, /*delivered=*/true);
+      SpoolWorkDoneLocked(work, SpoolDone{work.last_sequence, n, dropped, reason});  // counts when acked
+      SyncSpoolStatsLocked();
+    } else {
+      metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+        s.queued -= static_cast<int64_t>(n);
+        s.delivered += n - dropped;
+        s.dropped[Idx(reason)] += dropped;
+      });
+      if (options_.global_metrics) {
+        GlobalMetrics().segments_sent.fetch_add(n - dropped, std::memory_order_relaxed);
+        if (dropped > 0) CountGlobalDrop(reason, dropped);
+      }
     }
-    metrics_.Update([&](ExporterMetrics::Snapshot& s) {
-      (from_spool ? s.spooled : s.queued) -= static_cast<int64_t>(n);
-      s.delivered += n - dropped;
-      s.dropped[Idx(reason)] += dropped;
-    });
-    if (options_.global_metrics) {
-      GlobalMetrics().segments_sent.fetch_add(n - dropped, std::memory_order_relaxed);
-      if (dropped > 0) CountGlobalDrop(reason, dropped);
-    }
-    if (from_spool) SyncSpoolStatsLocked();
   } else if (from_spool && outcome.ending == Ending::kParked) {
     MutexLock lock(mu_);
     --spool_sending_;
@@ -489,7 +510,7 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
     // Aborted at shutdown: not acknowledged, so the next start sends it again.
     MutexLock lock(mu_);
     --spool_sending_;
-    SpoolWorkDoneLocked(work, /*delivered=*/false);
+    SpoolWorkDoneLocked(work, std::nullopt);
   } else {
     const size_t count = n;
     SpillToSpool(work.batch.segments,
@@ -543,7 +564,7 @@ void Exporter::Stop(milliseconds grace) {
   }
   MutexLock lock(mu_);
   // Parked spool records were never delivered: not acknowledged, so the next start sends them again.
-  for (auto& [first, work] : spool_parked_) SpoolWorkDoneLocked(work, /*delivered=*/false);
+  for (auto& [first, work] : spool_parked_) SpoolWorkDoneLocked(work, std::nullopt);
   spool_parked_.clear();
   if (left > 0)
     XLOG_INFO("Exporter {}: {} segments left at shutdown {}", name(), left,

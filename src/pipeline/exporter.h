@@ -24,7 +24,8 @@
 // Accounting (ExporterMetrics, exact at every scrape):
 //   received = delivered + queued + spooled + sum(dropped{reason})
 // received counts documents offered and documents recovered from the spool at start; queued is
-// what memory holds (in flight included); spooled what the spool holds (in flight included).
+// what memory holds (in flight included); spooled what the spool holds (in flight included, and
+// delivered records until acknowledged: a crash would replay them).
 //
 // Spool problems (cannot open, newer format, write failure such as disk full) are logged, counted
 // in xrayd_spool_errors_total{kind} and named by /readyz; the exporter keeps running from memory.
@@ -118,6 +119,13 @@ class Exporter {
   // kParked: a spool record failed; it waits in spool_parked_ (still in flight) for a later probe.
   enum class Ending { kDone, kExhausted, kAborted, kParked };
   struct Outcome;
+  // A spool work item delivered, awaiting its acknowledgement (which waits for older records).
+  struct SpoolDone {
+    uint64_t last_sequence = 0;
+    size_t segments = 0;
+    size_t dropped = 0;  // refused or permanent
+    DropReason reason = DropReason::kRefused;
+  };
 
   void SenderLoop(int index) XRAYD_EXCLUDES(mu_);
   std::optional<Work> NextWork() XRAYD_EXCLUDES(mu_);
@@ -135,7 +143,9 @@ class Exporter {
   void OpenSpool() XRAYD_EXCLUDES(mu_);
   // A spool work item settled (delivered: may be acknowledged) or given up at shutdown (never is);
   // acknowledges every record below the oldest still in flight.
-  void SpoolWorkDoneLocked(const Work& work, bool delivered) XRAYD_REQUIRES(mu_);
+  // Delivered spool records are counted (delivered or dropped) when acknowledged, not before: until
+  // then the spool still holds them and a crash replays them, so they still count as spooled.
+  void SpoolWorkDoneLocked(const Work& work, std::optional<SpoolDone> delivered) XRAYD_REQUIRES(mu_);
   void SpoolFailedLocked(SpoolErrorKind kind, const std::string& what) XRAYD_REQUIRES(mu_);
   void LeftMemory(size_t segments) XRAYD_EXCLUDES(mu_);
   // After a retryable failure: the next wait (full jitter over the exporter's backoff, at least
@@ -151,8 +161,10 @@ class Exporter {
   bool SpillWhileFailing() XRAYD_EXCLUDES(mu_);
   bool SpoolWritable() XRAYD_EXCLUDES(mu_);
   void CountRetry();
-  // Sleeps until not_before_ (which may move meanwhile); false if aborted first.
-  bool WaitNotBefore() XRAYD_EXCLUDES(mu_);
+  // Sleeps until not_before_ (which may move meanwhile): kGo then; kAborted if aborted first;
+  // kGiveUp at once if not_before_ is past `give_up` (a memory batch's budget ends first).
+  enum class Wake { kGo, kAborted, kGiveUp };
+  Wake WaitNotBefore(SteadyTime give_up) XRAYD_EXCLUDES(mu_);
   bool aborting() const XRAYD_EXCLUDES(mu_);
 
   // Constant after construction.
@@ -179,7 +191,7 @@ class Exporter {
   // Spool records read by senders (first → last sequence), and those delivered whose acknowledgement
   // waits for an older one still in flight: acks go in order, as the spool requires.
   std::map<uint64_t, uint64_t> spool_in_flight_ XRAYD_GUARDED_BY(mu_);
-  std::map<uint64_t, uint64_t> spool_done_ XRAYD_GUARDED_BY(mu_);
+  std::map<uint64_t, SpoolDone> spool_done_ XRAYD_GUARDED_BY(mu_);
   uint64_t spool_ack_limit_ XRAYD_GUARDED_BY(mu_) = UINT64_MAX;  // below the first record given up on
   SpoolStats seen_ XRAYD_GUARDED_BY(mu_);                  // the spool's stats already accounted
   // Exporter-wide, so that the destination's Retry-After and the backoff hold for every sender and
