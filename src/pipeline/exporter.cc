@@ -379,6 +379,7 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
   const size_t n = work.batch.segments.size();
   const auto start = std::chrono::steady_clock::now();
   const bool from_spool = work.last_sequence > 0;
+  milliseconds backoff = options_.retry.initial_backoff;  // a memory batch's own; spool probes share backoff_
   for (int attempt = 1;; ++attempt) {
     if (!from_spool && SpillWhileFailing()) return {Ending::kExhausted};
     // A memory batch's budget also bounds how long it waits for the destination's wait to pass.
@@ -400,7 +401,7 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
       return {Ending::kDone, 0, true};
     }
     if (aborting()) return {Ending::kAborted};
-    const milliseconds wait = BackOff(o.retry_after, rng);
+    const milliseconds wait = BackOff(o.retry_after, rng, from_spool ? nullptr : &backoff);
     if (from_spool || SpoolWritable()) {
       // The destination is failing: the spool is where data waits. A spool record goes back to wait
       // for the next probe (it stays unacknowledged); a memory batch moves to the spool.
@@ -444,14 +445,15 @@ bool Exporter::SpoolWritable() {
   return SpoolWritableLocked();
 }
 
-milliseconds Exporter::BackOff(std::optional<milliseconds> retry_after, std::mt19937_64& rng) {
+milliseconds Exporter::BackOff(std::optional<milliseconds> retry_after, std::mt19937_64& rng, milliseconds* own) {
   MutexLock lock(mu_);
-  std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, backoff_.count()));
+  milliseconds& backoff = own ? *own : backoff_;
+  std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, backoff.count()));
   milliseconds wait(jitter(rng));
   if (retry_after && *retry_after > wait) wait = std::min(*retry_after, options_.retry.max_backoff);
   not_before_ = std::max(not_before_, std::chrono::steady_clock::now() + wait);
   failing_ = true;
-  backoff_ = std::min(backoff_ * 2, options_.retry.max_backoff);
+  backoff = std::min(backoff * 2, options_.retry.max_backoff);
   return wait;
 }
 

@@ -11,8 +11,9 @@
 // is settled, so the spool's acknowledged position only ever covers delivered data.
 //
 // Retries. A retryable outcome sets the next wait: exponential backoff with full jitter (a uniform
-// wait in [0, backoff], at least the destination's retry_after, capped at max_backoff); the backoff
-// and the resulting "not before" time are exporter-wide, so every sender honours them. Without a
+// wait in [0, backoff], at least the destination's retry_after, capped at max_backoff; a memory
+// batch has its own backoff, spool probes share one); the resulting "not before" time is
+// exporter-wide, so every sender honours it. Without a
 // usable spool a memory batch is retried until it has been tried for max_elapsed (or max_attempts,
 // when set), then dropped{retries_exhausted}. With one, a memory batch whose attempt fails goes to
 // the spool at once, and while the destination is failing memory batches go there untried (unless
@@ -148,10 +149,11 @@ class Exporter {
   void SpoolWorkDoneLocked(const Work& work, std::optional<SpoolDone> delivered) XRAYD_REQUIRES(mu_);
   void SpoolFailedLocked(SpoolErrorKind kind, const std::string& what) XRAYD_REQUIRES(mu_);
   void LeftMemory(size_t segments) XRAYD_EXCLUDES(mu_);
-  // After a retryable failure: the next wait (full jitter over the exporter's backoff, at least
-  // `retry_after`, at most max_backoff); moves not_before_ past it and doubles the backoff.
-  std::chrono::milliseconds BackOff(std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng)
-      XRAYD_EXCLUDES(mu_);
+  // After a retryable failure: the next wait (full jitter over the backoff — `own`, a memory batch's,
+  // or null: backoff_, shared by spool probes — at least `retry_after`, at most max_backoff); moves
+  // the exporter-wide not_before_ past it and doubles that backoff.
+  std::chrono::milliseconds BackOff(std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng,
+                                    std::chrono::milliseconds* own) XRAYD_EXCLUDES(mu_);
   // The destination answered (delivered or refused for good): the backoff starts over and it is no
   // longer known to be failing (spool replay resumes at full concurrency).
   void DestinationAnswered() XRAYD_EXCLUDES(mu_);
