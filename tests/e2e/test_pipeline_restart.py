@@ -73,10 +73,6 @@ class PipelineRestartTest(fb.pipeline_test_case()):
         self.assertEqual(self.backend.duplicates(), 0,
                          f"{self.backend.duplicates()} duplicates though nothing was accepted before the crash")
 
-    @known_bug("since pipe 1db5502 (spool records retried until delivered by every sender), during an outage the "
-               "senders all hold spool records and memory batches are never tried, so they never exhaust "
-               "--retry-max-elapsed and never reach the spool: with 1s, 600 of 1000 segments stayed in memory "
-               "only (a SIGKILL loses them); at a38e164 all reached the spool within ~2 s")
     def test_sigkill_mid_replay_duplicates_bounded(self):
         spool = self.temp_dir()
         daemon = self.start_xrayd(spool_dir=spool, args=["--retry-max-elapsed", "1s"], request_timeout=2)
