@@ -51,7 +51,8 @@ Exporter::Exporter(ExporterOptions options, BatchSender& sender)
     : options_(std::move(options)),
       sender_(sender),
       metrics_(GlobalMetrics().ForExporter(sender.name())),
-      buffer_(BufferOf(options_)) {}
+      buffer_(BufferOf(options_)),
+      backoff_(options_.retry.initial_backoff) {}
 
 Exporter::~Exporter() { Stop(milliseconds(0)); }
 
@@ -285,8 +286,15 @@ std::optional<Exporter::Work> Exporter::NextWork() {
     if (aborting()) return std::nullopt;
     if (auto w = ReadSpool()) return w;
     if (buffer_.Drained()) return std::nullopt;
-    // Woken early by Kick() when the spool has something; the deadline retries the spool's reader.
-    auto batch = buffer_.PopBatchUntil(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    // Woken early by Kick() when the spool has something; the deadline retries the spool's reader
+    // (at the latest when a failing destination's wait ends: a probe is due).
+    const auto now = std::chrono::steady_clock::now();
+    SteadyTime deadline = now + std::chrono::seconds(1);
+    {
+      MutexLock lock(mu_);
+      if (failing_ && not_before_ > now) deadline = std::min(deadline, not_before_);
+    }
+    auto batch = buffer_.PopBatchUntil(deadline);
     if (!batch) continue;
     while (batch->segments.size() + options_.max_batch_segments <= merge) {
       auto more = buffer_.TryPopBatch(std::chrono::steady_clock::now());
@@ -303,7 +311,15 @@ std::optional<Exporter::Work> Exporter::NextWork() {
 std::optional<Exporter::Work> Exporter::ReadSpool() {
   const size_t merge = std::max(options_.merge_max_segments, options_.max_batch_segments);
   MutexLock lock(mu_);
-  if (stopped_ || !spool_ || !spool_unread_) return std::nullopt;
+  if (stopped_ || !spool_) return std::nullopt;
+  // While the destination fails, one sender probes with the oldest record once the wait has passed.
+  if (failing_ && (spool_sending_ > 0 || std::chrono::steady_clock::now() < not_before_)) return std::nullopt;
+  if (!spool_parked_.empty()) {
+    auto node = spool_parked_.extract(spool_parked_.begin());
+    ++spool_sending_;
+    return std::move(node.mapped());
+  }
+  if (!spool_unread_) return std::nullopt;
   Work w;
   while (w.batch.segments.size() + options_.max_batch_segments <= merge) {
     auto record = spool_->Read();
@@ -322,13 +338,14 @@ std::optional<Exporter::Work> Exporter::ReadSpool() {
   SyncSpoolStatsLocked();  // records skipped as expired or corrupt
   if (w.batch.segments.empty()) return std::nullopt;
   spool_in_flight_.emplace(w.first_sequence, w.last_sequence);
+  ++spool_sending_;
   return w;
 }
 
-void Exporter::SpoolWorkDoneLocked(const Work& work, bool delivered) {
+void Exporter::SpoolWorkDoneLocked(const Work& work, std::optional<SpoolDone> delivered) {
   spool_in_flight_.erase(work.first_sequence);
   if (delivered) {
-    spool_done_.emplace(work.first_sequence, work.last_sequence);
+    spool_done_.emplace(work.first_sequence, *delivered);
   } else {
     spool_ack_limit_ = std::min(spool_ack_limit_, work.first_sequence);  // never acknowledged in this run
   }
@@ -336,51 +353,130 @@ void Exporter::SpoolWorkDoneLocked(const Work& work, bool delivered) {
   uint64_t limit = spool_ack_limit_;
   if (!spool_in_flight_.empty()) limit = std::min(limit, spool_in_flight_.begin()->first);
   uint64_t ack = 0;
+  std::vector<SpoolDone> acked;
   while (!spool_done_.empty() && spool_done_.begin()->first < limit) {
-    ack = spool_done_.begin()->second;
+    ack = spool_done_.begin()->second.last_sequence;
+    acked.push_back(spool_done_.begin()->second);
     spool_done_.erase(spool_done_.begin());
   }
   if (ack == 0) return;
   if (auto st = spool_->Ack(ack); !st) SpoolFailedLocked(SpoolErrorKind::kAck, st.error().message);
+  metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+    for (const auto& d : acked) {
+      s.spooled -= static_cast<int64_t>(d.segments);
+      s.delivered += d.segments - d.dropped;
+      s.dropped[Idx(d.reason)] += d.dropped;
+    }
+  });
+  if (!options_.global_metrics) return;
+  for (const auto& d : acked) {
+    GlobalMetrics().segments_sent.fetch_add(d.segments - d.dropped, std::memory_order_relaxed);
+    if (d.dropped > 0) CountGlobalDrop(d.reason, d.dropped);
+  }
 }
 
 Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
   const size_t n = work.batch.segments.size();
   const auto start = std::chrono::steady_clock::now();
-  milliseconds backoff = options_.retry.initial_backoff;
+  const bool from_spool = work.last_sequence > 0;
+  milliseconds backoff = options_.retry.initial_backoff;  // a memory batch's own; spool probes share backoff_
   for (int attempt = 1;; ++attempt) {
-    if (aborting()) return {Ending::kAborted};
+    if (!from_spool && SpillWhileFailing()) return {Ending::kExhausted};
+    // A memory batch's budget also bounds how long it waits for the destination's wait to pass.
+    const SteadyTime give_up = from_spool ? SteadyTime::max() : start + options_.retry.max_elapsed;
+    const Wake wake = WaitNotBefore(give_up);
+    if (wake == Wake::kAborted) return {Ending::kAborted};
+    if (wake == Wake::kGiveUp) return {Ending::kExhausted};
     SendOutcome o = sender_.Send(work.batch.segments);
     if (o.kind == SendOutcome::Kind::kDelivered) {
+      DestinationAnswered();
       if (o.refused > 0 && !o.message.empty() && refused_log_.Allow())
         XLOG_WARN("Exporter {}: {} of {} segments refused: {}", name(), o.refused, n, o.message);
       return {Ending::kDone, std::min(o.refused, n)};
     }
     if (o.kind == SendOutcome::Kind::kPermanent) {
+      DestinationAnswered();
       if (give_up_log_.Allow())  // at most one line per 10 s; every segment is counted
         XLOG_ERROR("Exporter {}: destination refused a batch of {} segments for good: {}", name(), n, o.message);
       return {Ending::kDone, 0, true};
     }
     if (aborting()) return {Ending::kAborted};
-    std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, backoff.count()));
-    milliseconds wait(jitter(rng));
-    if (o.retry_after && *o.retry_after > wait) wait = std::min(*o.retry_after, options_.retry.max_backoff);
+    const milliseconds wait = BackOff(o.retry_after, rng, from_spool ? nullptr : &backoff);
+    if (from_spool || SpoolWritable()) {
+      // The destination is failing: the spool is where data waits. A spool record goes back to wait
+      // for the next probe (it stays unacknowledged); a memory batch moves to the spool.
+      if (failure_log_.Allow())
+        XLOG_WARN("Exporter {}: send failed ({}); a batch of {} segments waits in the spool, next try in {} ms",
+                  name(), o.message, n, wait.count());
+      CountRetry();
+      return {from_spool ? Ending::kParked : Ending::kExhausted};
+    }
     const auto elapsed = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start);
-    // A spool record is retried until it is delivered or shutdown: the spool is where data waits.
-    if (work.last_sequence == 0 && ((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
+    if (((options_.retry.max_attempts > 0 && attempt >= options_.retry.max_attempts) ||
                                     elapsed + wait > options_.retry.max_elapsed)) {
       if (give_up_log_.Allow())
         XLOG_ERROR("Exporter {}: a batch of {} segments failed {} times over {} ms (to the spool if there is one): {}",
                    name(), n, attempt, elapsed.count(), o.message);
-      return {Ending::kExhausted};
+      return {Ending::kExhausted};  // the wait set by BackOff() holds for the spool's reader too
     }
     if (failure_log_.Allow())
       XLOG_WARN("Exporter {}: send failed ({}); retrying a batch of {} in {} ms (attempt {})", name(), o.message, n,
                 wait.count(), attempt);
-    metrics_.Update([](ExporterMetrics::Snapshot& s) { ++s.retries; });
-    if (options_.global_metrics) GlobalMetrics().export_retries.fetch_add(1, std::memory_order_relaxed);
-    if (!SleepUnlessAborted(wait)) return {Ending::kAborted};
-    backoff = std::min(backoff * 2, options_.retry.max_backoff);
+    CountRetry();
+  }
+}
+
+void Exporter::CountRetry() {
+  metrics_.Update([](ExporterMetrics::Snapshot& s) { ++s.retries; });
+  if (options_.global_metrics) GlobalMetrics().export_retries.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool Exporter::SpillWhileFailing() {
+  MutexLock lock(mu_);
+  if (!failing_ || !SpoolWritableLocked()) return false;
+  // Before the wait has passed; and after it too while the spool holds records (its oldest is the
+  // probe), so memory never overtakes the spool.
+  return std::chrono::steady_clock::now() < not_before_ || spool_unread_ || !spool_parked_.empty() ||
+         spool_sending_ > 0;
+}
+
+bool Exporter::SpoolWritable() {
+  MutexLock lock(mu_);
+  return SpoolWritableLocked();
+}
+
+milliseconds Exporter::BackOff(std::optional<milliseconds> retry_after, std::mt19937_64& rng, milliseconds* own) {
+  MutexLock lock(mu_);
+  milliseconds& backoff = own ? *own : backoff_;
+  std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, backoff.count()));
+  milliseconds wait(jitter(rng));
+  if (retry_after && *retry_after > wait) wait = std::min(*retry_after, options_.retry.max_backoff);
+  not_before_ = std::max(not_before_, std::chrono::steady_clock::now() + wait);
+  failing_ = true;
+  backoff = std::min(backoff * 2, options_.retry.max_backoff);
+  return wait;
+}
+
+void Exporter::DestinationAnswered() {
+  bool was_failing;
+  {
+    MutexLock lock(mu_);
+    backoff_ = options_.retry.initial_backoff;
+    was_failing = failing_;
+    failing_ = false;
+  }
+  if (was_failing) buffer_.Kick();  // senders waiting for memory may replay the spool now
+}
+
+Exporter::Wake Exporter::WaitNotBefore(SteadyTime give_up) {
+  MutexLock lock(mu_);
+  for (;;) {
+    if (aborting_) return Wake::kAborted;
+    const SteadyTime until = not_before_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return Wake::kGo;
+    if (until > give_up) return Wake::kGiveUp;
+    lock.WaitUntil(cv_, until, [this]() XRAYD_REQUIRES(mu_) { return aborting_; });
   }
 }
 
@@ -391,21 +487,32 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
     const size_t dropped = outcome.permanent ? n : outcome.refused;
     const DropReason reason = outcome.permanent ? DropReason::kPermanent : DropReason::kRefused;
     MutexLock lock(mu_);
-    if (from_spool) SpoolWorkDoneLocked(work, /*delivered=*/true);
-    metrics_.Update([&](ExporterMetrics::Snapshot& s) {
-      (from_spool ? s.spooled : s.queued) -= static_cast<int64_t>(n);
-      s.delivered += n - dropped;
-      s.dropped[Idx(reason)] += dropped;
-    });
-    if (options_.global_metrics) {
-      GlobalMetrics().segments_sent.fetch_add(n - dropped, std::memory_order_relaxed);
-      if (dropped > 0) CountGlobalDrop(reason, dropped);
+    if (from_spool) {
+      --spool_sending_;
+      SpoolWorkDoneLocked(work, SpoolDone{work.last_sequence, n, dropped, reason});  // counts when acked
+      SyncSpoolStatsLocked();
+    } else {
+      metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+        s.queued -= static_cast<int64_t>(n);
+        s.delivered += n - dropped;
+        s.dropped[Idx(reason)] += dropped;
+      });
+      if (options_.global_metrics) {
+        GlobalMetrics().segments_sent.fetch_add(n - dropped, std::memory_order_relaxed);
+        if (dropped > 0) CountGlobalDrop(reason, dropped);
+      }
     }
-    if (from_spool) SyncSpoolStatsLocked();
+  } else if (from_spool && outcome.ending == Ending::kParked) {
+    MutexLock lock(mu_);
+    --spool_sending_;
+    const uint64_t first = work.first_sequence;
+    spool_parked_.emplace(first, std::move(work));
+    return;
   } else if (from_spool) {
     // Aborted at shutdown: not acknowledged, so the next start sends it again.
     MutexLock lock(mu_);
-    SpoolWorkDoneLocked(work, /*delivered=*/false);
+    --spool_sending_;
+    SpoolWorkDoneLocked(work, std::nullopt);
   } else {
     const size_t count = n;
     SpillToSpool(work.batch.segments,
@@ -421,11 +528,6 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
 bool Exporter::aborting() const {
   MutexLock lock(mu_);
   return aborting_;
-}
-
-bool Exporter::SleepUnlessAborted(milliseconds d) {
-  MutexLock lock(mu_);
-  return !lock.WaitFor(cv_, d, [this]() XRAYD_REQUIRES(mu_) { return aborting_; });
 }
 
 bool Exporter::spool_usable() const {
@@ -463,6 +565,9 @@ void Exporter::Stop(milliseconds grace) {
     LeftMemory(count);
   }
   MutexLock lock(mu_);
+  // Parked spool records were never delivered: not acknowledged, so the next start sends them again.
+  for (auto& [first, work] : spool_parked_) SpoolWorkDoneLocked(work, std::nullopt);
+  spool_parked_.clear();
   if (left > 0)
     XLOG_INFO("Exporter {}: {} segments left at shutdown {}", name(), left,
               spool_ ? "written to the spool for the next start" : "dropped (no spool)");

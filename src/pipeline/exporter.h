@@ -10,17 +10,23 @@
 // once (replay runs at full concurrency); a record is acknowledged only when every older record read
 // is settled, so the spool's acknowledged position only ever covers delivered data.
 //
-// Retries. A retryable outcome is retried with exponential backoff and full jitter (a uniform wait
-// in [0, backoff], at least the destination's retry_after, capped at max_backoff) until the batch
-// has been tried for max_elapsed (or max_attempts, when set). A memory batch that runs out of time
-// goes to the spool when there is one (its max age bounds it from then on), else it is
-// dropped{retries_exhausted}. A spool record is retried until delivered (or shutdown): the spool's
-// max age bounds what waits there, so a long outage loses nothing the spool can hold.
+// Retries. A retryable outcome sets the next wait: exponential backoff with full jitter (a uniform
+// wait in [0, backoff], at least the destination's retry_after, capped at max_backoff; a memory
+// batch has its own backoff, spool probes share one); the resulting "not before" time is
+// exporter-wide, so every sender honours it. Without a
+// usable spool a memory batch is retried until it has been tried for max_elapsed (or max_attempts,
+// when set), then dropped{retries_exhausted}. With one, a memory batch whose attempt fails goes to
+// the spool at once, and while the destination is failing memory batches go there untried (unless
+// the wait has passed and the spool is empty), so an outage moves memory to disk promptly. While
+// failing, one sender at a time probes with the oldest spool record; a failed record is parked
+// (unacknowledged) and read again first. A spool record is retried until delivered (or shutdown):
+// the spool's max age bounds what waits there, so a long outage loses nothing the spool can hold.
 //
 // Accounting (ExporterMetrics, exact at every scrape):
 //   received = delivered + queued + spooled + sum(dropped{reason})
 // received counts documents offered and documents recovered from the spool at start; queued is
-// what memory holds (in flight included); spooled what the spool holds (in flight included).
+// what memory holds (in flight included); spooled what the spool holds (in flight included, and
+// delivered records until acknowledged: a crash would replay them).
 //
 // Spool problems (cannot open, newer format, write failure such as disk full) are logged, counted
 // in xrayd_spool_errors_total{kind} and named by /readyz; the exporter keeps running from memory.
@@ -111,8 +117,16 @@ class Exporter {
     uint64_t first_sequence = 0;  // > 0: spool records first..last (acknowledged when settled)
     uint64_t last_sequence = 0;
   };
-  enum class Ending { kDone, kExhausted, kAborted };
+  // kParked: a spool record failed; it waits in spool_parked_ (still in flight) for a later probe.
+  enum class Ending { kDone, kExhausted, kAborted, kParked };
   struct Outcome;
+  // A spool work item delivered, awaiting its acknowledgement (which waits for older records).
+  struct SpoolDone {
+    uint64_t last_sequence = 0;
+    size_t segments = 0;
+    size_t dropped = 0;  // refused or permanent
+    DropReason reason = DropReason::kRefused;
+  };
 
   void SenderLoop(int index) XRAYD_EXCLUDES(mu_);
   std::optional<Work> NextWork() XRAYD_EXCLUDES(mu_);
@@ -130,10 +144,29 @@ class Exporter {
   void OpenSpool() XRAYD_EXCLUDES(mu_);
   // A spool work item settled (delivered: may be acknowledged) or given up at shutdown (never is);
   // acknowledges every record below the oldest still in flight.
-  void SpoolWorkDoneLocked(const Work& work, bool delivered) XRAYD_REQUIRES(mu_);
+  // Delivered spool records are counted (delivered or dropped) when acknowledged, not before: until
+  // then the spool still holds them and a crash replays them, so they still count as spooled.
+  void SpoolWorkDoneLocked(const Work& work, std::optional<SpoolDone> delivered) XRAYD_REQUIRES(mu_);
   void SpoolFailedLocked(SpoolErrorKind kind, const std::string& what) XRAYD_REQUIRES(mu_);
   void LeftMemory(size_t segments) XRAYD_EXCLUDES(mu_);
-  bool SleepUnlessAborted(std::chrono::milliseconds d) XRAYD_EXCLUDES(mu_);
+  // After a retryable failure: the next wait (full jitter over the backoff — `own`, a memory batch's,
+  // or null: backoff_, shared by spool probes — at least `retry_after`, at most max_backoff); moves
+  // the exporter-wide not_before_ past it and doubles that backoff.
+  std::chrono::milliseconds BackOff(std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng,
+                                    std::chrono::milliseconds* own) XRAYD_EXCLUDES(mu_);
+  // The destination answered (delivered or refused for good): the backoff starts over and it is no
+  // longer known to be failing (spool replay resumes at full concurrency).
+  void DestinationAnswered() XRAYD_EXCLUDES(mu_);
+  // True when a memory batch should go to the spool without an attempt: the destination is failing,
+  // the spool can take it, and either its wait has not passed or the spool holds records (whose
+  // oldest is then the probe).
+  bool SpillWhileFailing() XRAYD_EXCLUDES(mu_);
+  bool SpoolWritable() XRAYD_EXCLUDES(mu_);
+  void CountRetry();
+  // Sleeps until not_before_ (which may move meanwhile): kGo then; kAborted if aborted first;
+  // kGiveUp at once if not_before_ is past `give_up` (a memory batch's budget ends first).
+  enum class Wake { kGo, kAborted, kGiveUp };
+  Wake WaitNotBefore(SteadyTime give_up) XRAYD_EXCLUDES(mu_);
   bool aborting() const XRAYD_EXCLUDES(mu_);
 
   // Constant after construction.
@@ -160,9 +193,22 @@ class Exporter {
   // Spool records read by senders (first → last sequence), and those delivered whose acknowledgement
   // waits for an older one still in flight: acks go in order, as the spool requires.
   std::map<uint64_t, uint64_t> spool_in_flight_ XRAYD_GUARDED_BY(mu_);
-  std::map<uint64_t, uint64_t> spool_done_ XRAYD_GUARDED_BY(mu_);
+  std::map<uint64_t, SpoolDone> spool_done_ XRAYD_GUARDED_BY(mu_);
   uint64_t spool_ack_limit_ XRAYD_GUARDED_BY(mu_) = UINT64_MAX;  // below the first record given up on
   SpoolStats seen_ XRAYD_GUARDED_BY(mu_);                  // the spool's stats already accounted
+  // Exporter-wide, so that the destination's Retry-After and the backoff hold for every sender and
+  // every attempt, whether of a memory batch or of a spool record (a batch moved to the spool after
+  // its budget is not re-sent sooner): no Send() starts before not_before_.
+  SteadyTime not_before_ XRAYD_GUARDED_BY(mu_){};
+  std::chrono::milliseconds backoff_ XRAYD_GUARDED_BY(mu_);
+  // The destination's last answer was a retryable failure. While so, at most one sender replays the
+  // spool (a probe, once not_before_ has passed) and memory batches go to the spool, so that an
+  // outage moves memory to disk promptly instead of every sender holding a spool record.
+  bool failing_ XRAYD_GUARDED_BY(mu_) = false;
+  int spool_sending_ XRAYD_GUARDED_BY(mu_) = 0;  // spool work items being delivered now
+  // Spool records that failed, oldest first; still in spool_in_flight_ (not acknowledged), read
+  // again before any new record.
+  std::map<uint64_t, Work> spool_parked_ XRAYD_GUARDED_BY(mu_);
   bool aborting_ XRAYD_GUARDED_BY(mu_) = false;
   bool started_ XRAYD_GUARDED_BY(mu_) = false;
   bool stopped_ XRAYD_GUARDED_BY(mu_) = false;

@@ -30,6 +30,7 @@ class FakeSender : public BatchSender {
   SendOutcome Send(const std::vector<std::string>& segments) override XRAYD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     ++calls_;
+    call_times_.push_back(std::chrono::steady_clock::now());
     lock.Wait(cv_, [this]() XRAYD_REQUIRES(mu_) { return !stalled_ || aborted_; });
     if (aborted_) return {SendOutcome::Kind::kRetryable, 0, std::nullopt, "aborted"};
     if (mode_ == SendOutcome::Kind::kDelivered) {
@@ -67,6 +68,10 @@ class FakeSender : public BatchSender {
     MutexLock lock(mu_);
     return delivered_;
   }
+  std::vector<std::chrono::steady_clock::time_point> call_times() const XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return call_times_;
+  }
   int calls() const XRAYD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     return calls_;
@@ -83,6 +88,7 @@ class FakeSender : public BatchSender {
   size_t refuse_each_ XRAYD_GUARDED_BY(mu_) = 0;
   int calls_ XRAYD_GUARDED_BY(mu_) = 0;
   std::vector<std::string> delivered_ XRAYD_GUARDED_BY(mu_);
+  std::vector<std::chrono::steady_clock::time_point> call_times_ XRAYD_GUARDED_BY(mu_);
 };
 
 std::vector<std::string> Docs(int first, int n, size_t pad = 100) {
@@ -178,6 +184,33 @@ TEST_F(PipelineExporterTest, RetriesUntilDeliveredHonouringRetryAfter) {
   e.Stop(1s);
   const auto s = e.metrics().Get();
   EXPECT_GE(s.retries, 2u);
+  EXPECT_EQ(s.DroppedTotal(), 0u);
+  ExpectBalanced(e.metrics());
+}
+
+// Issue #12: a batch whose budget ran out while throttled went to the spool and was re-sent from
+// there at once. The destination's wait holds for every sender and every attempt.
+TEST_F(PipelineExporterTest, RetryAfterHoldsAcrossTheSpoolHandoff) {
+  FakeSender sender;
+  sender.Set(SendOutcome::Kind::kRetryable, 150ms);
+  ExporterOptions o = Spooled();
+  o.retry.max_backoff = 1s;
+  o.retry.max_elapsed = 100ms;  // shorter than the Retry-After: the batch moves to the spool
+  Exporter e(o, sender);
+  e.Start();
+  auto docs = Docs(0, 10);
+  e.Offer(docs);
+  ASSERT_TRUE(WaitUntil([&] { return sender.calls() >= 4; }));
+  sender.Set(SendOutcome::Kind::kDelivered);
+  ASSERT_TRUE(WaitUntil([&] { return sender.delivered().size() == 10; }));
+  e.Stop(1s);
+  const auto t = sender.call_times();
+  for (size_t i = 1; i < t.size(); ++i)
+    EXPECT_GE(t[i] - t[i - 1], 145ms) << "attempt " << i + 1 << " came "
+                                      << std::chrono::duration_cast<std::chrono::milliseconds>(t[i] - t[i - 1]).count()
+                                      << " ms after a Retry-After of 150 ms";
+  const auto s = e.metrics().Get();
+  EXPECT_EQ(s.delivered, 10u);
   EXPECT_EQ(s.DroppedTotal(), 0u);
   ExpectBalanced(e.metrics());
 }
@@ -360,6 +393,106 @@ TEST_F(PipelineExporterTest, ParallelReplayAcknowledgesEverythingDeliveredAndNot
   EXPECT_EQ(e.metrics().Get().received, 0u);
   e.Stop(1s);
   EXPECT_TRUE(again.delivered().empty());
+}
+
+// Issue #12: the spool's size bound evicted a chunk whose record a sender was delivering, so its
+// segments were counted both dropped{spool_full} and delivered (spooled went negative).
+TEST_F(PipelineExporterTest, ASpoolRecordInFlightIsNeverAlsoEvictedForSize) {
+  ExporterOptions o = Spooled();
+  o.senders = 1;
+  o.max_batch_segments = 10;
+  o.queue_bytes = 30 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
+  o.spool.max_bytes = 64 << 10;  // about 50 records of 10: the flood below evicts
+  fs::create_directories(o.spool_dir);
+  {
+    auto spool = Spool::Open(o.spool_dir, o.spool);
+    ASSERT_TRUE(spool) << spool.error().message;
+    for (int i = 0; i < 100; i += 10) ASSERT_TRUE((*spool)->Append(Docs(i, 10)));
+  }
+  FakeSender sender;
+  sender.Stall(true);
+  Exporter e(o, sender);
+  e.Start();  // the sender reads the first spool record (documents 0..9) and stalls delivering it
+  ASSERT_TRUE(WaitUntil([&] { return sender.calls() == 1; }));
+  for (int i = 100; i < 1100; i += 20) {
+    auto docs = Docs(i, 20);
+    e.Offer(docs);
+    ExpectBalanced(e.metrics());
+  }
+  EXPECT_GT(Dropped(e.metrics().Get(), DropReason::kSpoolFull), 0u) << "the flood did not reach the spool's bound";
+  sender.Stall(false);
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto s = e.metrics().Get();
+    return s.spooled <= 0 && s.queued == 0;
+  }));
+  e.Stop(1s);
+  const auto s = e.metrics().Get();
+  const auto got = sender.delivered();
+  EXPECT_EQ(s.spooled, 0);
+  EXPECT_EQ(s.delivered, got.size());
+  EXPECT_EQ(s.received, 1100u);
+  EXPECT_EQ(s.delivered + s.DroppedTotal(), 1100u);
+  std::map<int, int> seen;
+  for (const auto& d : got) ++seen[Index(d)];
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(seen[i], 1) << "document " << i << " of the record in flight";
+  for (const auto& [i, n] : seen) EXPECT_EQ(n, 1) << "document " << i << " delivered twice";
+  ExpectBalanced(e.metrics());
+}
+
+// Issue #12: during an outage every sender held a spool record, retried forever, so memory batches
+// were never tried and never reached the spool (a SIGKILL lost them). Now memory drains to the
+// spool promptly, with one sender or several, and everything is replayed once the destination is back.
+TEST_F(PipelineExporterTest, DuringAnOutageMemoryMovesToTheSpoolPromptly) {
+  for (int senders : {1, 4}) {
+    SCOPED_TRACE("senders " + std::to_string(senders));
+    GlobalMetrics().ResetForTest();
+    fs::remove_all(dir_);
+    ExporterOptions o = Spooled();
+    o.senders = senders;
+    o.max_batch_segments = 10;
+    o.retry.initial_backoff = 20ms;
+    o.retry.max_backoff = 50ms;
+    o.retry.max_elapsed = 60s;  // no memory batch exhausts its budget in this test
+    fs::create_directories(o.spool_dir);
+    {
+      auto spool = Spool::Open(o.spool_dir, o.spool);
+      ASSERT_TRUE(spool) << spool.error().message;
+      for (int i = 0; i < 50; i += 10) ASSERT_TRUE((*spool)->Append(Docs(i, 10)));
+    }
+    FakeSender sender;
+    sender.Set(SendOutcome::Kind::kRetryable);
+    Exporter e(o, sender);
+    e.Start();
+    for (int i = 50; i < 250; i += 10) {
+      auto docs = Docs(i, 10);
+      e.Offer(docs);
+    }
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          const auto s = e.metrics().Get();
+          return s.queued == 0 && s.spooled == 250;
+        },
+        3s))
+        << "queued " << e.metrics().Get().queued << " spooled " << e.metrics().Get().spooled;
+    EXPECT_EQ(e.metrics().Get().DroppedTotal(), 0u);
+    ExpectBalanced(e.metrics());
+    sender.Set(SendOutcome::Kind::kDelivered);
+    ASSERT_TRUE(WaitUntil([&] {
+      const auto s = e.metrics().Get();
+      return s.spooled == 0 && s.queued == 0;
+    }));
+    e.Stop(1s);
+    const auto got = sender.delivered();
+    std::map<int, int> seen;
+    for (const auto& d : got) ++seen[Index(d)];
+    EXPECT_EQ(seen.size(), 250u);
+    for (const auto& [i, n] : seen) EXPECT_EQ(n, 1) << "document " << i;
+    if (senders == 1) {  // the spool keeps order; one sender replays it in order
+      for (size_t i = 1; i < got.size(); ++i) EXPECT_LT(Index(got[i - 1]), Index(got[i]));
+    }
+    EXPECT_EQ(e.metrics().Get().delivered, 250u);
+    ExpectBalanced(e.metrics());
+  }
 }
 
 TEST_F(PipelineExporterTest, WhatIsLeftAtShutdownIsReplayedAfterARestart) {

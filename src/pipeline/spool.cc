@@ -448,12 +448,24 @@ void Spool::DropChunk(size_t index, bool expired) {
   chunks_.erase(chunks_.begin() + static_cast<ptrdiff_t>(index));
 }
 
+// A chunk holding a record handed out by Read() and not yet acknowledged is never dropped for size
+// or age: the consumer settles (and counts) that record itself, so dropping it too would count its
+// segments twice (delivered and dropped). The bound may thus be exceeded by what is in flight.
+bool Spool::HoldsReadRecords(const Chunk& c) const {
+  for (const auto& r : c.records) {
+    if (r.sequence > last_returned_) return false;
+    if (r.sequence > acked_ && !r.gone) return true;
+  }
+  return false;
+}
+
 void Spool::DropExpiredChunks() {
   if (options_.max_age.count() == 0) return;
   const int64_t cutoff = env_->NowUnixMs() - options_.max_age.count();
   while (!chunks_.empty() && !(writer_ && chunks_.size() == 1)) {
     const Chunk& c = chunks_.front();
     if (!c.records.empty() && c.records.back().append_ms >= cutoff) break;
+    if (HoldsReadRecords(c)) break;  // expires once acknowledged; Read() skips what is left unread
     DropChunk(0, true);
   }
 }
@@ -480,10 +492,15 @@ Status Spool::MakeRoom(uint64_t record_bytes) {
     }
     writer_.reset();  // the chunk is full: it stays, read-only
   }
-  while (!chunks_.empty()) {
+  size_t first = 0;  // chunks before it hold records in flight (HoldsReadRecords): they stay
+  while (first < chunks_.size()) {
     const uint64_t needed = record_bytes + (writer_ ? 0 : kSpoolFileHeaderBytes);
     if (stats_.disk_bytes + needed <= options_.max_bytes) break;
-    DropChunk(0, false);  // closes the writer if that was the open chunk
+    if (HoldsReadRecords(chunks_[first])) {
+      ++first;
+      continue;
+    }
+    DropChunk(first, false);  // the oldest unread data; closes the writer if that was the open chunk
   }
   return writer_ ? OkStatus() : StartChunk();
 }

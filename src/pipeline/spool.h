@@ -3,8 +3,10 @@
 // When an exporter's queue is full or its back end is down, its batches go here; they are read back
 // in order when the back end recovers (and first thing after a restart), and acknowledged once
 // delivered. The spool is bounded by size (the oldest data is dropped first, counted) and by age
-// (older records are dropped, counted). One directory per exporter; one Spool per directory (a
-// LOCK file held with flock() refuses a second opener, in this process or another).
+// (older records are dropped, counted); a chunk holding records Read() but not yet Ack()ed is
+// never dropped (its records are the consumer's to settle), so the bound may be exceeded by them.
+// One directory per exporter; one Spool per directory (a LOCK file held with flock() refuses a
+// second opener, in this process or another).
 //
 // Owns its chunk files, the ack file and the LOCK descriptor; starts no thread. Close() (or the
 // destructor) syncs and releases the LOCK.
@@ -229,6 +231,7 @@ class Spool {
   Status MakeRoom(uint64_t record_bytes) XRAYD_REQUIRES(mu_);
   void DropChunk(size_t index, bool expired) XRAYD_REQUIRES(mu_);
   void DropExpiredChunks() XRAYD_REQUIRES(mu_);
+  bool HoldsReadRecords(const Chunk& c) const XRAYD_REQUIRES(mu_);
   void DeleteAckedChunks() XRAYD_REQUIRES(mu_);
   Status WriteAck() XRAYD_REQUIRES(mu_);
   Status MaybeSync(bool force) XRAYD_REQUIRES(mu_);

@@ -85,8 +85,6 @@ class PipelineOutageTest(fb.pipeline_test_case()):
         fb.assert_exactly_once_or_dropped(self, self.backend, a, ids)
         self.assertEqual(a.dropped_total, 0, a.brief())
 
-    @known_bug("a batch whose retry budget runs out while throttled goes to the spool and is read back and "
-               "re-sent at once (~3 ms after the 429), ignoring the Retry-After the back-end just gave")
     def test_retry_after_is_honoured_across_the_spool_handoff(self):
         """Retry-After: 2 with --retry-max-elapsed 3s: the same batch must not reach the back-end again
         sooner than ~2 s after a throttled answer — neither by the memory retry loop nor when the batch

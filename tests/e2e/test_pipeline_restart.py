@@ -62,10 +62,6 @@ class PipelineRestartTest(fb.pipeline_test_case()):
         self.assertEqual(a.dropped_total, 0, a.brief())
         return daemon2, a
 
-    @known_bug("since pipe 1db5502 (spool records retried until delivered by every sender), during an outage the "
-               "senders all hold spool records and memory batches are never tried, so they never exhaust "
-               "--retry-max-elapsed and never reach the spool: with 1s, 600 of 1000 segments stayed in memory "
-               "only (a SIGKILL loses them); at a38e164 all reached the spool within ~2 s")
     def test_sigkill_mid_outage_then_restart_delivers_everything_once(self):
         spool = self.temp_dir()
         daemon = self.start_xrayd(spool_dir=spool, args=["--retry-max-elapsed", "1s"], request_timeout=1)
@@ -77,10 +73,6 @@ class PipelineRestartTest(fb.pipeline_test_case()):
         self.assertEqual(self.backend.duplicates(), 0,
                          f"{self.backend.duplicates()} duplicates though nothing was accepted before the crash")
 
-    @known_bug("since pipe 1db5502 (spool records retried until delivered by every sender), during an outage the "
-               "senders all hold spool records and memory batches are never tried, so they never exhaust "
-               "--retry-max-elapsed and never reach the spool: with 1s, 600 of 1000 segments stayed in memory "
-               "only (a SIGKILL loses them); at a38e164 all reached the spool within ~2 s")
     def test_sigkill_mid_replay_duplicates_bounded(self):
         spool = self.temp_dir()
         daemon = self.start_xrayd(spool_dir=spool, args=["--retry-max-elapsed", "1s"], request_timeout=2)
