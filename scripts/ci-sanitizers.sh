@@ -26,11 +26,14 @@ TSAN_TESTS=(spool_test buffer_test export_test telemetry_test aws_test daemon_te
 #   deploy  packaging checks (Dockerfiles, Helm chart, systemd units) that copy or inspect the
 #           release binary; they test no code path the sanitizers could check.
 ASAN_EXCLUDE_LABELS="deploy"
-# Tests left out of the ASan run by name (a ctest -E regex), and why: none. e2e_ui is back: its paste
-# step once timed out here because it pasted before the app had installed its paste listener (a Preact
-# effect after the first paint); it now waits for the app shell and pastes until the app navigates.
-# Every e2e test runs here, the pipeline's fault tests (e2e_pipeline_*) included.
-ASAN_EXCLUDE_TESTS=""
+# Tests left out of the ASan run by name (a ctest -E regex), and why:
+#   e2e_image  runs the binary in a chroot of exactly the image's files (no /proc): the sanitizer
+#              runtime needs /proc (LeakSanitizer aborts at exit without it); it is a packaging check
+#              and runs in the README stage on the normal build.
+# e2e_ui is back: its paste step once timed out here because it pasted before the app had installed its
+# paste listener (a Preact effect after the first paint); it now waits for the app shell and pastes
+# until the app navigates. Every other e2e test runs here, the pipeline's fault tests included.
+ASAN_EXCLUDE_TESTS="^e2e_image$"
 
 say() { printf '\n==== %s: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
