@@ -20,7 +20,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-40}
 # Unit tests that start threads (lock-free or mutex hand-offs worth TSan's time). Binary names.
 # export_test holds the pipeline's Exporter tests (senders, spool replay, accounting under load);
 # store_test its reader-connection tests (18 s under TSan). api_test starts no thread: not here.
-TSAN_TESTS=(spool_test buffer_test export_test telemetry_test aws_test daemon_test http_test sdk_test store_test)
+TSAN_TESTS=(spool_test buffer_test export_test telemetry_test aws_test daemon_test http_test sdk_test store_test lb_test otlp_test)
 
 # ctest labels left out of the ASan run, and why:
 #   deploy  packaging checks (Dockerfiles, Helm chart, systemd units) that copy or inspect the

@@ -223,12 +223,18 @@ Result<std::unique_ptr<LbLogs>> LbLogs::Start(const LbLogsConfig& config, const 
   o.credentials = lb->credentials_.get();
   lb->sources_ = std::make_unique<LogSources>(std::move(o), sink, *lb->seen_);
   if (auto st = lb->sources_->Start(); !st) return st.error();
+  GlobalMetrics().AddSource(lb.get());
+  lb->registered_ = true;
   return lb;
 }
 
 LbLogs::~LbLogs() { Stop(); }
 
 void LbLogs::Stop() {
+  if (registered_) {
+    GlobalMetrics().RemoveSource(this);
+    registered_ = false;
+  }
   if (!sources_ || stopped_) return;
   stopped_ = true;
   sources_->Stop();
@@ -236,6 +242,17 @@ void LbLogs::Stop() {
   XLOG_INFO("LB logs: {} objects read ({} failed), {} lines, {} malformed, {} segments offered, {} accepted",
             c.objects.load(), c.object_errors.load(), c.lines.load(), c.malformed.load(), c.segments.load(),
             c.accepted.load());
+}
+
+void LbLogs::RenderMetrics(std::string& out) const {
+  const LbCounters& c = sources_->counters();
+  AppendCounterFamily(out, "xrayd_lb_logs_objects_total", "Load-balancer log objects (files, S3 objects), by result.",
+                      "result", {{"read", c.objects.load()}, {"failed", c.object_errors.load()}});
+  AppendCounterFamily(out, "xrayd_lb_logs_lines_total", "Load-balancer log lines read, and those refused as malformed.",
+                      "result", {{"read", c.lines.load()}, {"malformed", c.malformed.load()}});
+  AppendCounterFamily(out, "xrayd_lb_logs_segments_total",
+                      "Segments made from load-balancer log lines: offered to the pipeline, and accepted by it.",
+                      "result", {{"offered", c.segments.load()}, {"accepted", c.accepted.load()}});
 }
 
 }  // namespace xrayd::lb

@@ -36,6 +36,7 @@
 #include "lb/log_reader.h"
 #include "lb/seen_objects.h"
 #include "pipeline/segment_sink.h"
+#include "telemetry/metrics.h"
 
 namespace xrayd::lb {
 
@@ -100,19 +101,22 @@ struct LbLogsConfig {
   std::string data_dir;
 };
 
-class LbLogs {
+class LbLogs final : public MetricsSource {
  public:
   static Result<std::unique_ptr<LbLogs>> Start(const LbLogsConfig& config, const aws::EnvLookup& env,
                                                pipeline::SegmentSink& sink);
-  ~LbLogs();
+  ~LbLogs() override;
   void Stop();
   const LbCounters& counters() const { return sources_->counters(); }
+  // xrayd_lb_logs_*: on /metrics from Start() until Stop().
+  void RenderMetrics(std::string& out) const override;
 
  private:
   LbLogs() = default;
   std::unique_ptr<SeenObjects> seen_;
   std::unique_ptr<aws::CredentialsProvider> credentials_;
   bool stopped_ = false;
+  bool registered_ = false;  // in GlobalMetrics()' sources
   std::unique_ptr<LogSources> sources_;  // declared last: destroyed (stopped) first
 };
 

@@ -101,5 +101,26 @@ TEST_F(LogSourcesTest, ABadSourceIsAnErrorAtStart) {
   EXPECT_NE(st.error().message.find("not a directory"), std::string::npos);
 }
 
+// The daemon's wiring: LbLogs shows its counters on /metrics while it runs.
+TEST_F(LogSourcesTest, LbLogsCountersAreOnMetricsWhileRunning) {
+  Write(dir_ / "logs" / "a.log", std::string(kLine) + "not a log line\n", true);
+  LockedSink sink;
+  LbLogsConfig config;
+  config.sources = {(dir_ / "logs").string()};
+  config.poll_seconds = 1;
+  config.data_dir = dir_.string();
+  auto lb = LbLogs::Start(config, [](std::string_view) { return std::optional<std::string>(); }, sink);
+  ASSERT_TRUE(lb) << lb.error().message;
+  ASSERT_TRUE(WaitFor([&] { return (*lb)->counters().objects.load() == 1; }));
+  const std::string text = GlobalMetrics().RenderPrometheus();
+  for (const char* line : {"xrayd_lb_logs_objects_total{result=\"read\"} 1\n",
+                           "xrayd_lb_logs_lines_total{result=\"read\"} 2\n",
+                           "xrayd_lb_logs_lines_total{result=\"malformed\"} 1\n",
+                           "xrayd_lb_logs_segments_total{result=\"accepted\"} 1\n"})
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  (*lb)->Stop();
+  EXPECT_EQ(GlobalMetrics().RenderPrometheus().find("xrayd_lb_logs_"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace xrayd::lb

@@ -25,14 +25,41 @@ OtlpReceiver::OtlpReceiver(OtlpReceiverConfig config, pipeline::SegmentSink& sin
 OtlpReceiver::~OtlpReceiver() { Stop(); }
 
 Result<int> OtlpReceiver::Start() {
-  server_ = std::make_unique<http::Server>("OTLP", HttpListener::kApi);
+  server_ = std::make_unique<http::Server>("OTLP", HttpListener::kOtlp);
   http::ServerLimits limits;
   limits.max_body_bytes = config_.max_body_bytes;
-  return server_->Start(config_.listen, [this](const http::IncomingRequest& r) { return Handle(r); }, limits);
+  auto port = server_->Start(config_.listen, [this](const http::IncomingRequest& r) { return Handle(r); }, limits);
+  if (port && !registered_) {
+    GlobalMetrics().AddSource(this);
+    registered_ = true;
+  }
+  return port;
 }
 
 void OtlpReceiver::Stop() {
   if (server_) server_->Stop();
+  if (registered_) {
+    GlobalMetrics().RemoveSource(this);
+    registered_ = false;
+  }
+}
+
+void OtlpReceiver::RenderMetrics(std::string& out) const {
+  const auto& c = counters_;
+  AppendCounterFamily(out, "xrayd_otlp_receiver_requests_total", "OTLP/HTTP export requests, by result.", "result",
+                      {{"ok", c.requests_ok.load()},
+                       {"malformed", c.requests_malformed.load()},
+                       {"unsupported", c.requests_unsupported.load()},
+                       {"overloaded", c.requests_overloaded.load()}});
+  AppendCounterFamily(out, "xrayd_otlp_receiver_spans_total",
+                      "Spans received over OTLP, and those refused as invalid (by reason).", "result",
+                      {{"received", c.spans_received.load()},
+                       {"invalid_trace_id", c.spans_invalid_trace_id.load()},
+                       {"invalid", c.spans_invalid.load()}});
+  AppendCounterFamily(out, "xrayd_otlp_receiver_segments_total",
+                      "X-Ray documents made from OTLP spans: accepted by the pipeline, or refused (every exporter "
+                      "full).",
+                      "result", {{"accepted", c.segments_accepted.load()}, {"refused", c.segments_refused_by_pipeline.load()}});
 }
 
 // An error answer: a google.rpc.Status in the request's encoding.

@@ -27,6 +27,7 @@
 #include "http/server.h"
 #include "otlp/otlp_to_xray.h"
 #include "pipeline/segment_sink.h"
+#include "telemetry/metrics.h"
 
 namespace xrayd::otlp {
 
@@ -48,10 +49,10 @@ struct OtlpReceiverCounters {
   std::atomic<uint64_t> segments_refused_by_pipeline{0};
 };
 
-class OtlpReceiver {
+class OtlpReceiver final : public MetricsSource {
  public:
   OtlpReceiver(OtlpReceiverConfig config, pipeline::SegmentSink& sink);
-  ~OtlpReceiver();
+  ~OtlpReceiver() override;
   OtlpReceiver(const OtlpReceiver&) = delete;
   OtlpReceiver& operator=(const OtlpReceiver&) = delete;
 
@@ -61,6 +62,8 @@ class OtlpReceiver {
 
   http::OutgoingResponse Handle(const http::IncomingRequest& request);
   const OtlpReceiverCounters& counters() const { return counters_; }
+  // xrayd_otlp_receiver_*: on /metrics between Start() and Stop().
+  void RenderMetrics(std::string& out) const override;
 
  private:
   http::OutgoingResponse Reply(int status, bool json, const std::string& message);
@@ -69,6 +72,7 @@ class OtlpReceiver {
   pipeline::SegmentSink& sink_;
   OtlpReceiverCounters counters_;
   std::unique_ptr<http::Server> server_;  // set by Start(); Start/Stop from one thread
+  bool registered_ = false;               // in GlobalMetrics()' sources
 };
 
 }  // namespace xrayd::otlp

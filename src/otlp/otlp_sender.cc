@@ -84,9 +84,28 @@ Result<OtlpExporterConfig::Encoding> ParseEncoding(std::string_view name) {
   return Error::InvalidArgument("otlp encoding must be protobuf or json (got \"" + std::string(name) + "\")");
 }
 
-OtlpSender::OtlpSender(OtlpExporterConfig config) : config_(std::move(config)), url_(config_.TracesUrl()) {}
+OtlpSender::OtlpSender(OtlpExporterConfig config) : config_(std::move(config)), url_(config_.TracesUrl()) {
+  GlobalMetrics().AddSource(this);
+}
 
-OtlpSender::~OtlpSender() = default;
+OtlpSender::~OtlpSender() { GlobalMetrics().RemoveSource(this); }
+
+void OtlpSender::RenderMetrics(std::string& out) const {
+  const auto& c = counters_;
+  AppendCounterFamily(out, "xrayd_otlp_exporter_requests_total", "OTLP export requests, by result.", "result",
+                      {{"ok", c.requests_ok.load()},
+                       {"retryable", c.requests_retryable.load()},
+                       {"throttled", c.requests_throttled.load()},
+                       {"permanent", c.requests_permanent.load()}});
+  AppendCounterFamily(out, "xrayd_otlp_exporter_spans_total",
+                      "Spans in requests the back-end answered 200, and those it rejected (partial success).",
+                      "result", {{"sent", c.spans_sent.load()}, {"rejected", c.spans_rejected.load()}});
+  AppendCounterFamily(out, "xrayd_otlp_exporter_documents_skipped_total",
+                      "Segment documents not exported over OTLP, by reason.", "reason",
+                      {{"in_progress", c.documents_in_progress.load()}, {"invalid", c.documents_invalid.load()}});
+  AppendCounterFamily(out, "xrayd_otlp_exporter_sent_bytes_total", "Request bodies sent, as sent (after compression).",
+                      "exporter", {{"otlp", c.bytes_sent.load()}});
+}
 
 void OtlpSender::Abort() { aborted_.store(true); }
 

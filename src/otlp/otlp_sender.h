@@ -26,6 +26,7 @@
 #include "common/thread_annotations.h"
 #include "http/http_client.h"
 #include "pipeline/batch_sender.h"
+#include "telemetry/metrics.h"
 
 namespace xrayd::otlp {
 
@@ -66,7 +67,7 @@ struct OtlpSenderCounters {
   std::atomic<uint64_t> bytes_sent{0};             // request bodies as sent (after gzip)
 };
 
-class OtlpSender final : public pipeline::BatchSender {
+class OtlpSender final : public pipeline::BatchSender, public MetricsSource {
  public:
   // `config` must be valid (Validate()).
   explicit OtlpSender(OtlpExporterConfig config);
@@ -77,6 +78,8 @@ class OtlpSender final : public pipeline::BatchSender {
   void Abort() override;
 
   const OtlpSenderCounters& counters() const { return counters_; }
+  // xrayd_otlp_exporter_*: on /metrics for the sender's lifetime.
+  void RenderMetrics(std::string& out) const override;
 
   // The request body a batch becomes (encoded, not compressed), for the benchmark and tests.
   std::string EncodeBody(const std::vector<std::string>& segments, size_t* spans) const;

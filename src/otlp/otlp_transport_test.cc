@@ -167,10 +167,19 @@ TEST(OtlpTransport, SenderToReceiverOverSockets) {
       EXPECT_EQ(o.kind, SendOutcome::Kind::kDelivered) << o.message;
       EXPECT_EQ(o.refused, 0u);
       sent_spans += static_cast<OtlpSender&>(**sender).counters().spans_sent.load();
+      const std::string text = GlobalMetrics().RenderPrometheus();
+      EXPECT_NE(text.find("xrayd_otlp_exporter_requests_total{result=\"ok\"} 1\n"), std::string::npos) << text;
     }
+  const std::string before_stop = GlobalMetrics().RenderPrometheus();
+  EXPECT_NE(before_stop.find("xrayd_otlp_receiver_requests_total{result=\"ok\"} 4\n"), std::string::npos)
+      << before_stop;
+  EXPECT_NE(before_stop.find("xrayd_http_refused_total{listener=\"otlp\",reason=\"body_too_large\"}"),
+            std::string::npos);
+  EXPECT_EQ(before_stop.find("xrayd_otlp_exporter_requests_total"), std::string::npos) << "senders are gone";
   receiver.Stop();
   EXPECT_EQ(CountSpans(sink.docs()), sent_spans);
   EXPECT_EQ(receiver.counters().requests_ok.load(), 4u);
+  EXPECT_EQ(GlobalMetrics().RenderPrometheus().find("xrayd_otlp_receiver_"), std::string::npos);
 }
 
 TEST(OtlpTransport, TenMegabyteBodyIsRefusedBeforeTheHandler) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace xrayd {
 
 const char* ToString(HttpListener l) {
@@ -10,6 +12,7 @@ const char* ToString(HttpListener l) {
     case HttpListener::kProxy: return "tcp_proxy";
     case HttpListener::kHealth: return "health";
     case HttpListener::kUi: return "ui";
+    case HttpListener::kOtlp: return "otlp";
     case HttpListener::kCount: break;
   }
   return "unknown";
@@ -236,7 +239,26 @@ std::string Metrics::RenderPrometheus() const {
                      ToString(static_cast<HttpListener>(l)), ToString(static_cast<HttpRefusal>(r)),
                      load(http_refused[l][r]));
   RenderExporters(out, Exporters());
+  MutexLock lock(sources_mu_);
+  for (const MetricsSource* source : sources_) source->RenderMetrics(out);
   return out;
+}
+
+void AppendCounterFamily(std::string& out, std::string_view name, std::string_view help, std::string_view label,
+                         std::initializer_list<std::pair<std::string_view, uint64_t>> samples) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+  for (const auto& [value, count] : samples)
+    fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", name, label, value, count);
+}
+
+void Metrics::AddSource(const MetricsSource* source) {
+  MutexLock lock(sources_mu_);
+  sources_.push_back(source);
+}
+
+void Metrics::RemoveSource(const MetricsSource* source) {
+  MutexLock lock(sources_mu_);
+  std::erase(sources_, source);
 }
 
 ExporterMetrics& Metrics::ForExporter(std::string_view name) {

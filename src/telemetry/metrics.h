@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,7 +27,7 @@ enum class FailReason { kUnprocessed, kPermanentError, kRetriesExhausted, kShutd
 // (BackendConnectionErrors). Counted per failed HTTP request, retries included.
 enum class BackendError { kTimeout, kConnectionRefused, kHttp4xx, kHttp5xx, kUnknownHost, kOther, kCount };
 // Requests and connections an HTTP listener (http/server.h) refused before any handler ran.
-enum class HttpListener { kApi, kProxy, kHealth, kUi, kCount };
+enum class HttpListener { kApi, kProxy, kHealth, kUi, kOtlp, kCount };
 enum class HttpRefusal {
   kHeaderTooLarge,      // 431: request line + headers over the byte limit
   kTooManyHeaders,      // 431: over the header count limit
@@ -125,6 +126,21 @@ class LatencyHistogram {
   std::atomic<uint64_t> sum_micros_{0};
 };
 
+// Counters a component keeps itself (the OTLP receiver and sender, the load-balancer log sources),
+// shown on /metrics while the component lives. The component registers itself (Metrics::AddSource)
+// and removes itself before its counters go away. RenderMetrics appends whole families (HELP, TYPE,
+// samples; AppendCounterFamily helps) and runs under the registry's lock on the scraping thread,
+// so RemoveSource waits for a scrape in progress and no scrape reads a destroyed source.
+class MetricsSource {
+ public:
+  virtual ~MetricsSource() = default;
+  virtual void RenderMetrics(std::string& out) const = 0;
+};
+
+// One counter family with one label: `name{label="value"} count` for each (value, count).
+void AppendCounterFamily(std::string& out, std::string_view name, std::string_view help, std::string_view label,
+                         std::initializer_list<std::pair<std::string_view, uint64_t>> samples);
+
 struct Metrics {
   std::atomic<uint64_t> segments_received{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(RejectReason::kCount)> segments_rejected{};
@@ -192,11 +208,16 @@ struct Metrics {
   // One line per exporter whose spool is unusable ("exporter xray: spool ...: why"); empty: none.
   std::vector<std::string> ReadinessProblems() const;
 
+  void AddSource(const MetricsSource* source) XRAYD_EXCLUDES(sources_mu_);
+  void RemoveSource(const MetricsSource* source) XRAYD_EXCLUDES(sources_mu_);
+
   std::string RenderPrometheus() const;
   // Zeroes everything (tests only).
   void ResetForTest();
 
  private:
+  mutable Mutex sources_mu_;
+  std::vector<const MetricsSource*> sources_ XRAYD_GUARDED_BY(sources_mu_);
   mutable Mutex exporters_mu_;
   std::deque<std::unique_ptr<ExporterMetrics>> exporters_ XRAYD_GUARDED_BY(exporters_mu_);
 };

@@ -22,6 +22,27 @@ TEST(Metrics, PrometheusText) {
   EXPECT_NE(text.find("# TYPE xrayd_buffer_bytes gauge"), std::string::npos);
 }
 
+class FixedSource final : public MetricsSource {
+ public:
+  void RenderMetrics(std::string& out) const override {
+    AppendCounterFamily(out, "xrayd_test_things_total", "Things.", "kind", {{"a", 1}, {"b", 22}});
+  }
+};
+
+TEST(Metrics, SourcesRenderWhileRegistered) {
+  Metrics m;
+  FixedSource source;
+  EXPECT_EQ(m.RenderPrometheus().find("xrayd_test_things_total"), std::string::npos);
+  m.AddSource(&source);
+  const std::string text = m.RenderPrometheus();
+  EXPECT_NE(text.find("# HELP xrayd_test_things_total Things.\n# TYPE xrayd_test_things_total counter\n"
+                      "xrayd_test_things_total{kind=\"a\"} 1\nxrayd_test_things_total{kind=\"b\"} 22\n"),
+            std::string::npos)
+      << text;
+  m.RemoveSource(&source);
+  EXPECT_EQ(m.RenderPrometheus().find("xrayd_test_things_total"), std::string::npos);
+}
+
 TEST(Metrics, ExporterFamiliesCarryTheExporterLabel) {
   auto& m = GlobalMetrics();
   m.ResetForTest();
