@@ -169,8 +169,13 @@ size_t Exporter::SpillToSpool(std::vector<std::string>& segments, DropReason rea
   if (n == 0) return 0;
   size_t kept = 0;
   bool tried = false;
+  bool wake = false;
   {
     MutexLock lock(mu_);
+    // Senders waiting for memory are woken only when they could read what is spooled now: the spool
+    // was caught up and the destination is not failing (while it fails, the probe has its own
+    // deadline). Waking every sender at every spill cost a context switch each, per batch.
+    wake = !spool_unread_ && !failing_;
     if (SpoolWritableLocked()) {
       tried = true;
       const size_t step = std::max<size_t>(1, options_.max_batch_segments);
@@ -211,7 +216,7 @@ size_t Exporter::SpillToSpool(std::vector<std::string>& segments, DropReason rea
     SyncSpoolStatsLocked();
   }
   segments.clear();
-  if (kept > 0) buffer_.Kick();  // a sender waiting for memory batches may read the spool now
+  if (kept > 0 && wake) buffer_.Kick();  // a sender waiting for memory batches may read the spool now
   return kept;
 }
 
