@@ -33,6 +33,8 @@ class FakeSender : public BatchSender {
     call_times_.push_back(std::chrono::steady_clock::now());
     lock.Wait(cv_, [this]() XRAYD_REQUIRES(mu_) { return !stalled_ || aborted_; });
     if (aborted_) return {SendOutcome::Kind::kRetryable, 0, std::nullopt, "aborted"};
+    if (!poison_.empty() && std::find(segments.begin(), segments.end(), poison_) != segments.end())
+      return {SendOutcome::Kind::kRetryable, 0, std::nullopt, "scripted failure of the poison document"};
     if (mode_ == SendOutcome::Kind::kDelivered) {
       const size_t refused = std::min(refuse_each_, segments.size());
       for (size_t i = refused; i < segments.size(); ++i) delivered_.push_back(segments[i]);
@@ -60,6 +62,11 @@ class FakeSender : public BatchSender {
     }
     cv_.notify_all();
   }
+  // Every batch holding `doc` fails (retryable); the others get the mode's answer.
+  void Poison(std::string doc) XRAYD_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    poison_ = std::move(doc);
+  }
   void RefuseEach(size_t n) XRAYD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     refuse_each_ = n;
@@ -86,6 +93,7 @@ class FakeSender : public BatchSender {
   bool stalled_ XRAYD_GUARDED_BY(mu_) = false;
   bool aborted_ XRAYD_GUARDED_BY(mu_) = false;
   size_t refuse_each_ XRAYD_GUARDED_BY(mu_) = 0;
+  std::string poison_ XRAYD_GUARDED_BY(mu_);
   int calls_ XRAYD_GUARDED_BY(mu_) = 0;
   std::vector<std::string> delivered_ XRAYD_GUARDED_BY(mu_);
   std::vector<std::chrono::steady_clock::time_point> call_times_ XRAYD_GUARDED_BY(mu_);
@@ -153,14 +161,15 @@ class PipelineExporterTest : public ::testing::Test {
   static size_t QueueFor(size_t documents) { return documents * SegmentBuffer::AccountedSize(Docs(0, 1)[0]); }
 
   // The exporter under test, started on `o`, sending to a fresh sender() that answers `mode` (or
-  // holds every Send() while `stalled`).
+  // holds every Send() while `stalled`; fails every batch holding `poison`).
   // Replaces (stops) any earlier one; TearDown stops the last.
   Exporter& StartExporter(const ExporterOptions& o, SendOutcome::Kind mode = SendOutcome::Kind::kDelivered,
-                          bool stalled = false) {
+                          bool stalled = false, const std::string& poison = "") {
     exporter_.reset();
     sender_ = std::make_unique<FakeSender>();
     sender_->Set(mode);
     sender_->Stall(stalled);
+    sender_->Poison(poison);
     exporter_ = std::make_unique<Exporter>(o, *sender_);
     exporter_->Start();
     return *exporter_;
@@ -467,6 +476,31 @@ TEST_F(PipelineExporterTest, DuringAnOutageMemoryMovesToTheSpoolPromptly) {
     EXPECT_EQ(e.metrics().Get().delivered, 250u);
     ExpectBalanced(e.metrics());
   }
+}
+
+// Issue #12: one spooled record the destination keeps refusing (retryably) while it takes the rest
+// blocked replay (it was always the probe) and, once passed, held back every acknowledgement behind
+// it (the bookkeeping grew; a crash would have replayed everything since it).
+TEST_F(PipelineExporterTest, ARecordThatKeepsFailingNeitherBlocksReplayNorHoldsBackAcks) {
+  ExporterOptions o = Spooled();
+  o.max_batch_segments = 2;
+  ASSERT_NO_FATAL_FAILURE(Prefill(o, 0, 1200, 2));  // 600 records; the first holds the poison
+  Exporter& e = StartExporter(o, SendOutcome::Kind::kDelivered, false, Docs(0, 1)[0]);
+  ASSERT_TRUE(WaitUntil([&] { return sender().delivered().size() == 1198; }))
+      << sender().delivered().size() << " of 1198 delivered behind the failing record";
+  // The acknowledgements passed it: only its two documents are still spooled.
+  EXPECT_TRUE(WaitUntil([&] { return e.metrics().Get().spooled == 2; })) << e.metrics().Get().spooled;
+  ExpectBalanced(e.metrics());
+  e.Stop(100ms);
+  ExpectEachOnce(sender().delivered(), 2, 1198);
+  ExpectBalanced(e.metrics());
+  // A restart replays that record only, not everything delivered since it.
+  GlobalMetrics().ResetForTest();
+  Exporter& again = StartExporter(o);
+  EXPECT_EQ(again.metrics().Get().received, 2u);
+  ASSERT_TRUE(WaitIdle(again));
+  again.Stop(1s);
+  ExpectEachOnce(sender().delivered(), 0, 2);
 }
 
 TEST_F(PipelineExporterTest, WhatIsLeftAtShutdownIsReplayedAfterARestart) {
