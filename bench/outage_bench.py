@@ -14,6 +14,13 @@ Phases, one xrayd each, the same load from xray_loadgen, xray_sink standing in f
                   delivered per CPU-second over the whole phase, against memory-steady's.
   memory-outage   (--memory-outage) the same outage without a spool: what memory alone keeps.
 
+With --xrayd-before OTHER (e.g. built from the base commit), memory-steady and spool-outage also run
+with that binary ("-before" phases), so a change is measured against its base in one run. Drain
+figures: the backlog (queued + spooled) at the back end's return, when the first delivery landed
+(the first probe after the return: up to the backoff's 15 s), when the spool first held nothing
+(the load still running for --after seconds), and the replay rate between the two (backlog plus the
+live load that arrived meanwhile, per second). "summary" gathers the figures that matter.
+
 Defaults are the issue's: a 5-minute outage at 20k segments/s with a 1 GB spool. Scale down with
 --outage/--rate/--spool-mb, e.g.
 
