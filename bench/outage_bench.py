@@ -14,6 +14,13 @@ Phases, one xrayd each, the same load from xray_loadgen, xray_sink standing in f
                   delivered per CPU-second over the whole phase, against memory-steady's.
   memory-outage   (--memory-outage) the same outage without a spool: what memory alone keeps.
 
+With --xrayd-before OTHER (e.g. built from the base commit), memory-steady and spool-outage also run
+with that binary ("-before" phases), so a change is measured against its base in one run. Drain
+figures: the backlog (queued + spooled) at the back end's return, when the first delivery landed
+(the first probe after the return: up to the backoff's 15 s), when the spool first held nothing
+(the load still running for --after seconds), and the replay rate between the two (backlog plus the
+live load that arrived meanwhile, per second). "summary" gathers the figures that matter.
+
 Defaults are the issue's: a 5-minute outage at 20k segments/s with a 1 GB spool. Scale down with
 --outage/--rate/--spool-mb, e.g.
 
@@ -99,11 +106,11 @@ class Sink:
 
 
 class Daemon:
-    def __init__(self, args, workdir, name, backend_port, spool_dir=None):
+    def __init__(self, args, workdir, name, backend_port, spool_dir=None, binary=None):
         self.port, self.health = free_port(), free_port()
         cfg = workdir / f"cfg-{name}.yaml"
         cfg.write_text(f'Version: 2\nRegion: us-east-1\nEndpoint: "http://127.0.0.1:{backend_port}"\n')
-        argv = [str(args.xrayd), "-o", "-c", str(cfg), "-b", f"127.0.0.1:{self.port}", "-t", f"127.0.0.1:{self.port}",
+        argv = [str(binary or args.xrayd), "-o", "-c", str(cfg), "-b", f"127.0.0.1:{self.port}", "-t", f"127.0.0.1:{self.port}",
                 "-l", "warn", "-m", str(args.buffer_mb), "--health-address", f"127.0.0.1:{self.health}"]
         if args.retry_max_elapsed:
             argv += ["--retry-max-elapsed", args.retry_max_elapsed]
@@ -161,14 +168,14 @@ def wait_drained(daemon, sink, deadline_s, want=None):
             return time.monotonic() - t0, a, s
         if time.monotonic() - t0 > deadline_s or daemon.process.poll() is not None:
             return None, a, s
-        time.sleep(0.25)
+        time.sleep(0.1)
 
 
-def steady(args, workdir, name, spool):
+def steady(args, workdir, name, spool, binary=None):
     print(f"{name}: {args.rate}/s for {args.steady} s", file=sys.stderr, flush=True)
     sink = Sink(args.sink, workdir / f"sink-{name}.log")
     spool_dir = workdir / f"spool-{name}" if spool else None
-    d = Daemon(args, workdir, name, sink.port, spool_dir)
+    d = Daemon(args, workdir, name, sink.port, spool_dir, binary)
     try:
         cpu0 = d.cpu()
         p, t, load = loadgen(args, d.port, args.rate, args.steady)
@@ -184,12 +191,12 @@ def steady(args, workdir, name, spool):
         sink.close()
 
 
-def outage(args, workdir, name, spool):
+def outage(args, workdir, name, spool, binary=None):
     print(f"{name}: {args.rate}/s, back-end down {args.outage} s, then up, load {args.after} s more",
           file=sys.stderr, flush=True)
     backend_port = free_port()  # nothing listens here during the outage
     spool_dir = workdir / f"spool-{name}" if spool else None
-    d = Daemon(args, workdir, name, backend_port, spool_dir)
+    d = Daemon(args, workdir, name, backend_port, spool_dir, binary)
     sink = None
     try:
         cpu0 = d.cpu()
@@ -207,16 +214,39 @@ def outage(args, workdir, name, spool):
         cpu_outage = d.cpu() - cpu0
         sink = Sink(args.sink, workdir / f"sink-{name}.log", port=backend_port)
         t_up = time.monotonic()
+        # The backlog drains while the load goes on (for --after seconds): when did the first delivery
+        # land (the first probe after the return), and when did the spool first hold nothing?
+        first_delivery = spool_empty = None
+        while spool_empty is None and time.monotonic() - t_up < args.drain_max and d.process.poll() is None:
+            a, s = d.account(), sink.stats()
+            now = time.monotonic() - t_up
+            if first_delivery is None and s["distinct"] > 0:
+                first_delivery = now
+            if first_delivery is not None and a["spooled"] == 0:
+                spool_empty = now
+            time.sleep(0.1)
+        load_running_at_empty = p.poll() is None
         t.join()
         drain, a, s = wait_drained(d, sink, args.drain_max, want=lambda a: a["delivered"])
         drain_from_up = None if drain is None else round(time.monotonic() - t_up, 1)
         cpu = d.cpu() - cpu0
         sent = load.get("sent", 0)
+        backlog = at_outage_end["queued"] + at_outage_end["spooled"]
+        replay = None if spool_empty is None or first_delivery is None else spool_empty - first_delivery
+        live_rate = sent / (args.outage + args.after)  # what the load generator achieved
         return {"sent": sent, "received": a["received"], "lost_before_xrayd": sent - a["received"],
                 "delivered": s["distinct"], "duplicates": s["duplicates"], "dropped": a["dropped"],
                 "dropped_total": sum(a["dropped"].values()), "spool_errors": a["spool_errors"],
                 "at_outage_end": at_outage_end, "peak_spool_mb": round(peak_spool / 1e6, 1),
-                "drain_seconds_from_backend_up": drain_from_up, "cpu_seconds": round(cpu, 2),
+                "backlog_at_backend_up": backlog,
+                "first_delivery_s_after_backend_up": None if first_delivery is None else round(first_delivery, 1),
+                "spool_empty_s_after_backend_up": None if spool_empty is None else round(spool_empty, 1),
+                "load_still_running_when_spool_empty": load_running_at_empty,
+                # Backlog plus the live load that arrived meanwhile, over the time from the first
+                # delivery until the spool was empty: what replay sustained.
+                "replay_segments_per_s": round((backlog + live_rate * replay) / replay) if replay else None,
+                "all_drained_s_after_backend_up": drain_from_up,
+                "cpu_seconds": round(cpu, 2),
                 "cpu_seconds_during_outage": round(cpu_outage, 2),
                 "delivered_per_cpu_second": round(s["distinct"] / cpu) if cpu else None,
                 "accounting_balanced": a["received"] == a["delivered"] + a["queued"] + a["spooled"] + sum(a["dropped"].values()),
@@ -237,6 +267,8 @@ def find_tool(explicit, name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--xrayd", default=str(REPO_ROOT / "build" / "xrayd"))
+    ap.add_argument("--xrayd-before", help="another xrayd (e.g. built from the base commit): its memory-steady and "
+                    "spool-outage phases run too, in the same run, for a before/after comparison")
     ap.add_argument("--loadgen")
     ap.add_argument("--sink")
     ap.add_argument("--rate", type=int, default=20000, help="segments/s offered (default 20000)")
@@ -270,6 +302,10 @@ def main():
         if not args.skip_steady:
             results["memory-steady"] = steady(args, workdir, "memory-steady", spool=False)
             results["spool-steady"] = steady(args, workdir, "spool-steady", spool=True)
+        if args.xrayd_before:
+            if not args.skip_steady:
+                results["memory-steady-before"] = steady(args, workdir, "memory-steady-before", False, args.xrayd_before)
+            results["spool-outage-before"] = outage(args, workdir, "spool-outage-before", True, args.xrayd_before)
         results["spool-outage"] = outage(args, workdir, "spool-outage", spool=True)
         if args.memory_outage:
             results["memory-outage"] = outage(args, workdir, "memory-outage", spool=False)
@@ -277,10 +313,19 @@ def main():
         stop_all()
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    base = results.get("memory-steady", {}).get("delivered_per_cpu_second")
-    for k in ("spool-steady", "spool-outage", "memory-outage"):
-        if base and results.get(k, {}).get("delivered_per_cpu_second"):
-            results[k]["per_cpu_vs_memory_steady"] = round(results[k]["delivered_per_cpu_second"] / base, 3)
+    # The spool's cost: delivered segments per daemon CPU-second against the memory-only pipeline's
+    # (memory-steady, the same binary) in the same run.
+    for suffix in ("", "-before"):
+        base = results.get("memory-steady" + suffix, {}).get("delivered_per_cpu_second")
+        for k in ("spool-steady", "spool-outage", "memory-outage"):
+            if base and results.get(k + suffix, {}).get("delivered_per_cpu_second"):
+                results[k + suffix]["per_cpu_vs_memory_steady"] = round(
+                    results[k + suffix]["delivered_per_cpu_second"] / base, 3)
+    results["summary"] = {k: {f: v.get(f) for f in ("delivered", "duplicates", "dropped_total", "per_cpu_vs_memory_steady",
+                                                     "backlog_at_backend_up", "first_delivery_s_after_backend_up",
+                                                     "spool_empty_s_after_backend_up", "replay_segments_per_s",
+                                                     "all_drained_s_after_backend_up") if f in v}
+                          for k, v in results.items() if k not in ("args", "summary")}
     print(json.dumps(results, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))

@@ -61,9 +61,18 @@ Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aw
   return ResolveXrayEndpoint(config, env, &imds);
 }
 
+std::vector<std::string> ExporterNames(const cli::Config& config) {
+  std::vector<std::string> names;
+  if (config.serve) names.push_back("store");
+  if ((!config.serve && !config.otlp_only) || config.forward) names.push_back("xray");
+  if (!config.otlp_endpoint.empty()) names.push_back("otlp");
+  return names;
+}
+
 pipeline::ExporterOptions ExporterOptionsFor(const cli::Config& config, std::string_view name, bool primary) {
   pipeline::ExporterOptions o;
-  o.queue_bytes = config.BufferBytes(HostMemoryBytes());
+  // -m bounds the whole pipeline's memory: each exporter's queue gets an even share of it.
+  o.queue_bytes = config.BufferBytes(HostMemoryBytes()) / std::max<size_t>(1, ExporterNames(config).size());
   o.max_batch_segments = 50;  // PutTraceSegments' documented maximum per call
   o.global_metrics = primary;
   o.retry.max_elapsed = std::chrono::milliseconds(config.retry_max_elapsed_ms);
@@ -89,23 +98,23 @@ pipeline::ExporterOptions ExporterOptionsFor(const cli::Config& config, std::str
 }
 
 std::string DescribePipeline(const cli::Config& config, const std::string& xray_endpoint) {
-  std::vector<std::string> names;
-  if (config.serve) names.push_back("store");
-  if ((!config.serve && !config.otlp_only) || config.forward) names.push_back("xray");
-  if (!config.otlp_endpoint.empty()) names.push_back("otlp");
+  const std::vector<std::string> names = ExporterNames(config);
   std::string out = "# Pipeline\n";
   std::string receivers = "UDP " + config.udp_address;
   if (config.serve) receivers += ", PutTraceSegments on " + config.listen_address;
   if (!config.otlp_listen.empty()) receivers += ", OTLP/HTTP on " + config.otlp_listen;
   for (const auto& source : config.lb_logs) receivers += ", load-balancer logs from " + source;
   out += "# receivers: " + receivers + "\n";
+  if (names.size() > 1)
+    out += fmt::format("# memory: {} MB (-m) split evenly over the {} exporters' queues\n",
+                       config.BufferBytes(HostMemoryBytes()) / (1024 * 1024), names.size());
   for (size_t i = 0; i < names.size(); ++i) {
     const auto o = ExporterOptionsFor(config, names[i], i == 0);
     const std::string where = names[i] == "store"  ? config.data_dir + "/traces.db"
                               : names[i] == "otlp" ? config.otlp_endpoint + " (OTLP/HTTP, " + config.otlp_encoding + ")"
                                                    : (xray_endpoint.empty() ? "X-Ray API" : xray_endpoint);
-    out += fmt::format("# exporter {} -> {}: queue {} MB, {} sender(s), batches of {}\n", names[i], where,
-                       o.queue_bytes / (1024 * 1024), o.senders, std::max(o.max_batch_segments, o.merge_max_segments));
+    out += fmt::format("# exporter {} -> {}: queue {:.1f} MB, {} sender(s), batches of {}\n", names[i], where,
+                       static_cast<double>(o.queue_bytes) / (1024 * 1024), o.senders, std::max(o.max_batch_segments, o.merge_max_segments));
     out += fmt::format("#   retry: backoff {}..{} with full jitter, for up to {}{}\n",
                        cli::FormatDuration(o.retry.initial_backoff.count()), cli::FormatDuration(o.retry.max_backoff.count()),
                        cli::FormatDuration(o.retry.max_elapsed.count()),
@@ -187,8 +196,8 @@ void Daemon::StartPipeline() {
     e->Start();
     all.push_back(e.get());
     const auto& o = e->options();
-    XLOG_INFO("Exporter {}: queue {} MB, {} sender(s), retries for up to {}, spool {}", e->name(),
-              o.queue_bytes / (1024 * 1024), o.senders, cli::FormatDuration(o.retry.max_elapsed.count()),
+    XLOG_INFO("Exporter {}: queue {:.1f} MB, {} sender(s), retries for up to {}, spool {}", e->name(),
+              static_cast<double>(o.queue_bytes) / (1024 * 1024), o.senders, cli::FormatDuration(o.retry.max_elapsed.count()),
               o.spool_dir.empty() ? std::string("none")
                                   : o.spool_dir + (e->spool_usable() ? "" : " (unusable: running from memory)"));
   }

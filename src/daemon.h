@@ -119,8 +119,11 @@ Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aw
 // The same, with its own instance metadata client unless in local mode (for --check-config).
 Result<ResolvedEndpoint> ResolveXrayEndpoint(const cli::Config& config, const aws::EnvLookup& env);
 
+// The exporters `config` runs, in order ("store", "xray", "otlp"); the first is the primary.
+std::vector<std::string> ExporterNames(const cli::Config& config);
 // The options of the exporter named `name` ("xray", "store") under `config`; `primary` (the first
-// exporter) also counts into the process-wide counters.
+// exporter) also counts into the process-wide counters. The memory bound (-m) is a total: each
+// exporter's queue gets an even share, so two exporters never hold more than -m between them.
 pipeline::ExporterOptions ExporterOptionsFor(const cli::Config& config, std::string_view name, bool primary);
 // The pipeline that `config` runs, for --check-config: receivers → exporters with their queue,
 // spool and retry settings; `xray_endpoint` names where the xray exporter sends ("" if unknown).

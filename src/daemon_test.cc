@@ -55,6 +55,30 @@ TEST(ResolveXrayEndpoint, OverridesInSdkOrderButTheConfigFileWins) {
   EXPECT_NE(Url(LocalConfig(), {}).find("Cannot fetch region variable"), std::string::npos);
 }
 
+// -m is a total (issue #12): with several exporters each queue gets an even share, never -m each.
+TEST(ExporterOptionsFor, TheMemoryBoundIsSplitEvenlyOverTheExporters) {
+  auto c = LocalConfig("eu-west-1");
+  c.buffer_memory_mb = 30;
+  ASSERT_EQ(ExporterNames(c), std::vector<std::string>{"xray"});
+  EXPECT_EQ(ExporterOptionsFor(c, "xray", true).queue_bytes, 30u << 20);
+  c.serve = true;
+  c.forward = true;
+  ASSERT_EQ(ExporterNames(c), (std::vector<std::string>{"store", "xray"}));
+  c.otlp_endpoint = "http://127.0.0.1:1";
+  const auto names = ExporterNames(c);
+  ASSERT_EQ(names.size(), 3u);
+  uint64_t total = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto o = ExporterOptionsFor(c, names[i], i == 0);
+    EXPECT_EQ(o.queue_bytes, (30u << 20) / 3) << names[i];
+    total += o.queue_bytes;
+  }
+  EXPECT_LE(total, 30u << 20);
+  const std::string described = DescribePipeline(c, "http://127.0.0.1:2");
+  EXPECT_NE(described.find("memory: 30 MB (-m) split evenly over the 3 exporters"), std::string::npos) << described;
+  EXPECT_NE(described.find("exporter xray -> http://127.0.0.1:2: queue 10.0 MB"), std::string::npos) << described;
+}
+
 TEST(ResolveXrayEndpoint, RegionFromInstanceMetadataOnlyOutsideLocalMode) {
   testing::FakeImds imds({.require_token = true, .region = "me-central-1"});
   const Env env = {{"AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url()}, {"AWS_DEFAULT_REGION", "sa-east-1"}};

@@ -169,8 +169,13 @@ size_t Exporter::SpillToSpool(std::vector<std::string>& segments, DropReason rea
   if (n == 0) return 0;
   size_t kept = 0;
   bool tried = false;
+  bool wake = false;
   {
     MutexLock lock(mu_);
+    // Senders waiting for memory are woken only when they could read what is spooled now: the spool
+    // was caught up and the destination is not failing (while it fails, the probe has its own
+    // deadline). Waking every sender at every spill cost a context switch each, per batch.
+    wake = !spool_unread_ && !failing_;
     if (SpoolWritableLocked()) {
       tried = true;
       const size_t step = std::max<size_t>(1, options_.max_batch_segments);
@@ -211,7 +216,7 @@ size_t Exporter::SpillToSpool(std::vector<std::string>& segments, DropReason rea
     SyncSpoolStatsLocked();
   }
   segments.clear();
-  if (kept > 0) buffer_.Kick();  // a sender waiting for memory batches may read the spool now
+  if (kept > 0 && wake) buffer_.Kick();  // a sender waiting for memory batches may read the spool now
   return kept;
 }
 
@@ -315,9 +320,19 @@ std::optional<Exporter::Work> Exporter::ReadSpool() {
   // While the destination fails, one sender probes with the oldest record once the wait has passed.
   if (failing_ && (spool_sending_ > 0 || std::chrono::steady_clock::now() < not_before_)) return std::nullopt;
   if (!spool_parked_.empty()) {
-    auto node = spool_parked_.extract(spool_parked_.begin());
-    ++spool_sending_;
-    return std::move(node.mapped());
+    // The parked record tried least (the oldest among equals), unless every parked one has failed
+    // kProbesPerRecord times and there is room for one more: then a fresh record probes, so that
+    // one record the destination always refuses (while it takes others) cannot block replay.
+    auto pick = spool_parked_.begin();
+    for (auto it = spool_parked_.begin(); it != spool_parked_.end(); ++it)
+      if (it->second.failures < pick->second.failures) pick = it;
+    const bool fresh = pick->second.failures >= kProbesPerRecord && spool_unread_ &&
+                       spool_parked_.size() < static_cast<size_t>(std::max(1, options_.senders));
+    if (!fresh) {
+      auto node = spool_parked_.extract(pick);
+      ++spool_sending_;
+      return std::move(node.mapped());
+    }
   }
   if (!spool_unread_) return std::nullopt;
   Work w;
@@ -349,6 +364,35 @@ void Exporter::SpoolWorkDoneLocked(const Work& work, std::optional<SpoolDone> de
   } else {
     spool_ack_limit_ = std::min(spool_ack_limit_, work.first_sequence);  // never acknowledged in this run
   }
+  AckSettledLocked();
+  MoveStuckRecordsLocked();
+}
+
+void Exporter::MoveStuckRecordsLocked() {
+  while (spool_ && spool_done_.size() > kMaxDoneBehindStuck && !spool_parked_.empty() &&
+         spool_parked_.begin()->first < spool_done_.begin()->first) {
+    auto node = spool_parked_.extract(spool_parked_.begin());
+    Work& stuck = node.mapped();
+    // The copy goes in first: a crash between the two steps replays both (a duplicate, never a loss).
+    auto appended = spool_->Append(stuck.batch.segments);
+    if (!appended) {
+      SpoolFailedLocked(SpoolErrorKind::kWrite, appended.error().message);
+      spool_parked_.insert(std::move(node));
+      return;
+    }
+    spool_unread_ = true;
+    if (give_up_log_.Allow())
+      XLOG_WARN("Exporter {}: a spooled batch of {} segments keeps failing while newer ones are delivered; moved to "
+                "the spool's end (spool record {}) so that acknowledgements pass it",
+                name(), stuck.batch.segments.size(), *appended);
+    spool_in_flight_.erase(stuck.first_sequence);
+    // Still spooled (as the new record): its acknowledgement counts nothing.
+    spool_done_.emplace(stuck.first_sequence, SpoolDone{stuck.last_sequence, 0, 0, DropReason::kRefused});
+    AckSettledLocked();
+  }
+}
+
+void Exporter::AckSettledLocked() {
   // Acknowledge the longest settled prefix: every record below the oldest one still in flight.
   uint64_t limit = spool_ack_limit_;
   if (!spool_in_flight_.empty()) limit = std::min(limit, spool_in_flight_.begin()->first);
@@ -506,7 +550,9 @@ void Exporter::Settle(Work& work, const Outcome& outcome) {
     MutexLock lock(mu_);
     --spool_sending_;
     const uint64_t first = work.first_sequence;
+    ++work.failures;
     spool_parked_.emplace(first, std::move(work));
+    MoveStuckRecordsLocked();
     return;
   } else if (from_spool) {
     // Aborted at shutdown: not acknowledged, so the next start sends it again.
@@ -566,8 +612,9 @@ void Exporter::Stop(milliseconds grace) {
   }
   MutexLock lock(mu_);
   // Parked spool records were never delivered: not acknowledged, so the next start sends them again.
-  for (auto& [first, work] : spool_parked_) SpoolWorkDoneLocked(work, std::nullopt);
+  auto parked = std::move(spool_parked_);
   spool_parked_.clear();
+  for (auto& [first, work] : parked) SpoolWorkDoneLocked(work, std::nullopt);
   if (left > 0)
     XLOG_INFO("Exporter {}: {} segments left at shutdown {}", name(), left,
               spool_ ? "written to the spool for the next start" : "dropped (no spool)");

@@ -18,9 +18,13 @@
 // when set), then dropped{retries_exhausted}. With one, a memory batch whose attempt fails goes to
 // the spool at once, and while the destination is failing memory batches go there untried (unless
 // the wait has passed and the spool is empty), so an outage moves memory to disk promptly. While
-// failing, one sender at a time probes with the oldest spool record; a failed record is parked
-// (unacknowledged) and read again first. A spool record is retried until delivered (or shutdown):
-// the spool's max age bounds what waits there, so a long outage loses nothing the spool can hold.
+// failing, one sender at a time probes with a parked record (the one tried least) or the oldest
+// unread one; a failed record is parked (unacknowledged) and read again first, but after
+// kProbesPerRecord failures a fresh record probes instead, so one record the destination keeps
+// refusing cannot block replay; once it holds back more than kMaxDoneBehindStuck delivered work
+// items' acknowledgements, it moves to the spool's end. A spool record is retried until delivered
+// (or shutdown): the spool's max age bounds what waits there, so a long outage loses nothing the
+// spool can hold.
 //
 // Accounting (ExporterMetrics, exact at every scrape):
 //   received = delivered + queued + spooled + sum(dropped{reason})
@@ -116,6 +120,7 @@ class Exporter {
     Batch batch;                 // memory batches: bytes > 0, Release()d when settled
     uint64_t first_sequence = 0;  // > 0: spool records first..last (acknowledged when settled)
     uint64_t last_sequence = 0;
+    int failures = 0;  // spool records: failed attempts (parked that many times)
   };
   // kParked: a spool record failed; it waits in spool_parked_ (still in flight) for a later probe.
   enum class Ending { kDone, kExhausted, kAborted, kParked };
@@ -147,6 +152,15 @@ class Exporter {
   // Delivered spool records are counted (delivered or dropped) when acknowledged, not before: until
   // then the spool still holds them and a crash replays them, so they still count as spooled.
   void SpoolWorkDoneLocked(const Work& work, std::optional<SpoolDone> delivered) XRAYD_REQUIRES(mu_);
+  // Acknowledges every delivered record below the oldest one still in flight (and counts them).
+  void AckSettledLocked() XRAYD_REQUIRES(mu_);
+  // A parked spool record (failed, waiting for a retry) older than more than kMaxDoneBehindStuck
+  // delivered work items holds back their acknowledgement: the bookkeeping grows and a crash would
+  // replay them all. Such a record is appended again at the spool's end (its age restarts) and the
+  // original is acknowledged, so the acknowledged position passes it. Repeats as needed.
+  void MoveStuckRecordsLocked() XRAYD_REQUIRES(mu_);
+  static constexpr size_t kMaxDoneBehindStuck = 256;
+  static constexpr int kProbesPerRecord = 3;
   void SpoolFailedLocked(SpoolErrorKind kind, const std::string& what) XRAYD_REQUIRES(mu_);
   void LeftMemory(size_t segments) XRAYD_EXCLUDES(mu_);
   // After a retryable failure: the next wait (full jitter over the backoff — `own`, a memory batch's,

@@ -20,6 +20,9 @@ namespace {
 constexpr char kFileMagic[8] = {'X', 'R', 'S', 'P', 'O', 'O', 'L', '1'};
 constexpr char kAckMagic[4] = {'X', 'R', 'A', 'K'};
 constexpr size_t kAckBytes = 24;
+// The ack file is a log of ack records, appended one per Ack() (one small write, no rename); once
+// it reaches this size the next Ack() starts a fresh one (write ack.tmp, rename).
+constexpr size_t kAckLogMaxBytes = 64 * 1024;
 constexpr std::string_view kChunkSuffix = ".chunk";
 
 uint32_t Crc(std::string_view b) {
@@ -49,27 +52,42 @@ std::string FileHeader() {
   return h;
 }
 
-std::string EncodeRecord(uint64_t seq, int64_t now_ms, const std::vector<std::string>& segments) {
-  std::string payload;
+template <typename T>
+void PutAt(std::string& out, size_t at, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out[at + i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+}
+
+// Encodes one record into `rec` (reused across calls: its capacity is kept), payload in place, so
+// each segment is copied once and the payload is checksummed once.
+void EncodeRecord(std::string& rec, uint64_t seq, int64_t now_ms, const std::vector<std::string>& segments) {
+  size_t payload_len = 0;
+  for (const auto& s : segments) payload_len += 4 + s.size();
+  rec.resize(kSpoolRecordHeaderBytes + payload_len);
+  size_t at = kSpoolRecordHeaderBytes;
   for (const auto& s : segments) {
-    Put<uint32_t>(payload, static_cast<uint32_t>(s.size()));
-    payload += s;
+    PutAt<uint32_t>(rec, at, static_cast<uint32_t>(s.size()));
+    std::memcpy(rec.data() + at + 4, s.data(), s.size());
+    at += 4 + s.size();
   }
-  std::string rec;
-  rec.reserve(kSpoolRecordHeaderBytes + payload.size());
-  Put<uint32_t>(rec, 0);  // header_crc, filled below
-  Put<uint32_t>(rec, Crc(payload));
-  Put<uint32_t>(rec, static_cast<uint32_t>(payload.size()));
-  Put<uint16_t>(rec, kSpoolFormatVersion);
-  Put<uint16_t>(rec, 0);
-  Put<uint64_t>(rec, seq);
-  Put<int64_t>(rec, now_ms);
-  Put<uint32_t>(rec, static_cast<uint32_t>(segments.size()));
-  Put<uint32_t>(rec, 0);
-  const uint32_t hcrc = Crc(std::string_view(rec).substr(4, kSpoolRecordHeaderBytes - 4));
-  for (int i = 0; i < 4; ++i) rec[i] = static_cast<char>((hcrc >> (8 * i)) & 0xff);
-  rec += payload;
-  return rec;
+  PutAt<uint32_t>(rec, 4, Crc(std::string_view(rec).substr(kSpoolRecordHeaderBytes)));
+  PutAt<uint32_t>(rec, 8, static_cast<uint32_t>(payload_len));
+  PutAt<uint16_t>(rec, 12, kSpoolFormatVersion);
+  PutAt<uint16_t>(rec, 14, 0);
+  PutAt<uint64_t>(rec, 16, seq);
+  PutAt<int64_t>(rec, 24, now_ms);
+  PutAt<uint32_t>(rec, 32, static_cast<uint32_t>(segments.size()));
+  PutAt<uint32_t>(rec, 36, 0);
+  PutAt<uint32_t>(rec, 0, Crc(std::string_view(rec).substr(4, kSpoolRecordHeaderBytes - 4)));
+}
+
+// One ack record: "XRAK" | u32 version | u64 position | u32 crc32(bytes 0..16) | u32 0.
+std::string EncodeAck(uint64_t position) {
+  std::string b(kAckMagic, 4);
+  Put<uint32_t>(b, kSpoolFormatVersion);
+  Put<uint64_t>(b, position);
+  Put<uint32_t>(b, Crc(b));
+  Put<uint32_t>(b, 0);
+  return b;
 }
 
 // A record header at `at` whose CRC matches and whose fields are sane; nullopt otherwise.
@@ -303,25 +321,40 @@ Result<std::unique_ptr<Spool>> Spool::Open(const std::string& dir, const SpoolOp
   return spool;
 }
 
+// The ack file holds whole 24-byte ack records (one before this version, a log of them since); the
+// position is the highest one whose record is intact. A torn or damaged record is skipped (the
+// position falls back to an earlier one: duplicates, never loss); none intact: replay everything.
 Status Spool::LoadAck() {
   const std::string path = dir_ + "/ack";
   if (::access(path.c_str(), F_OK) != 0) return OkStatus();
-  auto bytes = ReadRange(path, 0, kAckBytes);
+  auto bytes = ReadRange(path, 0, kAckLogMaxBytes + kAckBytes);
   if (!bytes) return bytes.error();
-  const std::string& b = *bytes;
-  if (b.size() >= 8 && std::memcmp(b.data(), kAckMagic, 4) == 0 && Get<uint32_t>(b, 4) > kSpoolFormatVersion)
-    return Error::Permanent("spool: " + dir_ + " was written by format version " + std::to_string(Get<uint32_t>(b, 4)) +
-                            "; this xrayd reads up to version " + std::to_string(kSpoolFormatVersion));
-  if (b.size() != kAckBytes || std::memcmp(b.data(), kAckMagic, 4) != 0 || Get<uint32_t>(b, 16) != Crc(b.substr(0, 16))) {
+  const std::string_view b = *bytes;
+  std::optional<uint64_t> best;
+  size_t damaged = b.size() % kAckBytes ? 1 : 0;
+  for (size_t at = 0; at + kAckBytes <= b.size(); at += kAckBytes) {
+    const std::string_view rec = b.substr(at, kAckBytes);
+    const bool magic = std::memcmp(rec.data(), kAckMagic, 4) == 0;
+    const uint32_t version = Get<uint32_t>(rec, 4);
+    if (magic && version > kSpoolFormatVersion)
+      return Error::Permanent("spool: " + dir_ + " was written by format version " + std::to_string(version) +
+                              "; this xrayd reads up to version " + std::to_string(kSpoolFormatVersion));
+    const uint64_t position = Get<uint64_t>(rec, 8);
+    // A position at or above 2^62 is not one we could have written.
+    if (!magic || version == 0 || Get<uint32_t>(rec, 16) != Crc(rec.substr(0, 16)) || position >= (1ull << 62)) {
+      ++damaged;
+      continue;
+    }
+    best = std::max(best.value_or(0), position);
+  }
+  if (!best) {
     // Everything still on disk is replayed: duplicates, never loss.
     XLOG_WARN("spool: {}/ack is damaged; replaying every spooled record", dir_);
     return OkStatus();
   }
-  if (Get<uint64_t>(b, 8) >= (1ull << 62)) {  // not a position we could have written
-    XLOG_WARN("spool: {}/ack holds an impossible position; replaying every spooled record", dir_);
-    return OkStatus();
-  }
-  acked_ = Get<uint64_t>(b, 8);
+  if (damaged > 0)
+    XLOG_WARN("spool: {}/ack: {} damaged or torn entries skipped; replaying from position {}", dir_, damaged, *best);
+  acked_ = *best;
   return OkStatus();
 }
 
@@ -346,6 +379,7 @@ Status Spool::Recover() {
                               std::to_string(kSpoolFormatVersion));
   }
   if (auto s = LoadAck(); !s) return s;
+  ::unlink((dir_ + "/ack.tmp").c_str());  // a crash mid-rewrite; the ack file itself is intact
   uint64_t max_seq = 0;
   std::vector<Chunk> found;
   for (uint64_t id : ids) {
@@ -442,6 +476,7 @@ void Spool::DropChunk(size_t index, bool expired) {
     Settle(c, r, expired ? stats_.expired_records : stats_.dropped_full_records,
            expired ? stats_.expired_segments : stats_.dropped_full_segments);
   if (index + 1 == chunks_.size()) writer_.reset();
+  if (read_fd_ >= 0 && read_fd_chunk_ == c.id) CloseReader();
   const std::string path = ChunkPath(c.id);
   if (::unlink(path.c_str()) != 0) XLOG_WARN("spool: cannot delete {}: {}", path, std::strerror(errno));
   stats_.disk_bytes -= c.bytes;
@@ -509,12 +544,16 @@ Status Spool::MaybeSync(bool force) {
   const int64_t now = env_->NowUnixMs();
   const bool due = options_.fsync == FsyncPolicy::kAlways ||
                    (options_.fsync == FsyncPolicy::kInterval && now - last_sync_ms_ >= options_.fsync_interval.count());
-  if (!dirty_ || !(force || due)) return OkStatus();
+  if ((!dirty_ && !ack_dirty_) || !(force || due)) return OkStatus();
   if (writer_) {
     if (auto s = writer_->Sync(); !s) return s;
     ++stats_.fsyncs;
   }
-  dirty_ = false;
+  if (ack_dirty_ && ack_writer_) {
+    if (auto s = ack_writer_->Sync(); !s) return s;
+    ++stats_.fsyncs;
+  }
+  dirty_ = ack_dirty_ = false;
   last_sync_ms_ = now;
   return OkStatus();
 }
@@ -541,9 +580,9 @@ Result<uint64_t> Spool::Append(const std::vector<std::string>& segments) {
   if (auto s = MakeRoom(bytes); !s) return s.error();
   const uint64_t seq = next_sequence_;
   const int64_t now = env_->NowUnixMs();
-  const std::string rec = EncodeRecord(seq, now, segments);
+  EncodeRecord(write_buf_, seq, now, segments);
   Chunk& chunk = chunks_.back();
-  if (auto s = writer_->Append(rec); !s) {
+  if (auto s = writer_->Append(write_buf_); !s) {
     // Cut back to the last whole record; if even that fails, abandon the chunk (Open() cuts it).
     if (!writer_->Truncate(chunk.bytes)) writer_.reset();
     write_failed_ = true;
@@ -592,7 +631,7 @@ Result<std::optional<SpoolRecord>> Spool::Read() {
     if (r->append_ms < cutoff) {
       Settle(*c, *r, stats_.expired_records, stats_.expired_segments);
     } else {
-      auto bytes = ReadRange(ChunkPath(c->id), r->offset, r->bytes);
+      auto bytes = ReadRecordBytes(*c, *r);
       if (!bytes) return bytes.error();
       const std::string_view b = *bytes;
       std::optional<std::vector<std::string>> segments;
@@ -634,25 +673,68 @@ Status Spool::Ack(uint64_t sequence) {
   return OkStatus();
 }
 
+// Appends the position to the ack log (fsync'ed under kAlways); starts a fresh log (ack.tmp, then
+// rename) when there is none open yet or it is full. A failed append closes the log: its torn entry
+// is skipped at the next Open(), and the next Ack() starts a fresh one.
 Status Spool::WriteAck() {
-  std::string b(kAckMagic, 4);
-  Put<uint32_t>(b, kSpoolFormatVersion);
-  Put<uint64_t>(b, acked_);
-  Put<uint32_t>(b, Crc(b));
-  Put<uint32_t>(b, 0);
+  const std::string rec = EncodeAck(acked_);
+  if (!ack_writer_ || ack_log_bytes_ + kAckBytes > kAckLogMaxBytes) return RewriteAck(rec);
+  if (auto s = ack_writer_->Append(rec); !s) {
+    ack_writer_.reset();
+    return s;
+  }
+  ack_log_bytes_ += kAckBytes;
+  ack_dirty_ = true;
+  if (options_.fsync == FsyncPolicy::kAlways) {
+    if (auto s = ack_writer_->Sync(); !s) return s;
+    ++stats_.fsyncs;
+    ack_dirty_ = false;
+  }
+  return OkStatus();
+}
+
+Status Spool::RewriteAck(const std::string& rec) {
+  ack_writer_.reset();
   const std::string tmp = dir_ + "/ack.tmp", path = dir_ + "/ack";
   ::unlink(tmp.c_str());
   auto file = env_->OpenAppend(tmp);
   if (!file) return file.error();
-  if (auto s = (*file)->Append(b); !s) return s;
+  if (auto s = (*file)->Append(rec); !s) return s;
   if (options_.fsync == FsyncPolicy::kAlways) {
     if (auto s = (*file)->Sync(); !s) return s;
     ++stats_.fsyncs;
   }
-  file->reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) return IoError("rename", tmp, errno);
+  ack_writer_ = std::move(*file);  // the descriptor now names DIR/ack: later entries append to it
+  ack_log_bytes_ = kAckBytes;
+  ack_dirty_ = options_.fsync != FsyncPolicy::kAlways;
   if (options_.fsync == FsyncPolicy::kAlways) return SyncDir(dir_);
   return OkStatus();
+}
+
+Result<std::string_view> Spool::ReadRecordBytes(const Chunk& c, const Record& r) {
+  if (read_fd_ < 0 || read_fd_chunk_ != c.id) {
+    CloseReader();
+    const std::string path = ChunkPath(c.id);
+    read_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (read_fd_ < 0) return IoError("open", path, errno);
+    read_fd_chunk_ = c.id;
+  }
+  read_buf_.resize(r.bytes);
+  size_t got = 0;
+  while (got < r.bytes) {
+    const ssize_t n = ::pread(read_fd_, read_buf_.data() + got, r.bytes - got, static_cast<off_t>(r.offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError("read", ChunkPath(c.id), errno);
+    if (n == 0) break;  // the file is shorter than the index says: the record fails its check
+    got += static_cast<size_t>(n);
+  }
+  return std::string_view(read_buf_).substr(0, got);
+}
+
+void Spool::CloseReader() {
+  if (read_fd_ >= 0) ::close(read_fd_);
+  read_fd_ = -1;
 }
 
 void Spool::Rewind() {
@@ -673,6 +755,8 @@ Status Spool::Close() {
   closed_ = true;
   Status s = options_.fsync == FsyncPolicy::kNever ? OkStatus() : MaybeSync(true);
   writer_.reset();
+  ack_writer_.reset();
+  CloseReader();
   if (lock_fd_ >= 0) ::close(lock_fd_);  // closing the descriptor releases the flock
   lock_fd_ = -1;
   return s;

@@ -8,8 +8,9 @@
 // One directory per exporter; one Spool per directory (a LOCK file held with flock() refuses a
 // second opener, in this process or another).
 //
-// Owns its chunk files, the ack file and the LOCK descriptor; starts no thread. Close() (or the
-// destructor) syncs and releases the LOCK.
+// Owns its chunk files, the ack file and the descriptors on them (LOCK, the chunk being appended,
+// the chunk being read, the ack file); starts no thread. Close() (or the destructor) syncs, closes
+// them and releases the LOCK.
 //
 // Thread safety: every public method may be called from any thread; one mutex serializes them,
 // including their file I/O (an Append waits for a Read's pread and vice versa; records are a batch,
@@ -23,15 +24,20 @@
 //    disk is trusted before its CRC matches, and lengths are checked against the file size first.
 // 3. The writer only appends; a failed append (disk full) truncates the chunk back to its last whole
 //    record, so a torn record is never followed by good ones in the same chunk.
-// 4. The acknowledged position is a sequence number in its own small file, replaced atomically
-//    (write ack.tmp, rename). Chunks wholly at or below it are deleted.
+// 4. The acknowledged position is a sequence number in its own small file, a log of fixed-size
+//    checksummed entries: each Ack() appends one (one small write; no rename, no directory update),
+//    the highest intact entry is the position, and when the log reaches 64 KiB the next Ack()
+//    replaces it atomically with a fresh one (write ack.tmp, rename). Chunks wholly at or below the
+//    position are deleted.
 // 5. A format version newer than this code's is refused at Open() with a clear error; the caller
 //    then runs from memory. The directory is never modified in that case.
 //
 // ## On-disk format (version 1; all integers little-endian)
 //
 //   DIR/LOCK                    empty; flock()ed while open
-//   DIR/ack                     24 bytes: "XRAK" | u32 version | u64 acked_seq | u32 crc32(bytes 0..16) | u32 0
+//   DIR/ack                     24-byte entries: "XRAK" | u32 version | u64 acked_seq | u32 crc32(bytes 0..16) | u32 0
+//                               (a spool written before the log held exactly one; a reader that
+//                               knows only that form reads the first entry: an older position)
 //   DIR/<20-digit id>.chunk     chunk files, id increasing; each starts with a 16-byte file header:
 //                                 "XRSPOOL1" | u32 version | u32 crc32(bytes 0..12)
 //                               then records back to back:
@@ -51,17 +57,20 @@
 // ## Durability (FsyncPolicy) and duplicates
 // Every Append() write()s its record before returning, so a process crash (SIGKILL) loses nothing
 // that Append() accepted. Power loss can lose what was not yet fsync()ed:
-//   kAlways    fsync the chunk before Append() returns, and the ack file + directory on each Ack().
-//              Nothing acknowledged is lost on power loss; costs one fsync per batch (see bench/).
-//   kInterval  fsync at most every fsync_interval, checked on Append/Ack, and on Sync()/Close().
-//              Power loss may lose up to that interval's appends (default 1 s).
+//   kAlways    fsync the chunk before Append() returns, and the ack file on each Ack() (the
+//              directory too when a chunk or a fresh ack file is created). Nothing acknowledged is
+//              lost on power loss; costs one fsync per batch appended and one per Ack (see bench/).
+//   kInterval  fsync the chunk and the ack file at most every fsync_interval, checked on
+//              Append/Ack, and on Sync()/Close(). Power loss may lose up to that interval's appends
+//              (default 1 s).
 //   kNever     leave it to the kernel's writeback (about 30 s on Linux).
 // A torn tail found at Open() (a crash mid-write) is cut and counted (torn_tail_cuts, cut_bytes).
 // Duplicates: the ack file is rewritten on every Ack(), so after a process crash the records replayed
 // twice are exactly those Read() but not yet Ack()ed (the consumer's batches in flight). Under
-// kInterval/kNever the ack file is replaced without fsync: after power loss it may be older (by up to
-// the file system's commit interval, 5 s on ext4), replaying what was acknowledged since, or damaged,
-// replaying every record still on disk (logged). Duplicates, never loss.
+// kInterval/kNever the ack file is not fsync'ed at each Ack: after power loss it may be older (by up
+// to the interval, or the file system's commit interval, 5 s on ext4, under kNever), replaying what
+// was acknowledged since; a torn entry is skipped (an older position); with no intact entry every
+// record still on disk is replayed (logged). Duplicates, never loss.
 //
 // ## Accounting (SpoolStats)
 //   recovered + appended = delivered + pending + dropped_full + expired + corrupt   (records and segments)
@@ -198,7 +207,7 @@ class Spool {
   // Sends every read-but-unacknowledged record to Read() again (the consumer gave up on them).
   void Rewind() XRAYD_EXCLUDES(mu_);
 
-  // fsyncs the open chunk and the ack file now, whatever the policy.
+  // fsyncs the open chunk, the ack file and the directory now, whatever the policy.
   Status Sync() XRAYD_EXCLUDES(mu_);
 
   // Syncs, releases the LOCK; later calls fail with kIo. Idempotent.
@@ -234,6 +243,11 @@ class Spool {
   bool HoldsReadRecords(const Chunk& c) const XRAYD_REQUIRES(mu_);
   void DeleteAckedChunks() XRAYD_REQUIRES(mu_);
   Status WriteAck() XRAYD_REQUIRES(mu_);
+  Status RewriteAck(const std::string& rec) XRAYD_REQUIRES(mu_);
+  // The record's bytes, read into read_buf_ through read_fd_ (kept open on the chunk being read);
+  // shorter than the record if the file is.
+  Result<std::string_view> ReadRecordBytes(const Chunk& c, const Record& r) XRAYD_REQUIRES(mu_);
+  void CloseReader() XRAYD_REQUIRES(mu_);
   Status MaybeSync(bool force) XRAYD_REQUIRES(mu_);
   void SyncOrCount() XRAYD_REQUIRES(mu_);
   Record* FindUnread(Chunk*& chunk) XRAYD_REQUIRES(mu_);
@@ -251,6 +265,13 @@ class Spool {
   int lock_fd_ XRAYD_GUARDED_BY(mu_);
   std::deque<Chunk> chunks_ XRAYD_GUARDED_BY(mu_);  // oldest first; the last is the one written
   std::unique_ptr<WritableFile> writer_ XRAYD_GUARDED_BY(mu_);  // of chunks_.back(); null: none open
+  std::unique_ptr<WritableFile> ack_writer_ XRAYD_GUARDED_BY(mu_);  // DIR/ack; null: rewrite it at the next Ack
+  uint64_t ack_log_bytes_ XRAYD_GUARDED_BY(mu_) = 0;
+  bool ack_dirty_ XRAYD_GUARDED_BY(mu_) = false;  // ack entries appended since the last fsync
+  int read_fd_ XRAYD_GUARDED_BY(mu_) = -1;        // the chunk Read() last read from; -1: none
+  uint64_t read_fd_chunk_ XRAYD_GUARDED_BY(mu_) = 0;
+  std::string write_buf_ XRAYD_GUARDED_BY(mu_);   // the record being appended (capacity reused)
+  std::string read_buf_ XRAYD_GUARDED_BY(mu_);    // the record being read (capacity reused)
   uint64_t next_chunk_id_ XRAYD_GUARDED_BY(mu_) = 1;
   uint64_t next_sequence_ XRAYD_GUARDED_BY(mu_) = 1;
   uint64_t acked_ XRAYD_GUARDED_BY(mu_) = 0;          // every record <= acked_ is delivered or gone

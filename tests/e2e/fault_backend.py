@@ -36,7 +36,9 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -412,16 +414,23 @@ def pipeline_test_case():
             return d
 
         def start_xrayd(self, *, spool_dir: Optional[str] = None, args=(), ready: str = "/readyz",
-                        endpoint: Optional[str] = None, **kw):
+                        endpoint: Optional[str] = None, preexec_fn=None, **kw):
+            """`preexec_fn`: run in the child before exec (e.g. limit_file_size)."""
             extra = list(kw.pop("extra_args", ()))
             if spool_dir:
                 extra += ["--spool-dir", spool_dir]
             extra += list(args)
             d = harness.Xrayd(endpoint or self.backend.endpoint, extra_args=extra, **kw)
             self.daemons.append(d)
-            if ready == "/readyz":
+            if ready == "/readyz" and preexec_fn is None:
                 return d.start()
-            return start_until(d, ready)
+            start_until(d, ready, preexec_fn=preexec_fn)
+            deadline = time.monotonic() + 10
+            while ready == "/readyz" and self.readyz(d)[0] != 200:
+                if time.monotonic() > deadline or not d.alive():
+                    raise RuntimeError(f"xrayd not ready: {self.readyz(d)}\n{d.log_tail()}")
+                time.sleep(0.05)
+            return d
 
         def metrics_text(self, daemon) -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{daemon.health_port}/metrics", timeout=2) as r:
@@ -440,7 +449,17 @@ def pipeline_test_case():
     return PipelineTestCase
 
 
-def start_until(d, path: str, timeout: float = 10.0):
+def limit_file_size(limit_bytes: int):
+    """A preexec_fn: the child (xrayd) may not grow any file past `limit_bytes` (RLIMIT_FSIZE), and
+    ignores SIGXFSZ (an ignored signal stays ignored across exec), so a write past the limit fails
+    with EFBIG, as one on a full disk fails with ENOSPC. Needs no privilege."""
+    def apply():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    return apply
+
+
+def start_until(d, path: str, timeout: float = 10.0, preexec_fn=None):
     """Starts harness.Xrayd `d` and waits until `path` on its health port answers at all (any
     status): for a daemon that is deliberately not ready (an unusable spool)."""
     import harness
@@ -459,7 +478,7 @@ def start_until(d, path: str, timeout: float = 10.0):
         log.write(f"=== {' '.join(args)}\n".encode())
         log.flush()
         d.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  cwd=d.dir, env=harness.clean_env(d.extra_env, home=d.dir))
+                                  cwd=d.dir, env=harness.clean_env(d.extra_env, home=d.dir), preexec_fn=preexec_fn)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and d.proc.poll() is None:
         try:
