@@ -19,7 +19,7 @@
 namespace xrayd {
 namespace {
 
-constexpr int kBatch = 32;
+constexpr int kBatch = 64;  // at 20k datagrams/s one read takes what a 2 ms nap collects
 // When a read returns less than a full batch, the thread naps this long before the next read so
 // that, at moderate rates, each wakeup collects many datagrams instead of one. The kernel queue
 // holds them meanwhile (it is enlarged at Start). Segments wait up to a second in the buffer
