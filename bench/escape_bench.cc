@@ -31,6 +31,33 @@ void BM_XraydAppendJsonString(benchmark::State& state) {
 }
 BENCHMARK(BM_XraydAppendJsonString);
 
+// Each path on its own (AppendJsonString picks AVX-512 where the CPU has it).
+void BM_XraydSse2Path(benchmark::State& state) {
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    xrayd::detail::AppendJsonStringSse2(out, kSegment);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kSegment.size()));
+}
+BENCHMARK(BM_XraydSse2Path);
+
+void BM_XraydAvx512Path(benchmark::State& state) {
+  if (!xrayd::detail::HaveAvx512Escape()) {
+    state.SkipWithError("this CPU has no AVX-512 VBMI2");
+    return;
+  }
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    xrayd::detail::AppendJsonStringAvx512(out, kSegment);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kSegment.size()));
+}
+BENCHMARK(BM_XraydAvx512Path);
+
 void BM_BaselineNlohmannDump(benchmark::State& state) {
   const nlohmann::json value = kSegment;
   std::string out;

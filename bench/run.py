@@ -210,7 +210,7 @@ def bench_daemon(args, name, binary, workdir):
         env.pop("AWS_SESSION_TOKEN", None)
         argv = [str(binary), "-o", "-c", str(config), "-b", f"127.0.0.1:{port}", "-t", f"127.0.0.1:{port}",
                 "-l", "error"]
-        if name == "xrayd":  # as the image runs it: /healthz, /readyz, /metrics on (AWS's daemon has none)
+        if name != "aws":  # xrayd as the image runs it: /healthz, /readyz, /metrics on (AWS's daemon has none)
             argv += ["--health-address", "127.0.0.1:0"]
         daemon = start(argv, workdir / f"daemon-{name}.log", env=env)
         deadline = time.monotonic() + 15
@@ -274,30 +274,40 @@ def ratio(mine, theirs):
 
 
 def print_table(args, results):
-    names = [n for n in ("xrayd", "aws") if n in results and "error" not in results[n]]
+    """Prints one column per daemon and, with AWS's daemon in the run, one ratio column per other daemon.
+    Returns {label: {figure: ratio over aws}}."""
+    names = [n for n in results if n != "aws" and "error" not in results[n]]
+    if "aws" in results and "error" not in results["aws"]:
+        names.append("aws")
     for name, result in results.items():
         if "error" in result:
             print(f"\n{name} ({result['binary']}) failed: {result['error']}")
     if not names:
         return {}
-    header = f"{'figure':<28}" + "".join(f"{n:>14}" for n in names)
-    both = len(names) == 2
-    if both:
-        header += f"{'xrayd/aws':>12}  better"
+    width = max(14, max(len(n) for n in names) + 2)
+    header = f"{'figure':<28}" + "".join(f"{n:>{width}}" for n in names)
+    compared = [n for n in names if n != "aws"] if names[-1] == "aws" and len(names) > 1 else []
+    for n in compared:
+        header += f"{n + '/aws':>{max(12, len(n) + 6)}}"
+    if compared:
+        header += "  better"
     print(f"\nfixed rate {args.rate}/s for {args.seconds} s, flood {args.flood_seconds} s, "
           f"segments {args.size_min}-{args.size_max} B")
     print(header)
     print("-" * len(header))
-    ratios = {}
+    ratios = {n: {} for n in compared}
     for label, read, fmt, better in FIGURES:
-        values = [figure(results[n], read) for n in names]
+        values = {n: figure(results[n], read) for n in names}
         row = f"{label:<28}"
-        for value in values:
-            row += f"{(fmt.format(value) if value is not None else 'n/a'):>14}"
-        if both:
-            r = ratio(values[0], values[1])
-            ratios[label] = r
-            row += f"{(f'{r:.2f}' if r is not None else 'n/a'):>12}  {better or ''}"
+        for n in names:
+            value = values[n]
+            row += f"{(fmt.format(value) if value is not None else 'n/a'):>{width}}"
+        for n in compared:
+            r = ratio(values[n], values["aws"])
+            ratios[n][label] = r
+            row += f"{(f'{r:.2f}' if r is not None else 'n/a'):>{max(12, len(n) + 6)}}"
+        if compared:
+            row += f"  {better or ''}"
         print(row)
     return ratios
 
@@ -317,6 +327,9 @@ def main():
     parser.add_argument("--peer", default=str(REPO_ROOT.parent / "shared" / "peer" / "xray-daemon"),
                         help="AWS X-Ray daemon binary")
     parser.add_argument("--only", choices=["xrayd", "aws"], help="benchmark one daemon only")
+    parser.add_argument("--also", action="append", default=[], metavar="LABEL=PATH",
+                        help="another xrayd binary (e.g. main's build beside a branch's), run after xrayd and "
+                             "before aws with the same load; its own column and LABEL/aws ratios (repeatable)")
     parser.add_argument("--rate", type=int, default=20000, help="fixed-rate phase, segments/s (default 20000)")
     parser.add_argument("--seconds", type=float, default=10, help="fixed-rate phase length (default 10)")
     parser.add_argument("--flood-seconds", type=float, default=5, help="flood phase length (default 5)")
@@ -341,7 +354,13 @@ def main():
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: it may arrive ignored
         signal.signal(signum, on_signal)
 
-    daemons = [("xrayd", Path(args.xrayd)), ("aws", Path(args.peer))]
+    daemons = [("xrayd", Path(args.xrayd))]
+    for extra in args.also:
+        label, sep, path = extra.partition("=")
+        if not sep or not label or not path or label in ("xrayd", "aws"):
+            sys.exit(f"--also {extra!r}: expected LABEL=PATH with a LABEL other than xrayd and aws")
+        daemons.append((label, Path(path)))
+    daemons.append(("aws", Path(args.peer)))
     if args.only:
         daemons = [d for d in daemons if d[0] == args.only]
 
@@ -374,7 +393,9 @@ def main():
     ratios = print_table(args, results)
     if args.out:
         config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-        Path(args.out).write_text(json.dumps({"config": config, "results": results, "ratios_xrayd_over_aws": ratios},
+        Path(args.out).write_text(json.dumps({"config": config, "results": results,
+                                             "ratios_xrayd_over_aws": ratios.get("xrayd", {}),
+                                             "ratios_over_aws": ratios},
                                              indent=2) + "\n")
     if temporary is not None:
         if failed:

@@ -29,19 +29,29 @@ std::string SignedClient::UrlFor(std::string_view path) const { return origin_ +
 
 Result<http::Response> SignedClient::Post(http::Client& client, std::string_view path, std::string body,
                                           const http::Headers& extra) const {
-  if (credentials_ == nullptr) return PostWith(client, nullptr, path, std::move(body), extra);
+  return PostLent(client, path, body, extra);
+}
+
+Result<http::Response> SignedClient::PostLent(http::Client& client, std::string_view path, std::string& body,
+                                              const http::Headers& extra) const {
+  if (credentials_ == nullptr) return Send(client, nullptr, path, body, extra);
   auto creds = credentials_->Get();
-  if (creds) return PostWith(client, &*creds, path, std::move(body), extra);
+  if (creds) return Send(client, &*creds, path, body, extra);
   if (options_.on_missing_credentials == MissingCredentials::kDoNotSend)
     return Error::Transport(TransportError::kNoCredentials, "not sent: no AWS credentials: " + creds.error().message);
   if (unsigned_log_.Allow())
     XLOG_WARN("No AWS credentials ({}); sending unsigned to {}", creds.error().message, origin_ + prefix_);
-  return PostWith(client, nullptr, path, std::move(body), extra);
+  return Send(client, nullptr, path, body, extra);
 }
 
 Result<http::Response> SignedClient::PostWith(http::Client& client, const Credentials* credentials,
                                               std::string_view path, std::string body,
                                               const http::Headers& extra) const {
+  return Send(client, credentials, path, body, extra);
+}
+
+Result<http::Response> SignedClient::Send(http::Client& client, const Credentials* credentials, std::string_view path,
+                                          std::string& body, const http::Headers& extra) const {
   SignableRequest signable{"POST", prefix_ + std::string(path), "",
                            {{"Host", authority_}, {"Content-Type", options_.content_type}}};
   for (const auto& h : extra) signable.headers.push_back(h);
@@ -49,7 +59,9 @@ Result<http::Response> SignedClient::PostWith(http::Client& client, const Creden
     Sign(signable, body, *credentials, {options_.region, options_.service, std::chrono::system_clock::now()});
   http::Request request{"POST", origin_ + signable.path, std::move(signable.headers), std::move(body)};
   request.headers.emplace_back("User-Agent", options_.user_agent);
-  return client.Send(request);
+  Result<http::Response> response = client.Send(request);
+  body = std::move(request.body);
+  return response;
 }
 
 }  // namespace xrayd::aws

@@ -42,6 +42,32 @@ class SignedClientTest : public ::testing::Test {
   std::vector<httplib::Request> requests_;
 };
 
+// PostLent sends the caller's buffer, signed like Post, and leaves it as it was (bytes and capacity)
+// for the next request, twice over one kept-alive connection.
+TEST_F(SignedClientTest, PostLentGivesTheBodyBack) {
+  StaticCredentialsProvider provider(creds_, "test");
+  auto client = SignedClient::Create({Endpoint(), "us-east-1"}, &provider);
+  ASSERT_TRUE(client.ok()) << client.error().message;
+  http::Client http({});
+  std::string body = "{\"TraceSegmentDocuments\":[\"one\"]}";
+  body.reserve(4096);
+  const char* storage = body.data();
+  for (int i = 0; i < 2; ++i) {
+    auto r = (*client)->PostLent(http, "/TraceSegments", body);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(body, "{\"TraceSegmentDocuments\":[\"one\"]}");
+    EXPECT_GE(body.capacity(), 4096u);
+    EXPECT_EQ(body.data(), storage);
+  }
+  auto reqs = Requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  for (const auto& req : reqs) {
+    EXPECT_EQ(req.body, body);
+    EXPECT_EQ(testing::VerifySigV4(req, creds_, "us-east-1", "xray"), "");
+  }
+}
+
 TEST_F(SignedClientTest, SignsAndPostsUnderTheEndpointsPathPrefix) {
   StaticCredentialsProvider provider(creds_, "test");
   auto client = SignedClient::Create({Endpoint("/prefix"), "eu-west-1"}, &provider);

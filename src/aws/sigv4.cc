@@ -1,7 +1,8 @@
 #include "aws/sigv4.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <algorithm>
 #include <cctype>
@@ -21,12 +22,72 @@ std::string ToHex(const unsigned char* p, size_t n) {
   return out;
 }
 
+// OpenSSL 3 looks an algorithm up by name on every implicit use (EVP_sha256() in EVP_Digest, the
+// one-shot HMAC()): a lock and a table search per call, which cost more than hashing a signature's
+// few hundred bytes. So SHA-256 is fetched once for the process, and each thread keeps one HMAC
+// context (fetched and set to SHA-256 once) that EVP_MAC_init re-keys for every use.
+const EVP_MD* Sha256() {
+  static const EVP_MD* md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha256();
+  }();
+  return md;
+}
+
+struct HmacContext {
+  HmacContext() {
+    EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (mac == nullptr) return;
+    ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);  // the context holds its own reference
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                                 OSSL_PARAM_construct_end()};
+    if (ctx != nullptr && EVP_MAC_CTX_set_params(ctx, params) != 1) {
+      EVP_MAC_CTX_free(ctx);
+      ctx = nullptr;
+    }
+  }
+  ~HmacContext() { EVP_MAC_CTX_free(ctx); }
+  HmacContext(const HmacContext&) = delete;
+  HmacContext& operator=(const HmacContext&) = delete;
+  EVP_MAC_CTX* ctx = nullptr;
+};
+
 std::string Hmac(std::string_view key, std::string_view data) {
+  thread_local HmacContext hmac;
   unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &len);
+  size_t len = 0;
+  const auto* k = reinterpret_cast<const unsigned char*>(key.data());
+  const auto* d = reinterpret_cast<const unsigned char*>(data.data());
+  if (hmac.ctx == nullptr || EVP_MAC_init(hmac.ctx, k, key.size(), nullptr) != 1 ||
+      EVP_MAC_update(hmac.ctx, d, data.size()) != 1 || EVP_MAC_final(hmac.ctx, out, &len, sizeof out) != 1) {
+    // Not expected with any OpenSSL 3 build; the one-shot call computes the same MAC, slower.
+    EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, k, key.size(), d, data.size(), out, sizeof out,
+              &len);
+  }
   return std::string(reinterpret_cast<char*>(out), len);
+}
+
+// The signing key depends only on the secret, the day, the region and the service, so each thread
+// keeps the last one it derived (four HMACs saved on every request of the day).
+std::string SigningKey(const Credentials& creds, std::string_view date_stamp, const SigningScope& scope) {
+  struct Cached {
+    std::string secret, date, region, service, key;
+  };
+  thread_local Cached cached;
+  if (cached.key.empty() || cached.secret != creds.secret_access_key || cached.date != date_stamp ||
+      cached.region != scope.region || cached.service != scope.service) {
+    std::string key = Hmac("AWS4" + creds.secret_access_key, date_stamp);
+    key = Hmac(key, scope.region);
+    key = Hmac(key, scope.service);
+    cached.key = Hmac(key, "aws4_request");
+    cached.secret = creds.secret_access_key;
+    cached.date = date_stamp;
+    cached.region = scope.region;
+    cached.service = scope.service;
+  }
+  return cached.key;
 }
 
 bool IsUnreserved(unsigned char c) {
@@ -174,7 +235,7 @@ std::string DateStamp(std::chrono::system_clock::time_point t) { return FormatAm
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  EVP_Digest(data.data(), data.size(), md, &len, Sha256(), nullptr);
   return ToHex(md, len);
 }
 
@@ -220,11 +281,7 @@ std::string StringToSign(std::string_view canonical_request, const SigningScope&
 }
 
 std::string SignatureHex(std::string_view string_to_sign, const Credentials& creds, const SigningScope& scope) {
-  std::string key = Hmac("AWS4" + creds.secret_access_key, DateStamp(scope.time));
-  key = Hmac(key, scope.region);
-  key = Hmac(key, scope.service);
-  key = Hmac(key, "aws4_request");
-  const std::string sig = Hmac(key, string_to_sign);
+  const std::string sig = Hmac(SigningKey(creds, DateStamp(scope.time), scope), string_to_sign);
   return ToHex(reinterpret_cast<const unsigned char*>(sig.data()), sig.size());
 }
 

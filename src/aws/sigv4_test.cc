@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 namespace xrayd::aws {
@@ -60,6 +61,33 @@ TEST(SigV4, SignAddsDateTokenAndAuthorization) {
   EXPECT_EQ(r.headers[3].first, "Authorization");
   EXPECT_NE(r.headers[3].second.find("SignedHeaders=host;x-amz-date;x-amz-security-token,"), std::string::npos);
   EXPECT_NE(r.headers[3].second.find("/20150830/us-east-1/xray/aws4_request"), std::string::npos);
+}
+
+// Each thread keeps the last signing key it derived: a change of secret, day, region or service
+// must derive a new one. Every signature is compared with one from a fresh thread (empty cache).
+TEST(SigV4, SigningKeyFollowsSecretDayRegionAndService) {
+  const auto day = std::chrono::hours(24);
+  Credentials other = kCreds;
+  other.secret_access_key = "another-secret";
+  const std::vector<std::pair<Credentials, SigningScope>> cases = {
+      {kCreds, {"us-east-1", "xray", SuiteTime()}},       {other, {"us-east-1", "xray", SuiteTime()}},
+      {kCreds, {"us-east-1", "xray", SuiteTime() + day}}, {kCreds, {"eu-west-1", "xray", SuiteTime()}},
+      {kCreds, {"us-east-1", "sts", SuiteTime()}},        {kCreds, {"us-east-1", "xray", SuiteTime()}}};
+  std::vector<std::string> seen;
+  for (const auto& [creds, scope] : cases) {
+    const std::string here = SignatureHex("string to sign", creds, scope);
+    std::string fresh;
+    std::thread([&, &creds = creds, &scope = scope] { fresh = SignatureHex("string to sign", creds, scope); }).join();
+    EXPECT_EQ(here, fresh);
+    seen.push_back(here);
+  }
+  EXPECT_EQ(seen.front(), seen.back());
+  for (size_t i = 1; i + 1 < seen.size(); ++i) EXPECT_NE(seen[i], seen.front()) << i;
+  // The published suite's signature for get-vanilla, after the cache held other keys.
+  SignableRequest r{"GET", "/", "", {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}}};
+  EXPECT_NE(AuthorizationHeader(r, Sha256Hex(""), kCreds, {"us-east-1", "service", SuiteTime()})
+                .find("Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"),
+            std::string::npos);
 }
 
 TEST(SigV4, Sha256) {

@@ -34,7 +34,9 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
       accepted_bytes += cost;
       if (open_.segments.empty()) {
         open_since_ = now;
-        notify = true;  // waiters sleeping untimed must now wait for the flush deadline
+        // A waiter sleeping past the new batch's flush deadline must wake to wait for it instead;
+        // one that wakes before it anyway (the exporter's waits are bounded) is left asleep.
+        if (waiters_ > 0 && latest_wake_ > now + options_.flush_interval) notify = true;
       }
       open_.segments.push_back(std::move(s));
       open_.bytes += cost;
@@ -85,11 +87,7 @@ std::optional<Batch> SegmentBuffer::PopBatch() {
     if (aborted_) return std::nullopt;
     if (auto b = TakeReadyLocked(std::chrono::steady_clock::now())) return b;
     if (closed_) return std::nullopt;  // closed and nothing left
-    if (open_.segments.empty()) {
-      lock.WaitOnce(cv_);
-    } else {
-      lock.WaitOnceUntil(cv_, open_since_ + options_.flush_interval);
-    }
+    WaitLocked(lock, open_.segments.empty() ? SteadyTime::max() : open_since_ + options_.flush_interval);
   }
 }
 
@@ -103,8 +101,19 @@ std::optional<Batch> SegmentBuffer::PopBatchUntil(SteadyTime deadline) {
     if (closed_ || now >= deadline) return std::nullopt;
     SteadyTime until = deadline;
     if (!open_.segments.empty()) until = std::min(until, open_since_ + options_.flush_interval);
+    WaitLocked(lock, until);
+  }
+}
+
+void SegmentBuffer::WaitLocked(MutexLock& lock, SteadyTime until) {
+  ++waiters_;
+  latest_wake_ = std::max(latest_wake_, until);
+  if (until == SteadyTime::max()) {
+    lock.WaitOnce(cv_);
+  } else {
     lock.WaitOnceUntil(cv_, until);
   }
+  if (--waiters_ == 0) latest_wake_ = SteadyTime::min();
 }
 
 void SegmentBuffer::Kick() {

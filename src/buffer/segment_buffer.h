@@ -82,6 +82,8 @@ class SegmentBuffer {
  private:
   std::optional<Batch> TakeReadyLocked(SteadyTime now) XRAYD_REQUIRES(mu_);
   void SealOpenLocked() XRAYD_REQUIRES(mu_);
+  // Waits on cv_ until `until` (max: untimed) or a notify, keeping waiters_ and latest_wake_.
+  void WaitLocked(MutexLock& lock, SteadyTime until) XRAYD_REQUIRES(mu_);
 
   // Constant after construction (max_batch_segments is at least 1).
   const BufferOptions options_;
@@ -96,6 +98,11 @@ class SegmentBuffer {
   bool closed_ XRAYD_GUARDED_BY(mu_) = false;
   uint64_t kicks_ XRAYD_GUARDED_BY(mu_) = 0;
   bool aborted_ XRAYD_GUARDED_BY(mu_) = false;
+  // Poppers waiting now, and the latest time any of them will wake on its own (kept while any waits;
+  // max for an untimed wait). Push() opening a batch wakes one only if it would sleep past the new
+  // batch's flush deadline: at 20k segments/s that saves a futile wakeup per batch.
+  int waiters_ XRAYD_GUARDED_BY(mu_) = 0;
+  SteadyTime latest_wake_ XRAYD_GUARDED_BY(mu_) = SteadyTime::min();
 };
 
 }  // namespace xrayd

@@ -155,5 +155,37 @@ TEST_F(SegmentBufferTest, PopBatchWakesOnFlushInterval) {
   EXPECT_EQ(batch->segments.size(), 1u);
 }
 
+// A popper whose own deadline is far off is woken when a batch opens, to flush it on time. One that
+// wakes before that batch's flush deadline anyway is left asleep (not observable here: it returns at
+// its deadline either way, and the batch stays queued for its next wait).
+TEST_F(SegmentBufferTest, OpeningABatchWakesOnlyAPopperThatWouldSleepPastItsFlush) {
+  SegmentBuffer far({1 << 20, 50, 30ms});
+  std::thread producer([&] {
+    std::this_thread::sleep_for(10ms);
+    auto docs = Docs(1);
+    far.Push(docs);
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  auto batch = far.PopBatchUntil(t0 + 10s);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  producer.join();
+  ASSERT_TRUE(batch);
+  EXPECT_LT(waited, 5s);
+
+  SegmentBuffer near({1 << 20, 50, 1000ms});
+  std::thread producer2([&] {
+    std::this_thread::sleep_for(10ms);
+    auto docs = Docs(1);
+    near.Push(docs);
+  });
+  const auto t1 = std::chrono::steady_clock::now();
+  auto none = near.PopBatchUntil(t1 + 200ms);  // wakes at its deadline, not at the Push
+  const auto waited2 = std::chrono::steady_clock::now() - t1;
+  producer2.join();
+  EXPECT_FALSE(none);
+  EXPECT_GE(waited2, 200ms);
+  EXPECT_EQ(near.queued_segments(), 1u);
+}
+
 }  // namespace
 }  // namespace xrayd

@@ -4,8 +4,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include <algorithm>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 namespace xrayd {
@@ -45,9 +50,11 @@ inline char* WriteEscape(char* w, unsigned char c) {
 
 }  // namespace
 
+namespace detail {
+
 // Works in 16-byte steps with SSE2 (every x86-64), scalar elsewhere. The output grows in steps
 // that always leave room for one step at its worst (a 16-byte store, or 16 bytes escaped 6x).
-void AppendJsonString(std::string& out, std::string_view s) {
+void AppendJsonStringSse2(std::string& out, std::string_view s) {
   constexpr size_t kBlock = 16;
   constexpr size_t kWorstBlock = kBlock * 6 + kBlock;  // all 16 escaped, then one 16-byte store
   const auto* in = reinterpret_cast<const unsigned char*>(s.data());
@@ -116,6 +123,84 @@ void AppendJsonString(std::string& out, std::string_view s) {
   }
   *w++ = '"';
   out.resize(static_cast<size_t>(w - out.data()));
+}
+
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define XRAYD_HAVE_AVX512_ESCAPE 1
+
+// 32 input bytes per step, without a branch per special byte: each byte is widened to the pair
+// (backslash, byte), and one compress (AVX-512 VBMI2) keeps the byte, plus its backslash where the
+// byte is '"' or '\\'. A block holding a control byte (raw control bytes are rare in JSON: only
+// whitespace between tokens) is escaped byte by byte. Every store is one full 64-byte vector, so the
+// output keeps room for the worst block (32 bytes escaped 6x) plus one vector.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,bmi2"))) void AppendJsonStringAvx512(
+    std::string& out, std::string_view s) {
+  constexpr size_t kBlock = 32;
+  constexpr size_t kWorstBlock = kBlock * 6 + 64;
+  const auto* in = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t used = out.size();
+  out.resize(used + n + n / 4 + kWorstBlock + 2);
+  char* w = out.data() + used;
+  char* end = out.data() + out.size();
+  *w++ = '"';
+  const __m256i quote = _mm256_set1_epi8('"');
+  const __m256i backslash = _mm256_set1_epi8('\\');
+  const __m256i ctl_max = _mm256_set1_epi8(0x1F);
+  const __m512i pair_prefix = _mm512_set1_epi16('\\');
+  for (size_t i = 0; i < n; i += kBlock) {
+    if (static_cast<size_t>(end - w) < kWorstBlock + 1) {
+      used = static_cast<size_t>(w - out.data());
+      out.resize(out.size() + (n - i) / 2 + kWorstBlock + 16);
+      w = out.data() + used;
+      end = out.data() + out.size();
+    }
+    const size_t len = std::min(kBlock, n - i);
+    const __mmask32 valid = len == kBlock ? ~__mmask32{0} : static_cast<__mmask32>((uint32_t{1} << len) - 1);
+    const __m256i v = _mm256_maskz_loadu_epi8(valid, in + i);  // never reads past the input
+    if (_mm256_mask_cmple_epu8_mask(valid, v, ctl_max) != 0) {
+      for (size_t k = i; k < i + len; ++k) {
+        if (kEscape[in[k]] == 0) {
+          *w++ = static_cast<char>(in[k]);
+        } else {
+          w = WriteEscape(w, in[k]);
+        }
+      }
+      continue;
+    }
+    const uint32_t special =
+        _mm256_mask_cmpeq_epi8_mask(valid, v, quote) | _mm256_mask_cmpeq_epi8_mask(valid, v, backslash);
+    const __m512i pairs = _mm512_or_si512(_mm512_slli_epi16(_mm512_cvtepu8_epi16(v), 8), pair_prefix);
+    const uint64_t bytes = _pdep_u64(static_cast<uint64_t>(valid), 0xAAAAAAAAAAAAAAAAull);
+    const uint64_t keep = bytes | _pdep_u64(special, 0x5555555555555555ull);
+    _mm512_storeu_si512(w, _mm512_maskz_compress_epi8(keep, pairs));
+    w += len + static_cast<size_t>(__builtin_popcount(special));
+  }
+  *w++ = '"';
+  out.resize(static_cast<size_t>(w - out.data()));
+}
+
+bool HaveAvx512Escape() {
+  static const bool have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi2") &&
+                           __builtin_cpu_supports("bmi2");
+  return have;
+}
+#else
+bool HaveAvx512Escape() { return false; }
+void AppendJsonStringAvx512(std::string& out, std::string_view s) { AppendJsonStringSse2(out, s); }
+#endif
+
+}  // namespace detail
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  static const bool avx512 = detail::HaveAvx512Escape();
+  if (avx512) {
+    detail::AppendJsonStringAvx512(out, s);
+  } else {
+    detail::AppendJsonStringSse2(out, s);
+  }
 }
 
 }  // namespace xrayd

@@ -12,6 +12,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <cstdlib>
@@ -313,7 +314,9 @@ Result<Response> Client::Impl::Exchange(const Url& url, const Request& request, 
                                         bool& answer_started) {
   if (auto st = Connect(url, deadline); !st) return st.error();
   Connection& c = *connection;
-  bhttp::request<bhttp::string_body> req;
+  // The body is sent from the caller's string, not copied into the message (a PutTraceSegments body
+  // is up to a few MB).
+  bhttp::request<bhttp::span_body<const char>> req;
   req.method_string(request.method);
   req.target(c.absolute_form ? url.scheme + "://" + url.HostHeader() + url.target : url.target);
   req.version(11);
@@ -321,7 +324,7 @@ Result<Response> Client::Impl::Exchange(const Url& url, const Request& request, 
   if (req.find(bhttp::field::host) == req.end()) req.set(bhttp::field::host, url.HostHeader());
   if (req.find(bhttp::field::accept) == req.end()) req.set(bhttp::field::accept, "*/*");
   if (!c.proxy_authorization.empty()) req.set(bhttp::field::proxy_authorization, c.proxy_authorization);
-  req.body() = request.body;
+  req.body() = boost::beast::span<const char>(request.body.data(), request.body.size());
   if (!request.body.empty() || request.method == "POST" || request.method == "PUT") req.prepare_payload();
 
   bool done = false;

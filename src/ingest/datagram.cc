@@ -26,6 +26,12 @@ DatagramVerdict DatagramParser::Parse(const char* data, size_t len) {
   if (nl == nullptr) return Refuse(RejectReason::kBadHeader, "no header line");
   const size_t header_len = static_cast<const char*>(nl) - data;
 
+  // The header every X-Ray SDK sends, byte for byte (with or without spaces): valid by any reading,
+  // so the parse below is skipped.
+  const std::string_view header(data, header_len);
+  if (header == R"({"format":"json","version":1})" || header == R"({"format": "json", "version": 1})")
+    return ValidateSegment(data + header_len + 1, len - header_len - 1);
+
   // AWS's daemon decodes the header with Go's encoding/json: key names and the "json" value match
   // case-insensitively, other keys are ignored, the last duplicate wins, version must be integer 1.
   {

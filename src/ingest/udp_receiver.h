@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -43,6 +44,7 @@ class UdpReceiver {
   pipeline::SegmentSink& sink_;
   int fd_ = -1;
   int port_ = 0;
+  std::chrono::microseconds coalesce_{2000};  // the nap after a short read; set by Start()
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

@@ -36,37 +36,75 @@ bool Flag(object o, const char* key) {
   return o[key].get(b) == SUCCESS && b;
 }
 
+// The members the rules read, found in one pass over an object's fields (each `object[key]` would
+// scan the fields again). The first of duplicate keys counts, as object[key] finds it.
+struct RuleFields {
+  element trace_id, id, name, type, parent_id, start_time, end_time, subsegments;
+  bool has_trace_id = false, has_id = false, has_name = false, has_type = false, has_parent_id = false,
+       has_start_time = false, has_end_time = false, has_subsegments = false;
+};
+
+RuleFields ScanRuleFields(object o) {
+  RuleFields f;
+  auto take = [](element v, element& slot, bool& has) {
+    if (!has) {
+      slot = v;
+      has = true;
+    }
+  };
+  for (auto field : o) {
+    const std::string_view k = field.key;
+    switch (k.size()) {
+      case 2: if (k == "id") take(field.value, f.id, f.has_id); break;
+      case 4:
+        if (k == "name") take(field.value, f.name, f.has_name);
+        else if (k == "type") take(field.value, f.type, f.has_type);
+        break;
+      case 8:
+        if (k == "trace_id") take(field.value, f.trace_id, f.has_trace_id);
+        else if (k == "end_time") take(field.value, f.end_time, f.has_end_time);
+        break;
+      case 9: if (k == "parent_id") take(field.value, f.parent_id, f.has_parent_id); break;
+      case 10: if (k == "start_time") take(field.value, f.start_time, f.has_start_time); break;
+      case 11: if (k == "subsegments") take(field.value, f.subsegments, f.has_subsegments); break;
+      default: break;
+    }
+  }
+  return f;
+}
+
+// A string member's value, if the member is there and a string.
+bool StringOf(bool has, element v, std::string_view* out) { return has && v.get(*out) == SUCCESS; }
+
 // The identity rules: ids, name, parent of an independent subsegment.
-Verdict CheckIdentity(object doc) {
+Verdict CheckIdentity(const RuleFields& f) {
   std::string_view trace_id, id, name;
-  if (doc["trace_id"].get(trace_id) != SUCCESS || !IsValidTraceId(trace_id))
+  if (!StringOf(f.has_trace_id, f.trace_id, &trace_id) || !IsValidTraceId(trace_id))
     return Refuse(RejectReason::kInvalidSegment, "missing or malformed trace_id");
-  if (doc["id"].get(id) != SUCCESS || !IsHexId(id, 16))
+  if (!StringOf(f.has_id, f.id, &id) || !IsHexId(id, 16))
     return Refuse(RejectReason::kInvalidSegment, "missing or malformed id");
-  if (doc["name"].get(name) != SUCCESS || name.empty() || Utf8Length(name) > kMaxNameChars)
+  if (!StringOf(f.has_name, f.name, &name) || name.empty() || Utf8Length(name) > kMaxNameChars)
     return Refuse(RejectReason::kInvalidSegment, "missing or malformed name");
   std::string_view type, parent;
-  if (doc["type"].get(type) == SUCCESS && type == "subsegment" &&
-      (doc["parent_id"].get(parent) != SUCCESS || !IsHexId(parent, 16)))
+  if (StringOf(f.has_type, f.type, &type) && type == "subsegment" &&
+      (!StringOf(f.has_parent_id, f.parent_id, &parent) || !IsHexId(parent, 16)))
     return Refuse(RejectReason::kInvalidSegment, "subsegment without a valid parent_id");
   return {};
 }
 
 // The time rules (see the header for the bounds and why).
-Verdict CheckTimes(object doc) {
-  element start_el;
-  if (doc["start_time"].get(start_el) != SUCCESS || !start_el.is_number())
+Verdict CheckTimes(const RuleFields& f) {
+  if (!f.has_start_time || !f.start_time.is_number())
     return Refuse(RejectReason::kInvalidSegment, "missing or non-numeric start_time");
   double start = 0;
-  if (start_el.get(start) != SUCCESS || !std::isfinite(start))
+  if (f.start_time.get(start) != SUCCESS || !std::isfinite(start))
     return Refuse(RejectReason::kInvalidTime, "start_time is not a finite number");
   if (!IsPlausibleTime(start))
     return Refuse(RejectReason::kInvalidTime,
                   "start_time is not epoch seconds between 2000 and 9999 (milliseconds?)");
-  element end_el;
-  if (doc["end_time"].get(end_el) != SUCCESS || end_el.is_null()) return {};
+  if (!f.has_end_time || f.end_time.is_null()) return {};
   double end = 0;
-  if (!end_el.is_number() || end_el.get(end) != SUCCESS || !std::isfinite(end))
+  if (!f.end_time.is_number() || f.end_time.get(end) != SUCCESS || !std::isfinite(end))
     return Refuse(RejectReason::kInvalidTime, "end_time is not a finite number");
   if (!IsPlausibleTime(end))
     return Refuse(RejectReason::kInvalidTime, "end_time is not epoch seconds between 2000 and 9999 (milliseconds?)");
@@ -76,21 +114,21 @@ Verdict CheckTimes(object doc) {
 
 // Nested subsegments' times, where given, obey the same bounds: the service graph and root causes
 // read them (node and edge StartTime/EndTime). Down to the depth those readers walk.
-Verdict CheckNestedTimes(object o, int depth) {
+Verdict CheckNestedTimes(const RuleFields& f, int depth) {
   simdjson::dom::array subs;
-  if (depth > kMaxWalkDepth || o["subsegments"].get(subs) != SUCCESS) return {};
+  if (depth > kMaxWalkDepth || !f.has_subsegments || f.subsegments.get(subs) != SUCCESS) return {};
   for (auto sub : subs) {
     object so;
     if (sub.get(so) != SUCCESS) continue;
-    element start_el, end_el;
+    const RuleFields sf = ScanRuleFields(so);
     double start = kMinTime, end = 0;
-    if (so["start_time"].get(start_el) == SUCCESS &&
-        (!start_el.is_number() || start_el.get(start) != SUCCESS || !IsPlausibleTime(start)))
+    if (sf.has_start_time &&
+        (!sf.start_time.is_number() || sf.start_time.get(start) != SUCCESS || !IsPlausibleTime(start)))
       return Refuse(RejectReason::kInvalidTime, "a subsegment's start_time is not epoch seconds between 2000 and 9999");
-    if (so["end_time"].get(end_el) == SUCCESS && !end_el.is_null() &&
-        (!end_el.is_number() || end_el.get(end) != SUCCESS || !IsPlausibleTime(end)))
+    if (sf.has_end_time && !sf.end_time.is_null() &&
+        (!sf.end_time.is_number() || sf.end_time.get(end) != SUCCESS || !IsPlausibleTime(end)))
       return Refuse(RejectReason::kInvalidTime, "a subsegment's end_time is not epoch seconds between 2000 and 9999");
-    if (Verdict v = CheckNestedTimes(so, depth + 1); !v.ok()) return v;
+    if (Verdict v = CheckNestedTimes(sf, depth + 1); !v.ok()) return v;
   }
   return {};
 }
@@ -257,9 +295,10 @@ Verdict Parser::Load(const char* data, size_t len, bool padded, object* out, siz
   element root;
   if (parser_.parse(data, len, false).get(root) != SUCCESS) return Refuse(RejectReason::kBadJson, "segment is not valid JSON");
   if (root.get(*out) != SUCCESS) return Refuse(RejectReason::kInvalidSegment, "segment is not a JSON object");
-  if (Verdict v = CheckIdentity(*out); !v.ok()) return v;
-  if (Verdict v = CheckTimes(*out); !v.ok()) return v;
-  if (Verdict v = CheckNestedTimes(*out, 0); !v.ok()) return v;
+  const RuleFields fields = ScanRuleFields(*out);
+  if (Verdict v = CheckIdentity(fields); !v.ok()) return v;
+  if (Verdict v = CheckTimes(fields); !v.ok()) return v;
+  if (Verdict v = CheckNestedTimes(fields, 0); !v.ok()) return v;
   return {std::nullopt, {}, std::string_view(data, len)};
 }
 

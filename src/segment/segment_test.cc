@@ -122,6 +122,26 @@ TEST(SegmentRules, RejectsMalformedDocuments) {
                RejectReason::kTooLarge, "over 64 KB");
 }
 
+// Duplicate members: the first one is the one the rules read (at every level), as a lookup by key
+// finds it; a later copy neither rescues nor spoils a document.
+TEST(SegmentRules, TheFirstOfDuplicateMembersCounts) {
+  EXPECT_TRUE(Check(Doc(kStart + R"(,"start_time":"late")")).ok());
+  ExpectReject(Doc(R"("start_time":"early",)" + kStart), RejectReason::kInvalidSegment, "first start_time a string");
+  ExpectReject("{" + kTid + R"(,"id":"nothex",)" + kId + "," + kName + "," + kStart + "}",
+               RejectReason::kInvalidSegment, "first id malformed");
+  EXPECT_TRUE(Check("{" + kTid + "," + kId + "," + kName + R"(,"name":"",)" + kStart + "}").ok());
+  ExpectReject(Doc(kStart + R"(,"end_time":1.0,"end_time":1461096053.5)"), RejectReason::kInvalidTime,
+               "first end_time out of range");
+  ExpectReject(Doc(kStart + R"(,"type":"subsegment","type":"segment")"), RejectReason::kInvalidSegment,
+               "first type says subsegment, no parent_id");
+  const std::string nested_bad = R"({"id":"53995c3f42cd8ad8","name":"db","start_time":1,"start_time":1461096053.4})";
+  const std::string nested_ok = R"({"id":"53995c3f42cd8ad8","name":"db","start_time":1461096053.4,"start_time":1})";
+  ExpectReject(Doc(kStart + R"(,"subsegments":[)" + nested_bad + "]"), RejectReason::kInvalidTime,
+               "nested first start_time out of range");
+  EXPECT_TRUE(Check(Doc(kStart + R"(,"subsegments":[)" + nested_ok + "]")).ok());
+  EXPECT_TRUE(Check(Doc(kStart + R"(,"subsegments":[)" + nested_ok + R"(],"subsegments":[)" + nested_bad + "]")).ok());
+}
+
 TEST(SegmentRules, TrimsTrailingWhitespace) {
   const std::string doc = Doc(kStart);
   std::string padded = doc + "\r\n \t";

@@ -22,9 +22,15 @@ bool Contains(std::string_view hay, std::string_view needle) { return hay.find(n
 }  // namespace
 
 std::string BuildPutTraceSegmentsBody(const std::vector<std::string>& segments) {
+  std::string body;
+  BuildPutTraceSegmentsBody(segments, body);
+  return body;
+}
+
+void BuildPutTraceSegmentsBody(const std::vector<std::string>& segments, std::string& body) {
   size_t total = 32;
   for (const auto& s : segments) total += s.size() + s.size() / 4 + 3;  // JSON escapes ~10-20% quotes
-  std::string body;
+  body.clear();
   body.reserve(total);
   body += "{\"TraceSegmentDocuments\":[";
   for (size_t i = 0; i < segments.size(); ++i) {
@@ -32,13 +38,14 @@ std::string BuildPutTraceSegmentsBody(const std::vector<std::string>& segments) 
     AppendJsonString(body, segments[i]);
   }
   body += "]}";
-  return body;
 }
 
 Result<std::vector<UnprocessedSegment>> ParsePutTraceSegmentsResponse(std::string_view body) {
   std::vector<UnprocessedSegment> out;
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
-  simdjson::dom::parser parser;
+  // X-Ray's answer when it took every document: no parse needed.
+  if (body == R"({"UnprocessedTraceSegments":[]})") return out;
+  thread_local simdjson::dom::parser parser;  // keeps its buffers between calls
   simdjson::dom::element root;
   if (parser.parse(body.data(), body.size(), true).get(root) != simdjson::SUCCESS || !root.is_object())
     return Error::Retryable("PutTraceSegments answer is not a JSON object");

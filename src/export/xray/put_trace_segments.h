@@ -14,6 +14,8 @@ namespace xrayd::xray {
 
 // {"TraceSegmentDocuments":["<doc>",...]}: each document embedded as a JSON string.
 std::string BuildPutTraceSegmentsBody(const std::vector<std::string>& segments);
+// The same into `body` (replacing what it held, keeping its capacity: senders reuse one buffer).
+void BuildPutTraceSegmentsBody(const std::vector<std::string>& segments, std::string& body);
 
 struct UnprocessedSegment {
   std::string id;

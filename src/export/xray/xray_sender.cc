@@ -45,31 +45,37 @@ XraySender::XraySender(SenderOptions options, std::shared_ptr<const aws::SignedC
   http_options_.abort = &aborting_;
 }
 
-std::unique_ptr<http::Client> XraySender::TakeClient() {
+std::unique_ptr<XraySender::Slot> XraySender::TakeSlot() {
   {
     MutexLock lock(mu_);
     if (!idle_.empty()) {
-      auto c = std::move(idle_.back());
+      auto slot = std::move(idle_.back());
       idle_.pop_back();
-      return c;
+      return slot;
     }
   }
-  return std::make_unique<http::Client>(http_options_);
+  auto slot = std::make_unique<Slot>();
+  slot->client = std::make_unique<http::Client>(http_options_);
+  return slot;
 }
 
-void XraySender::ReturnClient(std::unique_ptr<http::Client> client) {
+void XraySender::ReturnSlot(std::unique_ptr<Slot> slot) {
+  // A body far above the usual size (a batch of 64 KB documents) is not kept for the next request.
+  constexpr size_t kKeepBodyBytes = 1 << 20;
+  if (slot->body.capacity() > kKeepBodyBytes) std::string().swap(slot->body);
   MutexLock lock(mu_);
-  idle_.push_back(std::move(client));
+  idle_.push_back(std::move(slot));
 }
 
 SendOutcome XraySender::Send(const std::vector<std::string>& segments) {
   if (aborting_) return {SendOutcome::Kind::kRetryable, 0, std::nullopt, "shutting down"};
   auto& m = GlobalMetrics();
   const size_t n = segments.size();
-  auto client = TakeClient();
+  auto slot = TakeSlot();
   const auto t0 = std::chrono::steady_clock::now();
-  Result<http::Response> response = xray_->Post(*client, "/TraceSegments", BuildPutTraceSegmentsBody(segments));
-  ReturnClient(std::move(client));
+  BuildPutTraceSegmentsBody(segments, slot->body);
+  Result<http::Response> response = xray_->PostLent(*slot->client, "/TraceSegments", slot->body);
+  ReturnSlot(std::move(slot));
   const bool sent = response || response.error().transport != TransportError::kNoCredentials;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (sent) m.export_latency.Observe(seconds);

@@ -45,8 +45,14 @@ class XraySender : public pipeline::BatchSender {
 
  private:
   XraySender(SenderOptions options, std::shared_ptr<const aws::SignedClient> xray);
-  std::unique_ptr<http::Client> TakeClient() XRAYD_EXCLUDES(mu_);
-  void ReturnClient(std::unique_ptr<http::Client> client) XRAYD_EXCLUDES(mu_);
+  // A pooled connection and the body buffer its requests are built in (reused: no allocation per
+  // request once it has grown to the usual size).
+  struct Slot {
+    std::unique_ptr<http::Client> client;
+    std::string body;
+  };
+  std::unique_ptr<Slot> TakeSlot() XRAYD_EXCLUDES(mu_);
+  void ReturnSlot(std::unique_ptr<Slot> slot) XRAYD_EXCLUDES(mu_);
 
   // Constant after construction.
   const SenderOptions options_;
@@ -56,7 +62,7 @@ class XraySender : public pipeline::BatchSender {
   std::atomic<bool> aborting_{false};
   log::RateLimiter unprocessed_log_{std::chrono::seconds(10)};
   Mutex mu_;
-  std::vector<std::unique_ptr<http::Client>> idle_ XRAYD_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Slot>> idle_ XRAYD_GUARDED_BY(mu_);
 };
 
 }  // namespace xrayd::xray
