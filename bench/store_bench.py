@@ -1,24 +1,34 @@
 #!/usr/bin/env python3
-"""Benchmarks `xrayd serve`'s store (issue 14) with realistic multi-service traces, for one or more
-xrayd binaries in the same run (the first is the baseline every ratio is against), and beside them
-moto's X-Ray server on the operations it supports.
+"""Benchmarks `xrayd serve`'s store (issue 14) as it grows — e.g. 1M, 3M and 10M segments — with
+realistic multi-service traces, and beside it moto's X-Ray server on the operations it supports.
 
-Load: traces of 3-4 segments (web on EC2 -> api on ECS -> orders, with remote and DynamoDB calls
-as subsegments, errors/faults/throttles, annotations, ~1.25 KB each), start times spread over the
-last --hours hours, sent as UDP datagrams at --rate segments/s. Reported per binary: ingest rate
-(stored / wall time until drained) and per server-CPU-second, disk per segment, GetTraceSummaries
-p50/p99 (60 s window; whole range with a selective annotation filter; whole range unfiltered),
-BatchGetTraces (5 ids), GetServiceGraph and GetTimeSeriesServiceStatistics over 1 h and 6 h
-(with the web node's count, to see whether the answer covers the window).
+Load: traces of 2-3 segments (web on EC2 -> catalog-api on ECS -> orders on ECS, with remote,
+DynamoDB and SQL calls as subsegments, errors/faults/throttles, annotations, ~1.25 KB each), start
+times spread over the last --hours hours, sent as UDP datagrams at --rate segments/s by a separate
+sender process that builds each document from a string template (json.dumps would be the
+bottleneck at 10M). One server, one store: each size adds segments to what the previous sizes
+stored, then measures. Reported per size: ingest rate (stored / wall time until drained) and per
+server-CPU-second, segments lost, disk per segment (database + WAL), GetTraceSummaries p50/p99 (a
+60 s window; the whole range with each selective filter, and the same filter forced through the
+time-ordered scan — `(F) OR false` has no index condition — as the in-run baseline; the whole
+range unfiltered), BatchGetTraces (5 ids), GetServiceGraph and GetTimeSeriesServiceStatistics over
+1 h and 6 h (with the web node's count, to see that the answer covers the window).
+
+moto (--moto-segments N, in this machine's Python): a fresh moto server gets the first N segments
+by PutTraceSegments (batches of 50, boto3); reported: ingest per server-CPU-second and the
+whole-range listing's latency, against xrayd's figures measured at the same N (the first size is N
+then) — a baseline from the same run.
 
     cmake --build build --target xrayd
-    python3 bench/store_bench.py --xrayd main=OLD/xrayd --xrayd new=build/xrayd --segments 1000000
+    python3 bench/store_bench.py --sizes 1000000,3000000,10000000 --moto-segments 50000
 
 Only 127.0.0.1 is used. Everything started is killed on exit. Not a test.
 """
 import argparse
-import json
+import multiprocessing
+import operator
 import os
+import re
 import random
 import socket
 import subprocess
@@ -29,83 +39,101 @@ import time
 from store_common import ROOT, Serve, call, metric, pct
 
 HEADER = b'{"format": "json", "version": 1}\n'
+PAD = "x" * 260
+
+# The documents of one trace, as templates (%-formatting is ~10x faster than json.dumps).
+WEB = ('{"trace_id":"%(tid)s","id":"%(web)s","name":"web-frontend","origin":"AWS::EC2::Instance",'
+       '"start_time":%(t)s,"end_time":%(t120)s,"fault":%(fault)s,"http":{"request":{"method":"GET",'
+       '"url":"https://shop.example.com/product/%(item)d","user_agent":"Mozilla/5.0 (X11; Linux x86_64) Firefox/118.0",'
+       '"client_ip":"203.0.113.%(ip)d"},"response":{"status":%(status)d}},"aws":{"ec2":{"instance_id":"i-0abc%(inst)08d",'
+       '"availability_zone":"eu-west-1a"},"xray":{"sdk":"X-Ray for Python","sdk_version":"2.15.0"}},'
+       '"annotations":{"customer_tier":"%(tier)s","request_no":%(n)d},"metadata":{"debug":{"pad":"' + PAD + '"}},'
+       '"subsegments":[{"id":"%(call_api)s","name":"catalog-api","namespace":"remote","start_time":%(t5)s,'
+       '"end_time":%(t110)s,"fault":%(fault)s,"http":{"request":{"method":"GET",'
+       '"url":"http://catalog-api/items/%(item)d"},"response":{"status":%(status)d}}}]}')
+API = ('{"trace_id":"%(tid)s","id":"%(api)s","parent_id":"%(call_api)s","name":"catalog-api",'
+       '"origin":"AWS::ECS::Container","start_time":%(t10)s,"end_time":%(t105)s,"fault":%(fault)s,'
+       '"error":%(error)s,"http":{"request":{"method":"GET","url":"http://catalog-api/items/%(item)d"},'
+       '"response":{"status":%(api_status)d}},"aws":{"ecs":{"container":"catalog-7f9c","container_id":"0123456789ab"}},'
+       '"annotations":{"customer_tier":"%(tier)s"},"metadata":{"debug":{"pad":"' + PAD[:200] + '"}},'
+       '"subsegments":[{"id":"%(ddb)s","name":"DynamoDB","namespace":"aws","start_time":%(t20)s,'
+       '"end_time":%(t35)s,"throttle":%(throttle)s,"error":%(throttle)s,"aws":{"operation":"GetItem",'
+       '"table_name":"products","region":"eu-west-1","retries":0}},{"id":"%(pricing)s","name":"pricing.internal",'
+       '"namespace":"remote","start_time":%(t40)s,"end_time":%(t60)s,"http":{"request":{"method":"GET",'
+       '"url":"http://pricing.internal/p"},"response":{"status":200}}},{"id":"%(call_orders)s","name":"orders",'
+       '"namespace":"remote","start_time":%(t65)s,"end_time":%(t100)s,"fault":%(ofault)s}]}')
+ORDERS = ('{"trace_id":"%(tid)s","id":"%(orders)s","parent_id":"%(call_orders)s","name":"orders",'
+          '"origin":"AWS::ECS::Container","start_time":%(t70)s,"end_time":%(t98)s,"fault":%(ofault)s,'
+          '"http":{"request":{"method":"POST","url":"http://orders/reserve"},"response":{"status":%(ostatus)d}},'
+          '"annotations":{"customer_tier":"%(tier)s"},"metadata":{"debug":{"pad":"' + PAD + '"}},'
+          '"subsegments":[{"id":"%(odb)s","name":"orders-db","namespace":"remote","start_time":%(t75)s,'
+          '"end_time":%(t90)s,"sql":{"url":"postgresql://orders-db:5432/orders","database_type":"PostgreSQL",'
+          '"sanitized_query":"SELECT * FROM reservations WHERE id = ?"}}]}')
+TIERS = ("gold", "silver", "bronze")
+BOOL = ("false", "true")
+# Times are written as "<seconds>.<micros>" from integers: the start's microseconds stay below
+# 880000, so no offset below carries into the seconds.
+OFFSETS = {"t": 0, "t5": 5000, "t10": 10000, "t20": 20000, "t35": 35000, "t40": 40000, "t60": 60000, "t65": 65000,
+           "t70": 70000, "t75": 75000, "t90": 90000, "t98": 98000, "t100": 100000, "t105": 105000, "t110": 110000,
+           "t120": 120000}
 
 
-def hexid(rng):
-    return "%016x" % rng.getrandbits(64)
+def positional(template):
+    """A %(name)X template as a positional one and the getter of its values from a dict."""
+    names = []
+
+    def one(m):
+        names.append(m.group(1))
+        return "%" + m.group(2)
+    text = re.sub(r"%\((\w+)\)([-\d.]*[sdf])", one, template)
+    return text, operator.itemgetter(*names)
 
 
-def trace_docs(rng, n, now, hours):
-    """The documents of trace n: web -> api -> orders (sometimes), each ~1.25 KB."""
-    t = now - rng.random() * hours * 3600
-    tid = "1-%08x-%024x" % (int(t), rng.getrandbits(96))
-    fault, error, throttle = rng.random() < 0.02, rng.random() < 0.05, rng.random() < 0.01
-    tier = rng.choice(["gold", "silver", "bronze"])
-    web_id, call_api, api_id, call_orders = hexid(rng), hexid(rng), hexid(rng), hexid(rng)
-    pad = "x" * 260
-    web = {"trace_id": tid, "id": web_id, "name": "web-frontend", "origin": "AWS::EC2::Instance", "start_time": t,
-           "end_time": t + 0.120, "fault": fault,
-           "http": {"request": {"method": "GET", "url": f"https://shop.example.com/product/{n % 5000}",
-                                "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/118.0",
-                                "client_ip": f"203.0.113.{n % 250}"}, "response": {"status": 500 if fault else 200}},
-           "aws": {"ec2": {"instance_id": "i-0abc%08d" % (n % 64), "availability_zone": "eu-west-1a"},
-                   "xray": {"sdk": "X-Ray for Python", "sdk_version": "2.15.0"}},
-           "annotations": {"customer_tier": tier, "request_no": n}, "metadata": {"debug": {"pad": pad}},
-           "subsegments": [{"id": call_api, "name": "catalog-api", "namespace": "remote", "start_time": t + 0.005,
-                            "end_time": t + 0.110, "fault": fault,
-                            "http": {"request": {"method": "GET", "url": f"http://catalog-api/items/{n % 5000}"},
-                                     "response": {"status": 500 if fault else 200}}}]}
-    api = {"trace_id": tid, "id": api_id, "parent_id": call_api, "name": "catalog-api", "origin": "AWS::ECS::Container",
-           "start_time": t + 0.01, "end_time": t + 0.105, "fault": fault, "error": error,
-           "http": {"request": {"method": "GET", "url": f"http://catalog-api/items/{n % 5000}"},
-                    "response": {"status": 500 if fault else (404 if error else 200)}},
-           "aws": {"ecs": {"container": "catalog-7f9c", "container_id": "0123456789ab"}},
-           "annotations": {"customer_tier": tier}, "metadata": {"debug": {"pad": pad[:200]}},
-           "subsegments": [
-               {"id": hexid(rng), "name": "DynamoDB", "namespace": "aws", "start_time": t + 0.02, "end_time": t + 0.035,
-                "throttle": throttle, "error": throttle,
-                "aws": {"operation": "GetItem", "table_name": "products", "region": "eu-west-1", "retries": 0}},
-               {"id": hexid(rng), "name": "pricing.internal", "namespace": "remote", "start_time": t + 0.04,
-                "end_time": t + 0.06, "http": {"request": {"method": "GET", "url": "http://pricing.internal/p"},
-                                               "response": {"status": 200}}},
-               {"id": call_orders, "name": "orders", "namespace": "remote", "start_time": t + 0.065,
-                "end_time": t + 0.1}]}
-    docs = [web, api]
+TEMPLATES = [positional(t) for t in (WEB, API, ORDERS)]
+
+
+def trace_docs(rng, n, now, hours, seed):
+    """Trace n's documents (web, api, and orders for even n): ~1.25 KB each."""
+    seconds = int(now - rng.random() * hours * 3600)
+    micros = rng.randrange(0, 880000)
+    r = rng.getrandbits(64)
+    fault, error, throttle, ofault = r % 50 == 0, (r >> 8) % 20 == 0, (r >> 16) % 100 == 0, (r >> 24) % 50 == 0
+    h = "%015x" % (r & 0xfffffffffffffff)
+    whole = "%d." % seconds
+    v = {k: whole + "%06d" % (micros + o) for k, o in OFFSETS.items()}
+    v.update({"tid": "1-%08x-%08x%016x" % (seconds, seed, n), "web": "a" + h, "call_api": "b" + h, "api": "c" + h,
+              "ddb": "d" + h, "pricing": "e" + h, "call_orders": "f" + h, "orders": "1" + h, "odb": "2" + h,
+              "fault": BOOL[fault], "error": BOOL[error], "throttle": BOOL[throttle], "ofault": BOOL[ofault],
+              "item": n % 5000, "ip": n % 250, "inst": n % 64, "status": 500 if fault else 200,
+              "api_status": 500 if fault else (404 if error else 200), "ostatus": 500 if ofault else 200,
+              "tier": TIERS[n % 3], "n": n})
+    (web, web_of), (api, api_of), (orders, orders_of) = TEMPLATES
+    docs = [web % web_of(v), api % api_of(v)]
     if n % 2 == 0:
-        docs.append({"trace_id": tid, "id": hexid(rng), "parent_id": call_orders, "name": "orders",
-                     "origin": "AWS::ECS::Container", "start_time": t + 0.07, "end_time": t + 0.098,
-                     "http": {"request": {"method": "POST", "url": "http://orders/reserve"}, "response": {"status": 200}},
-                     "annotations": {"customer_tier": tier}, "metadata": {"debug": {"pad": pad}},
-                     "subsegments": [{"id": hexid(rng), "name": "orders-db", "namespace": "remote",
-                                      "start_time": t + 0.075, "end_time": t + 0.09,
-                                      "sql": {"url": "postgresql://orders-db:5432/orders", "database_type": "PostgreSQL",
-                                              "sanitized_query": "SELECT * FROM reservations WHERE id = ?"}}]})
-    return tid, [json.dumps(d, separators=(",", ":")) for d in docs]
+        docs.append(orders % orders_of(v))
+    return v["tid"], docs
 
 
-def generate(segments, hours, seed=1):
-    rng = random.Random(seed)
-    now = time.time()
-    out, ids, n = [], [], 0
-    while len(out) < segments:
-        tid, docs = trace_docs(rng, n, now, hours)
-        ids.append(tid)
-        out += docs
-        n += 1
-    return out[:segments], ids, now
-
-
-def send_udp(port, docs, rate):
+def sender(port, first_trace, segments, rate, hours, now, seed, ids_out):
+    """Sends `segments` segments of traces first_trace.. at `rate`/s; puts (traces used, sample ids)."""
+    rng = random.Random(seed * 1000003 + first_trace)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
     t0 = time.perf_counter()
-    chunk = max(1, rate // 200)
-    for i in range(0, len(docs), chunk):
-        for d in docs[i:i + chunk]:
+    sent, n, sample = 0, first_trace, []
+    while sent < segments:
+        tid, docs = trace_docs(rng, n, now, hours, seed)
+        if n % 97 == 0:
+            sample.append(tid)
+        for d in docs[:segments - sent]:
             s.sendto(HEADER + d.encode(), ("127.0.0.1", port))
-        ahead = (i + chunk) / rate - (time.perf_counter() - t0)
-        if ahead > 0:
-            time.sleep(ahead)
+        sent += min(len(docs), segments - sent)
+        n += 1
+        if n % 64 == 0:
+            ahead = sent / rate - (time.perf_counter() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+    ids_out.put((n, sample, time.perf_counter() - t0))
 
 
 def cpu_seconds(pid):
@@ -114,8 +142,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def load_average():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
 def timed(fn, n):
-    lat = []
+    lat, out = [], None
     for _ in range(n):
         d, out = fn()
         lat.append(d)
@@ -129,44 +162,50 @@ def web_count(graph):
     return 0
 
 
-def measure(name, xrayd, docs, ids, now, args, work):
-    r = {}
-    with Serve(xrayd, work) as serve:
-        cpu0, t0 = cpu_seconds(serve.proc.pid), time.time()
-        send_udp(serve.udp, docs, args.rate)
-        serve.drain(stall_seconds=120)
-        elapsed, cpu = time.time() - t0, cpu_seconds(serve.proc.pid) - cpu0
-        stored = metric(serve.health, "xrayd_segments_sent_total")
-        r["stored"] = stored
-        r["lost"] = len(docs) - stored
-        r["ingest/s"] = stored / elapsed
-        r["ingest/cpu-s"] = stored / max(cpu, 1e-9)
-        r["bytes/seg"] = serve.disk_bytes() / max(stored, 1)
-        api, q = serve.api, args.queries
-        rng = random.Random(2)
+def filters(traces):
+    """Selective filters (each also run as `(F) OR false`, which no index answers: the scan)."""
+    a, b = traces // 3 + 1, (2 * traces) // 3 + 1
+    return {
+        "annotation": f"annotation.request_no = {a}",
+        "annotation OR": f"annotation.request_no = {a} OR annotation.request_no = {b}",
+        "service+fault": 'service("orders") { fault }',
+        "url contains": 'http.url CONTAINS "/product/4242"',
+        "url =": 'http.url = "https://shop.example.com/product/17"',
+        "fault": "fault",
+        "tier AND fault": 'annotation.customer_tier = "gold" AND fault',
+        "service AND annotation": f'service("orders") AND annotation.request_no = {a - a % 2}',
+    }
 
-        def listing(body):
-            return lambda: call(api, "/TraceSummaries", dict(body, TimeRangeType="Event"))
 
-        def window():
-            s = now - rng.random() * args.hours * 3600
-            return call(api, "/TraceSummaries", {"StartTime": s - 60, "EndTime": s, "TimeRangeType": "Event"})
-        r["list 60s"], _ = timed(window, q)
-        whole = {"StartTime": now - args.hours * 3600 - 60, "EndTime": now + 60}
-        r["list filtered"], _ = timed(listing(dict(whole, FilterExpression='annotation.request_no = 4242')), q)
-        r["list all"], _ = timed(listing(whole), q)
-        r["batch5"], _ = timed(lambda: call(api, "/Traces", {"TraceIds": rng.sample(ids, 5)}), q)
-        for hours in (1, 6):
-            span = {"StartTime": now - hours * 3600, "EndTime": now}
-            r[f"graph {hours}h"], g = timed(lambda: call(api, "/ServiceGraph", span), max(3, q // 10))
-            r[f"graph {hours}h web"] = web_count(g)
-            r[f"series {hours}h"], _ = timed(
-                lambda: call(api, "/TimeSeriesServiceStatistics", dict(span, Period=60)), max(3, q // 10))
+def measure_queries(api, now, args, ids, traces):
+    r, q = {}, args.queries
+    rng = random.Random(2)
+
+    def window():
+        s = now - rng.random() * args.hours * 3600
+        return call(api, "/TraceSummaries", {"StartTime": s - 60, "EndTime": s, "TimeRangeType": "Event"})
+
+    whole = {"StartTime": now - args.hours * 3600 - 60, "EndTime": now + 60, "TimeRangeType": "Event"}
+    r["list 60s"], _ = timed(window, q)
+    for name, expr in filters(traces).items():
+        r[f"list {name}"], out = timed(lambda: call(api, "/TraceSummaries", dict(whole, FilterExpression=expr)), q)
+        r[f"list {name} matches"] = len(out["TraceSummaries"])
+        r[f"scan {name}"], out = timed(
+            lambda: call(api, "/TraceSummaries", dict(whole, FilterExpression=f"({expr}) OR false")),
+            max(3, q // 10))
+    r["list all"], _ = timed(lambda: call(api, "/TraceSummaries", whole), q)
+    r["batch5"], _ = timed(lambda: call(api, "/Traces", {"TraceIds": rng.sample(ids, 5)}), q)
+    for hours in (1, 6):
+        span = {"StartTime": now - hours * 3600, "EndTime": now}
+        r[f"graph {hours}h"], g = timed(lambda: call(api, "/ServiceGraph", span), max(3, q // 5))
+        r[f"graph {hours}h web"] = web_count(g)
+        r[f"series {hours}h"], _ = timed(
+            lambda: call(api, "/TimeSeriesServiceStatistics", dict(span, Period=60)), max(3, q // 5))
     return r
 
 
-def measure_moto(docs, args):
-    """moto's X-Ray server (PutTraceSegments, GetTraceSummaries, BatchGetTraces) on the first --moto-segments."""
+def measure_moto(args, now):
+    """moto's X-Ray server (PutTraceSegments, GetTraceSummaries) on the first --moto-segments."""
     import boto3
     from store_common import free_port
     port = free_port()
@@ -181,14 +220,17 @@ def measure_moto(docs, args):
                 break
             except Exception:
                 time.sleep(0.1)
-        part = docs[:args.moto_segments]
+        rng, part, n = random.Random(args.seed * 1000003), [], 0
+        while len(part) < args.moto_segments:
+            part += trace_docs(rng, n, now, args.hours, args.seed)[1]
+            n += 1
+        part = part[:args.moto_segments]
         cpu0, t0 = cpu_seconds(proc.pid), time.time()
         for i in range(0, len(part), 50):
             client.put_trace_segments(TraceSegmentDocuments=part[i:i + 50])
         elapsed, cpu = time.time() - t0, cpu_seconds(proc.pid) - cpu0
         lat = []
-        now = time.time()
-        for _ in range(min(args.queries, 20)):
+        for _ in range(min(args.queries, 10)):
             t = time.perf_counter()
             client.get_trace_summaries(StartTime=now - args.hours * 3600 - 60, EndTime=now + 60)
             lat.append(time.perf_counter() - t)
@@ -198,46 +240,88 @@ def measure_moto(docs, args):
         proc.kill()
 
 
-def report(results, base):
-    b = results[base]
-    for name, r in results.items():
-        parts = []
-        for k, v in r.items():
-            if isinstance(v, list):
-                s = f"{k} p50 {pct(v, 50) * 1e3:.1f} ms p99 {pct(v, 99) * 1e3:.1f} ms"
-                if name != base and k in b:
-                    s += f" (x{pct(v, 50) / pct(b[k], 50):.2f}/x{pct(v, 99) / pct(b[k], 99):.2f})"
-            else:
-                s = f"{k} {v:.0f}"
-                if name != base and k in b and isinstance(b[k], (int, float)) and b[k]:
-                    s += f" (x{v / b[k]:.2f})"
-            parts.append(s)
-        print(f"{name}: " + "; ".join(parts), flush=True)
+def fmt(k, v, base=None):
+    if isinstance(v, list):
+        s = f"{k} p50 {pct(v, 50) * 1e3:.1f} ms p99 {pct(v, 99) * 1e3:.1f} ms"
+        if base:
+            s += f" (x{pct(v, 50) / pct(base, 50):.2f}/x{pct(v, 99) / pct(base, 99):.2f})"
+        return s
+    s = f"{k} {v:.3g}" if isinstance(v, float) and v < 100 else f"{k} {v:.0f}"
+    if base:
+        s += f" (x{v / base:.2f})"
+    return s
+
+
+def report(size, r):
+    print(f"--- {size} segments (load average {r.pop('load')})", flush=True)
+    for k, v in r.items():
+        if k.startswith("scan "):
+            continue
+        line = "  " + fmt(k, v)
+        scan = r.get("scan " + k[5:]) if k.startswith("list ") else None
+        if scan:
+            line += f"  | scan (baseline) p50 {pct(scan, 50) * 1e3:.1f} ms p99 {pct(scan, 99) * 1e3:.1f} ms:" \
+                    f" index/scan x{pct(v, 50) / pct(scan, 50):.3f} p50, x{pct(v, 99) / pct(scan, 99):.3f} p99"
+        print(line, flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--xrayd", action="append", help="NAME=PATH; the first is the baseline")
-    ap.add_argument("--segments", type=int, default=1000000)
+    ap.add_argument("--xrayd", default=os.path.join(ROOT, "build", "xrayd"))
+    ap.add_argument("--sizes", default="1000000,3000000", help="store sizes (segments) to measure at, ascending")
     ap.add_argument("--rate", type=int, default=40000, help="segments/s offered over UDP")
     ap.add_argument("--hours", type=float, default=6, help="trace start times spread over the last HOURS")
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--moto-segments", type=int, default=0, help="also run moto's server on this many segments")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--memory-mb", type=int, default=4096,
+                    help="xrayd's queue (-m): holds what the sender is ahead of the store, so nothing is lost")
     ap.add_argument("--workdir")
+    ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for xrayd serve")
     args = ap.parse_args()
-    bins = [x.split("=", 1) for x in (args.xrayd or [f"xrayd={os.path.join(ROOT, 'build', 'xrayd')}"])]
-    docs, ids, now = generate(args.segments, args.hours)
-    size = sum(len(d) for d in docs) / len(docs)
-    print(f"{len(docs)} segments in {len(ids)} traces, {size:.0f} bytes each on average", flush=True)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    if args.moto_segments and args.moto_segments not in sizes:
+        sizes = sorted(sizes + [args.moto_segments])
     work = args.workdir or tempfile.mkdtemp(prefix="xrayd-store-bench-")
-    results = {}
-    for name, path in bins:
-        results[name] = measure(name, path, docs, ids, now, args, work)
-        report({name: results[name]}, name)
+    os.makedirs(work, exist_ok=True)
+    now = time.time()
+    results, ids, traces, sent = {}, [], 0, 0
+    with Serve(args.xrayd, work, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
+        for size in sizes:
+            out = multiprocessing.Queue()
+            cpu0, t0, stored0 = cpu_seconds(serve.proc.pid), time.time(), metric(serve.health, "xrayd_segments_sent_total")
+            p = multiprocessing.Process(target=sender, args=(serve.udp, traces, size - sent, args.rate, args.hours, now,
+                                                             args.seed, out))
+            p.start()
+            traces, sample, send_s = out.get()
+            p.join()
+            serve.drain(stall_seconds=300)
+            elapsed, cpu = time.time() - t0, cpu_seconds(serve.proc.pid) - cpu0
+            stored = metric(serve.health, "xrayd_segments_sent_total")
+            ids += sample
+            r = {"load": load_average(), "stored": stored, "lost": size - stored,
+                 "ingest/s": (stored - stored0) / elapsed, "ingest/cpu-s": (stored - stored0) / max(cpu, 1e-9),
+                 "sender s": send_s, "bytes/seg": serve.disk_bytes() / max(stored, 1)}
+            sent = size
+            r.update(measure_queries(serve.api, now, args, ids, traces))
+            results[size] = r
+            report(size, dict(r))
     if args.moto_segments:
-        results["moto"] = measure_moto(docs, args)
-    print("--- ratios against", bins[0][0])
-    report(results, bins[0][0])
+        m = measure_moto(args, now)
+        x = results[args.moto_segments]
+        print(f"--- moto {moto_version()} at {args.moto_segments} segments, against xrayd at the same size", flush=True)
+        print("  moto: " + "; ".join(fmt(k, v) for k, v in m.items()), flush=True)
+        print(f"  xrayd/moto: ingest per CPU-second x{x['ingest/cpu-s'] / m['ingest/cpu-s']:.1f}; whole-range listing "
+              f"p50 x{pct(x['list all'], 50) / pct(m['list all'], 50):.4f}, "
+              f"p99 x{pct(x['list all'], 99) / pct(m['list all'], 99):.4f}", flush=True)
+
+
+def moto_version():
+    try:
+        import moto
+        return moto.__version__
+    except Exception:
+        return "?"
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class Serve:
     """`xrayd serve` with its store in WORK/data (emptied first unless keep_data), UDP, API and
     health on free ports; a context manager that stops it (SIGTERM, then kill after 30 s)."""
 
-    def __init__(self, xrayd, work, keep_data=False, extra=()):
+    def __init__(self, xrayd, work, keep_data=False, extra=(), memory_mb=512):
         self.udp, api, health = free_port(), free_port(), free_port()
         while len({self.udp, api, health}) < 3:  # a just-closed port can be offered again
             api, health = free_port(), free_port()
@@ -56,7 +56,7 @@ class Serve:
         log = open(os.path.join(work, "serve.log"), "a")
         self.proc = subprocess.Popen([xrayd, "serve", "--data-dir", self.data, "-b", f"127.0.0.1:{self.udp}",
                                       "-t", f"127.0.0.1:{self.udp}", "--listen", self.api, "--health-address",
-                                      self.health, "-m", "512", "-l", "warn", *extra],
+                                      self.health, "-m", str(memory_mb), "-l", "warn", *extra],
                                      stdout=log, stderr=subprocess.STDOUT)
         for _ in range(1200):
             try:

@@ -110,25 +110,53 @@ Result<std::vector<Token>> Lex(std::string_view s) {
 
 using Value = std::variant<std::monostate, double, std::string, bool>;
 
+// The service whose own flags a sub-filter's ok/error/fault/throttle read (service(...) { ... }).
+struct FlagScope {
+  std::string name, type;
+};
+
 class FilterNode {
  public:
   virtual ~FilterNode() = default;
   virtual bool Eval(const store::TraceSummaryRow& t) const = 0;
+  // A necessary condition of Eval (see Filter::NecessaryCondition); nullopt: none. `scope`: the
+  // flags are that service's (null: the trace's).
+  virtual std::optional<store::IndexCondition> Necessary(const FlagScope* scope) const {
+    (void)scope;
+    return std::nullopt;
+  }
 };
 
 namespace {
 
 using NodePtr = std::shared_ptr<const FilterNode>;
 
+using Condition = std::optional<store::IndexCondition>;
+
+// Both sides' conditions hold (either alone is also necessary).
+Condition BothOf(Condition a, Condition b) {
+  if (!a || !b) return a ? std::move(a) : std::move(b);
+  return store::IndexCondition::And({std::move(*a), std::move(*b)});
+}
+
 struct And final : FilterNode {
   NodePtr a, b;
   And(NodePtr x, NodePtr y) : a(std::move(x)), b(std::move(y)) {}
   bool Eval(const store::TraceSummaryRow& t) const override { return a->Eval(t) && b->Eval(t); }
+  Condition Necessary(const FlagScope* scope) const override {
+    return BothOf(a->Necessary(scope), b->Necessary(scope));
+  }
 };
 struct Or final : FilterNode {
   NodePtr a, b;
   Or(NodePtr x, NodePtr y) : a(std::move(x)), b(std::move(y)) {}
   bool Eval(const store::TraceSummaryRow& t) const override { return a->Eval(t) || b->Eval(t); }
+  // Only when each side has one: a side without could match any trace.
+  Condition Necessary(const FlagScope* scope) const override {
+    Condition x = a->Necessary(scope), y = b->Necessary(scope);
+    if (!x || !y) return std::nullopt;
+    return store::IndexCondition::Or({std::move(*x), std::move(*y)});
+  }
 };
 struct Not final : FilterNode {
   NodePtr a;
@@ -228,6 +256,46 @@ struct Compare final : FilterNode {
     return r && CompareStrings(s, op, *r);
   }
 
+  Condition Necessary(const FlagScope* scope) const override {
+    if (field == Field::kAnnotation) return AnnotationCondition();
+    if (field == Field::kHttpUrl) return UrlCondition();
+    const auto flag = field == Field::kError   ? store::IndexCondition::Flag::kError
+                      : field == Field::kFault ? store::IndexCondition::Flag::kFault
+                      : field == Field::kThrottle ? store::IndexCondition::Flag::kThrottle
+                                                  : store::IndexCondition::Flag::kNone;
+    const bool* b = std::get_if<bool>(&rhs);
+    const bool wants_set = op.empty() || (b && ((op == "=" && *b) || (op == "!=" && !*b)));
+    if (flag == store::IndexCondition::Flag::kNone || !wants_set) return std::nullopt;
+    if (scope == nullptr) return store::IndexCondition::TraceFlag(flag);
+    if (scope->name.empty()) return std::nullopt;  // the store finds services by name
+    return store::IndexCondition::Service(scope->name, scope->type, flag);
+  }
+
+  // annotation.k = v: a value of k equal to v (any service). Other operators: none.
+  Condition AnnotationCondition() const {
+    if (op != "=") return std::nullopt;
+    if (const auto* s = std::get_if<std::string>(&rhs)) {
+      if (s->find('\0') != std::string::npos) return std::nullopt;  // SQLite's JSON text stops at NUL
+      return store::IndexCondition::Annotation(annotation_key, *s);
+    }
+    if (const auto* d = std::get_if<double>(&rhs)) return store::IndexCondition::Annotation(annotation_key, *d);
+    if (const auto* b = std::get_if<bool>(&rhs)) return store::IndexCondition::Annotation(annotation_key, *b);
+    return std::nullopt;
+  }
+
+  // http.url = u, or CONTAINS / BEGINSWITH / ENDSWITH a text of 3 characters or more (the
+  // trigram index cannot look for less).
+  Condition UrlCondition() const {
+    const auto* s = std::get_if<std::string>(&rhs);
+    if (s == nullptr) return std::nullopt;
+    if (op == "=") return store::IndexCondition::UrlEquals(*s);
+    if (op != "contains" && op != "beginswith" && op != "endswith") return std::nullopt;
+    size_t chars = 0;
+    for (unsigned char c : *s) chars += (c & 0xC0) != 0x80;
+    if (chars < 3) return std::nullopt;
+    return store::IndexCondition::UrlContains(*s);
+  }
+
   bool Eval(const store::TraceSummaryRow& t) const override {
     if (field != Field::kAnnotation) return Test(Read(t, field));
     // An annotation matches if any of its values (any service) satisfies the comparison.
@@ -249,6 +317,17 @@ struct ServiceMatch final : FilterNode {
   std::vector<std::pair<std::string, std::string>> wanted;  // (name, type) — empty type = any
   bool edge = false;
   NodePtr inner;
+  // Each named service is in the trace; the sub-filter's flags are the last one's (edge: the callee).
+  Condition Necessary(const FlagScope* scope) const override {
+    (void)scope;
+    Condition all;
+    for (const auto& [name, type] : wanted)
+      if (!name.empty()) all = BothOf(std::move(all), store::IndexCondition::Service(name, type));
+    if (!inner) return all;
+    const FlagScope mine{wanted.back().first, wanted.back().second};
+    return BothOf(std::move(all), inner->Necessary(&mine));
+  }
+
   bool Eval(const store::TraceSummaryRow& t) const override {
     auto matches = [&](size_t i, const std::pair<std::string, std::string>& want) {
       return (want.first.empty() || t.services[i].first == want.first) && ServiceTypeMatches(want.second, t.services[i].second);
@@ -491,6 +570,13 @@ Result<Filter> Filter::Parse(std::string_view text) {
 }
 
 bool Filter::Matches(const store::TraceSummaryRow& trace) const { return !root_ || root_->Eval(trace); }
+
+std::shared_ptr<const store::IndexCondition> Filter::NecessaryCondition() const {
+  if (!root_) return nullptr;
+  auto c = root_->Necessary(nullptr);
+  if (!c) return nullptr;
+  return std::make_shared<const store::IndexCondition>(std::move(*c));
+}
 
 Result<EntitySelector> ParseEntitySelector(std::string_view text) {
   EntitySelector sel;

@@ -52,6 +52,10 @@ class Filter {
   static Result<Filter> Parse(std::string_view text);
   bool Matches(const store::TraceSummaryRow& trace) const;
   bool IsEmpty() const { return root_ == nullptr; }
+  // A condition every trace Matches() accepts also satisfies, made of what the store finds by index
+  // (store/trace_query.h), for ListQuery::condition; null when none can be derived (e.g. NOT, OR
+  // with an unindexed side, responsetime). Matches() stays the rule: the store only narrows.
+  std::shared_ptr<const store::IndexCondition> NecessaryCondition() const;
 
  private:
   friend Result<EntitySelector> ParseEntitySelector(std::string_view text);

@@ -53,15 +53,40 @@ void CountTruncated(ApiContext& ctx, const Window& w) {
             w.start, w.end, ctx.limits.graph_traces, ctx.truncation_log.TakeSuppressed());
 }
 
-// The documents of the window's traces within the group the request names, if any.
-ApiResult<std::vector<std::string>> WindowDocuments(ApiContext& ctx, const json& in, const Window& w) {
+// The documents read for a window; `partial` when the window held more traces than were read.
+struct WindowRead {
+  std::vector<std::string> docs;
+  bool partial = false;
+};
+
+// The documents of the window's traces within the group the request names, if any. With a group
+// filter the store reads only the traces its indexes say may match (store/trace_query.h) when they
+// are few, so the bound counts those, not every trace of the window.
+ApiResult<WindowRead> WindowDocuments(ApiContext& ctx, const json& in, const Window& w) {
   auto group = ctx.groups.FilterOf(in);
   if (!group) return group.error();
   bool truncated = false;
-  auto docs = ctx.store.DocumentsInRange(w.start, w.end, ctx.limits.graph_traces, &truncated);
+  const auto condition = group->NecessaryCondition();
+  auto docs = condition ? ctx.store.CandidateDocumentsInRange(w.start, w.end, ctx.limits.graph_traces, *condition,
+                                                              &truncated)
+                        : ctx.store.DocumentsInRange(w.start, w.end, ctx.limits.graph_traces, &truncated);
   if (!docs) return ApiError::Internal("reading a window's documents", docs.error());
   if (truncated) CountTruncated(ctx, w);
-  return KeepMatching(ctx.store, segment::JoinLoadBalancer(std::move(*docs)), *group);
+  auto kept = KeepMatching(ctx.store, segment::JoinLoadBalancer(std::move(*docs)), *group);
+  if (!kept) return kept.error();
+  return WindowRead{std::move(*kept), truncated};
+}
+
+// A partial answer says so in itself too (a member X-Ray's model does not have, which SDKs ignore):
+// how many traces it was built from, and why.
+json& MarkPartial(const ApiContext& ctx, bool partial, json& answer) {
+  if (!partial) return answer;
+  answer["PartialAnswer"] = {
+      {"TracesRead", ctx.limits.graph_traces},
+      {"Reason", "the window holds more than " + std::to_string(ctx.limits.graph_traces) +
+                     " traces the per-minute rollups cannot answer for (a group's filter expression or a Period "
+                     "not in whole minutes): built from the newest " + std::to_string(ctx.limits.graph_traces)}};
+  return answer;
 }
 
 // The rollups of the minutes the window touches: [minute of start, minute of end].
@@ -95,9 +120,10 @@ ApiResult<json> GetServiceGraph(ApiContext& ctx, const json& in) {
     return ServiceGraphFromRollup(*rollup, static_cast<double>(segment::MinuteOf(w->start)),
                                   static_cast<double>(segment::MinuteOf(w->end) + 60));
   }
-  auto docs = WindowDocuments(ctx, in, *w);
-  if (!docs) return docs.error();
-  return BuildServiceGraph(*docs, w->start, w->end);
+  auto read = WindowDocuments(ctx, in, *w);
+  if (!read) return read.error();
+  json graph = BuildServiceGraph(read->docs, w->start, w->end);
+  return MarkPartial(ctx, read->partial, graph);
 }
 
 // From rollups when the period is whole minutes and no group filter applies; else from documents.
@@ -115,9 +141,10 @@ ApiResult<json> GetTimeSeriesServiceStatistics(ApiContext& ctx, const json& in) 
     if (!rollup) return rollup.error();
     return TimeSeriesFromRollup(*rollup, period, *selector);
   }
-  auto docs = WindowDocuments(ctx, in, *w);
-  if (!docs) return docs.error();
-  return BuildTimeSeriesStatistics(*docs, w->start, w->end, period, *selector);
+  auto read = WindowDocuments(ctx, in, *w);
+  if (!read) return read.error();
+  json series = BuildTimeSeriesStatistics(read->docs, w->start, w->end, period, *selector);
+  return MarkPartial(ctx, read->partial, series);
 }
 
 ApiResult<json> GetTraceGraph(ApiContext& ctx, const json& in) {

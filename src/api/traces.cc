@@ -8,6 +8,7 @@
 #include "api/request_schema.h"
 #include "api/root_causes.h"
 #include "api/trace_assembly.h"
+#include "common/log.h"
 #include "segment/segment.h"
 
 namespace xrayd::api {
@@ -165,6 +166,9 @@ ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
   q.end_time = end;
   q.by_trace_id_time = in.value("TimeRangeType", "TraceId") == "TraceId";
   if (in.contains("NextToken")) q.cursor = in["NextToken"].get<std::string>();  // the store's opaque cursor
+  // The store reads only traces this condition's indexes name when they are few (store/trace_query.h);
+  // the whole filter still decides below.
+  q.condition = filter->NecessaryCondition();
   // Scan forward in store order, keeping matches, until a page is full, the range is exhausted,
   // or the scan budget is spent (then NextToken resumes the scan).
   const Sampling sampling = SamplingOf(in);
@@ -173,8 +177,12 @@ ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
   bool exhausted = false;
   while (summaries.size() < kPageSize && scanned < kScanBudget) {
     q.limit = filter->IsEmpty() ? kPageSize - summaries.size() : 500;
-    auto rows = ctx.store.ListTraces(q);
+    store::ListPlan plan;
+    auto rows = ctx.store.ListTraces(q, &plan);
     if (!rows) return ApiError::FromStore("NextToken", "listing traces", rows.error());
+    if (q.condition)
+      XLOG_DEBUG("GetTraceSummaries: {} rows by {} ({} candidates)", rows->size(),
+                 plan.flag_walk ? "flag index" : plan.by_index ? "index" : "scan", plan.candidates);
     for (const auto& row : *rows) {
       ++scanned;
       q.cursor = store::ListCursorAfter(q, row);

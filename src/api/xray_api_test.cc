@@ -170,17 +170,37 @@ TEST_F(XrayApiTest, GraphsAreExactFromRollupsAndPartialScansAreCounted) {
   for (const auto& p : series["TimeSeriesServiceStatistics"]) entering += p["EdgeSummaryStatistics"]["TotalCount"].get<int64_t>();
   EXPECT_EQ(entering, 5);
   EXPECT_EQ(truncated.load(), 0u);
-  // A period of 30 s: from documents, the newest three traces only.
-  Expect(Call("/TimeSeriesServiceStatistics", R"({"StartTime": 1465510000, "EndTime": 1465520000, "Period": 30})"),
-         200);
+  EXPECT_FALSE(graph.contains("PartialAnswer"));
+  EXPECT_FALSE(series.contains("PartialAnswer"));
+  // A period of 30 s: from documents, the newest three traces only, and the answer says so.
+  json part = Expect(Call("/TimeSeriesServiceStatistics",
+                          R"({"StartTime": 1465510000, "EndTime": 1465520000, "Period": 30})"), 200);
   EXPECT_EQ(truncated.load(), 1u);
-  // A group's filter: from documents too.
+  ASSERT_TRUE(part.contains("PartialAnswer")) << part.dump();
+  EXPECT_EQ(part["PartialAnswer"]["TracesRead"], 3);
+  EXPECT_NE(part["PartialAnswer"]["Reason"].get<std::string>().find("newest 3"), std::string::npos);
+  // A group's filter the store's indexes answer (a service): only the traces that may match are
+  // read, so the bound of three covers both svc0 traces: exact, not partial.
   Expect(Call("/CreateGroup", R"x({"GroupName": "zero", "FilterExpression": "service(\"svc0\")"})x"), 200);
   json filtered = Expect(
       Call("/ServiceGraph", R"({"StartTime": 1465510000, "EndTime": 1465520000, "GroupName": "zero"})"), 200);
-  EXPECT_EQ(truncated.load(), 2u);
+  EXPECT_EQ(truncated.load(), 1u);
+  EXPECT_FALSE(filtered.contains("PartialAnswer")) << filtered.dump();
   ASSERT_EQ(filtered["Services"].size(), 1u) << filtered.dump();
-  EXPECT_EQ(filtered["Services"][0]["SummaryStatistics"]["TotalCount"], 1) << "the newest three: one svc0 trace";
+  EXPECT_EQ(filtered["Services"][0]["SummaryStatistics"]["TotalCount"], 2) << "both svc0 traces";
+  // A group's filter no index answers: the newest three of the window, counted and marked partial.
+  Expect(Call("/CreateGroup", R"x({"GroupName": "slowish", "FilterExpression": "responsetime >= 0"})x"), 200);
+  json scanned = Expect(
+      Call("/ServiceGraph", R"({"StartTime": 1465510000, "EndTime": 1465520000, "GroupName": "slowish"})"), 200);
+  EXPECT_EQ(truncated.load(), 2u);
+  ASSERT_TRUE(scanned.contains("PartialAnswer")) << scanned.dump();
+  EXPECT_EQ(scanned["PartialAnswer"]["TracesRead"], 3);
+  EXPECT_EQ(scanned["Services"].size(), 3u) << "the newest three traces: svc2, svc3 and svc0";
+  json scanned_series = Expect(Call("/TimeSeriesServiceStatistics",
+                                    R"({"StartTime": 1465510000, "EndTime": 1465520000, "GroupName": "slowish"})"),
+                               200);
+  EXPECT_EQ(truncated.load(), 3u);
+  EXPECT_TRUE(scanned_series.contains("PartialAnswer")) << scanned_series.dump();
 }
 
 // GetTraceSummaries' Sampling/SamplingStrategy: FixedRate keeps a stable fraction of the matches,

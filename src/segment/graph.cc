@@ -21,13 +21,37 @@ Call FromEntity(Call::Kind kind, const Entity& e) {
 class TraceWalk {
  public:
   explicit TraceWalk(const std::vector<const Facts*>& docs) : docs_(docs) {
+    std::map<std::string, const Facts*> streamed;  // every (sub)segment id of a streamed subsegment → it
     for (const Facts* d : docs_) {
-      if (d->independent_subsegment) continue;
+      if (d->independent_subsegment) {
+        for (const Entity& e : d->entities)
+          if (!e.id.empty()) streamed.emplace(e.id, d);
+        continue;
+      }
       if (!d->parent_id.empty()) parents_with_segments_.insert(d->parent_id);
       const NodeKey key{d->name, d->origin};
       for (const Entity& e : d->entities)
         if (!e.id.empty()) owner_[e.id] = key;
     }
+    // A streamed subsegment belongs to the service of the segment its parent_id chain reaches
+    // (through other streamed subsegments: SDKs stream a subsegment's children on their own too),
+    // and so do the subsegments nested in it: calls below them, and segments whose parent they are.
+    std::map<std::string, NodeKey> streamed_owner;
+    for (const Facts* d : docs_) {
+      if (!d->independent_subsegment) continue;
+      const Facts* at = d;
+      for (size_t steps = 0; steps <= docs_.size(); ++steps) {  // bounded: a cycle owns nothing
+        if (auto it = owner_.find(at->parent_id); it != owner_.end()) {
+          for (const Entity& e : d->entities)
+            if (!e.id.empty()) streamed_owner.emplace(e.id, it->second);
+          break;
+        }
+        auto up = streamed.find(at->parent_id);
+        if (up == streamed.end()) break;
+        at = up->second;
+      }
+    }
+    owner_.insert(streamed_owner.begin(), streamed_owner.end());  // a segment's own ids win
   }
 
   std::vector<Call> Run() {

@@ -4,7 +4,10 @@
 // the "remote" or "aws" namespace whose call produced no segment of its own, typed by
 // InferredServiceType). An edge from the calling service to the called one, found through
 // parent_id links between segments, or to the inferred node. A segment whose parent is in none of
-// the trace's segments is a request entering the graph (from a client).
+// the trace's segments is a request entering the graph (from a client). A subsegment streamed as
+// its own document belongs to the service of the segment its parent_id chain reaches (possibly
+// through other streamed subsegments): its calls, and segments whose parent it is, count as if it
+// were nested there.
 //
 // TraceCalls turns one trace's facts into Calls; everything that aggregates them (the API's graph
 // and time-series answers over scanned documents, the store's per-minute rollups kept at ingest)

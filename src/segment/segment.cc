@@ -252,6 +252,11 @@ void Extract(object doc, Facts& f) {
   f.own_throttle = Flag(doc, "throttle");
   ExtractHttp(doc, f);
   Walk(doc, f, 0, -1);
+  // A subsegment streamed on its own in a call namespace is itself a call its service makes (as
+  // it would be nested in the segment).
+  if (f.independent_subsegment && IsCallNamespace(f.entities.front().ns) && !f.name.empty())
+    f.called_services.push_back(
+        {f.name, InferredServiceType(f.entities.front().ns, f.name), f.own_error, f.own_fault, f.own_throttle});
 }
 
 }  // namespace

@@ -82,6 +82,7 @@
 #include "segment/graph.h"
 #include "segment/segment.h"
 #include "store/doc_codec.h"
+#include "store/trace_query.h"
 
 namespace xrayd::store {
 
@@ -146,6 +147,10 @@ struct ListQuery {
   bool by_trace_id_time = false;
   std::string cursor;
   size_t limit = 1000;
+  // Optional: a necessary condition of the rows the caller keeps (store/trace_query.h). Rows that
+  // fail it may be left out (when the store finds the others by index); any row may still fail it.
+  std::shared_ptr<const IndexCondition> condition;
+  int64_t max_index_candidates = kMaxIndexCandidates;  // the index plan's bound (tests lower it)
 };
 
 // The cursor that resumes `query`'s listing after `row` (a row ListTraces returned for it).
@@ -163,13 +168,22 @@ class TraceStore {
       XRAYD_EXCLUDES(mu_);
 
   // Readers (see Connections above).
-  Result<std::vector<TraceSummaryRow>> ListTraces(const ListQuery& query) XRAYD_EXCLUDES(pool_mu_);
+  // In store/trace_query.cc; `plan` (optional) says how it was answered.
+  Result<std::vector<TraceSummaryRow>> ListTraces(const ListQuery& query, ListPlan* plan = nullptr)
+      XRAYD_EXCLUDES(pool_mu_);
   Result<std::vector<StoredSegment>> SegmentsOf(const std::string& trace_id) XRAYD_EXCLUDES(pool_mu_);
   Result<std::optional<TraceSummaryRow>> Summary(const std::string& trace_id) XRAYD_EXCLUDES(pool_mu_);
   // Every document of the traces that overlap [start, end], at most `max_traces` traces (newest
   // first); for service graphs. `truncated` tells whether traces were left out.
   Result<std::vector<std::string>> DocumentsInRange(double start, double end, size_t max_traces, bool* truncated)
       XRAYD_EXCLUDES(pool_mu_);
+  // DocumentsInRange of the traces that may satisfy `condition` (store/trace_query.h; in
+  // trace_query.cc): when its indexes name at most kMaxIndexCandidates traces only those are read,
+  // so `max_traces` (and `truncated`) count candidates in the window, not all its traces; else the
+  // same as DocumentsInRange. `plan` (optional) says which.
+  Result<std::vector<std::string>> CandidateDocumentsInRange(double start, double end, size_t max_traces,
+                                                             const IndexCondition& condition, bool* truncated,
+                                                             ListPlan* plan = nullptr) XRAYD_EXCLUDES(pool_mu_);
 
   // The per-minute graph rollups (see the format above) of minutes [first_minute, last_minute]
   // (epoch seconds, multiples of 60): exact counts of every call stored that started then.
@@ -230,6 +244,8 @@ class TraceStore {
   Result<sqlite3*> OpenReader();
   // A reader connection in a read transaction (one snapshot) until the Reader is destroyed.
   Result<std::unique_ptr<Reader>> BeginRead() XRAYD_EXCLUDES(pool_mu_);
+  // Runs `read` on a reader connection in one read transaction (for code outside trace_store.cc).
+  Status Read(const std::function<Status(sqlite3* db)>& read) XRAYD_EXCLUDES(pool_mu_);
 
   // Constant after construction.
   const StoreOptions options_;

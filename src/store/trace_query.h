@@ -1,0 +1,100 @@
+// Listing queries of the trace store: the time-ordered listing behind GetTraceSummaries, and
+// the indexes that let a selective filter find its traces without walking the time range.
+//
+// An IndexCondition is a *necessary* condition of the caller's filter, made of what the store can
+// answer by index: an annotation's value, a service a trace went through (optionally with that
+// service's own error/fault/throttle flag), the root's http.url (equal, or containing a substring
+// of at least 3 characters), a trace-level flag, and AND/OR of those. The caller (api/
+// filter_expression.h, the one home of the filter rules) derives it from the parsed filter and
+// still evaluates the whole filter on every row it gets: a condition only narrows which rows the
+// store reads, never which the caller keeps, so listings with and without it agree.
+//
+// Plans. With a condition, ListTraces first counts the traces the condition's indexes name
+// (stopping at kMaxIndexCandidates + 1). At most that many: the "index" plan reads just those
+// traces' summaries, keeps those in the query's range and cursor, in listing order. More: the
+// "scan" plan, the time-ordered walk of the range as without a condition (an unselective filter
+// fills its pages quickly; NextToken resumes as before). Either way the rows are those of the
+// range after the cursor in (time, trace_id) order, skipping only rows the condition excludes, so
+// a cursor from one plan resumes the other. One refinement of "scan": when the condition is a
+// trace flag (or an AND with one), the walk is of that flag's partial index instead of the whole
+// range, testing the AND's other parts on each row ("flag walk").
+//
+// Indexes (created idempotently at open, without a schema version of their own; see
+// EnsureQueryIndexes):
+//   annotations_by_value   annotations(key, JSON value decoded: text, integer/real, 1/0 for booleans)
+//   trace_services_by_name trace_services(name, type, has_error, has_fault, has_throttle)
+//   traces_by_url          traces(http_url)
+//   traces_{error,fault,throttle}_by_{start,id_time}  partial indexes of flagged traces, by time
+//   urls(id, url UNIQUE) + url_trigrams (FTS5, trigram, case-sensitive): every distinct root URL,
+//       kept by triggers on traces (so the write path needs no code for it); the index of CONTAINS.
+//       URLs of traces removed by retention stay (bounded by the number of distinct URLs).
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/result.h"
+
+namespace xrayd::store {
+
+struct TraceSummaryRow;
+class Dictionaries;
+
+// Traces an index plan reads at most (ListQuery::max_index_candidates); past it, the listing
+// scans the range.
+inline constexpr int64_t kMaxIndexCandidates = 20000;
+
+struct IndexCondition {
+  enum class Kind { kAnnotation, kService, kUrlEquals, kUrlContains, kFlag, kAnd, kOr };
+  enum class Flag { kNone, kError, kFault, kThrottle };
+  using Value = std::variant<std::string, double, bool>;
+
+  Kind kind = Kind::kAnd;
+  std::string key;    // kAnnotation: the key
+  Value value;        // kAnnotation: equals this value (a number within 1e-9 relative, for rounding)
+  std::string text;   // kService: the name (never empty); kUrl*: the URL or the substring (>= 3 chars)
+  std::string type;   // kService: the wanted type; "" any, "service" also matches a service without origin
+  Flag flag = Flag::kNone;  // kFlag: the trace's; kService: that service's own (kNone: any)
+  std::vector<IndexCondition> all;  // kAnd, kOr: two or more
+
+  static IndexCondition Annotation(std::string key, Value v);
+  static IndexCondition Service(std::string name, std::string type, Flag flag = Flag::kNone);
+  static IndexCondition UrlEquals(std::string url);
+  static IndexCondition UrlContains(std::string part);
+  static IndexCondition TraceFlag(Flag flag);
+  static IndexCondition And(std::vector<IndexCondition> parts);
+  static IndexCondition Or(std::vector<IndexCondition> parts);
+};
+
+// How ListTraces answered (for tests and logs).
+struct ListPlan {
+  bool by_index = false;   // an index plan: the candidates', or the flag walk
+  bool flag_walk = false;  // too many candidates, but a flag's partial index walked in listing order
+  int64_t candidates = 0;  // traces the condition's indexes named (at most the bound + 1)
+  std::string sql;         // the listing's statement (for EXPLAIN QUERY PLAN in tests)
+};
+
+// Creates the indexes above if missing (and fills urls from the stored traces when it is new).
+// Runs on the writer at open, in the caller's (autocommit) context.
+Status EnsureQueryIndexes(sqlite3* db);
+
+namespace detail {
+
+// Shared with trace_store.cc (which owns the connections and the summary row format).
+Error SqlErrorFor(sqlite3* db, int rc, const std::string& what);
+extern const char* const kSummaryColumns;  // columns of `traces t` LoadSummaries reads
+// Rows of a prepared kSummaryColumns query with their annotations and services (one snapshot).
+Result<std::vector<TraceSummaryRow>> LoadSummaries(sqlite3* db, sqlite3_stmt* raw);
+// The document in columns `col` (doc) and `col + 1` (dict) of a segments row, decompressed.
+Result<std::string> ReadDocument(sqlite3* db, sqlite3_stmt* raw, int col, Dictionaries& dicts);
+// The longest trace's span as the reader's snapshot sees it (0 when none stored yet).
+Result<double> LongestTraceSeconds(sqlite3* db);
+
+}  // namespace detail
+}  // namespace xrayd::store

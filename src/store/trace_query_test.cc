@@ -1,0 +1,293 @@
+// Filtered listings by index (store/trace_query.h): on randomised traces in a real store file, a
+// listing with a filter's necessary condition keeps exactly the traces the plain time-ordered scan
+// keeps, page by page through cursors, under either plan; and the index plan is what SQLite runs.
+#include "store/trace_query.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "api/filter_expression.h"
+#include "store/trace_store.h"
+#include "tests/support/store_fixture.h"
+
+namespace xrayd::store {
+namespace {
+
+using nlohmann::json;
+using testing::kT0;
+
+constexpr int kTraces = 1500;
+constexpr double kSpan = 3600;  // trace starts spread over an hour after kT0
+
+std::string Hex(std::mt19937_64& rng, int digits) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < digits; ++i) s.push_back(kHex[rng() % 16]);
+  return s;
+}
+
+// A random trace: web (EC2) or api (no origin) at the root with a URL, flags and annotations,
+// calls to DynamoDB (aws) and orders (remote); half the time an orders segment of its own, sent
+// in a later batch (`later`).
+void RandomTrace(std::mt19937_64& rng, int n, std::vector<std::string>* now, std::vector<std::string>* later) {
+  auto chance = [&](double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; };
+  const double t = kT0 + std::uniform_real_distribution<double>(0, kSpan)(rng);
+  char tid[40];
+  std::snprintf(tid, sizeof tid, "1-%08x-%s", static_cast<unsigned>(t), Hex(rng, 24).c_str());
+  static const char* kUrls[] = {"https://shop.example.com/product/1", "https://shop.example.com/product/12",
+                                "https://shop.example.com/product/3", "https://shop.example.com/cart",
+                                "http://api.internal/health", "http://api.internal/Product/1"};
+  static const char* kTiers[] = {"gold", "silver", "bronze", "gold\"quoted\\"};
+  const bool web = chance(0.6);
+  json root = {{"trace_id", tid}, {"id", Hex(rng, 16)}, {"name", web ? "web" : "api"}, {"start_time", t},
+               {"end_time", t + 0.2}, {"fault", chance(0.1)}, {"error", chance(0.15)}, {"throttle", chance(0.05)}};
+  if (web) root["origin"] = "AWS::EC2::Instance";
+  if (chance(0.9)) root["http"] = {{"request", {{"method", "GET"}, {"url", kUrls[rng() % 6]}}}};
+  json ann = json::object();
+  if (chance(0.7)) ann["tier"] = kTiers[rng() % 4];
+  if (chance(0.7)) ann["n"] = static_cast<int>(rng() % 40);
+  if (chance(0.3)) ann["ratio"] = static_cast<double>(rng() % 8) * 0.25;
+  if (chance(0.3)) ann["vip"] = chance(0.5);
+  if (chance(0.1)) ann["n"] = std::to_string(rng() % 40);  // the same key as a string
+  root["annotations"] = ann;
+  const std::string call = Hex(rng, 16);
+  root["subsegments"] = json::array(
+      {{{"id", Hex(rng, 16)}, {"name", "DynamoDB"}, {"namespace", "aws"}, {"start_time", t + 0.01},
+        {"end_time", t + 0.02}, {"throttle", chance(0.2)}},
+       {{"id", call}, {"name", "orders"}, {"namespace", "remote"}, {"start_time", t + 0.03}, {"end_time", t + 0.1},
+        {"fault", chance(0.2)}}});
+  now->push_back(root.dump());
+  if (n % 2 == 0) {
+    json orders = {{"trace_id", tid}, {"id", Hex(rng, 16)}, {"parent_id", call}, {"name", "orders"},
+                   {"origin", "AWS::ECS::Container"}, {"start_time", t + 0.04}, {"end_time", t + 0.09},
+                   {"error", chance(0.2)}, {"fault", chance(0.1)},
+                   {"annotations", {{"tier", kTiers[rng() % 3]}, {"n", static_cast<int>(rng() % 40)}}}};
+    later->push_back(orders.dump());
+  }
+}
+
+class TraceQueryTest : public testing::StoreFixture {
+ protected:
+  void SetUp() override {
+    StoreFixture::SetUp();
+    Open();
+    std::mt19937_64 rng(14);
+    std::vector<std::string> now, later;
+    for (int n = 0; n < kTraces; ++n) {
+      RandomTrace(rng, n, &now, &later);
+      if (now.size() >= 200) Append(now);
+      if (later.size() >= 150) Append(later);
+    }
+    Append(now);
+    Append(later);
+  }
+  void Append(std::vector<std::string>& docs) {
+    auto r = store_->Append(docs);
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_TRUE(r->empty());
+    docs.clear();
+  }
+
+  // SQLite's EXPLAIN QUERY PLAN of `sql` (parameters unbound), one detail per line.
+  std::string Explain(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(writer_, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &s, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(writer_);
+    std::string details;
+    while (s && sqlite3_step(s) == SQLITE_ROW)
+      details += reinterpret_cast<const char*>(sqlite3_column_text(s, 3)) + std::string("\n");
+    sqlite3_finalize(s);
+    return details;
+  }
+
+  // The trace ids `filter` keeps in q's range, listed `page` rows at a time through cursors, with
+  // or without its necessary condition; plans used are appended to `plans`.
+  std::vector<std::string> List(const api::Filter& filter, ListQuery q, bool with_condition, size_t page,
+                                std::vector<ListPlan>* plans = nullptr) {
+    std::vector<std::string> out;
+    if (with_condition) q.condition = filter.NecessaryCondition();
+    q.limit = page;
+    for (int calls = 0; calls < 100000; ++calls) {
+      ListPlan plan;
+      auto rows = store_->ListTraces(q, &plan);
+      EXPECT_TRUE(rows) << rows.error().message;
+      if (!rows) return out;
+      if (plans) plans->push_back(plan);
+      for (const auto& r : *rows) {
+        if (filter.Matches(r)) out.push_back(r.trace_id);
+        q.cursor = ListCursorAfter(q, r);
+      }
+      if (rows->size() < page) return out;
+    }
+    ADD_FAILURE() << "listing did not end";
+    return out;
+  }
+};
+
+// Filters with an index condition, and some without (they must simply still work).
+const char* const kFilters[] = {
+    "annotation.tier = \"gold\"",
+    "annotation.tier = \"gold\\\"quoted\\\\\"",
+    "annotation.n = 7",
+    "annotation.n = \"7\"",
+    "annotation.ratio = 1.25",
+    "annotation.ratio = 0",
+    "annotation.vip = true",
+    "annotation.vip",
+    "annotation.vip = false",
+    "annotation.missing = 1",
+    "service(\"orders\")",
+    "service(\"orders\") { fault }",
+    "service(\"orders\") { error AND annotation.n = 3 }",
+    "service(id(name: \"web\", type: \"AWS::EC2::Instance\"))",
+    "service(id(name: \"api\", type: \"service\")) { throttle }",
+    "service(id(name: \"orders\", type: \"remote\")) { fault }",
+    "service(\"DynamoDB\") { throttle } AND annotation.tier = \"silver\"",
+    "edge(\"web\", \"orders\") { error }",
+    "http.url CONTAINS \"product/1\"",
+    "http.url CONTAINS \"Product\"",
+    "http.url = \"https://shop.example.com/product/3\"",
+    "http.url BEGINSWITH \"https://shop\"",
+    "http.url ENDSWITH \"/health\"",
+    "fault",
+    "error = true",
+    "throttle != false",
+    "annotation.tier = \"gold\" AND fault",
+    "annotation.n = 3 OR service(\"orders\") { throttle }",
+    "(annotation.n = 1 OR annotation.n = 2) AND http.url CONTAINS \"product\"",
+    "annotation.tier = \"bronze\" AND NOT fault",
+    "annotation.n = 5 OR responsetime > 1",
+    "http.url CONTAINS \"pr\"",
+    "NOT service(\"orders\")",
+};
+
+TEST_F(TraceQueryTest, IndexedListingsEqualTheScan) {
+  struct Range {
+    double start, end;
+    bool by_trace_id;
+  };
+  const Range ranges[] = {{kT0 - 10, kT0 + kSpan + 10, false},
+                          {kT0 + 600, kT0 + 1500, false},
+                          {kT0 + 100, kT0 + 2000, true}};
+  int indexed = 0;
+  for (const char* text : kFilters) {
+    auto filter = api::Filter::Parse(text);
+    ASSERT_TRUE(filter) << text << ": " << filter.error().message;
+    for (const auto& range : ranges) {
+      ListQuery q;
+      q.start_time = range.start;
+      q.end_time = range.end;
+      q.by_trace_id_time = range.by_trace_id;
+      const auto scan = List(*filter, q, false, 1000000);
+      for (int64_t bound : {kMaxIndexCandidates, int64_t{40}}) {
+        q.max_index_candidates = bound;
+        std::vector<ListPlan> plans;
+        const auto by_index = List(*filter, q, true, 37, &plans);
+        EXPECT_EQ(by_index, scan) << text << " over [" << range.start - kT0 << ", " << range.end - kT0 << "] bound "
+                                  << bound;
+        if (bound == kMaxIndexCandidates && filter->NecessaryCondition()) {
+          for (const auto& p : plans) EXPECT_TRUE(p.by_index) << text << ": " << p.candidates << " candidates";
+          indexed += 1;
+        }
+      }
+    }
+  }
+  EXPECT_GE(indexed, 3 * 29);  // every filter but three has a condition
+}
+
+// The listing a condition gets is the one SQLite runs through the indexes (no walk of traces).
+TEST_F(TraceQueryTest, IndexPlanUsesTheIndexes) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"annotation.n = 7", "annotations_by_value"},
+      {"annotation.tier = \"gold\"", "annotations_by_value"},
+      {"service(\"orders\") { fault }", "trace_services_by_name"},
+      {"http.url = \"https://shop.example.com/product/3\"", "traces_by_url"},
+      {"http.url CONTAINS \"product/1\"", "url_trigrams"},
+      {"fault", "traces_fault_by_start"},
+  };
+  for (const auto& [text, index] : cases) {
+    auto filter = api::Filter::Parse(text);
+    ASSERT_TRUE(filter);
+    ListQuery q;
+    q.start_time = kT0;
+    q.end_time = kT0 + kSpan;
+    q.condition = filter->NecessaryCondition();
+    ASSERT_TRUE(q.condition) << text;
+    ListPlan plan;
+    auto rows = store_->ListTraces(q, &plan);
+    ASSERT_TRUE(rows) << rows.error().message;
+    EXPECT_TRUE(plan.by_index) << text;
+    EXPECT_LT(plan.candidates, kTraces) << text;
+    const std::string details = Explain(plan.sql);
+    EXPECT_NE(details.find(index), std::string::npos) << text << ":\n" << details;
+    // Traces are looked up by key, never walked.
+    EXPECT_EQ(details.find("SCAN t\n"), std::string::npos) << text << ":\n" << details;
+    EXPECT_EQ(details.find("traces_by_start"), std::string::npos) << text << ":\n" << details;
+  }
+}
+
+// Without a selective condition the listing walks the range as before.
+TEST_F(TraceQueryTest, UnselectiveConditionScans) {
+  auto filter = api::Filter::Parse("service(\"orders\")");  // every trace calls orders
+  ASSERT_TRUE(filter);
+  ListQuery q;
+  q.start_time = kT0;
+  q.end_time = kT0 + kSpan;
+  q.condition = filter->NecessaryCondition();
+  q.max_index_candidates = 100;
+  q.limit = 10;
+  ListPlan plan;
+  auto rows = store_->ListTraces(q, &plan);
+  ASSERT_TRUE(rows) << rows.error().message;
+  EXPECT_FALSE(plan.by_index);
+  EXPECT_EQ(plan.candidates, 101);
+  EXPECT_EQ(rows->size(), 10u);
+}
+
+// Many flagged traces: the flag's partial index is walked in order, the other parts tested per row.
+TEST_F(TraceQueryTest, ManyFlaggedTracesWalkTheFlagIndex) {
+  for (const char* text : {"fault", "annotation.tier = \"gold\" AND error"}) {
+    auto filter = api::Filter::Parse(text);
+    ASSERT_TRUE(filter);
+    ListQuery q;
+    q.start_time = kT0;
+    q.end_time = kT0 + kSpan;
+    q.condition = filter->NecessaryCondition();
+    q.max_index_candidates = 10;
+    ListPlan plan;
+    auto rows = store_->ListTraces(q, &plan);
+    ASSERT_TRUE(rows) << rows.error().message;
+    EXPECT_TRUE(plan.by_index && plan.flag_walk) << text;
+    EXPECT_GT(plan.candidates, 10) << text;
+    const std::string details = Explain(plan.sql);
+    const std::string index = std::string(text) == "fault" ? "traces_fault_by_start" : "traces_error_by_start";
+    EXPECT_NE(details.find(index), std::string::npos) << text << ":\n" << details;
+  }
+}
+
+// A store opened again keeps working with its indexes (created idempotently), and a URL stored
+// before the urls table existed is found by CONTAINS.
+TEST_F(TraceQueryTest, ReopenAndBackfillUrls) {
+  ASSERT_EQ(sqlite3_exec(writer_, "DROP TABLE url_trigrams; DROP TABLE urls;", nullptr, nullptr, nullptr), SQLITE_OK);
+  Open();
+  auto filter = api::Filter::Parse("http.url CONTAINS \"cart\"");
+  ASSERT_TRUE(filter);
+  ListQuery q;
+  q.start_time = kT0 - 10;
+  q.end_time = kT0 + kSpan + 10;
+  std::vector<ListPlan> plans;
+  const auto by_index = List(*filter, q, true, 1000, &plans);
+  EXPECT_EQ(by_index, List(*filter, q, false, 1000000));
+  EXPECT_FALSE(by_index.empty());
+  ASSERT_FALSE(plans.empty());
+  EXPECT_TRUE(plans[0].by_index);
+}
+
+}  // namespace
+}  // namespace xrayd::store
