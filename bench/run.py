@@ -117,6 +117,33 @@ def proc_status_kb(pid, field):
     raise KeyError(field)
 
 
+class RssSampler:
+    """Samples /proc/PID/status every 50 ms while a phase runs: the largest VmRSS, RssAnon and RssFile
+    seen (VmHWM alone covers the whole life of the process and has no anonymous/file split)."""
+
+    FIELDS = ("VmRSS", "RssAnon", "RssFile")
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.peak, self.stopped = pid, {f: 0 for f in self.FIELDS}, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped.wait(0.05):
+            try:
+                for field in self.FIELDS:
+                    self.peak[field] = max(self.peak[field], proc_status_kb(self.pid, field))
+            except (OSError, KeyError):
+                return
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+        return {"peak_rss_kb": self.peak["VmRSS"], "peak_rss_anon_kb": self.peak["RssAnon"],
+                "peak_rss_file_kb": self.peak["RssFile"]}
+
+
 def cpu_seconds(pid):
     """utime + stime of the whole process (all threads), in seconds."""
     with open(f"/proc/{pid}/stat") as f:
@@ -173,8 +200,10 @@ def measure_load(args, label, daemon, sink, port, rate, seconds, seq_start):
     print(f"  {label}: {'max' if rate == 0 else rate}/s for {seconds} s ...", file=sys.stderr, flush=True)
     before_stats = sink.stats()
     before_cpu = cpu_seconds(daemon.pid)
+    sampler = RssSampler(daemon.pid)
     load = run_loadgen(args, port, rate, seconds, seq_start)
     after_stats, drain_seconds = wait_for_drain(sink, daemon, args.drain_quiet, args.drain_max)
+    peaks = sampler.stop()
     if daemon.poll() is not None:
         raise RuntimeError(f"daemon exited ({daemon.returncode}) during {label}:\n{log_tail(daemon.log_path)}")
     cpu = cpu_seconds(daemon.pid) - before_cpu
@@ -195,6 +224,7 @@ def measure_load(args, label, daemon, sink, port, rate, seconds, seq_start):
         "delivered_per_cpu_second": delivered / cpu if cpu > 0 else None,
         "drain_seconds": drain_seconds,
         "next_seq": load["next_seq"],
+        **peaks,
     }
 
 
@@ -249,12 +279,17 @@ FIGURES = [
     ("fixed: loss %", lambda r: r["fixed"]["loss_pct"], "{:.2f}", "lower"),
     ("fixed: daemon CPU s", lambda r: r["fixed"]["cpu_seconds"], "{:.2f}", "lower"),
     ("fixed: delivered / CPU-s", lambda r: r["fixed"]["delivered_per_cpu_second"], "{:.0f}", "higher"),
+    # sampled every 50 ms during the phase and its drain (run.py's RssSampler)
+    ("fixed: peak RSS (MB)", lambda r: r["fixed"]["peak_rss_kb"] / 1024, "{:.1f}", "lower"),
+    ("fixed: peak RSS anon (MB)", lambda r: r["fixed"]["peak_rss_anon_kb"] / 1024, "{:.1f}", "lower"),
     ("flood: sent", lambda r: r["flood"]["sent"], "{:d}", None),
     ("flood: delivered", lambda r: r["flood"]["delivered"], "{:d}", "higher"),
     ("flood: loss %", lambda r: r["flood"]["loss_pct"], "{:.2f}", "lower"),
     ("flood: daemon CPU s", lambda r: r["flood"]["cpu_seconds"], "{:.2f}", "lower"),
     ("flood: delivered / CPU-s", lambda r: r["flood"]["delivered_per_cpu_second"], "{:.0f}", "higher"),
-    ("peak RSS (MB)", lambda r: r["peak_rss_kb"] / 1024, "{:.1f}", "lower"),
+    ("flood: peak RSS (MB)", lambda r: r["flood"]["peak_rss_kb"] / 1024, "{:.1f}", "lower"),
+    ("flood: peak RSS anon (MB)", lambda r: r["flood"]["peak_rss_anon_kb"] / 1024, "{:.1f}", "lower"),
+    ("peak RSS, VmHWM (MB)", lambda r: r["peak_rss_kb"] / 1024, "{:.1f}", "lower"),
 ]
 
 

@@ -33,14 +33,15 @@ for script in postinst prerm postrm; do
 done
 echo /etc/amazon/xray/cfg.yaml > "$stage/DEBIAN/conffiles"
 
-# Depends from the libraries the loader maps (the loader itself is libc6's).
-depends=$(ldd "$bin" | awk '/=> \// { print $3 }' | while read -r lib; do
+# Depends from the libraries the loader maps (the loader itself is libc6's); none for a static
+# executable (the release build), which ldd refuses.
+depends=$(ldd "$bin" 2>/dev/null | awk '/=> \// { print $3 }' | while read -r lib; do
   pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null || dpkg -S "$lib" 2>/dev/null) || { echo "no package owns $lib" >&2; exit 1; }
   pkg=${pkg%%:*}
   version_of=$(dpkg-query -W -f='${Version}' "$pkg")
   echo "$pkg (>= ${version_of%-*})"  # the upstream version: any Debian revision of it will do
 done | sort -u | paste -sd, - | sed 's/,/, /g')
-depends="$depends, adduser, init-system-helpers"
+depends="${depends:+$depends, }adduser, init-system-helpers"
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 cat > "$stage/DEBIAN/control" <<CONTROL
 Package: xrayd

@@ -6,8 +6,8 @@
 #   scripts/image_rootfs.sh --hello BINARY ROOTFS     (deploy/docker/Dockerfile.hello: /usr/bin/hello, no config)
 #
 # ROOTFS gets: /usr/bin/xrayd (BINARY, stripped), /usr/bin/xray and /xray (links, as AWS's image and
-# package name it), every shared library BINARY loads (ldd: glibc, and for the release build
-# libstdc++, libgcc_s and libsimdjson) at the path the loader looks for it, Debian's CA bundle,
+# package name it), every shared library BINARY loads (ldd) at the path the loader looks for it — none
+# for the release build, which is one static executable (cmake/Release.cmake) — Debian's CA bundle,
 # /etc/amazon/xray/cfg.yaml (CONFIG, default deploy/systemd/cfg.yaml) and passwd/group entries for
 # uid 10001 (xray). No shell, no package manager, no curl. Prints the tree's size in bytes last.
 # An existing ROOTFS is replaced. Works with POSIX sh (the Dockerfile's build stage runs it).
@@ -42,7 +42,9 @@ install -m 0644 "$ca" "$root/etc/ssl/certs/ca-certificates.crt"
 printf 'root:x:0:0:root:/:/nonexistent\n%s:x:10001:10001:%s:/nonexistent:/nonexistent\n' "$user" "$user" > "$root/etc/passwd"
 printf 'root:x:0:\n%s:x:10001:\n' "$user" > "$root/etc/group"
 
-# Every library the loader maps, at the path ldd names (the loader itself included), as a real file.
+# Every library the loader maps, at the path ldd names (the loader itself included), as a real file;
+# nothing for a static executable (ldd then fails: "not a dynamic executable").
+ldd "$bin" >/dev/null 2>&1 || { du -sb "$root" | cut -f1; exit 0; }
 ldd "$bin" | awk '/=> \// { print $3 } /^[[:space:]]*\/[^ ]*ld-linux/ { print $1 }' | while read -r lib; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"

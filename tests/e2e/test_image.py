@@ -4,9 +4,16 @@ tree with chroot as uid 10001 (no other files visible), sends segments to it ove
 a local fake X-Ray endpoint, and runs the HEALTHCHECK command (`xrayd healthcheck`) inside the tree.
 The hello image (scripts/image_rootfs.sh --hello, given --hello PATH) the same way: it answers GET / inside
 its tree and its segments reach a UDP socket standing in for the daemon.
+Inside the xrayd tree it also resolves names as a FROM scratch container does (the /etc/hosts and
+/etc/resolv.conf Docker mounts; a DNS server of the test's own on a loopback address), verifies TLS
+against the image's CA bundle and goes through an HTTPS_PROXY. For a static executable (the release
+build) the tree must be smaller than AWS's image.
 Needs root (chroot): it fails, never skips, when not root — CI runs as root."""
 import json
+import random
+import struct
 import sys
+import threading
 import urllib.request
 import os
 import shutil
@@ -18,6 +25,7 @@ import unittest
 
 import fake_xray
 import harness
+from test_http_client_tls_proxy import ConnectProxy, TlsFakeXRay
 
 SCRIPT = os.path.join(harness.REPO, "scripts", "image_rootfs.sh")
 AWS_IMAGE_BYTES = 11.7e6  # public.ecr.aws/xray/aws-xray-daemon: the static binary plus a CA bundle
@@ -37,6 +45,12 @@ class Image(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_static_release_build_is_smaller_than_aws_image(self):
+        if subprocess.run(["ldd", harness.XRAYD_BIN], capture_output=True).returncode == 0:
+            return  # a dynamic (development) build carries its libraries: only the release build is compared
+        self.assertLess(self.size, AWS_IMAGE_BYTES)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "lib")), "a static build needs no libraries")
 
     @staticmethod
     def read(path):
@@ -91,6 +105,130 @@ class Image(unittest.TestCase):
                 proc.terminate()
                 self.assertEqual(proc.wait(timeout=15), 0)
                 log.close()
+
+
+class FakeDns:
+    """A DNS server on 127.a.b.c:53 (port 53: resolv.conf has no port; a random loopback address keeps
+    concurrent runs apart) answering A queries for `names` and nothing else (NOERROR, no answer)."""
+
+    def __init__(self, names):
+        self.names, self.queries = names, []
+        for _ in range(20):
+            self.address = "127.%d.%d.%d" % (random.randint(1, 254), random.randint(0, 255), random.randint(1, 254))
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                self.sock.bind((self.address, 53))
+                break
+            except OSError:
+                self.sock.close()
+        else:
+            raise AssertionError("no free loopback address for the fake DNS server")
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except OSError:
+                return
+            qid, = struct.unpack(">H", query[:2])
+            i, labels = 12, []
+            while query[i]:
+                labels.append(query[i + 1:i + 1 + query[i]].decode())
+                i += 1 + query[i]
+            qtype, = struct.unpack(">H", query[i + 1:i + 3])
+            name = ".".join(labels)
+            self.queries.append((name, qtype))
+            answer = b""
+            if qtype == 1 and name in self.names:
+                answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(self.names[name])
+            header = struct.pack(">HHHHHH", qid, 0x8180, 1, 1 if answer else 0, 0, 0)
+            self.sock.sendto(header + query[12:i + 5] + answer, peer)
+
+    def close(self):
+        self.sock.close()
+
+
+class ImageNetworking(unittest.TestCase):
+    """Name resolution, TLS with the image's CA bundle and HTTPS_PROXY inside the xrayd tree."""
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise AssertionError("test_image needs root for chroot (CI runs as root); run it as root")
+        cls.dir = tempfile.mkdtemp(prefix="xrayd-image-net-")
+        cls.root = os.path.join(cls.dir, "rootfs")
+        subprocess.run(["sh", SCRIPT, harness.XRAYD_BIN, cls.root], check=True, capture_output=True, text=True)
+        cls.cert, cls.key = os.path.join(cls.dir, "cert.pem"), os.path.join(cls.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=xray.image.test", "-addext", "subjectAltName=DNS:xray.image.test,DNS:localhost",
+                        "-keyout", cls.key, "-out", cls.cert], check=True, capture_output=True)
+        # The test's certificate joins the image's own CA bundle (the file xrayd finds by default).
+        with open(cls.cert) as f, open(os.path.join(cls.root, "etc/ssl/certs/ca-certificates.crt"), "a") as bundle:
+            bundle.write(f.read())
+        # What Docker mounts into a container: /etc/hosts and /etc/resolv.conf.
+        cls.dns = FakeDns({"xray.image.test": "127.0.0.1"})
+        with open(os.path.join(cls.root, "etc/resolv.conf"), "w") as f:
+            f.write(f"nameserver {cls.dns.address}\noptions timeout:2 attempts:2\n")
+        with open(os.path.join(cls.root, "etc/hosts"), "w") as f:
+            f.write("127.0.0.1 localhost\n127.0.0.1 proxy.image.test\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.close()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def deliver(self, endpoint, env=None):
+        """Runs the image's daemon in the tree against `endpoint`; returns the segment ids sent."""
+        xray_env = harness.clean_env(env)
+        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+            xray_env.pop(name, None)
+        udp, health = harness.free_ports(socket.SOCK_DGRAM, socket.SOCK_STREAM)
+        log_path = os.path.join(self.dir, "xrayd-net.log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(["chroot", "--userspec=10001:10001", self.root, "/usr/bin/xrayd", "-t",
+                                     f"127.0.0.1:{udp}", "-b", f"127.0.0.1:{udp}", "--health-address",
+                                     f"127.0.0.1:{health}", "-o", "-n", fake_xray.TEST_REGION, "--endpoint", endpoint],
+                                    stdout=log, stderr=subprocess.STDOUT, env=xray_env)
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait()))
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:  # ready once the health address answers
+            try:
+                socket.create_connection(("127.0.0.1", health), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.assertIsNone(proc.poll(), Image.read(log_path))
+        sender = harness.UdpSender(udp)
+        segs = [harness.make_segment("image-net") for _ in range(10)]
+        sender.send_all(harness.datagram(s) for s in segs)
+        sender.close()
+        self.log_path = log_path
+        return proc, [s["id"] for s in segs]
+
+    def test_https_to_a_name_resolved_by_dns_verified_with_the_image_bundle(self):
+        xray = TlsFakeXRay(self.cert, self.key).start()
+        self.addCleanup(xray.stop)
+        proc, ids = self.deliver(f"https://xray.image.test:{xray.port}")
+        missing = xray.wait_for_ids(ids, timeout=15)
+        self.assertFalse(missing, Image.read(self.log_path))
+        self.assertEqual(xray.signature_failures, [])
+        self.assertIn(("xray.image.test", 1), self.dns.queries)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=15), 0)
+
+    def test_https_through_a_proxy_named_in_etc_hosts(self):
+        xray = TlsFakeXRay(self.cert, self.key).start()
+        self.addCleanup(xray.stop)
+        proxy = ConnectProxy()
+        self.addCleanup(proxy.stop)
+        proc, ids = self.deliver(f"https://localhost:{xray.port}",
+                                 {"HTTPS_PROXY": f"http://proxy.image.test:{proxy.port}"})
+        missing = xray.wait_for_ids(ids, timeout=15)
+        self.assertFalse(missing, Image.read(self.log_path))
+        self.assertEqual(set(proxy.requests), {f"CONNECT localhost:{xray.port} HTTP/1.1"})
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=15), 0)
 
 
 class HelloImage(unittest.TestCase):
