@@ -9,7 +9,9 @@ compared in one run. Needs gcc and the -dev packages from scripts/debian-package
 """
 
 import argparse
+import json
 import os
+import socket
 import shutil
 import subprocess
 import sys
@@ -78,11 +80,55 @@ def idle_xrayd(binary, serve=False):
             shutil.rmtree(data, ignore_errors=True)
 
 
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_under_load(binary, loadgen, rate, seconds):
+    """`xrayd serve` fed by xray_loadgen at `rate` segments/s for `seconds` (every document stored in
+    SQLite): the largest VmRSS / RssAnon / RssFile sampled every 50 ms during the load and 3 s after."""
+    data = tempfile.mkdtemp(prefix="rss-floor-load-")
+    port = free_udp_port()
+    argv = [str(binary), "serve", "--data-dir", data, "--listen", "127.0.0.1:0", "-b", f"127.0.0.1:{port}",
+            "-t", f"127.0.0.1:{port}", "-l", "error"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}
+    try:
+        time.sleep(2.0)
+        if process.poll() is not None:
+            raise RuntimeError(f"{binary} serve exited with {process.returncode}")
+        load = subprocess.Popen([str(loadgen), "--target", f"127.0.0.1:{port}", "--rate", str(rate), "--duration",
+                                 str(seconds), "--size-min", "512", "--size-max", "2048"],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        end = None
+        while end is None or time.monotonic() < end:
+            if end is None and load.poll() is not None:
+                end = time.monotonic() + 3.0
+            text = Path(f"/proc/{process.pid}/status").read_text()
+            for key, value in parse_status("\n".join(l for l in text.splitlines()
+                                                     if l.startswith(("VmRSS", "RssAnon", "RssFile")))).items():
+                peak[key] = max(peak[key], value)
+            time.sleep(0.05)
+        sent = json.loads(load.stdout.read().decode().strip().splitlines()[-1])["sent"]
+        return peak, sent
+    finally:
+        process.terminate()
+        process.wait()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--xrayd", action="append",
                         help="an xrayd binary to measure idle (repeatable: e.g. build/xrayd and build-release/xrayd "
                              "side by side); default build/xrayd")
+    parser.add_argument("--load-rate", type=int, default=0,
+                        help="also measure `xrayd serve` under this many segments/s (xray_loadgen; default: off)")
+    parser.add_argument("--load-seconds", type=float, default=10, help="length of the serve load (default 10 s)")
+    parser.add_argument("--loadgen", default=str(REPO_ROOT / "build" / "bench" / "xray_loadgen"),
+                        help="xray_loadgen binary (default build/bench/xray_loadgen)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,6 +145,9 @@ def main():
             name = os.path.relpath(binary)
             rows.append((f"idle {name} daemon+health", idle_xrayd(binary)))
             rows.append((f"idle {name} serve", idle_xrayd(binary, serve=True)))
+            if args.load_rate:
+                peak, sent = serve_under_load(binary, args.loadgen, args.load_rate, args.load_seconds)
+                rows.append((f"peak {name} serve, {args.load_rate}/s ({sent} sent)", peak))
     width = max(len(label) for label, _ in rows) + 2
     print(f"{'linked':<{width}}{'RSS MB':>9}{'anon MB':>9}{'file MB':>9}")
     for label, f in rows:
