@@ -87,15 +87,9 @@ CREATE INDEX IF NOT EXISTS traces_throttle_by_id_time ON traces(trace_time) WHER
 CREATE TABLE IF NOT EXISTS urls(id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE);
 CREATE VIRTUAL TABLE IF NOT EXISTS url_trigrams USING fts5(url, content='urls', content_rowid='id',
   tokenize='trigram case_sensitive 1');
-CREATE TRIGGER IF NOT EXISTS urls_to_trigrams AFTER INSERT ON urls BEGIN
-  INSERT INTO url_trigrams(rowid, url) VALUES(new.id, new.url);
-END;
-CREATE TRIGGER IF NOT EXISTS traces_url_insert AFTER INSERT ON traces WHEN new.http_url != '' BEGIN
-  INSERT OR IGNORE INTO urls(url) VALUES(new.http_url);
-END;
-CREATE TRIGGER IF NOT EXISTS traces_url_update AFTER UPDATE OF http_url ON traces WHEN new.http_url != '' BEGIN
-  INSERT OR IGNORE INTO urls(url) VALUES(new.http_url);
-END;
+DROP TRIGGER IF EXISTS urls_to_trigrams;
+DROP TRIGGER IF EXISTS traces_url_insert;
+DROP TRIGGER IF EXISTS traces_url_update;
 )sql";
 
 Status Exec(sqlite3* db, const char* sql, const char* what) {
@@ -121,9 +115,10 @@ Status EnsureQueryIndexes(sqlite3* db) {
       "CREATE INDEX IF NOT EXISTS annotations_by_value ON annotations(key, " + AnnotationValue("value") + ");";
   Status st = Exec(db, by_value.c_str(), "create annotation index");
   if (st) st = Exec(db, kQueryIndexes, "create query indexes");
-  // A store written before urls existed: its traces' URLs, once.
+  // A store written before urls existed: its traces' URLs, once, and their trigram index.
   if (st && !had_urls)
     st = Exec(db, "INSERT OR IGNORE INTO urls(url) SELECT http_url FROM traces WHERE http_url != ''", "fill urls");
+  if (st && !had_urls) st = Exec(db, "INSERT INTO url_trigrams(url_trigrams) VALUES('rebuild')", "index urls");
   if (st) st = Exec(db, "COMMIT", "commit query indexes");
   if (!st) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
   return st;

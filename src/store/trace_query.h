@@ -25,9 +25,11 @@
 //   trace_services_by_name trace_services(name, type, has_error, has_fault, has_throttle)
 //   traces_by_url          traces(http_url)
 //   traces_{error,fault,throttle}_by_{start,id_time}  partial indexes of flagged traces, by time
-//   urls(id, url UNIQUE) + url_trigrams (FTS5, trigram, case-sensitive): every distinct root URL,
-//       kept by triggers on traces (so the write path needs no code for it); the index of CONTAINS.
-//       URLs of traces removed by retention stay (bounded by the number of distinct URLs).
+//   urls(id, url UNIQUE) + url_trigrams (FTS5 external content, trigram, case-sensitive): every
+//       distinct root URL, written by the Append that first stores it (TraceStore's Writer: one
+//       unique-index probe per root segment; the trigram rows only for a new URL — triggers on
+//       traces cost ~10 us per segment, explicit writes ~1); the index of CONTAINS. URLs of traces
+//       removed by retention stay (bounded by the number of distinct URLs).
 #pragma once
 
 #include <sqlite3.h>
