@@ -76,7 +76,10 @@ std::string AnnotationValue(const std::string& column) {
 }
 
 constexpr const char* kQueryIndexes = R"sql(
-CREATE INDEX IF NOT EXISTS trace_services_by_name ON trace_services(name, type, has_error, has_fault, has_throttle);
+CREATE INDEX IF NOT EXISTS trace_services_by_name ON trace_services(name, type);
+CREATE INDEX IF NOT EXISTS trace_services_error ON trace_services(name, type) WHERE has_error=1;
+CREATE INDEX IF NOT EXISTS trace_services_fault ON trace_services(name, type) WHERE has_fault=1;
+CREATE INDEX IF NOT EXISTS trace_services_throttle ON trace_services(name, type) WHERE has_throttle=1;
 CREATE INDEX IF NOT EXISTS traces_by_url ON traces(http_url);
 CREATE INDEX IF NOT EXISTS traces_error_by_start ON traces(start_time) WHERE has_error=1;
 CREATE INDEX IF NOT EXISTS traces_fault_by_start ON traces(start_time) WHERE has_fault=1;
@@ -372,6 +375,9 @@ std::string ListCursorAfter(const ListQuery& q, const TraceSummaryRow& row) {
 
 namespace {
 
+// Candidates an index plan prefers to a flag walk.
+constexpr int64_t kFewCandidates = 1000;
+
 // ListTraces in reader `db`'s transaction, resuming after `after`.
 Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, const std::optional<ListPosition>& after,
                                             ListPlan* plan) {
@@ -398,7 +404,10 @@ Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, con
     auto candidates = planner.Run(*q.condition);
     if (!candidates) return candidates.error();
     if (plan) plan->candidates = candidates->count;
-    if (candidates->count <= q.max_index_candidates) {
+    // A flag's partial index walked in order stops at the page: better than sorting many
+    // candidates, worse than a few.
+    const bool prefer_walk = candidates->count > kFewCandidates && FlagWalk(*q.condition, params).has_value();
+    if (candidates->count <= q.max_index_candidates && !prefer_walk) {
       if (plan) plan->by_index = true;
       // CROSS JOIN: SQLite reads the candidates first and looks each trace up by its key.
       from = "(SELECT DISTINCT trace_id FROM (" + candidates->sql + ")) cand CROSS JOIN traces t ON t.trace_id = "
