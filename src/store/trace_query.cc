@@ -76,7 +76,10 @@ std::string AnnotationValue(const std::string& column) {
 }
 
 constexpr const char* kQueryIndexes = R"sql(
-CREATE INDEX IF NOT EXISTS trace_services_by_name ON trace_services(name, type, has_error, has_fault, has_throttle);
+CREATE INDEX IF NOT EXISTS trace_services_by_name ON trace_services(name, type);
+CREATE INDEX IF NOT EXISTS trace_services_error ON trace_services(name, type) WHERE has_error=1;
+CREATE INDEX IF NOT EXISTS trace_services_fault ON trace_services(name, type) WHERE has_fault=1;
+CREATE INDEX IF NOT EXISTS trace_services_throttle ON trace_services(name, type) WHERE has_throttle=1;
 CREATE INDEX IF NOT EXISTS traces_by_url ON traces(http_url);
 CREATE INDEX IF NOT EXISTS traces_error_by_start ON traces(start_time) WHERE has_error=1;
 CREATE INDEX IF NOT EXISTS traces_fault_by_start ON traces(start_time) WHERE has_fault=1;
@@ -87,15 +90,9 @@ CREATE INDEX IF NOT EXISTS traces_throttle_by_id_time ON traces(trace_time) WHER
 CREATE TABLE IF NOT EXISTS urls(id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE);
 CREATE VIRTUAL TABLE IF NOT EXISTS url_trigrams USING fts5(url, content='urls', content_rowid='id',
   tokenize='trigram case_sensitive 1');
-CREATE TRIGGER IF NOT EXISTS urls_to_trigrams AFTER INSERT ON urls BEGIN
-  INSERT INTO url_trigrams(rowid, url) VALUES(new.id, new.url);
-END;
-CREATE TRIGGER IF NOT EXISTS traces_url_insert AFTER INSERT ON traces WHEN new.http_url != '' BEGIN
-  INSERT OR IGNORE INTO urls(url) VALUES(new.http_url);
-END;
-CREATE TRIGGER IF NOT EXISTS traces_url_update AFTER UPDATE OF http_url ON traces WHEN new.http_url != '' BEGIN
-  INSERT OR IGNORE INTO urls(url) VALUES(new.http_url);
-END;
+DROP TRIGGER IF EXISTS urls_to_trigrams;
+DROP TRIGGER IF EXISTS traces_url_insert;
+DROP TRIGGER IF EXISTS traces_url_update;
 )sql";
 
 Status Exec(sqlite3* db, const char* sql, const char* what) {
@@ -121,9 +118,10 @@ Status EnsureQueryIndexes(sqlite3* db) {
       "CREATE INDEX IF NOT EXISTS annotations_by_value ON annotations(key, " + AnnotationValue("value") + ");";
   Status st = Exec(db, by_value.c_str(), "create annotation index");
   if (st) st = Exec(db, kQueryIndexes, "create query indexes");
-  // A store written before urls existed: its traces' URLs, once.
+  // A store written before urls existed: its traces' URLs, once, and their trigram index.
   if (st && !had_urls)
     st = Exec(db, "INSERT OR IGNORE INTO urls(url) SELECT http_url FROM traces WHERE http_url != ''", "fill urls");
+  if (st && !had_urls) st = Exec(db, "INSERT INTO url_trigrams(url_trigrams) VALUES('rebuild')", "index urls");
   if (st) st = Exec(db, "COMMIT", "commit query indexes");
   if (!st) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
   return st;
@@ -377,6 +375,9 @@ std::string ListCursorAfter(const ListQuery& q, const TraceSummaryRow& row) {
 
 namespace {
 
+// Candidates an index plan prefers to a flag walk.
+constexpr int64_t kFewCandidates = 1000;
+
 // ListTraces in reader `db`'s transaction, resuming after `after`.
 Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, const std::optional<ListPosition>& after,
                                             ListPlan* plan) {
@@ -403,7 +404,10 @@ Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, con
     auto candidates = planner.Run(*q.condition);
     if (!candidates) return candidates.error();
     if (plan) plan->candidates = candidates->count;
-    if (candidates->count <= q.max_index_candidates) {
+    // A flag's partial index walked in order stops at the page: better than sorting many
+    // candidates, worse than a few.
+    const bool prefer_walk = candidates->count > kFewCandidates && FlagWalk(*q.condition, params).has_value();
+    if (candidates->count <= q.max_index_candidates && !prefer_walk) {
       if (plan) plan->by_index = true;
       // CROSS JOIN: SQLite reads the candidates first and looks each trace up by its key.
       from = "(SELECT DISTINCT trace_id FROM (" + candidates->sql + ")) cand CROSS JOIN traces t ON t.trace_id = "

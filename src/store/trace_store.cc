@@ -179,7 +179,10 @@ class Writer {
              "has_throttle=has_throttle|excluded.has_throttle"),
         // An in-progress subsegment streamed on its own is superseded once its finished copy arrives
         // embedded in its parent: drop the stub so the trace is no longer partial.
-        superseded_(db, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1") {}
+        superseded_(db, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1"),
+        // The distinct root URLs and their trigram index (store/trace_query.h: http.url CONTAINS).
+        url_(db, "INSERT OR IGNORE INTO urls(url) VALUES(?1)"),
+        trigrams_(db, "INSERT INTO url_trigrams(rowid, url) VALUES(?1, ?2)") {}
 
   // Stores one valid document (as text, dict 0, or compressed with dictionary `dict`) and what it
   // adds to its trace; raises *longest to the trace's span.
@@ -229,7 +232,18 @@ class Writer {
     root_.Text(6, f.http_url);
     if (f.http_status) root_.Int(7, *f.http_status); else root_.Null(7);
     root_.Text(8, f.http_method).Text(9, f.user_agent).Text(10, f.client_ip).Text(11, f.user);
-    return Check(root_.Run(), "update trace root");
+    if (auto st = Check(root_.Run(), "update trace root"); !st) return st;
+    return PutUrl(f.http_url);
+  }
+
+  // A root URL not seen before goes into urls and its trigram index (one probe when seen).
+  Status PutUrl(const std::string& url) {
+    if (url.empty()) return OkStatus();
+    url_.Text(1, url);
+    if (auto st = Check(url_.Run(), "insert url"); !st) return st;
+    if (sqlite3_changes(db_) == 0) return OkStatus();
+    trigrams_.Int(1, sqlite3_last_insert_rowid(db_)).Text(2, url);
+    return Check(trigrams_.Run(), "index url");
   }
 
   Status DropSuperseded(const segment::Facts& f) {
@@ -268,14 +282,14 @@ class Writer {
  public:
   // The first statement that failed to prepare, if any.
   int prepare_rc() const {
-    for (const Stmt* s : {&put_, &trace_, &root_, &ann_, &svc_, &superseded_})
+    for (const Stmt* s : {&put_, &trace_, &root_, &ann_, &svc_, &superseded_, &url_, &trigrams_})
       if (s->prepare_rc() != SQLITE_OK) return s->prepare_rc();
     return SQLITE_OK;
   }
 
  private:
   sqlite3* const db_;
-  Stmt put_, trace_, root_, ann_, svc_, superseded_;
+  Stmt put_, trace_, root_, ann_, svc_, superseded_, url_, trigrams_;
 };
 
 constexpr const char* kDocsOfTrace = "SELECT doc, dict FROM segments WHERE trace_id=?1";
