@@ -77,7 +77,7 @@ struct ExporterOptions {
   size_t max_batch_segments = 50;         // per memory batch and per spool record
   std::chrono::milliseconds flush_interval{1000};
   // A sender merges ready batches (and spool records) into one Send() of up to this many
-  // segments; 0: max_batch_segments (no merging). The store uses 2000: SQLite pays per commit.
+  // segments; 0: max_batch_segments (no merging). The store uses 10000: SQLite pays per commit.
   size_t merge_max_segments = 0;
   int senders = 1;
   RetryOptions retry;

@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace xrayd::store {
 namespace {
@@ -87,6 +88,13 @@ class Stmt {
     return Bind(s_ ? sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT) : 0);
   }
   Stmt& RealOrNull(int i, std::optional<double> v) { return v ? Real(i, *v) : Null(i); }
+  // Bound without a copy: `v` must stay valid until the statement is reset (Run() or Reset()).
+  Stmt& TextRef(int i, std::string_view v) {
+    return Bind(s_ ? sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC) : 0);
+  }
+  Stmt& BlobRef(int i, std::string_view v) {
+    return Bind(s_ ? sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC) : 0);
+  }
 
   // One step: SQLITE_ROW, SQLITE_DONE or an error code (the prepare's or a bind's first).
   int Step() {
@@ -148,6 +156,42 @@ Error ErrorFor(sqlite3* db, int rc, const std::string& what) {
   return IsRetryable(rc) ? Error::Retryable(std::move(msg)) : Error::Permanent(std::move(msg));
 }
 
+// What one batch adds to one trace: the documents of it that the segments table took (a new
+// segment, or a replacement), folded so the trace's summary, services and annotations are written
+// once per trace and batch rather than once per document (the same rows as document by document:
+// bounds are min/max, flags OR, revision counts the documents, the last root document wins).
+struct TraceDelta {
+  double start = std::numeric_limits<double>::infinity();
+  double end = -std::numeric_limits<double>::infinity();
+  bool error = false, fault = false, throttle = false;
+  int64_t documents = 0;
+  const segment::Facts* root = nullptr;  // the batch's last root segment of the trace
+  struct Flags {
+    bool error = false, fault = false, throttle = false;
+  };
+  std::map<std::pair<std::string_view, std::string_view>, Flags> services;  // (name, type)
+  std::set<std::tuple<std::string_view, std::string_view, std::string_view>> annotations;  // (service, key, value)
+
+  void Add(const segment::Facts& f) {
+    start = std::min(start, f.start_time);
+    end = std::max(end, f.end_time.value_or(f.start_time));
+    error |= f.error, fault |= f.fault, throttle |= f.throttle;
+    ++documents;
+    if (!f.independent_subsegment && f.parent_id.empty()) root = &f;
+    // The service that sent the document (a segment, not an independent subsegment) and every one
+    // it calls, each with its own flags.
+    if (!f.independent_subsegment) Or(services[{f.name, f.origin}], f.own_error, f.own_fault, f.own_throttle);
+    for (const auto& c : f.called_services) Or(services[{c.name, c.type}], c.error, c.fault, c.throttle);
+    const std::string_view service = f.independent_subsegment ? std::string_view() : std::string_view(f.name);
+    for (const auto& a : f.annotations) annotations.emplace(service, a.key, a.value_json);
+  }
+
+ private:
+  static void Or(Flags& to, bool error, bool fault, bool throttle) {
+    to.error |= error, to.fault |= fault, to.throttle |= throttle;
+  }
+};
+
 // The prepared statements of one Append, one method per table it writes. Each returns the first
 // failure as an Error; the caller's transaction then rolls everything back. Used only inside
 // TraceStore::WriteAll, under the store's lock, on its connection.
@@ -164,10 +208,11 @@ class Writer {
              "stored_at=excluded.stored_at WHERE excluded.in_progress = 0 OR segments.in_progress = 1"),
         trace_(db,
                "INSERT INTO traces(trace_id,trace_time,start_time,end_time,has_error,has_fault,has_throttle,revision) "
-               "VALUES(?1,?2,?3,?4,?5,?6,?7,1) ON CONFLICT(trace_id) DO UPDATE SET "
+               "VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(trace_id) DO UPDATE SET "
                "start_time=min(start_time,excluded.start_time), end_time=max(end_time,excluded.end_time), "
                "has_error=has_error|excluded.has_error, has_fault=has_fault|excluded.has_fault, "
-               "has_throttle=has_throttle|excluded.has_throttle, revision=revision+1 RETURNING start_time, end_time"),
+               "has_throttle=has_throttle|excluded.has_throttle, revision=revision+excluded.revision "
+               "RETURNING start_time, end_time"),
         root_(db,
               "UPDATE traces SET root_start=?2, root_end=?3, root_name=?4, root_origin=?5, http_url=?6, "
               "http_status=?7, http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE trace_id=?1"),
@@ -184,17 +229,50 @@ class Writer {
         url_(db, "INSERT OR IGNORE INTO urls(url) VALUES(?1)"),
         trigrams_(db, "INSERT INTO url_trigrams(rowid, url) VALUES(?1, ?2)") {}
 
-  // Stores one valid document (as text, dict 0, or compressed with dictionary `dict`) and what it
-  // adds to its trace; raises *longest to the trace's span.
-  Status Put(const segment::Facts& f, std::string_view doc, int64_t dict, double* longest) {
-    bool changed = false;
-    if (auto st = PutSegment(f, doc, dict, &changed); !st) return st;
-    if (!changed) return OkStatus();  // an in-progress copy of a completed segment: ignored
-    if (auto st = UpdateTrace(f, longest); !st) return st;
-    if (auto st = UpdateRoot(f); !st) return st;
-    if (auto st = DropSuperseded(f); !st) return st;
-    if (auto st = PutServices(f); !st) return st;
-    return PutAnnotations(f);
+  // Stores one valid document (as text, dict 0, or compressed with dictionary `dict`). *changed:
+  // false when it was an in-progress copy of a completed segment, ignored.
+  Status PutSegment(const segment::Facts& f, std::string_view doc, int64_t dict, bool* changed) {
+    put_.TextRef(1, f.trace_id).TextRef(2, f.id).TextRef(3, f.parent_id).Int(4, f.independent_subsegment ? 1 : 0);
+    put_.Real(5, f.start_time).RealOrNull(6, f.end_time).Int(7, f.in_progress ? 1 : 0).Int(9, dict);
+    if (dict == 0) put_.TextRef(8, doc);
+    else put_.BlobRef(8, doc);
+    if (auto st = Check(put_.Run(), "insert segment"); !st) return st;
+    *changed = sqlite3_changes(db_) > 0;
+    return OkStatus();
+  }
+
+  // Deletes the streamed in-progress stubs of the subsegments `f` carries complete. Only a trace
+  // with a streamed subsegment stored or in its batch can have one (the caller knows which).
+  Status DropSuperseded(const segment::Facts& f) {
+    for (const auto& id : f.embedded_complete_ids) {
+      superseded_.TextRef(1, f.trace_id).TextRef(2, id);
+      if (auto st = Check(superseded_.Run(), "drop superseded stub"); !st) return st;
+    }
+    return OkStatus();
+  }
+
+  // The trace's summary, root fields, services and annotations; raises *longest to its span.
+  Status PutTrace(std::string_view trace_id, const TraceDelta& d, double* longest) {
+    if (auto st = UpdateTrace(trace_id, d, longest); !st) return st;
+    if (d.root)
+      if (auto st = UpdateRoot(*d.root); !st) return st;
+    for (const auto& [key, flags] : d.services) {
+      svc_.TextRef(1, trace_id).TextRef(2, key.first).TextRef(3, key.second);
+      svc_.Int(4, flags.error).Int(5, flags.fault).Int(6, flags.throttle);
+      if (auto st = Check(svc_.Run(), "insert service"); !st) return st;
+    }
+    for (const auto& [service, key, value] : d.annotations) {
+      ann_.TextRef(1, trace_id).TextRef(2, service).TextRef(3, key).TextRef(4, value);
+      if (auto st = Check(ann_.Run(), "insert annotation"); !st) return st;
+    }
+    return OkStatus();
+  }
+
+  // The first statement that failed to prepare, if any.
+  int prepare_rc() const {
+    for (const Stmt* s : {&put_, &trace_, &root_, &ann_, &svc_, &superseded_, &url_, &trigrams_})
+      if (s->prepare_rc() != SQLITE_OK) return s->prepare_rc();
+    return SQLITE_OK;
   }
 
  private:
@@ -203,19 +281,9 @@ class Writer {
     return ErrorFor(db_, rc, what);
   }
 
-  Status PutSegment(const segment::Facts& f, std::string_view doc, int64_t dict, bool* changed) {
-    put_.Text(1, f.trace_id).Text(2, f.id).Text(3, f.parent_id).Int(4, f.independent_subsegment ? 1 : 0);
-    put_.Real(5, f.start_time).RealOrNull(6, f.end_time).Int(7, f.in_progress ? 1 : 0).Int(9, dict);
-    if (dict == 0) put_.Text(8, doc);
-    else put_.Blob(8, doc);
-    if (auto st = Check(put_.Run(), "insert segment"); !st) return st;
-    *changed = sqlite3_changes(db_) > 0;
-    return OkStatus();
-  }
-
-  Status UpdateTrace(const segment::Facts& f, double* longest) {
-    trace_.Text(1, f.trace_id).Int(2, segment::TraceIdEpoch(f.trace_id)).Real(3, f.start_time);
-    trace_.Real(4, f.end_time.value_or(f.start_time)).Int(5, f.error).Int(6, f.fault).Int(7, f.throttle);
+  Status UpdateTrace(std::string_view trace_id, const TraceDelta& d, double* longest) {
+    trace_.TextRef(1, trace_id).Int(2, segment::TraceIdEpoch(trace_id)).Real(3, d.start).Real(4, d.end);
+    trace_.Int(5, d.error).Int(6, d.fault).Int(7, d.throttle).Int(8, d.documents);
     int rc = trace_.Step();
     if (rc == SQLITE_ROW) {
       *longest = std::max(*longest, sqlite3_column_double(trace_.get(), 1) - sqlite3_column_double(trace_.get(), 0));
@@ -227,11 +295,10 @@ class Writer {
   }
 
   Status UpdateRoot(const segment::Facts& f) {
-    if (f.independent_subsegment || !f.parent_id.empty()) return OkStatus();
-    root_.Text(1, f.trace_id).Real(2, f.start_time).RealOrNull(3, f.end_time).Text(4, f.name).Text(5, f.origin);
-    root_.Text(6, f.http_url);
+    root_.TextRef(1, f.trace_id).Real(2, f.start_time).RealOrNull(3, f.end_time).TextRef(4, f.name).TextRef(5, f.origin);
+    root_.TextRef(6, f.http_url);
     if (f.http_status) root_.Int(7, *f.http_status); else root_.Null(7);
-    root_.Text(8, f.http_method).Text(9, f.user_agent).Text(10, f.client_ip).Text(11, f.user);
+    root_.TextRef(8, f.http_method).TextRef(9, f.user_agent).TextRef(10, f.client_ip).TextRef(11, f.user);
     if (auto st = Check(root_.Run(), "update trace root"); !st) return st;
     return PutUrl(f.http_url);
   }
@@ -239,55 +306,13 @@ class Writer {
   // A root URL not seen before goes into urls and its trigram index (one probe when seen).
   Status PutUrl(const std::string& url) {
     if (url.empty()) return OkStatus();
-    url_.Text(1, url);
+    url_.TextRef(1, url);
     if (auto st = Check(url_.Run(), "insert url"); !st) return st;
     if (sqlite3_changes(db_) == 0) return OkStatus();
-    trigrams_.Int(1, sqlite3_last_insert_rowid(db_)).Text(2, url);
+    trigrams_.Int(1, sqlite3_last_insert_rowid(db_)).TextRef(2, url);
     return Check(trigrams_.Run(), "index url");
   }
 
-  Status DropSuperseded(const segment::Facts& f) {
-    for (const auto& id : f.embedded_complete_ids) {
-      superseded_.Text(1, f.trace_id).Text(2, id);
-      if (auto st = Check(superseded_.Run(), "drop superseded stub"); !st) return st;
-    }
-    return OkStatus();
-  }
-
-  // The service that sent the document (a segment, not an independent subsegment) and every one it
-  // calls, each with its own flags.
-  Status PutServices(const segment::Facts& f) {
-    if (!f.independent_subsegment) {
-      svc_.Text(1, f.trace_id).Text(2, f.name).Text(3, f.origin);
-      svc_.Int(4, f.own_error).Int(5, f.own_fault).Int(6, f.own_throttle);
-      if (auto st = Check(svc_.Run(), "insert service"); !st) return st;
-    }
-    for (const auto& called : f.called_services) {
-      svc_.Text(1, f.trace_id).Text(2, called.name).Text(3, called.type);
-      svc_.Int(4, called.error).Int(5, called.fault).Int(6, called.throttle);
-      if (auto st = Check(svc_.Run(), "insert called service"); !st) return st;
-    }
-    return OkStatus();
-  }
-
-  Status PutAnnotations(const segment::Facts& f) {
-    const std::string service = f.independent_subsegment ? std::string() : f.name;
-    for (const auto& a : f.annotations) {
-      ann_.Text(1, f.trace_id).Text(2, service).Text(3, a.key).Text(4, a.value_json);
-      if (auto st = Check(ann_.Run(), "insert annotation"); !st) return st;
-    }
-    return OkStatus();
-  }
-
- public:
-  // The first statement that failed to prepare, if any.
-  int prepare_rc() const {
-    for (const Stmt* s : {&put_, &trace_, &root_, &ann_, &svc_, &superseded_, &url_, &trigrams_})
-      if (s->prepare_rc() != SQLITE_OK) return s->prepare_rc();
-    return SQLITE_OK;
-  }
-
- private:
   sqlite3* const db_;
   Stmt put_, trace_, root_, ann_, svc_, superseded_, url_, trigrams_;
 };
@@ -723,10 +748,17 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
       packed.push_back(std::move(*z));
     }
   }
+  // Each trace's calls as the batch shows them, for the rollups (also outside the lock).
+  BatchCalls calls;
+  {
+    std::map<std::string_view, std::vector<const segment::Facts*>> by_trace;
+    for (const auto& [i, f] : valid) by_trace[f.trace_id].push_back(&f);
+    for (const auto& [trace_id, facts] : by_trace) calls.emplace(trace_id, segment::TraceCalls(facts));
+  }
   MutexLock lock(mu_);
   double longest = longest_trace_seconds_;
   Status st = Exec("BEGIN IMMEDIATE");
-  if (st) st = WriteAll(docs, valid, packed, dict ? dict->id() : 0, &longest);
+  if (st) st = WriteAll(docs, valid, packed, dict ? dict->id() : 0, calls, &longest);
   if (st = Finish(std::move(st)); !st) return st.error();
   longest_trace_seconds_ = longest;
   BoundWal();
@@ -752,19 +784,31 @@ void TraceStore::BoundWal() {
 
 Status TraceStore::WriteAll(const std::vector<std::string>& docs,
                             const std::vector<std::pair<size_t, segment::Facts>>& valid,
-                            const std::vector<std::string>& packed, int64_t dict, double* longest) {
+                            const std::vector<std::string>& packed, int64_t dict, const BatchCalls& calls,
+                            double* longest) {
   Writer w(db_);
   if (const int rc = w.prepare_rc(); rc != SQLITE_OK) return SqlError(rc, "prepare append");
   segment::Parser parser;
   segment::Rollup delta;
   std::vector<std::string> recompute;  // traces whose calls are counted from their stored documents
   if (auto st = RollupBefore(valid, parser, &delta, &recompute); !st) return st;
+  // Only those traces (stored before, or with a streamed subsegment in the batch) can hold a stub.
+  const std::set<std::string_view> may_have_stubs(recompute.begin(), recompute.end());
+  std::map<std::string_view, TraceDelta> traces;  // in trace_id order: neighbouring index inserts
   for (size_t k = 0; k < valid.size(); ++k) {
     const auto& [i, facts] = valid[k];
-    auto put = dict ? w.Put(facts, packed[k], dict, longest) : w.Put(facts, docs[i], 0, longest);
-    if (!put) return put;
+    bool changed = false;
+    if (auto st = w.PutSegment(facts, dict ? std::string_view(packed[k]) : std::string_view(docs[i]), dict, &changed);
+        !st)
+      return st;
+    if (!changed) continue;  // an in-progress copy of a completed segment: ignored
+    if (may_have_stubs.count(facts.trace_id))
+      if (auto st = w.DropSuperseded(facts); !st) return st;
+    traces[facts.trace_id].Add(facts);
   }
-  if (auto st = RollupAfter(valid, recompute, parser, &delta); !st) return st;
+  for (const auto& [trace_id, d] : traces)
+    if (auto st = w.PutTrace(trace_id, d, longest); !st) return st;
+  if (auto st = RollupAfter(calls, recompute, parser, &delta); !st) return st;
   if (auto st = ApplyRollup(db_, delta); !st) return st;
   if (*longest <= longest_trace_seconds_) return OkStatus();
   Stmt save(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('longest_trace_seconds', ?1)");
@@ -799,14 +843,11 @@ Status TraceStore::RollupBefore(const std::vector<std::pair<size_t, segment::Fac
   return OkStatus();
 }
 
-Status TraceStore::RollupAfter(const std::vector<std::pair<size_t, segment::Facts>>& valid,
-                               const std::vector<std::string>& recompute, segment::Parser& parser,
-                               segment::Rollup* delta) {
+Status TraceStore::RollupAfter(const BatchCalls& calls, const std::vector<std::string>& recompute,
+                               segment::Parser& parser, segment::Rollup* delta) {
   const std::set<std::string_view> stored(recompute.begin(), recompute.end());
-  std::map<std::string_view, std::vector<const segment::Facts*>> batch;
-  for (const auto& [i, f] : valid)
-    if (!stored.count(f.trace_id)) batch[f.trace_id].push_back(&f);
-  for (const auto& [trace_id, facts] : batch) segment::AddToRollup(segment::TraceCalls(facts), +1, delta);
+  for (const auto& [trace_id, trace_calls] : calls)
+    if (!stored.count(trace_id)) segment::AddToRollup(trace_calls, +1, delta);
   Stmt docs_of(db_, kDocsOfTrace);
   for (const auto& trace_id : recompute)
     if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, trace_id, +1, delta); !st) return st;

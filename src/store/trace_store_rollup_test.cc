@@ -169,5 +169,29 @@ TEST_F(StoreRollupTest, MigratesAStoreWrittenByTheLastRelease) {
   ExpectSame(Stored(), r);
 }
 
+// A store file written by the current release (schema 5, tests/support/data/store_v5.db, made by
+// make_store_v3.py with that release's binary: the same 40 traces) opens as it is: its traces,
+// documents and rollups read back, and new documents are counted on top.
+TEST_F(StoreRollupTest, OpensAStoreWrittenByTheCurrentRelease) {
+  std::filesystem::create_directories(dir_);
+  std::filesystem::copy_file(std::string(XRAYD_SOURCE_DIR) + "/tests/support/data/store_v5.db", dir_ / "traces.db");
+  Open();
+  std::vector<std::string> ids;
+  auto rows = store_->ListTraces({0, 1e11, false, "", 1000});
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 40u);
+  for (const auto& row : *rows) ids.push_back(row.trace_id);
+  const auto r = Stored();
+  ExpectSame(r, Expected(ids));
+  EXPECT_EQ(Sum(r, Call::Kind::kNode, "web").total, 40);
+  EXPECT_EQ(Sum(r, Call::Kind::kNode, "ledger").fault, 8);
+  EXPECT_EQ(Sum(r, Call::Kind::kNode, "DynamoDB").throttle, 7);
+  auto segs = store_->SegmentsOf(ids.front());
+  ASSERT_TRUE(segs);
+  EXPECT_GE(segs->size(), 2u);
+  ASSERT_TRUE(store_->Append({Web(900, kT0).dump()}));
+  EXPECT_EQ(Sum(Stored(), Call::Kind::kNode, "web").total, 41);
+}
+
 }  // namespace
 }  // namespace xrayd::store

@@ -16,9 +16,12 @@
 
 namespace xrayd {
 
-// One transaction per few thousand segments, not per batch of 50: SQLite's cost is per commit
-// (the store exporter's merge_max_segments).
-inline constexpr size_t kMaxSegmentsPerAppend = 2000;
+// Up to this many segments per transaction, not one per batch of 50 (the store exporter's
+// merge_max_segments; a sender merges only what is already queued, so a store that keeps up
+// commits small batches at once). SQLite pays per commit and per distinct page a commit dirties:
+// 8000-segment transactions took 1.6x the segments per CPU-second of 2000-segment ones with
+// trace start times spread over hours (bench/store_ingest_bench.cc, issue 14).
+inline constexpr size_t kMaxSegmentsPerAppend = 10000;
 
 class StoreSender : public pipeline::BatchSender {
  public:
