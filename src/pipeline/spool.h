@@ -18,7 +18,8 @@
 //
 // ## Design constraints
 // 1. Files are fixed-size chunks, so dropping the oldest data is deleting a file and never a rewrite.
-// 2. Every record carries two CRC32s (zlib's polynomial): one over its header, one over its payload.
+// 2. Every record carries two CRC32s (zlib's polynomial): one over its header, one over its payload
+//    as stored on disk (the zstd frame when compressed), so damage is caught before decompression.
 //    A bad payload CRC with a good header skips exactly that record (its length is trusted); a bad
 //    header cuts the rest of its chunk (the next record's position is unknown). Nothing read from
 //    disk is trusted before its CRC matches, and lengths are checked against the file size first.
