@@ -217,7 +217,8 @@ class Spool {
   // Appends one batch as one record and returns its sequence number. Drops the oldest chunks first
   // when max_bytes would be exceeded (counted). kIo on a write failure (disk full): the chunk is cut
   // back to its last whole record and the batch is NOT in the spool. kInvalidArgument for an empty
-  // batch or one larger than a chunk or kMaxRecordBytes.
+  // batch, one above kMaxRecordBytes before compression, or one whose record (compressed) cannot fit
+  // in max_bytes.
   Result<uint64_t> Append(const std::vector<std::string>& segments) XRAYD_EXCLUDES(mu_);
 
   // The next record not yet read, in sequence order; nullopt when caught up. Records older than
