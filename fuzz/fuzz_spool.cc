@@ -1,6 +1,7 @@
 // Fuzzes the spool's reader: any bytes as a chunk file (and optionally an ack file) must open, read
 // back, acknowledge and append without a crash, hang or unbounded memory, hand out only records
-// whose CRCs matched, and keep the spool's accounting balanced.
+// whose CRCs matched (and whose zstd payload decompressed within bounds), and keep the spool's
+// accounting balanced.
 //
 // Input: byte 0 = flags (bit 0: the next 24 bytes are DIR/ack); the rest is DIR/<id>.chunk.
 // Seeds (fuzz/corpus/fuzz_spool) are written from the documented format by make_spool_seeds.py.
@@ -55,7 +56,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The pure scanner: offsets inside the input, decodable payloads where it says so.
   const auto scan = xrayd::pipeline::ScanChunk(in);
   Check(scan.valid_end <= in.size());
-  for (const auto& r : scan.records) Check(r.offset + r.bytes <= in.size());
+  for (const auto& r : scan.records) {
+    Check(r.offset + r.bytes <= in.size());
+    // The whole-record decoder (decompressing zstd payloads, bounded by kMaxRecordBytes) agrees
+    // with the scan: what decodes passed the scan's checks, and an uncompressed record that passed
+    // them decodes; a compressed one may still fail to decompress (counted corrupt at Read()).
+    const auto decoded = xrayd::pipeline::DecodeRecord(in.substr(r.offset, r.bytes));
+    if (decoded) Check(r.payload_ok && decoded->size() == r.segments);
+    if (r.payload_ok && !r.compressed) Check(decoded.has_value());
+  }
 
   RemoveDir cleanup;
   fs::create_directories(Dir());

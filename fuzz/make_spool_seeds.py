@@ -7,6 +7,8 @@ Input layout for fuzz_spool: byte 0 = flags (bit 0: the next 24 bytes are DIR/ac
 """
 import os
 import struct
+import subprocess
+import tempfile
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,9 +25,30 @@ def file_header(version=1) -> bytes:
 
 
 def record(seq: int, ms: int, segments) -> bytes:
+    """A version-1 record (uncompressed), as xrayd before format version 2 wrote them."""
     payload = b"".join(struct.pack("<I", len(s)) + s for s in segments)
     rest = struct.pack("<IIHHQqII", crc(payload), len(payload), 1, 0, seq, ms, len(segments), 0)
     return struct.pack("<I", crc(rest)) + rest + payload
+
+
+def zstd(raw: bytes) -> bytes:
+    """One zstd frame from the zstd command-line tool (reading a file, so the frame declares its
+    content size, as the format requires)."""
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(raw)
+        f.flush()
+        return subprocess.run(["zstd", "-1", "-q", "-c", "--no-check", f.name],
+                              check=True, capture_output=True).stdout
+
+
+def record_v2(seq: int, ms: int, segments, compress=True, stored=None) -> bytes:
+    """A version-2 record: flags bit 0 = zstd frame, raw_len = the payload's size before it."""
+    raw = b"".join(struct.pack("<I", len(s)) + s for s in segments)
+    if stored is None:
+        stored = zstd(raw) if compress else raw
+    flags = 1 if compress else 0
+    rest = struct.pack("<IIHHQqII", crc(stored), len(stored), 2, flags, seq, ms, len(segments), len(raw))
+    return struct.pack("<I", crc(rest)) + rest + stored
 
 
 def ack(seq: int, version=1) -> bytes:
@@ -43,6 +66,11 @@ SEGS = [
     [b'{}'],
 ]
 
+BATCH = [(b'{"trace_id":"1-5f84c7a0-%08x8bc0ad1a2b6e2a1f","id":"%016x","name":"svc-%d",'
+          b'"start_time":1602537376.1,"end_time":1602537376.2,"http":{"request":{"method":"GET",'
+          b'"url":"https://example.com/api/items"},"response":{"status":200}}}') % (i, i, i)
+         for i in range(20)]
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)
@@ -54,10 +82,28 @@ def main():
         "torn_tail": b"\x00" + chunk[:-7],
         "payload_flip": b"\x00" + chunk[:70] + bytes([chunk[70] ^ 0x10]) + chunk[71:],
         "header_flip": b"\x00" + chunk[:20] + bytes([chunk[20] ^ 0x01]) + chunk[21:],
-        "newer_version": b"\x00" + file_header(2) + chunk[16:],
+        "newer_version": b"\x00" + file_header(3) + chunk[16:],
         "empty_chunk": b"\x00" + file_header(),
         "zero_tail": b"\x00" + chunk + b"\x00" * 64,
     }
+    # Format version 2: a compressed batch, a record compression would not shrink (stored as is),
+    # then a tiny one; and the same damaged: a flipped bit in the frame (payload CRC fails), a
+    # frame whose CRC matches but does not decompress, a raw_len the frame does not declare.
+    raw0 = b"".join(struct.pack("<I", len(s)) + s for s in BATCH)
+    v2 = file_header(2) + record_v2(1, now, BATCH) + record_v2(2, now + 1, SEGS[1], compress=False) + \
+        record_v2(3, now + 2, SEGS[2], compress=False)
+    frame = zstd(raw0)
+    bad = frame[:8] + bytes(b ^ 0x5A for b in frame[8:])
+    r1 = record_v2(1, now, BATCH)
+    at = 16 + 40 + 20
+    seeds["compressed_records"] = b"\x00" + v2
+    seeds["compressed_flip"] = b"\x00" + v2[:at] + bytes([v2[at] ^ 0x04]) + v2[at + 1:]
+    seeds["compressed_bad_frame"] = b"\x00" + file_header(2) + record_v2(1, now, BATCH, stored=bad) + v2[16 + len(r1):]
+    wrong_len = BATCH + [b"{}"]  # raw_len of 21 segments over the frame of 20
+    seeds["compressed_wrong_raw_len"] = b"\x00" + file_header(2) + record_v2(1, now, wrong_len, stored=frame) + \
+        v2[16 + len(r1):]
+    seeds["compressed_acked_first"] = b"\x01" + ack(1) + v2
+    seeds["version1_then_version2"] = b"\x00" + chunk + record_v2(4, now + 3, BATCH)
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:
             f.write(data)

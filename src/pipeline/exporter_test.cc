@@ -413,7 +413,7 @@ TEST_F(PipelineExporterTest, ASpoolRecordInFlightIsNeverAlsoEvictedForSize) {
   o.senders = 1;
   o.max_batch_segments = 10;
   o.queue_bytes = 30 * SegmentBuffer::AccountedSize(Docs(0, 1)[0]);
-  o.spool.max_bytes = 64 << 10;  // about 50 records of 10: the flood below evicts
+  o.spool.max_bytes = 8 << 10;  // two 4 KiB chunks of zstd-compressed records of 10: the flood below evicts
   ASSERT_NO_FATAL_FAILURE(Prefill(o, 0, 100, 10));
   // The sender reads the first spool record (documents 0..9) and stalls delivering it.
   Exporter& e = StartExporter(o, SendOutcome::Kind::kDelivered, /*stalled=*/true);

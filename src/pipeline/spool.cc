@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -57,33 +58,26 @@ void PutAt(std::string& out, size_t at, T v) {
   for (size_t i = 0; i < sizeof(T); ++i) out[at + i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
 }
 
-// Encodes one record into `rec` (reused across calls: its capacity is kept), payload in place, so
-// each segment is copied once and the payload is checksummed once.
-void EncodeRecord(std::string& rec, uint64_t seq, int64_t now_ms, const std::vector<std::string>& segments) {
-  size_t payload_len = 0;
-  for (const auto& s : segments) payload_len += 4 + s.size();
-  rec.resize(kSpoolRecordHeaderBytes + payload_len);
-  size_t at = kSpoolRecordHeaderBytes;
-  for (const auto& s : segments) {
-    PutAt<uint32_t>(rec, at, static_cast<uint32_t>(s.size()));
-    std::memcpy(rec.data() + at + 4, s.data(), s.size());
-    at += 4 + s.size();
-  }
-  PutAt<uint32_t>(rec, 4, Crc(std::string_view(rec).substr(kSpoolRecordHeaderBytes)));
-  PutAt<uint32_t>(rec, 8, static_cast<uint32_t>(payload_len));
+constexpr uint16_t kFlagZstd = 1;
+
+// Writes the 40-byte header at the front of `rec`, whose payload (after the header) is in place.
+void PutHeader(std::string& rec, uint64_t seq, int64_t now_ms, uint32_t segments, uint16_t flags, uint32_t raw_len) {
+  const std::string_view payload = std::string_view(rec).substr(kSpoolRecordHeaderBytes);
+  PutAt<uint32_t>(rec, 4, Crc(payload));
+  PutAt<uint32_t>(rec, 8, static_cast<uint32_t>(payload.size()));
   PutAt<uint16_t>(rec, 12, kSpoolFormatVersion);
-  PutAt<uint16_t>(rec, 14, 0);
+  PutAt<uint16_t>(rec, 14, flags);
   PutAt<uint64_t>(rec, 16, seq);
   PutAt<int64_t>(rec, 24, now_ms);
-  PutAt<uint32_t>(rec, 32, static_cast<uint32_t>(segments.size()));
-  PutAt<uint32_t>(rec, 36, 0);
+  PutAt<uint32_t>(rec, 32, segments);
+  PutAt<uint32_t>(rec, 36, raw_len);
   PutAt<uint32_t>(rec, 0, Crc(std::string_view(rec).substr(4, kSpoolRecordHeaderBytes - 4)));
 }
 
 // One ack record: "XRAK" | u32 version | u64 position | u32 crc32(bytes 0..16) | u32 0.
 std::string EncodeAck(uint64_t position) {
   std::string b(kAckMagic, 4);
-  Put<uint32_t>(b, kSpoolFormatVersion);
+  Put<uint32_t>(b, kSpoolAckVersion);
   Put<uint64_t>(b, position);
   Put<uint32_t>(b, Crc(b));
   Put<uint32_t>(b, 0);
@@ -96,14 +90,46 @@ std::optional<ScannedRecord> ParseHeader(std::string_view b, uint64_t at) {
   const std::string_view h = b.substr(at, kSpoolRecordHeaderBytes);
   if (Get<uint32_t>(h, 0) != Crc(h.substr(4))) return std::nullopt;
   const uint32_t len = Get<uint32_t>(h, 8);
-  if (Get<uint16_t>(h, 12) != kSpoolFormatVersion || len > kMaxRecordBytes) return std::nullopt;
+  const uint16_t version = Get<uint16_t>(h, 12);
+  if (version < 1 || version > kSpoolFormatVersion || len > kMaxRecordBytes) return std::nullopt;
   ScannedRecord r;
   r.offset = at;
   r.bytes = static_cast<uint32_t>(kSpoolRecordHeaderBytes + len);
   r.sequence = Get<uint64_t>(h, 16);
   r.append_ms = Get<int64_t>(h, 24);
   r.segments = Get<uint32_t>(h, 32);
+  r.compressed = version >= 2 && (Get<uint16_t>(h, 14) & kFlagZstd);
   return r;
+}
+
+// The header's claims about its stored payload that can be checked without decompressing: flags
+// known for its version, raw_len bounded, and for a zstd frame, raw_len equal to the size the frame
+// declares (so decompression never needs more than raw_len <= kMaxRecordBytes of output).
+bool PayloadShapeOk(std::string_view header, std::string_view payload) {
+  const uint16_t version = Get<uint16_t>(header, 12), flags = Get<uint16_t>(header, 14);
+  const uint32_t raw_len = Get<uint32_t>(header, 36);
+  if (version == 1) return flags == 0 && raw_len == 0;
+  if ((flags & ~kFlagZstd) != 0 || raw_len > kMaxRecordBytes) return false;
+  if (!(flags & kFlagZstd)) return raw_len == payload.size();
+  return ZSTD_getFrameContentSize(payload.data(), payload.size()) == raw_len;
+}
+
+// Checks a whole record and returns its raw (uncompressed) payload: `record` itself for an
+// uncompressed one, else decompressed into `scratch` (with `dctx`, or a one-off context when null).
+std::optional<std::string_view> RawPayload(std::string_view record, ZSTD_DCtx* dctx, std::string& scratch) {
+  if (record.size() < kSpoolRecordHeaderBytes) return std::nullopt;
+  auto r = ParseHeader(record, 0);
+  if (!r || r->bytes != record.size()) return std::nullopt;
+  const std::string_view header = record.substr(0, kSpoolRecordHeaderBytes);
+  const std::string_view payload = record.substr(kSpoolRecordHeaderBytes);
+  if (Crc(payload) != Get<uint32_t>(header, 4) || !PayloadShapeOk(header, payload)) return std::nullopt;
+  if (!r->compressed) return payload;
+  const uint32_t raw_len = Get<uint32_t>(header, 36);
+  scratch.resize(raw_len);
+  const size_t n = dctx ? ZSTD_decompressDCtx(dctx, scratch.data(), raw_len, payload.data(), payload.size())
+                        : ZSTD_decompress(scratch.data(), raw_len, payload.data(), payload.size());
+  if (ZSTD_isError(n) || n != raw_len) return std::nullopt;
+  return std::string_view(scratch);
 }
 
 bool AllZero(std::string_view b) {
@@ -256,7 +282,10 @@ ChunkScan ScanChunk(std::string_view b) {
       return scan;
     }
     const std::string_view payload = b.substr(at + kSpoolRecordHeaderBytes, r->bytes - kSpoolRecordHeaderBytes);
-    r->payload_ok = Crc(payload) == Get<uint32_t>(b, at + 4) && DecodePayload(payload, r->segments).has_value();
+    // A compressed payload is decompressed by Read(), not here: recovery stays a CRC pass.
+    r->payload_ok = Crc(payload) == Get<uint32_t>(b, at + 4) &&
+                    PayloadShapeOk(b.substr(at, kSpoolRecordHeaderBytes), payload) &&
+                    (r->compressed || DecodePayload(payload, r->segments).has_value());
     scan.records.push_back(*r);
     at += r->bytes;
     scan.valid_end = at;
@@ -280,14 +309,69 @@ std::optional<std::vector<std::string>> DecodePayload(std::string_view p, uint32
   return out;
 }
 
+std::optional<std::vector<std::string>> DecodeRecord(std::string_view record) {
+  std::string scratch;
+  auto raw = RawPayload(record, nullptr, scratch);
+  if (!raw) return std::nullopt;
+  return DecodePayload(*raw, Get<uint32_t>(record, 32));
+}
+
 // ---- Spool ----
+
+// zstd's contexts (reused: creating one per record costs more than compressing it) and the buffer
+// the raw payload is built in and decompressed into. A null context (out of memory at Open())
+// means: store records uncompressed / decompress with one-off contexts.
+struct Spool::Codec {
+  Codec() : cctx(ZSTD_createCCtx()), dctx(ZSTD_createDCtx()) {
+    if (cctx) {
+      ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, kSpoolZstdLevel);
+      ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);  // the record's CRC covers the frame
+    }
+  }
+  ~Codec() {
+    ZSTD_freeCCtx(cctx);
+    ZSTD_freeDCtx(dctx);
+  }
+  Codec(const Codec&) = delete;
+  Codec& operator=(const Codec&) = delete;
+  ZSTD_CCtx* const cctx;
+  ZSTD_DCtx* const dctx;
+  std::string raw;
+};
+
+void Spool::EncodeRecord(uint64_t seq, int64_t now_ms, const std::vector<std::string>& segments) {
+  std::string& raw = codec_->raw;
+  size_t raw_len = 0;
+  for (const auto& s : segments) raw_len += 4 + s.size();
+  raw.resize(raw_len);
+  size_t at = 0;
+  for (const auto& s : segments) {
+    PutAt<uint32_t>(raw, at, static_cast<uint32_t>(s.size()));
+    std::memcpy(raw.data() + at + 4, s.data(), s.size());
+    at += 4 + s.size();
+  }
+  uint16_t flags = 0;
+  write_buf_.resize(kSpoolRecordHeaderBytes + ZSTD_compressBound(raw_len));
+  size_t stored = codec_->cctx ? ZSTD_compress2(codec_->cctx, write_buf_.data() + kSpoolRecordHeaderBytes,
+                                                write_buf_.size() - kSpoolRecordHeaderBytes, raw.data(), raw_len)
+                               : raw_len;
+  if (!ZSTD_isError(stored) && stored < raw_len) {
+    flags = kFlagZstd;
+  } else {  // incompressible (or a zstd error): stored as is
+    stored = raw_len;
+    std::memcpy(write_buf_.data() + kSpoolRecordHeaderBytes, raw.data(), raw_len);
+  }
+  write_buf_.resize(kSpoolRecordHeaderBytes + stored);
+  PutHeader(write_buf_, seq, now_ms, static_cast<uint32_t>(segments.size()), flags, static_cast<uint32_t>(raw_len));
+}
 
 Spool::Spool(std::string dir, SpoolOptions options, SpoolEnv* env, int lock_fd)
     : dir_(std::move(dir)),
       options_(options),
       chunk_bytes_(options.EffectiveChunkBytes()),
       env_(env),
-      lock_fd_(lock_fd) {}
+      lock_fd_(lock_fd),
+      codec_(std::make_unique<Codec>()) {}
 
 Spool::~Spool() { (void)Close(); }
 
@@ -573,14 +657,16 @@ Result<uint64_t> Spool::Append(const std::vector<std::string>& segments) {
   if (segments.empty()) return Error::InvalidArgument("spool: empty batch");
   uint64_t payload = 0;
   for (const auto& s : segments) payload += 4 + s.size();
-  const uint64_t bytes = kSpoolRecordHeaderBytes + payload;
-  if (payload > kMaxRecordBytes || bytes + kSpoolFileHeaderBytes > options_.max_bytes)
+  if (payload > kMaxRecordBytes)
+    return Error::InvalidArgument("spool: a batch of " + std::to_string(payload) + " bytes exceeds the record limit");
+  const uint64_t seq = next_sequence_;
+  const int64_t now = env_->NowUnixMs();
+  EncodeRecord(seq, now, segments);
+  const uint64_t bytes = write_buf_.size();  // on disk: compressed
+  if (bytes + kSpoolFileHeaderBytes > options_.max_bytes)
     return Error::InvalidArgument("spool: a batch of " + std::to_string(bytes) + " bytes exceeds the spool's bounds");
   DropExpiredChunks();
   if (auto s = MakeRoom(bytes); !s) return s.error();
-  const uint64_t seq = next_sequence_;
-  const int64_t now = env_->NowUnixMs();
-  EncodeRecord(write_buf_, seq, now, segments);
   Chunk& chunk = chunks_.back();
   if (auto s = writer_->Append(write_buf_); !s) {
     // Cut back to the last whole record; if even that fails, abandon the chunk (Open() cuts it).
@@ -594,6 +680,8 @@ Result<uint64_t> Spool::Append(const std::vector<std::string>& segments) {
   ++chunk.live;
   chunk.bytes += bytes;
   stats_.disk_bytes += bytes;
+  stats_.appended_disk_bytes += bytes;
+  stats_.appended_raw_bytes += payload;
   ++stats_.appended_records;
   stats_.appended_segments += segments.size();
   ++stats_.pending_records;
@@ -635,14 +723,13 @@ Result<std::optional<SpoolRecord>> Spool::Read() {
       if (!bytes) return bytes.error();
       const std::string_view b = *bytes;
       std::optional<std::vector<std::string>> segments;
-      if (b.size() == r->bytes && ParseHeader(b, 0) &&
-          Crc(b.substr(kSpoolRecordHeaderBytes)) == Get<uint32_t>(b, 4))
-        segments = DecodePayload(b.substr(kSpoolRecordHeaderBytes), r->segments);
+      if (auto raw = RawPayload(b, codec_->dctx, codec_->raw); raw && b.size() == r->bytes)
+        segments = DecodePayload(*raw, r->segments);
       if (segments) {
         last_returned_ = r->sequence;
         return std::optional<SpoolRecord>(SpoolRecord{r->sequence, std::move(*segments)});
       }
-      XLOG_WARN("spool: record {} in {} failed its checksum since it was written; skipped", r->sequence, ChunkPath(c->id));
+      XLOG_WARN("spool: record {} in {} failed its checksum or decompression since it was written; skipped", r->sequence, ChunkPath(c->id));
       Settle(*c, *r, stats_.corrupt_records, stats_.corrupt_segments);
     }
     if (acked_ >= last_returned_) acked_ = consumed_;  // nothing outstanding: the skip is settled

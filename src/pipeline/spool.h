@@ -18,7 +18,8 @@
 //
 // ## Design constraints
 // 1. Files are fixed-size chunks, so dropping the oldest data is deleting a file and never a rewrite.
-// 2. Every record carries two CRC32s (zlib's polynomial): one over its header, one over its payload.
+// 2. Every record carries two CRC32s (zlib's polynomial): one over its header, one over its payload
+//    as stored on disk (the zstd frame when compressed), so damage is caught before decompression.
 //    A bad payload CRC with a good header skips exactly that record (its length is trusted); a bad
 //    header cuts the rest of its chunk (the next record's position is unknown). Nothing read from
 //    disk is trusted before its CRC matches, and lengths are checked against the file size first.
@@ -32,27 +33,42 @@
 // 5. A format version newer than this code's is refused at Open() with a clear error; the caller
 //    then runs from memory. The directory is never modified in that case.
 //
-// ## On-disk format (version 1; all integers little-endian)
+// ## On-disk format (version 2; all integers little-endian)
 //
 //   DIR/LOCK                    empty; flock()ed while open
 //   DIR/ack                     24-byte entries: "XRAK" | u32 version | u64 acked_seq | u32 crc32(bytes 0..16) | u32 0
-//                               (a spool written before the log held exactly one; a reader that
-//                               knows only that form reads the first entry: an older position)
+//                               (unchanged since version 1, so entries still say 1; a spool written
+//                               before the log held exactly one; a reader that knows only that form
+//                               reads the first entry: an older position)
 //   DIR/<20-digit id>.chunk     chunk files, id increasing; each starts with a 16-byte file header:
 //                                 "XRSPOOL1" | u32 version | u32 crc32(bytes 0..12)
 //                               then records back to back:
 //
 //   offset size field
 //        0    4 header_crc    crc32 of bytes 4..40 of this header
-//        4    4 payload_crc   crc32 of the payload
-//        8    4 payload_len   bytes after the 40-byte header (at most kMaxRecordBytes)
-//       12    2 version       record format version (1)
-//       14    2 flags         0 (reserved)
+//        4    4 payload_crc   crc32 of the payload AS STORED (compressed or not)
+//        8    4 payload_len   stored bytes after the 40-byte header (at most kMaxRecordBytes)
+//       12    2 version       record format version (1 or 2)
+//       14    2 flags         bit 0: the payload is one zstd frame (version 2 only); other bits 0
 //       16    8 sequence      1, 2, 3, ... across chunks and restarts (gaps only where records were lost)
 //       24    8 append_ms     wall-clock time of the append, ms since the Unix epoch (for max age)
 //       32    4 segment_count
-//       36    4 reserved      0
-//       40    n payload       segment_count x (u32 length | that many bytes of segment document)
+//       36    4 raw_len       version 2: the payload's size before compression (at most
+//                             kMaxRecordBytes; = payload_len when not compressed); version 1: 0
+//       40    n payload       segment_count x (u32 length | that many bytes of segment document),
+//                             compressed as one zstd frame (level kSpoolZstdLevel, content size in
+//                             the frame header) when flag bit 0 is set; stored as is when
+//                             compression would not make it smaller
+//
+// Versions: this code writes version-2 chunks and records, and reads version 1 (uncompressed, from
+// xrayd before compression) and 2, so a spool left by the previous release is replayed; a chunk or
+// ack entry of a higher version is refused (see 5). A compressed payload is checked in this order,
+// each failure a counted corrupt record (skipped, its length is trusted), never a crash: CRC over
+// the stored bytes; raw_len at most kMaxRecordBytes and equal to the frame's declared content size
+// (so a record never makes the reader allocate more than kMaxRecordBytes: no zip bombs); the frame
+// decompresses to exactly raw_len bytes; the segment framing then covers them exactly. The scan at
+// Open() checks the CRC and the declared sizes only; Read() decompresses.
+// The size bound (max_bytes) counts bytes on disk, i.e. compressed.
 //
 // ## Durability (FsyncPolicy) and duplicates
 // Every Append() write()s its record before returning, so a process crash (SIGKILL) loses nothing
@@ -92,7 +108,9 @@
 
 namespace xrayd::pipeline {
 
-inline constexpr uint16_t kSpoolFormatVersion = 1;
+inline constexpr uint16_t kSpoolFormatVersion = 2;  // written; 1 and 2 are read
+inline constexpr uint32_t kSpoolAckVersion = 1;     // the ack entry's format is unchanged since 1
+inline constexpr int kSpoolZstdLevel = 1;           // ~7.5x on segment JSON at ~300 MB/s (bench/README.md)
 inline constexpr size_t kSpoolFileHeaderBytes = 16;
 inline constexpr size_t kSpoolRecordHeaderBytes = 40;
 inline constexpr uint32_t kMaxRecordBytes = 64u << 20;  // a record above this is corrupt by definition
@@ -150,6 +168,8 @@ struct SpoolStats {
   uint64_t cut_bytes = 0;       // bytes removed by both kinds of cut
   uint64_t pending_records = 0, pending_segments = 0;  // on disk, not yet acknowledged
   uint64_t disk_bytes = 0;      // chunk files' total size
+  uint64_t appended_raw_bytes = 0;   // appended payloads before compression
+  uint64_t appended_disk_bytes = 0;  // appended records as written (headers + stored payloads)
   uint64_t fsyncs = 0;
   uint64_t fsync_errors = 0;    // logged; the data was written but may not be durable
 };
@@ -161,7 +181,8 @@ struct ScannedRecord {
   uint64_t sequence = 0;
   int64_t append_ms = 0;
   uint32_t segments = 0;
-  bool payload_ok = false;  // false: header fine, payload CRC or framing bad (skip it)
+  bool compressed = false;  // the payload is a zstd frame (decompressed by Read())
+  bool payload_ok = false;  // false: header fine, payload CRC, declared sizes or framing bad (skip it)
 };
 struct ChunkScan {
   std::vector<ScannedRecord> records;
@@ -173,8 +194,13 @@ struct ChunkScan {
 };
 ChunkScan ScanChunk(std::string_view bytes);
 
-// Decodes a record's payload into segment documents; nullopt if the framing is wrong.
+// Decodes a record's (uncompressed) payload into segment documents; nullopt if the framing is wrong.
 std::optional<std::vector<std::string>> DecodePayload(std::string_view payload, uint32_t segment_count);
+
+// Checks one whole record (header CRC, version, flags, payload CRC, declared sizes) and decodes its
+// segments, decompressing a compressed payload into at most kMaxRecordBytes; nullopt if anything
+// is wrong. Pure (the fuzz target drives it); Read() does the same with contexts it reuses.
+std::optional<std::vector<std::string>> DecodeRecord(std::string_view record);
 
 class Spool {
  public:
@@ -191,7 +217,8 @@ class Spool {
   // Appends one batch as one record and returns its sequence number. Drops the oldest chunks first
   // when max_bytes would be exceeded (counted). kIo on a write failure (disk full): the chunk is cut
   // back to its last whole record and the batch is NOT in the spool. kInvalidArgument for an empty
-  // batch or one larger than a chunk or kMaxRecordBytes.
+  // batch, one above kMaxRecordBytes before compression, or one whose record (compressed) cannot fit
+  // in max_bytes.
   Result<uint64_t> Append(const std::vector<std::string>& segments) XRAYD_EXCLUDES(mu_);
 
   // The next record not yet read, in sequence order; nullopt when caught up. Records older than
@@ -242,6 +269,9 @@ class Spool {
   void DropExpiredChunks() XRAYD_REQUIRES(mu_);
   bool HoldsReadRecords(const Chunk& c) const XRAYD_REQUIRES(mu_);
   void DeleteAckedChunks() XRAYD_REQUIRES(mu_);
+  // Encodes the record into write_buf_: the payload built in codec_'s buffer, compressed when that
+  // makes it smaller.
+  void EncodeRecord(uint64_t seq, int64_t now_ms, const std::vector<std::string>& segments) XRAYD_REQUIRES(mu_);
   Status WriteAck() XRAYD_REQUIRES(mu_);
   Status RewriteAck(const std::string& rec) XRAYD_REQUIRES(mu_);
   // The record's bytes, read into read_buf_ through read_fd_ (kept open on the chunk being read);
@@ -272,6 +302,8 @@ class Spool {
   uint64_t read_fd_chunk_ XRAYD_GUARDED_BY(mu_) = 0;
   std::string write_buf_ XRAYD_GUARDED_BY(mu_);   // the record being appended (capacity reused)
   std::string read_buf_ XRAYD_GUARDED_BY(mu_);    // the record being read (capacity reused)
+  struct Codec;                                   // zstd contexts and the raw payload buffer
+  std::unique_ptr<Codec> codec_ XRAYD_GUARDED_BY(mu_);
   uint64_t next_chunk_id_ XRAYD_GUARDED_BY(mu_) = 1;
   uint64_t next_sequence_ XRAYD_GUARDED_BY(mu_) = 1;
   uint64_t acked_ XRAYD_GUARDED_BY(mu_) = 0;          // every record <= acked_ is delivered or gone

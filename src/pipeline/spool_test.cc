@@ -13,7 +13,9 @@
 #include <thread>
 #include <tuple>
 #include <zlib.h>
+#include <zstd.h>
 #include <cstring>
+#include <random>
 
 namespace xrayd::pipeline {
 namespace {
@@ -85,6 +87,16 @@ std::vector<std::string> Batch(int n, int i, size_t pad = 0) {
   for (int k = 0; k < n; ++k)
     out.push_back("{\"trace_id\":\"1-5f000000-" + std::to_string(i) + "\",\"k\":" + std::to_string(k) + ",\"pad\":\"" +
                   std::string(pad, 'x') + "\"}");
+  return out;
+}
+
+// Like Batch, padded with bytes zstd cannot shrink, for tests that need records of a known size on
+// disk (size bound, chunk count).
+std::vector<std::string> NoisyBatch(int n, int i, size_t pad) {
+  std::mt19937 rng(static_cast<uint32_t>(i));
+  auto out = Batch(n, i);
+  for (auto& s : out)
+    for (size_t k = 0; k < pad; ++k) s.push_back(static_cast<char>(rng()));
   return out;
 }
 
@@ -182,7 +194,19 @@ TEST(Spool, RejectsBadBatchesAndOptions) {
   TempDir t;
   auto s = MustOpen(t.path(), Small());
   EXPECT_EQ(s->Append({}).error().kind, Error::Kind::kInvalidArgument);
-  EXPECT_EQ(s->Append({std::string(2 << 20, 'x')}).error().kind, Error::Kind::kInvalidArgument);
+  // The bound counts bytes on disk: 2 MiB that do not compress exceed a 1 MiB spool ...
+  std::mt19937 rng(7);
+  std::string noise(2 << 20, '\0');
+  for (auto& c : noise) c = static_cast<char>(rng());
+  EXPECT_EQ(s->Append({noise}).error().kind, Error::Kind::kInvalidArgument);
+  // ... 2 MiB that compress to a few hundred bytes fit, and come back whole.
+  ASSERT_TRUE(s->Append({std::string(2 << 20, 'x')}).ok());
+  auto back = s->Read();
+  ASSERT_TRUE(back.ok() && back->has_value());
+  EXPECT_EQ((*back)->segments, std::vector<std::string>{std::string(2 << 20, 'x')});
+  EXPECT_LT(s->stats().disk_bytes, 4096u);
+  // Above the record limit before compression: refused whatever it compresses to.
+  EXPECT_EQ(s->Append({std::string(kMaxRecordBytes, 'x')}).error().kind, Error::Kind::kInvalidArgument);
   SpoolOptions bad;
   bad.max_bytes = 150;
   bad.chunk_bytes = 100;
@@ -250,8 +274,10 @@ TEST(Spool, TornTailAtEveryByteOffsetOfTheLastRecordIsCut) {
   }
   const std::string chunk_name = fs::path(Chunks(golden).at(0)).filename();
   const std::string full = Slurp(golden + "/" + chunk_name);
-  const size_t last_len = kSpoolRecordHeaderBytes + 2 * 4 + Batch(2, 2)[0].size() + Batch(2, 2)[1].size();
-  const size_t last_start = full.size() - last_len;
+  const auto scan = ScanChunk(full);
+  ASSERT_EQ(scan.records.size(), 3u);
+  const size_t last_start = scan.records[2].offset;
+  ASSERT_EQ(last_start + scan.records[2].bytes, full.size());
   for (size_t cut = last_start; cut < full.size(); ++cut) {
     SCOPED_TRACE("cut at " + std::to_string(cut));
     const std::string dir = t.sub("torn");
@@ -295,16 +321,24 @@ TEST(Spool, ZeroFilledTailIsATornTail) {
 }
 
 // A bit flip at every byte of a chunk (bit position rotating): no crash, no wrong data handed out, every loss counted.
-TEST(Spool, BitFlipsAnywhereAreSkippedOrCutAndCounted) {
+// Run on small records (stored as is: compression would not shrink them) and on padded ones (zstd).
+class SpoolBitFlips : public ::testing::TestWithParam<size_t> {};
+INSTANTIATE_TEST_SUITE_P(PlainAndCompressed, SpoolBitFlips, ::testing::Values(0u, 300u));
+
+TEST_P(SpoolBitFlips, BitFlipsAnywhereAreSkippedOrCutAndCounted) {
+  const size_t pad = GetParam();
   TempDir t;
   const std::string golden = t.sub("golden");
   {
     auto s = MustOpen(golden, Small());
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->Append(Batch(2, i)).ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->Append(Batch(2, i, pad)).ok());
   }
   const std::string chunk_name = fs::path(Chunks(golden).at(0)).filename();
   const std::string full = Slurp(golden + "/" + chunk_name);
-  const size_t rec_len = (full.size() - kSpoolFileHeaderBytes) / 3;  // equal-sized records
+  const auto scan = ScanChunk(full);
+  ASSERT_EQ(scan.records.size(), 3u);
+  if (pad > 0)
+    for (const auto& r : scan.records) EXPECT_TRUE(r.compressed);
   for (size_t byte = 0; byte < full.size(); ++byte) {
     for (int bit = static_cast<int>(byte % 8); bit == static_cast<int>(byte % 8); ++bit) {  // one bit per byte, all 8 positions used
       SCOPED_TRACE("byte " + std::to_string(byte) + " bit " + std::to_string(bit));
@@ -317,15 +351,17 @@ TEST(Spool, BitFlipsAnywhereAreSkippedOrCutAndCounted) {
       auto s = MustOpen(dir, Small());
       ASSERT_TRUE(s);
       const auto got = ReadAll(*s);
-      for (const auto& r : got) EXPECT_EQ(r.segments, Batch(2, static_cast<int>(r.sequence) - 1));
+      for (const auto& r : got) EXPECT_EQ(r.segments, Batch(2, static_cast<int>(r.sequence) - 1, pad));
       const SpoolStats st = s->stats();
       if (byte < kSpoolFileHeaderBytes) {  // the file header: the whole chunk is cut
         EXPECT_TRUE(got.empty());
         EXPECT_EQ(st.corrupt_cuts, 1u);
         continue;
       }
-      const size_t rec = (byte - kSpoolFileHeaderBytes) / rec_len;
-      const size_t in_rec = (byte - kSpoolFileHeaderBytes) % rec_len;
+      size_t rec = 0;
+      while (byte >= scan.records[rec].offset + scan.records[rec].bytes) ++rec;
+      const size_t in_rec = byte - scan.records[rec].offset;
+      const size_t rec_len = scan.records[rec].bytes;
       ASSERT_EQ(got.size(), 2u);  // the other two records always survive
       for (const auto& r : got) EXPECT_NE(r.sequence, rec + 1);
       if (in_rec < kSpoolRecordHeaderBytes) {
@@ -349,8 +385,9 @@ TEST(Spool, CorruptionAfterOpenIsSkippedAtRead) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->Append(Batch(1, i)).ok());
   const std::string chunk = Chunks(t.path()).at(0);
   std::string bytes = Slurp(chunk);
-  const size_t rec_len = (bytes.size() - kSpoolFileHeaderBytes) / 3;
-  bytes[kSpoolFileHeaderBytes + rec_len + kSpoolRecordHeaderBytes + 5] ^= 0x20;  // record 2's payload
+  const auto scan = ScanChunk(bytes);
+  ASSERT_EQ(scan.records.size(), 3u);
+  bytes[scan.records[1].offset + kSpoolRecordHeaderBytes + 5] ^= 0x20;  // record 2's payload
   Spit(chunk, bytes);
   const auto got = ReadAll(*s);
   ASSERT_EQ(got.size(), 2u);
@@ -370,7 +407,7 @@ TEST(Spool, WrapAroundDropsTheOldestAndCountsIt) {
   auto s = MustOpen(t.path(), o);
   uint64_t last = 0;
   for (int i = 0; i < 400; ++i) {
-    auto seq = s->Append(Batch(2, i, 200));
+    auto seq = s->Append(NoisyBatch(2, i, 200));
     ASSERT_TRUE(seq.ok()) << seq.error().message;
     last = *seq;
     ASSERT_LE(s->stats().disk_bytes, o.max_bytes);
@@ -390,7 +427,7 @@ TEST(Spool, WrapAroundDropsTheOldestAndCountsIt) {
   ASSERT_FALSE(got.empty());
   EXPECT_EQ(got.back().sequence, last);
   for (size_t i = 1; i < got.size(); ++i) EXPECT_EQ(got[i].sequence, got[i - 1].sequence + 1);
-  EXPECT_EQ(got.back().segments, Batch(2, 399, 200));
+  EXPECT_EQ(got.back().segments, NoisyBatch(2, 399, 200));
   ASSERT_TRUE(s->Ack(last).ok());
   ExpectBalanced(s->stats());
   EXPECT_LE(Chunks(t.path()).size(), 1u);  // acknowledged chunks are deleted
@@ -403,7 +440,7 @@ TEST(Spool, RecordsOlderThanMaxAgeAreDroppedAndCounted) {
   o.chunk_bytes = 4096;
   o.max_age = std::chrono::seconds(60);
   auto s = MustOpen(t.path(), o, &env);
-  for (int i = 0; i < 40; ++i) ASSERT_TRUE(s->Append(Batch(1, i, 300)).ok());  // several chunks
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(s->Append(NoisyBatch(1, i, 300)).ok());  // several chunks
   const size_t chunks_before = Chunks(t.path()).size();
   ASSERT_GT(chunks_before, 2u);
   env.now_ms += 30'000;
@@ -445,13 +482,13 @@ TEST(Spool, DirectoryWrittenByANewerVersionIsRefusedUntouched) {
   }
   const std::string chunk = Chunks(t.path()).at(0);
   std::string bytes = Slurp(chunk);
-  std::string head = bytes.substr(0, 8) + Le32(2);
+  std::string head = bytes.substr(0, 8) + Le32(kSpoolFormatVersion + 1);
   bytes.replace(0, 16, head + Le32(Crc32(head)));
   Spit(chunk, bytes);
   auto r = Spool::Open(t.path(), Small());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().kind, Error::Kind::kPermanent);
-  EXPECT_NE(r.error().message.find("format version 2"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("format version 3"), std::string::npos) << r.error().message;
   EXPECT_EQ(Slurp(chunk), bytes);  // untouched
 
   TempDir t2;
@@ -686,4 +723,218 @@ TEST(Spool, ConcurrentAppendAndReadDeliverEverythingOnceInOrder) {
 }
 
 }  // namespace
+
+// ---- Compression (format version 2) and the version-1 spools it still reads ----
+
+std::string Le16(uint16_t v) { return Le32(v).substr(0, 2); }
+std::string Le64(uint64_t v) { return Le32(static_cast<uint32_t>(v)) + Le32(static_cast<uint32_t>(v >> 32)); }
+
+std::string RawPayload(const std::vector<std::string>& segments) {
+  std::string p;
+  for (const auto& s : segments) p += Le32(static_cast<uint32_t>(s.size())) + s;
+  return p;
+}
+
+// One record as documented in spool.h, written here independently of spool.cc.
+std::string RecordBytes(uint16_t version, uint16_t flags, uint64_t seq, int64_t ms, uint32_t segments,
+                        uint32_t raw_len, const std::string& stored) {
+  const std::string rest = Le32(Crc32(stored)) + Le32(static_cast<uint32_t>(stored.size())) + Le16(version) +
+                           Le16(flags) + Le64(seq) + Le64(static_cast<uint64_t>(ms)) + Le32(segments) + Le32(raw_len);
+  return Le32(Crc32(rest)) + rest + stored;
+}
+
+std::string FileHeaderBytes(uint32_t version) {
+  const std::string h = std::string("XRSPOOL1", 8) + Le32(version);
+  return h + Le32(Crc32(h));
+}
+
+std::string AckBytes(uint64_t position) {
+  const std::string b = std::string("XRAK", 4) + Le32(1) + Le64(position);
+  return b + Le32(Crc32(b)) + Le32(0);
+}
+
+std::string Zstd(const std::string& raw, int level = 1) {
+  std::string out(ZSTD_compressBound(raw.size()), '\0');
+  const size_t n = ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), level);
+  EXPECT_FALSE(ZSTD_isError(n));
+  out.resize(n);
+  return out;
+}
+
+// A spool left by the previous release (format version 1: uncompressed records, version-1 file
+// header, one ack entry) is replayed from its acknowledged position; new records are appended in a
+// version-2 chunk after it, and both read back after a restart.
+TEST(SpoolFormat, Version1SpoolFromThePreviousReleaseIsReplayed) {
+  TempDir t;
+  std::string chunk = FileHeaderBytes(1);
+  for (int i = 0; i < 3; ++i) {
+    const auto b = Batch(2, i, 100);
+    chunk += RecordBytes(1, 0, i + 1, 1'700'000'000'000 + i, 2, 0, RawPayload(b));
+  }
+  Spit(t.sub("00000000000000000001.chunk"), chunk);
+  Spit(t.sub("ack"), AckBytes(1));
+  {
+    auto s = MustOpen(t.path(), Small());
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->stats().recovered_records, 2u);
+    EXPECT_EQ(s->stats().corrupt_records + s->stats().corrupt_cuts + s->stats().torn_tail_cuts, 0u);
+    auto got = ReadAll(*s);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].sequence, 2u);
+    EXPECT_EQ(got[0].segments, Batch(2, 1, 100));
+    EXPECT_EQ(got[1].segments, Batch(2, 2, 100));
+    ASSERT_TRUE(s->Ack(2).ok());
+    EXPECT_EQ(*s->Append(Batch(3, 9, 200)), 4u);
+  }
+  const auto chunks = Chunks(t.path());
+  ASSERT_EQ(chunks.size(), 2u);  // the old chunk still holds record 3; the new one is version 2
+  EXPECT_EQ(Slurp(chunks[1]).substr(0, 16), FileHeaderBytes(2));
+  EXPECT_EQ(Slurp(chunks[0]).substr(0, 16), FileHeaderBytes(1));
+  auto s = MustOpen(t.path(), Small());
+  auto got = ReadAll(*s);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].sequence, 3u);
+  EXPECT_EQ(got[0].segments, Batch(2, 2, 100));
+  EXPECT_EQ(got[1].sequence, 4u);
+  EXPECT_EQ(got[1].segments, Batch(3, 9, 200));
+  ASSERT_TRUE(s->Ack(4).ok());
+  ExpectBalanced(s->stats());
+}
+
+// Segment-like JSON compresses several times over; disk_bytes (what max_bytes bounds) counts the
+// compressed bytes, and the records on disk are zstd frames another decoder can read.
+TEST(SpoolFormat, RecordsAreCompressedAndTheBoundCountsBytesOnDisk) {
+  TempDir t;
+  auto s = MustOpen(t.path(), Small());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(s->Append(Batch(50, i, 300)).ok());
+  const SpoolStats st = s->stats();
+  EXPECT_GT(st.appended_raw_bytes, 4 * st.appended_disk_bytes);
+  EXPECT_EQ(st.disk_bytes, kSpoolFileHeaderBytes + st.appended_disk_bytes);
+  uint64_t files = 0;
+  for (const auto& c : Chunks(t.path())) files += fs::file_size(c);
+  EXPECT_EQ(files, st.disk_bytes);
+  // The first record's payload, decompressed by libzstd directly, is the documented raw framing.
+  const std::string bytes = Slurp(Chunks(t.path()).at(0));
+  const auto scan = ScanChunk(bytes);
+  ASSERT_EQ(scan.records.size(), 20u);
+  ASSERT_TRUE(scan.records[0].compressed);
+  const std::string_view stored =
+      std::string_view(bytes).substr(kSpoolFileHeaderBytes + kSpoolRecordHeaderBytes,
+                                     scan.records[0].bytes - kSpoolRecordHeaderBytes);
+  const std::string raw = RawPayload(Batch(50, 0, 300));
+  std::string out(raw.size(), '\0');
+  EXPECT_EQ(ZSTD_decompress(out.data(), out.size(), stored.data(), stored.size()), raw.size());
+  EXPECT_EQ(out, raw);
+  const auto got = ReadAll(*s);
+  ASSERT_EQ(got.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(got[i].segments, Batch(50, i, 300));
+}
+
+// Compressed payloads whose CRCs match but which are wrong inside: each is a counted corrupt
+// record, skipped; the records around it are delivered; nothing crashes or allocates past the
+// record limit (a frame declaring more than raw_len, or raw_len above kMaxRecordBytes).
+TEST(SpoolFormat, BadCompressedPayloadsAreCountedCorruptNeverCrash) {
+  const auto good = Batch(2, 0, 200);
+  const std::string raw = RawPayload(good);
+  const std::string frame = Zstd(raw);
+  std::string garbage = frame;
+  for (size_t i = 6; i < garbage.size(); ++i) garbage[i] = static_cast<char>(garbage[i] * 31 + 7);
+  const std::string bomb = Zstd(std::string(48 << 20, '\0'), 3);  // 48 MiB of zeros
+  const std::string truncated = frame.substr(0, frame.size() - 3);
+  struct Case {
+    std::string name;
+    uint16_t flags;
+    uint32_t raw_len;
+    std::string stored;
+  };
+  const std::vector<Case> cases = {
+      {"garbage frame", 1, static_cast<uint32_t>(raw.size()), garbage},
+      {"truncated frame", 1, static_cast<uint32_t>(raw.size()), truncated},
+      {"raw_len below the frame's size", 1, static_cast<uint32_t>(raw.size() - 1), frame},
+      {"raw_len above the frame's size", 1, static_cast<uint32_t>(raw.size() + 1), frame},
+      {"bomb: frame larger than raw_len", 1, 1000, bomb},
+      {"raw_len above the record limit", 1, kMaxRecordBytes + 1, frame},
+      {"not compressed, raw_len wrong", 0, static_cast<uint32_t>(raw.size() + 4), raw},
+      {"unknown flag", 3, static_cast<uint32_t>(raw.size()), frame},
+      {"version 1 with the zstd flag", 1, 0, frame},
+      {"frame of the wrong segment framing", 1, 5, Zstd("hello")},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    TempDir t;
+    const uint16_t version = c.name.starts_with("version 1") ? 1 : 2;
+    const std::string chunk = FileHeaderBytes(2) + RecordBytes(2, 1, 1, 1'700'000'000'000, 2, raw.size(), frame) +
+                              RecordBytes(version, c.flags, 2, 1'700'000'000'001, 2, c.raw_len, c.stored) +
+                              RecordBytes(2, 0, 3, 1'700'000'000'002, 2, raw.size(), raw);
+    EXPECT_FALSE(DecodeRecord(std::string_view(chunk).substr(kSpoolFileHeaderBytes + kSpoolRecordHeaderBytes +
+                                                             frame.size())
+                                  .substr(0, kSpoolRecordHeaderBytes + c.stored.size()))
+                     .has_value());
+    Spit(t.sub("00000000000000000001.chunk"), chunk);
+    auto s = MustOpen(t.path(), Small());
+    ASSERT_TRUE(s);
+    const auto got = ReadAll(*s);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].sequence, 1u);
+    EXPECT_EQ(got[0].segments, good);
+    EXPECT_EQ(got[1].sequence, 3u);
+    EXPECT_EQ(got[1].segments, good);
+    const SpoolStats st = s->stats();
+    EXPECT_EQ(st.corrupt_records, 1u);
+    EXPECT_EQ(st.corrupt_segments, 2u);
+    EXPECT_EQ(st.corrupt_cuts + st.torn_tail_cuts, 0u);
+    ASSERT_TRUE(s->Ack(3).ok());
+    ExpectBalanced(s->stats());
+  }
+}
+
+// A frame that passes the scan's checks at Open() but is damaged afterwards (bit rot while
+// running, CRC recomputed to reach the decompressor): Read() counts it corrupt and moves on.
+TEST(SpoolFormat, FrameDamagedAfterOpenIsCountedAtRead) {
+  TempDir t;
+  auto s = MustOpen(t.path(), Small());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->Append(Batch(4, i, 200)).ok());
+  const std::string chunk = Chunks(t.path()).at(0);
+  std::string bytes = Slurp(chunk);
+  const auto scan = ScanChunk(bytes);
+  ASSERT_EQ(scan.records.size(), 3u);
+  const auto& r = scan.records[1];
+  ASSERT_TRUE(r.compressed);
+  std::string stored = bytes.substr(r.offset + kSpoolRecordHeaderBytes, r.bytes - kSpoolRecordHeaderBytes);
+  for (size_t i = stored.size() / 2; i < stored.size(); ++i) stored[i] = static_cast<char>(~stored[i]);
+  const std::string header = bytes.substr(r.offset, kSpoolRecordHeaderBytes);
+  const std::string rebuilt = RecordBytes(2, 1, r.sequence, r.append_ms, r.segments,
+                                          static_cast<uint8_t>(header[36]) | static_cast<uint8_t>(header[37]) << 8 |
+                                              static_cast<uint32_t>(static_cast<uint8_t>(header[38])) << 16,
+                                          stored);
+  ASSERT_EQ(rebuilt.size(), r.bytes);
+  bytes.replace(r.offset, r.bytes, rebuilt);
+  Spit(chunk, bytes);
+  const auto got = ReadAll(*s);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].sequence, 3u);
+  EXPECT_EQ(s->stats().corrupt_records, 1u);
+  EXPECT_EQ(s->stats().corrupt_segments, 4u);
+  ASSERT_TRUE(s->Ack(3).ok());
+  ExpectBalanced(s->stats());
+}
+
+// fuzz/make_spool_seeds.py compresses with the zstd command-line tool: another encoder again.
+TEST(SpoolFormat, ReadsCompressedRecordsWrittenByAnotherEncoder) {
+  TempDir t;
+  const std::string seed = Slurp(std::string(XRAYD_SOURCE_DIR) + "/fuzz/corpus/fuzz_spool/compressed_records");
+  ASSERT_GT(seed.size(), 100u);
+  Spit(t.sub("00000000000000000001.chunk"), seed.substr(1));
+  const auto scan = ScanChunk(seed.substr(1));
+  ASSERT_EQ(scan.records.size(), 3u);
+  EXPECT_TRUE(scan.records[0].compressed);
+  auto s = MustOpen(t.path(), Small());
+  const auto got = ReadAll(*s);
+  ASSERT_EQ(got.size(), 3u);
+  ASSERT_EQ(got[0].segments.size(), 20u);
+  EXPECT_NE(got[0].segments[19].find("\"name\":\"svc-19\""), std::string::npos);
+  EXPECT_EQ(got[2].segments, std::vector<std::string>{"{}"});
+  EXPECT_EQ(s->stats().corrupt_records + s->stats().corrupt_cuts + s->stats().torn_tail_cuts, 0u);
+}
+
 }  // namespace xrayd::pipeline

@@ -35,6 +35,7 @@ import collections
 import json
 import os
 import random
+import string
 import re
 import resource
 import shutil
@@ -348,11 +349,15 @@ def wait_idle(daemon, exporter: str, timeout: float, extra=None):
 class RateSender:
     """Sends fresh segments over UDP at `rate` per second from a thread until stop(); ids in .ids."""
 
-    def __init__(self, port: int, rate: float, *, size: int = 0, name: str = "pipe-e2e", rng=None):
+    def __init__(self, port: int, rate: float, *, size: int = 0, name: str = "pipe-e2e", rng=None,
+                 incompressible: bool = False):
+        """incompressible: pad with random letters instead of "xxx…" (the spool compresses records
+        with zstd, so a test that must fill a disk needs data that does not shrink)."""
         import harness  # late: harness imports fake_xray, keep this module importable alone
         self._harness = harness
         self.port, self.rate, self.size, self.name = port, rate, size, name
         self.rng = rng or random.Random()
+        self.incompressible = incompressible
         self.ids: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rate-sender", daemon=True)
@@ -370,6 +375,9 @@ class RateSender:
                 due = int((time.monotonic() - t0) * self.rate) + 1
                 while n < due and not self._stop.is_set():
                     doc = h.make_segment(name=f"{self.name}-{n}", pad_to=self.size, rng=self.rng)
+                    pad = doc.get("metadata", {}).get("default", {})
+                    if self.incompressible and "pad" in pad:
+                        pad["pad"] = "".join(self.rng.choices(string.ascii_letters + string.digits, k=len(pad["pad"])))
                     sender.send(h.datagram(doc))
                     self.ids.append(doc["id"])
                     n += 1

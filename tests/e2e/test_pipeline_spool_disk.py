@@ -79,8 +79,9 @@ class PipelineSpoolDiskTest(fb.pipeline_test_case()):
                                   request_timeout=1, buffer_mb=3, preexec_fn=preexec_fn)
         self.backend.set_mode("5xx")
         # ~6 MB: more than the 3 MB memory queue holds, so the queue spills its oldest batches to the
-        # spool whatever the retry policy does, and the spool's 1 MiB fills.
-        sender = fb.RateSender(daemon.udp_port, 600, size=2000).start()
+        # spool whatever the retry policy does, and the spool's 1 MiB fills (random padding: ~1.3x
+        # under the spool's zstd, so ~4.5 MB on disk).
+        sender = fb.RateSender(daemon.udp_port, 600, size=2000, incompressible=True).start()
         time.sleep(5)
         ids = sender.stop()
         m = daemon.wait_metrics(lambda m: fb.account(m, "xray").received >= len(ids) and fb.spool_errors(m, "xray"),
