@@ -94,6 +94,18 @@ class TraceQueryTest : public testing::StoreFixture {
     docs.clear();
   }
 
+  // A listing of the whole span under `text`'s necessary condition (which it must have).
+  ListQuery WholeSpanQuery(const char* text) {
+    auto filter = api::Filter::Parse(text);
+    EXPECT_TRUE(filter) << text;
+    ListQuery q;
+    q.start_time = kT0;
+    q.end_time = kT0 + kSpan;
+    if (filter) q.condition = filter->NecessaryCondition();
+    EXPECT_TRUE(q.condition) << text;
+    return q;
+  }
+
   // SQLite's EXPLAIN QUERY PLAN of `sql` (parameters unbound), one detail per line.
   std::string Explain(const std::string& sql) {
     sqlite3_stmt* s = nullptr;
@@ -212,13 +224,7 @@ TEST_F(TraceQueryTest, IndexPlanUsesTheIndexes) {
       {"fault", "traces_fault_by_start"},
   };
   for (const auto& [text, index] : cases) {
-    auto filter = api::Filter::Parse(text);
-    ASSERT_TRUE(filter);
-    ListQuery q;
-    q.start_time = kT0;
-    q.end_time = kT0 + kSpan;
-    q.condition = filter->NecessaryCondition();
-    ASSERT_TRUE(q.condition) << text;
+    ListQuery q = WholeSpanQuery(text);
     ListPlan plan;
     auto rows = store_->ListTraces(q, &plan);
     ASSERT_TRUE(rows) << rows.error().message;
@@ -234,12 +240,7 @@ TEST_F(TraceQueryTest, IndexPlanUsesTheIndexes) {
 
 // Without a selective condition the listing walks the range as before.
 TEST_F(TraceQueryTest, UnselectiveConditionScans) {
-  auto filter = api::Filter::Parse("service(\"orders\")");  // every trace calls orders
-  ASSERT_TRUE(filter);
-  ListQuery q;
-  q.start_time = kT0;
-  q.end_time = kT0 + kSpan;
-  q.condition = filter->NecessaryCondition();
+  ListQuery q = WholeSpanQuery("service(\"orders\")");  // every trace calls orders
   q.max_index_candidates = 100;
   q.limit = 10;
   ListPlan plan;
@@ -253,12 +254,7 @@ TEST_F(TraceQueryTest, UnselectiveConditionScans) {
 // Many flagged traces: the flag's partial index is walked in order, the other parts tested per row.
 TEST_F(TraceQueryTest, ManyFlaggedTracesWalkTheFlagIndex) {
   for (const char* text : {"fault", "annotation.tier = \"gold\" AND error"}) {
-    auto filter = api::Filter::Parse(text);
-    ASSERT_TRUE(filter);
-    ListQuery q;
-    q.start_time = kT0;
-    q.end_time = kT0 + kSpan;
-    q.condition = filter->NecessaryCondition();
+    ListQuery q = WholeSpanQuery(text);
     q.max_index_candidates = 10;
     ListPlan plan;
     auto rows = store_->ListTraces(q, &plan);
