@@ -31,11 +31,11 @@ Control requests are not PutTraceSegments requests: they are not signed and not 
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import json
 import os
 import random
-import string
 import re
 import resource
 import shutil
@@ -346,6 +346,17 @@ def wait_idle(daemon, exporter: str, timeout: float, extra=None):
                                and (extra is None or extra(m)), timeout, interval=0.1)
 
 
+def make_incompressible(doc: dict) -> dict:
+    """Replaces a harness.make_segment document's "xxx…" padding with random base64 of the same length:
+    the spool compresses records with zstd, so a test that must fill a queue or a disk needs data that
+    does not shrink (~6 bits of entropy a byte)."""
+    pad = doc.get("metadata", {}).get("default", {})
+    if "pad" in pad:
+        n = len(pad["pad"])
+        pad["pad"] = base64.b64encode(os.urandom(n))[:n].decode()
+    return doc
+
+
 class RateSender:
     """Sends fresh segments over UDP at `rate` per second from a thread until stop(); ids in .ids."""
 
@@ -375,9 +386,8 @@ class RateSender:
                 due = int((time.monotonic() - t0) * self.rate) + 1
                 while n < due and not self._stop.is_set():
                     doc = h.make_segment(name=f"{self.name}-{n}", pad_to=self.size, rng=self.rng)
-                    pad = doc.get("metadata", {}).get("default", {})
-                    if self.incompressible and "pad" in pad:
-                        pad["pad"] = "".join(self.rng.choices(string.ascii_letters + string.digits, k=len(pad["pad"])))
+                    if self.incompressible:
+                        make_incompressible(doc)
                     sender.send(h.datagram(doc))
                     self.ids.append(doc["id"])
                     n += 1

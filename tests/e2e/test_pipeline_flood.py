@@ -28,7 +28,8 @@ class PipelineFloodTest(fb.pipeline_test_case()):
         daemon = self.start_xrayd(spool_dir=spool, buffer_mb=3, request_timeout=5,
                                   args=["--spool-max-mb", "1", "--retry-max-elapsed", "30s"])
         rng = random.Random()
-        docs = [harness.make_segment(name=f"flood-{i}", pad_to=1000, rng=rng) for i in range(N)]
+        docs = [fb.make_incompressible(harness.make_segment(name=f"flood-{i}", pad_to=1000, rng=rng))
+                for i in range(N)]
         ids = [d["id"] for d in docs]
         payloads = [harness.datagram(d) for d in docs]
 
