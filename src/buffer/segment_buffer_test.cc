@@ -159,12 +159,16 @@ TEST_F(SegmentBufferTest, PopBatchWakesOnFlushInterval) {
 // wakes before that batch's flush deadline anyway is left asleep (not observable here: it returns at
 // its deadline either way, and the batch stays queued for its next wait).
 TEST_F(SegmentBufferTest, OpeningABatchWakesOnlyAPopperThatWouldSleepPastItsFlush) {
+  // One document pushed into `buffer` 10 ms from now, from another thread.
+  auto push_soon = [](SegmentBuffer& buffer) {
+    return std::thread([&buffer] {
+      std::this_thread::sleep_for(10ms);
+      auto docs = Docs(1);
+      buffer.Push(docs);
+    });
+  };
   SegmentBuffer far({1 << 20, 50, 30ms});
-  std::thread producer([&] {
-    std::this_thread::sleep_for(10ms);
-    auto docs = Docs(1);
-    far.Push(docs);
-  });
+  std::thread producer = push_soon(far);
   const auto t0 = std::chrono::steady_clock::now();
   auto batch = far.PopBatchUntil(t0 + 10s);
   const auto waited = std::chrono::steady_clock::now() - t0;
@@ -173,11 +177,7 @@ TEST_F(SegmentBufferTest, OpeningABatchWakesOnlyAPopperThatWouldSleepPastItsFlus
   EXPECT_LT(waited, 5s);
 
   SegmentBuffer near({1 << 20, 50, 1000ms});
-  std::thread producer2([&] {
-    std::this_thread::sleep_for(10ms);
-    auto docs = Docs(1);
-    near.Push(docs);
-  });
+  std::thread producer2 = push_soon(near);
   const auto t1 = std::chrono::steady_clock::now();
   auto none = near.PopBatchUntil(t1 + 200ms);  // wakes at its deadline, not at the Push
   const auto waited2 = std::chrono::steady_clock::now() - t1;

@@ -31,15 +31,21 @@ SCRIPT = os.path.join(harness.REPO, "scripts", "image_rootfs.sh")
 AWS_IMAGE_BYTES = 11.7e6  # public.ecr.aws/xray/aws-xray-daemon: the static binary plus a CA bundle
 
 
+def assemble_rootfs(prefix):
+    """The image's tree for harness.XRAYD_BIN, assembled by scripts/image_rootfs.sh in a new temporary
+    directory: (directory, rootfs path, size in bytes the script reports). Needs root (chroot)."""
+    if os.geteuid() != 0:
+        raise AssertionError("test_image needs root for chroot (CI runs as root); run it as root")
+    directory = tempfile.mkdtemp(prefix=prefix)
+    root = os.path.join(directory, "rootfs")
+    out = subprocess.run(["sh", SCRIPT, harness.XRAYD_BIN, root], check=True, capture_output=True, text=True)
+    return directory, root, int(out.stdout.strip().splitlines()[-1])
+
+
 class Image(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise AssertionError("test_image needs root for chroot (CI runs as root); run it as root")
-        cls.dir = tempfile.mkdtemp(prefix="xrayd-image-")
-        cls.root = os.path.join(cls.dir, "rootfs")
-        out = subprocess.run(["sh", SCRIPT, harness.XRAYD_BIN, cls.root], check=True, capture_output=True, text=True)
-        cls.size = int(out.stdout.strip().splitlines()[-1])
+        cls.dir, cls.root, cls.size = assemble_rootfs("xrayd-image-")
         print(f"\nimage tree: {cls.size} bytes ({cls.size / AWS_IMAGE_BYTES:.2f}x AWS's 11.7 MB image)")
 
     @classmethod
@@ -154,11 +160,7 @@ class ImageNetworking(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise AssertionError("test_image needs root for chroot (CI runs as root); run it as root")
-        cls.dir = tempfile.mkdtemp(prefix="xrayd-image-net-")
-        cls.root = os.path.join(cls.dir, "rootfs")
-        subprocess.run(["sh", SCRIPT, harness.XRAYD_BIN, cls.root], check=True, capture_output=True, text=True)
+        cls.dir, cls.root, _ = assemble_rootfs("xrayd-image-net-")
         cls.cert, cls.key = os.path.join(cls.dir, "cert.pem"), os.path.join(cls.dir, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                         "/CN=xray.image.test", "-addext", "subjectAltName=DNS:xray.image.test,DNS:localhost",
