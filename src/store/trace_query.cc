@@ -76,23 +76,19 @@ std::string AnnotationValue(const std::string& column) {
 }
 
 constexpr const char* kQueryIndexes = R"sql(
-CREATE INDEX IF NOT EXISTS trace_services_by_name ON trace_services(name, type);
-CREATE INDEX IF NOT EXISTS trace_services_error ON trace_services(name, type) WHERE has_error=1;
-CREATE INDEX IF NOT EXISTS trace_services_fault ON trace_services(name, type) WHERE has_fault=1;
-CREATE INDEX IF NOT EXISTS trace_services_throttle ON trace_services(name, type) WHERE has_throttle=1;
-CREATE INDEX IF NOT EXISTS traces_by_url ON traces(http_url);
-CREATE INDEX IF NOT EXISTS traces_error_by_start ON traces(start_time) WHERE has_error=1;
-CREATE INDEX IF NOT EXISTS traces_fault_by_start ON traces(start_time) WHERE has_fault=1;
-CREATE INDEX IF NOT EXISTS traces_throttle_by_start ON traces(start_time) WHERE has_throttle=1;
-CREATE INDEX IF NOT EXISTS traces_error_by_id_time ON traces(trace_time) WHERE has_error=1;
-CREATE INDEX IF NOT EXISTS traces_fault_by_id_time ON traces(trace_time) WHERE has_fault=1;
-CREATE INDEX IF NOT EXISTS traces_throttle_by_id_time ON traces(trace_time) WHERE has_throttle=1;
-CREATE TABLE IF NOT EXISTS urls(id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE);
+CREATE INDEX IF NOT EXISTS trace_services_by_service ON trace_services(service_id);
+CREATE INDEX IF NOT EXISTS trace_services_error ON trace_services(service_id) WHERE has_error=1;
+CREATE INDEX IF NOT EXISTS trace_services_fault ON trace_services(service_id) WHERE has_fault=1;
+CREATE INDEX IF NOT EXISTS trace_services_throttle ON trace_services(service_id) WHERE has_throttle=1;
+CREATE INDEX IF NOT EXISTS traces_by_url ON traces(url_id);
+CREATE INDEX IF NOT EXISTS traces_error_by_start ON traces(start_time, trace_id) WHERE has_error=1;
+CREATE INDEX IF NOT EXISTS traces_fault_by_start ON traces(start_time, trace_id) WHERE has_fault=1;
+CREATE INDEX IF NOT EXISTS traces_throttle_by_start ON traces(start_time, trace_id) WHERE has_throttle=1;
+CREATE INDEX IF NOT EXISTS traces_error_by_id_time ON traces(trace_time, trace_id) WHERE has_error=1;
+CREATE INDEX IF NOT EXISTS traces_fault_by_id_time ON traces(trace_time, trace_id) WHERE has_fault=1;
+CREATE INDEX IF NOT EXISTS traces_throttle_by_id_time ON traces(trace_time, trace_id) WHERE has_throttle=1;
 CREATE VIRTUAL TABLE IF NOT EXISTS url_trigrams USING fts5(url, content='urls', content_rowid='id',
   tokenize='trigram case_sensitive 1');
-DROP TRIGGER IF EXISTS urls_to_trigrams;
-DROP TRIGGER IF EXISTS traces_url_insert;
-DROP TRIGGER IF EXISTS traces_url_update;
 )sql";
 
 Status Exec(sqlite3* db, const char* sql, const char* what) {
@@ -104,10 +100,10 @@ Status Exec(sqlite3* db, const char* sql, const char* what) {
 }  // namespace
 
 Status EnsureQueryIndexes(sqlite3* db) {
-  bool had_urls = false;
+  bool had_urls = false;  // the trigram index of the urls table (schema 6)
   {
     sqlite3_stmt* s = nullptr;
-    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name='urls'", -1, &s, nullptr);
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name='url_trigrams'", -1, &s, nullptr);
     if (rc == SQLITE_OK) rc = sqlite3_step(s);
     had_urls = rc == SQLITE_ROW;
     sqlite3_finalize(s);
@@ -115,12 +111,10 @@ Status EnsureQueryIndexes(sqlite3* db) {
   }
   if (auto st = Exec(db, "BEGIN IMMEDIATE", "begin query indexes"); !st) return st;
   const std::string by_value =
-      "CREATE INDEX IF NOT EXISTS annotations_by_value ON annotations(key, " + AnnotationValue("value") + ");";
+      "CREATE INDEX IF NOT EXISTS annotations_by_value ON annotations(key_id, " + AnnotationValue("value") + ");";
   Status st = Exec(db, by_value.c_str(), "create annotation index");
   if (st) st = Exec(db, kQueryIndexes, "create query indexes");
-  // A store written before urls existed: its traces' URLs, once, and their trigram index.
-  if (st && !had_urls)
-    st = Exec(db, "INSERT OR IGNORE INTO urls(url) SELECT http_url FROM traces WHERE http_url != ''", "fill urls");
+  // A store migrated to schema 6 (or whose index was dropped): the trigram index of its URLs.
   if (st && !had_urls) st = Exec(db, "INSERT INTO url_trigrams(url_trigrams) VALUES('rebuild')", "index urls");
   if (st) st = Exec(db, "COMMIT", "commit query indexes");
   if (!st) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -182,7 +176,8 @@ std::string LeafTerms(const IndexCondition& c, const std::string& alias, Params&
   const std::string a = alias.empty() ? "" : alias + ".";
   switch (c.kind) {
     case IndexCondition::Kind::kAnnotation: {
-      std::string sql = a + "key = " + p.Add(c.key) + " AND " + AnnotationValue(a + "value");
+      std::string sql = a + "key_id = (SELECT id FROM names WHERE name = " + p.Add(c.key) + ") AND " +
+                        AnnotationValue(a + "value");
       if (const auto* s = std::get_if<std::string>(&c.value)) return sql + " = " + p.Add(*s);
       if (const auto* b = std::get_if<bool>(&c.value)) return sql + " = " + p.Add(int64_t{*b ? 1 : 0});
       // Both sides parse the number's text: allow for a last-digit difference.
@@ -190,14 +185,18 @@ std::string LeafTerms(const IndexCondition& c, const std::string& alias, Params&
       return sql + " BETWEEN " + p.Add(x - slack) + " AND " + p.Add(x + slack);
     }
     case IndexCondition::Kind::kService: {
-      std::string sql = a + "name = " + p.Add(c.text);
-      if (c.type == "service") sql += " AND " + a + "type IN (" + p.Add(c.type) + ", '')";
-      else if (!c.type.empty()) sql += " AND " + a + "type = " + p.Add(c.type);
+      std::string sql = a + "service_id IN (SELECT id FROM services WHERE name = " + p.Add(c.text);
+      if (c.type == "service") sql += " AND type IN (" + p.Add(c.type) + ", '')";
+      else if (!c.type.empty()) sql += " AND type = " + p.Add(c.type);
+      sql += ")";
       if (const char* col = FlagColumn(c.flag)) sql += " AND " + a + col + " = 1";
       return sql;
     }
-    case IndexCondition::Kind::kUrlEquals: return a + "http_url = " + p.Add(c.text);
-    case IndexCondition::Kind::kUrlContains: return "instr(" + a + "http_url, " + p.Add(c.text) + ") > 0";
+    case IndexCondition::Kind::kUrlEquals:  // url_id 0: no URL
+      if (c.text.empty()) return a + "url_id = 0";
+      return a + "url_id = (SELECT id FROM urls WHERE url = " + p.Add(c.text) + ")";
+    case IndexCondition::Kind::kUrlContains:
+      return "instr(coalesce((SELECT url FROM urls WHERE id = " + a + "url_id), ''), " + p.Add(c.text) + ") > 0";
     case IndexCondition::Kind::kFlag: return a + FlagColumn(c.flag) + " = 1";
     default: return "0";
   }
@@ -211,7 +210,7 @@ const char* LeafTable(IndexCondition::Kind k) {
   }
 }
 
-// A condition as a per-trace test of `outer`.trace_id: EXISTS probes on the tables' primary keys.
+// A condition as a per-trace test of `outer`.tid: EXISTS probes on the tables' primary keys.
 std::string Probe(const IndexCondition& c, Params& p, const std::string& outer = "c") {
   if (c.kind == IndexCondition::Kind::kAnd || c.kind == IndexCondition::Kind::kOr) {
     std::string sql = "(";
@@ -219,8 +218,8 @@ std::string Probe(const IndexCondition& c, Params& p, const std::string& outer =
       sql += (i ? (c.kind == IndexCondition::Kind::kAnd ? " AND " : " OR ") : "") + Probe(c.all[i], p, outer);
     return sql + ")";
   }
-  return std::string("EXISTS(SELECT 1 FROM ") + LeafTable(c.kind) + " x WHERE x.trace_id = " + outer +
-         ".trace_id AND " + LeafTerms(c, "x", p) + ")";
+  return std::string("EXISTS(SELECT 1 FROM ") + LeafTable(c.kind) + " x WHERE x.tid = " + outer + ".tid AND " +
+         LeafTerms(c, "x", p) + ")";
 }
 
 // When the condition is a trace flag, or an AND with one: the WHERE terms that walk that flag's
@@ -238,25 +237,25 @@ std::optional<std::string> FlagWalk(const IndexCondition& c, Params& p) {
   return std::nullopt;
 }
 
-// A leaf as a producer of trace ids, found by its index.
+// A leaf as a producer of trace keys (tid), found by its index.
 std::string LeafProducer(const IndexCondition& c, const std::string& time_col, Params& p) {
   if (c.kind == IndexCondition::Kind::kUrlContains)  // by the trigram index of the distinct URLs
-    return "SELECT trace_id FROM traces WHERE http_url IN (SELECT url FROM url_trigrams WHERE url_trigrams MATCH " +
+    return "SELECT tid FROM traces WHERE url_id IN (SELECT rowid FROM url_trigrams WHERE url_trigrams MATCH " +
            p.Add(FtsPhrase(c.text)) + ")";
-  std::string sql = std::string("SELECT trace_id FROM ") + LeafTable(c.kind) + " WHERE " + LeafTerms(c, "", p);
+  std::string sql = std::string("SELECT tid FROM ") + LeafTable(c.kind) + " WHERE " + LeafTerms(c, "", p);
   // Flagged traces by their partial index, within the range's bounds (?6 .. ?7).
   if (c.kind == IndexCondition::Kind::kFlag) sql += " AND " + time_col + " >= ?6 AND " + time_col + " <= ?7";
   return sql;
 }
 
-// Plans a condition as a producer of candidate trace ids whose row count is bounded by `count`.
+// Plans a condition as a producer of candidate trace keys whose row count is bounded by `count`.
 class Planner {
  public:
   Planner(sqlite3* db, const std::string& time_col, int64_t bound, Params& p)
       : db_(db), time_col_(time_col), cap_(std::max<int64_t>(0, bound) + 1), p_(p) {}
 
   struct Plan {
-    std::string sql;  // SELECT trace_id ... (may repeat an id)
+    std::string sql;  // SELECT tid ... (may repeat a key)
     int64_t count = 0;  // at most this many rows (capped at the bound + 1)
   };
 
@@ -287,7 +286,7 @@ class Planner {
     std::string probes;
     for (size_t i = 0; i < c.all.size(); ++i)
       if (i != best_at) probes += " AND " + Probe(c.all[i], p_);
-    return Plan{"SELECT c.trace_id FROM (" + best->sql + ") c WHERE 1" + probes, best->count};
+    return Plan{"SELECT c.tid FROM (" + best->sql + ") c WHERE 1" + probes, best->count};
   }
 
   Result<Plan> RunOr(const IndexCondition& c) {
@@ -295,7 +294,7 @@ class Planner {
     for (size_t i = 0; i < c.all.size(); ++i) {
       auto part = Run(c.all[i]);
       if (!part) return part;
-      plan.sql += (i ? " UNION ALL " : "") + ("SELECT trace_id FROM (" + part->sql + ")");
+      plan.sql += (i ? " UNION ALL " : "") + ("SELECT tid FROM (" + part->sql + ")");
       plan.count = std::min(cap_, plan.count + part->count);
       if (plan.count >= cap_) break;  // too many already: the caller scans
     }
@@ -410,8 +409,7 @@ Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, con
     if (candidates->count <= q.max_index_candidates && !prefer_walk) {
       if (plan) plan->by_index = true;
       // CROSS JOIN: SQLite reads the candidates first and looks each trace up by its key.
-      from = "(SELECT DISTINCT trace_id FROM (" + candidates->sql + ")) cand CROSS JOIN traces t ON t.trace_id = "
-             "cand.trace_id";
+      from = "(SELECT DISTINCT tid FROM (" + candidates->sql + ")) cand CROSS JOIN traces t ON t.tid = cand.tid";
     } else if (auto walk = FlagWalk(*q.condition, params)) {
       // Many flagged traces: their partial index is in listing order, so a page reads about as
       // many index entries as the other parts need to find its rows.
@@ -455,8 +453,8 @@ namespace {
 Result<std::vector<std::string>> ReadWindow(sqlite3* db, Dictionaries& dicts, const std::string& window,
                                             const Params& params, size_t max, bool* truncated) {
   const std::string count_sql = "SELECT count(*) FROM (SELECT 1 FROM " + window + " LIMIT ?3 + 1)";
-  const std::string docs_sql = "SELECT s.doc, s.dict FROM segments s JOIN (SELECT t.trace_id FROM " + window +
-                               " ORDER BY t.start_time DESC LIMIT ?3) w ON s.trace_id = w.trace_id";
+  const std::string docs_sql = "SELECT s.doc, s.dict FROM segments s JOIN (SELECT t.tid FROM " + window +
+                               " ORDER BY t.start_time DESC LIMIT ?3) w ON s.tid = w.tid";
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v2(db, count_sql.c_str(), -1, &s, nullptr);
   if (rc == SQLITE_OK && !params.Bind(s)) rc = SQLITE_RANGE;
@@ -515,8 +513,8 @@ Result<std::vector<std::string>> TraceStore::CandidateDocumentsInRange(double st
     if (plan) plan->candidates = candidates->count;
     if (plan) plan->by_index = candidates->count <= kMaxIndexCandidates;
     if (candidates->count > kMaxIndexCandidates) return OkStatus();
-    const std::string window = "(SELECT DISTINCT trace_id FROM (" + candidates->sql +
-                               ")) cand CROSS JOIN traces t ON t.trace_id = cand.trace_id WHERE t.start_time >= ?4 "
+    const std::string window = "(SELECT DISTINCT tid FROM (" + candidates->sql +
+                               ")) cand CROSS JOIN traces t ON t.tid = cand.tid WHERE t.start_time >= ?4 "
                                "AND t.start_time <= ?2 AND t.end_time >= ?1";
     auto read = ReadWindow(db, dicts_, window, params, max_traces, truncated);
     if (!read) return read.error();

@@ -21,17 +21,18 @@
 // candidates when they are more than 1,000 (sorting them would cost more than walking in order).
 //
 // Indexes (created idempotently at open, without a schema version of their own; see
-// EnsureQueryIndexes):
-//   annotations_by_value   annotations(key, JSON value decoded: text, integer/real, 1/0 for booleans)
-//   trace_services_by_name trace_services(name, type); trace_services_{error,fault,throttle}: the
+// EnsureQueryIndexes). Tables name traces by their integer key (tid, schema 6: trace_store.h):
+//   annotations_by_value   annotations(key_id, JSON value decoded: text, integer/real, 1/0 for booleans)
+//   trace_services_by_service trace_services(service_id); trace_services_{error,fault,throttle}: the
 //                          same, partial: only rows with that service's flag
-//   traces_by_url          traces(http_url)
-//   traces_{error,fault,throttle}_by_{start,id_time}  partial indexes of flagged traces, by time
-//   urls(id, url UNIQUE) + url_trigrams (FTS5 external content, trigram, case-sensitive): every
-//       distinct root URL, written by the Append that first stores it (TraceStore's Writer: one
-//       unique-index probe per root segment; the trigram rows only for a new URL — triggers on
-//       traces cost ~10 us per segment, explicit writes ~1); the index of CONTAINS. URLs of traces
-//       removed by retention stay (bounded by the number of distinct URLs).
+//   traces_by_url          traces(url_id)
+//   traces_{error,fault,throttle}_by_{start,id_time}  partial indexes of flagged traces, by (time, trace_id)
+//   url_trigrams (FTS5 external content of urls(id, url), trigram, case-sensitive): every distinct
+//       root URL, written by the Append that first stores it (TraceStore's Writer: a cache or one
+//       unique-index probe per root segment; the trigram row only for a new URL); the index of
+//       CONTAINS. Retention deletes a URL (and its trigram row) with the last trace that has it.
+// Conditions name interned values by subquery (`key_id = (SELECT id FROM names WHERE name = ?)`,
+// `service_id IN (SELECT id FROM services WHERE ...)`, `url_id = (SELECT id FROM urls ...)`).
 #pragma once
 
 #include <sqlite3.h>

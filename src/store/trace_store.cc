@@ -14,11 +14,13 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 namespace xrayd::store {
 namespace {
 
-constexpr const char* kSchema = R"sql(
+// Connection settings of the writer (page_size and auto_vacuum only take effect in a new file).
+constexpr const char* kPragmas = R"sql(
 PRAGMA page_size=16384;  -- new stores only (an existing file keeps its size): fewer splits, ~+15 % ingest
 PRAGMA auto_vacuum=INCREMENTAL;
 PRAGMA journal_mode=WAL;
@@ -27,30 +29,42 @@ PRAGMA cache_size=-65536;
 PRAGMA mmap_size=268435456;
 PRAGMA temp_store=MEMORY;
 PRAGMA wal_autocheckpoint=4000;  -- pages: checkpoint per ~64 MiB of WAL, not per 4 MiB
+)sql";
+
+constexpr int kSchemaVersion = 6;
+constexpr int kRollupSchemaVersion = 4;  // graph_rollups: computed from the documents when migrating an older file
+constexpr int64_t kMigrateChunkTraces = 2000;  // traces per transaction when migrating to schema 6
+
+// Schema 6 (see the format in trace_store.h). Every statement is idempotent: a new file gets it
+// all; the migration from schema 5 runs it after renaming the old tables out of the way.
+constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-INSERT OR IGNORE INTO meta VALUES('schema_version', '5');
-CREATE TABLE IF NOT EXISTS segments(
-  trace_id TEXT NOT NULL, id TEXT NOT NULL, parent_id TEXT NOT NULL, kind INTEGER NOT NULL,
-  start_time REAL NOT NULL, end_time REAL, in_progress INTEGER NOT NULL, doc TEXT NOT NULL,
-  stored_at REAL NOT NULL, dict INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS dictionaries(id INTEGER PRIMARY KEY, dict BLOB NOT NULL, trained_at REAL NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS segments_by_trace ON segments(trace_id, id);
+INSERT OR IGNORE INTO meta VALUES('schema_version', '6');
 CREATE TABLE IF NOT EXISTS traces(
-  trace_id TEXT PRIMARY KEY, trace_time INTEGER NOT NULL, start_time REAL NOT NULL, end_time REAL NOT NULL,
-  root_start REAL, root_end REAL, root_name TEXT NOT NULL DEFAULT '', root_origin TEXT NOT NULL DEFAULT '',
-  http_url TEXT NOT NULL DEFAULT '', http_status INTEGER, http_method TEXT NOT NULL DEFAULT '',
-  user_agent TEXT NOT NULL DEFAULT '', client_ip TEXT NOT NULL DEFAULT '', user TEXT NOT NULL DEFAULT '',
-  has_error INTEGER NOT NULL DEFAULT 0, has_fault INTEGER NOT NULL DEFAULT 0, has_throttle INTEGER NOT NULL DEFAULT 0,
-  revision INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+  tid INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, trace_time INTEGER NOT NULL, start_time REAL NOT NULL,
+  end_time REAL NOT NULL, root_start REAL, root_end REAL, root_name TEXT NOT NULL DEFAULT '',
+  root_origin TEXT NOT NULL DEFAULT '', url_id INTEGER NOT NULL DEFAULT 0, http_status INTEGER,
+  http_method TEXT NOT NULL DEFAULT '', user_agent TEXT NOT NULL DEFAULT '', client_ip TEXT NOT NULL DEFAULT '',
+  user TEXT NOT NULL DEFAULT '', has_error INTEGER NOT NULL DEFAULT 0, has_fault INTEGER NOT NULL DEFAULT 0,
+  has_throttle INTEGER NOT NULL DEFAULT 0, revision INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX IF NOT EXISTS traces_by_trace_id ON traces(trace_id);
 CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_time, trace_id);
 CREATE INDEX IF NOT EXISTS traces_by_id_time ON traces(trace_time, trace_id);
+CREATE TABLE IF NOT EXISTS segments(
+  tid INTEGER NOT NULL, id TEXT NOT NULL, parent_id TEXT NOT NULL, kind INTEGER NOT NULL,
+  start_time REAL NOT NULL, in_progress INTEGER NOT NULL, dict INTEGER NOT NULL, doc BLOB NOT NULL,
+  PRIMARY KEY(tid, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dictionaries(id INTEGER PRIMARY KEY, dict BLOB NOT NULL, trained_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS names(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS services(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL, UNIQUE(name, type));
 CREATE TABLE IF NOT EXISTS annotations(
-  trace_id TEXT NOT NULL, service TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-  PRIMARY KEY(trace_id, key, service, value)) WITHOUT ROWID;
+  tid INTEGER NOT NULL, key_id INTEGER NOT NULL, service_id INTEGER NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY(tid, key_id, service_id, value)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trace_services(
-  trace_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
-  has_error INTEGER NOT NULL DEFAULT 0, has_fault INTEGER NOT NULL DEFAULT 0, has_throttle INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY(trace_id, name, type)) WITHOUT ROWID;
+  tid INTEGER NOT NULL, service_id INTEGER NOT NULL, has_error INTEGER NOT NULL DEFAULT 0,
+  has_fault INTEGER NOT NULL DEFAULT 0, has_throttle INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(tid, service_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS urls(id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS graph_rollups(
   minute INTEGER NOT NULL, kind INTEGER NOT NULL, from_name TEXT NOT NULL, from_type TEXT NOT NULL,
   to_name TEXT NOT NULL, to_type TEXT NOT NULL,
@@ -60,8 +74,18 @@ CREATE TABLE IF NOT EXISTS graph_rollups(
   PRIMARY KEY(minute, kind, from_name, from_type, to_name, to_type)) WITHOUT ROWID;
 )sql";
 
-constexpr int kRollupSchemaVersion = 4;  // graph_rollups
-// Schema 5 (segments.dict, dictionaries) is written by kSchema and the upgrade in Open().
+// The tables of schemas 2-5 that schema 6 replaces, as schema 5 declared them (a file of an older
+// schema gets the rest by the upgrades below before it is migrated).
+constexpr const char* kLegacySchema = R"sql(
+CREATE TABLE IF NOT EXISTS dictionaries(id INTEGER PRIMARY KEY, dict BLOB NOT NULL, trained_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS graph_rollups(
+  minute INTEGER NOT NULL, kind INTEGER NOT NULL, from_name TEXT NOT NULL, from_type TEXT NOT NULL,
+  to_name TEXT NOT NULL, to_type TEXT NOT NULL,
+  ok INTEGER NOT NULL, error INTEGER NOT NULL, throttle INTEGER NOT NULL, fault INTEGER NOT NULL,
+  total INTEGER NOT NULL, roots INTEGER NOT NULL, total_rt REAL NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+  hist BLOB NOT NULL,
+  PRIMARY KEY(minute, kind, from_name, from_type, to_name, to_type)) WITHOUT ROWID;
+)sql";
 
 // Schema 3 gave each service of a trace its own error/fault/throttle flags (for service(...) { fault }).
 // A schema 2 file gets the columns, all 0: its older traces then only match on trace-level flags.
@@ -192,48 +216,73 @@ struct TraceDelta {
   }
 };
 
+}  // namespace
+
+// The writer's memory of interned ids (names, services, URLs) and of the next trace key. Only a
+// cache: cleared after a rolled-back transaction (which may have taken ids it remembers) and when
+// retention deletes URLs, then filled again from the file. Used under the store's lock.
+struct detail::WriteCache {
+  std::unordered_map<std::string, int64_t> names, services, urls;  // services: name '\0' type
+  int64_t next_tid = 0;  // 0: read max(tid) + 1 from the file first
+  void Clear() {
+    names.clear(), services.clear(), urls.clear();
+    next_tid = 0;
+  }
+};
+
+namespace {
+
+constexpr size_t kMaxCachedUrls = 100000;  // distinct URLs can be unbounded; names and services are few
+
 // The prepared statements of one Append, one method per table it writes. Each returns the first
 // failure as an Error; the caller's transaction then rolls everything back. Used only inside
 // TraceStore::WriteAll, under the store's lock, on its connection.
 class Writer {
  public:
-  explicit Writer(sqlite3* db)
+  Writer(sqlite3* db, detail::WriteCache& cache)
       : db_(db),
+        cache_(cache),
         // A complete document is never replaced by an in-progress one for the same id.
         put_(db,
-             "INSERT INTO segments(trace_id,id,parent_id,kind,start_time,end_time,in_progress,doc,stored_at,dict) "
-             "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,strftime('%s','now'),?9) ON CONFLICT(trace_id,id) DO UPDATE SET "
+             "INSERT INTO segments(tid,id,parent_id,kind,start_time,in_progress,dict,doc) "
+             "VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(tid,id) DO UPDATE SET "
              "parent_id=excluded.parent_id, kind=excluded.kind, start_time=excluded.start_time, "
-             "end_time=excluded.end_time, in_progress=excluded.in_progress, doc=excluded.doc, dict=excluded.dict, "
-             "stored_at=excluded.stored_at WHERE excluded.in_progress = 0 OR segments.in_progress = 1"),
+             "in_progress=excluded.in_progress, doc=excluded.doc, dict=excluded.dict "
+             "WHERE excluded.in_progress = 0 OR segments.in_progress = 1"),
+        new_trace_(db,
+                   "INSERT INTO traces(tid,trace_id,trace_time,start_time,end_time,has_error,has_fault,has_throttle,"
+                   "revision,root_start,root_end,root_name,root_origin,url_id,http_status,http_method,user_agent,"
+                   "client_ip,user) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)"),
         trace_(db,
-               "INSERT INTO traces(trace_id,trace_time,start_time,end_time,has_error,has_fault,has_throttle,revision) "
-               "VALUES(?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(trace_id) DO UPDATE SET "
-               "start_time=min(start_time,excluded.start_time), end_time=max(end_time,excluded.end_time), "
-               "has_error=has_error|excluded.has_error, has_fault=has_fault|excluded.has_fault, "
-               "has_throttle=has_throttle|excluded.has_throttle, revision=revision+excluded.revision "
+               "UPDATE traces SET start_time=min(start_time,?2), end_time=max(end_time,?3), has_error=has_error|?4, "
+               "has_fault=has_fault|?5, has_throttle=has_throttle|?6, revision=revision+?7 WHERE tid=?1 "
                "RETURNING start_time, end_time"),
         root_(db,
-              "UPDATE traces SET root_start=?2, root_end=?3, root_name=?4, root_origin=?5, http_url=?6, "
-              "http_status=?7, http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE trace_id=?1"),
-        ann_(db, "INSERT OR IGNORE INTO annotations(trace_id,service,key,value) VALUES(?1,?2,?3,?4)"),
+              "UPDATE traces SET root_start=?2, root_end=?3, root_name=?4, root_origin=?5, url_id=?6, "
+              "http_status=?7, http_method=?8, user_agent=?9, client_ip=?10, user=?11 WHERE tid=?1"),
+        ann_(db, "INSERT OR IGNORE INTO annotations(tid,key_id,service_id,value) VALUES(?1,?2,?3,?4)"),
         svc_(db,
-             "INSERT INTO trace_services(trace_id,name,type,has_error,has_fault,has_throttle) "
-             "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(trace_id,name,type) DO UPDATE SET "
+             "INSERT INTO trace_services(tid,service_id,has_error,has_fault,has_throttle) "
+             "VALUES(?1,?2,?3,?4,?5) ON CONFLICT(tid,service_id) DO UPDATE SET "
              "has_error=has_error|excluded.has_error, has_fault=has_fault|excluded.has_fault, "
              "has_throttle=has_throttle|excluded.has_throttle"),
         // An in-progress subsegment streamed on its own is superseded once its finished copy arrives
         // embedded in its parent: drop the stub so the trace is no longer partial.
-        superseded_(db, "DELETE FROM segments WHERE trace_id=?1 AND id=?2 AND kind=1 AND in_progress=1"),
+        superseded_(db, "DELETE FROM segments WHERE tid=?1 AND id=?2 AND kind=1 AND in_progress=1"),
+        name_get_(db, "SELECT id FROM names WHERE name=?1"),
+        name_put_(db, "INSERT INTO names(name) VALUES(?1)"),
+        service_get_(db, "SELECT id FROM services WHERE name=?1 AND type=?2"),
+        service_put_(db, "INSERT INTO services(name,type) VALUES(?1,?2)"),
         // The distinct root URLs and their trigram index (store/trace_query.h: http.url CONTAINS).
-        url_(db, "INSERT OR IGNORE INTO urls(url) VALUES(?1)"),
+        url_get_(db, "SELECT id FROM urls WHERE url=?1"),
+        url_put_(db, "INSERT INTO urls(url) VALUES(?1)"),
         trigrams_(db, "INSERT INTO url_trigrams(rowid, url) VALUES(?1, ?2)") {}
 
-  // Stores one valid document (as text, dict 0, or compressed with dictionary `dict`). *changed:
-  // false when it was an in-progress copy of a completed segment, ignored.
-  Status PutSegment(const segment::Facts& f, std::string_view doc, int64_t dict, bool* changed) {
-    put_.TextRef(1, f.trace_id).TextRef(2, f.id).TextRef(3, f.parent_id).Int(4, f.independent_subsegment ? 1 : 0);
-    put_.Real(5, f.start_time).RealOrNull(6, f.end_time).Int(7, f.in_progress ? 1 : 0).Int(9, dict);
+  // Stores one valid document of trace `tid` (as text, dict 0, or compressed with dictionary
+  // `dict`). *changed: false when it was an in-progress copy of a completed segment, ignored.
+  Status PutSegment(int64_t tid, const segment::Facts& f, std::string_view doc, int64_t dict, bool* changed) {
+    put_.Int(1, tid).TextRef(2, f.id).TextRef(3, f.parent_id).Int(4, f.independent_subsegment ? 1 : 0);
+    put_.Real(5, f.start_time).Int(6, f.in_progress ? 1 : 0).Int(7, dict);
     if (dict == 0) put_.TextRef(8, doc);
     else put_.BlobRef(8, doc);
     if (auto st = Check(put_.Run(), "insert segment"); !st) return st;
@@ -243,26 +292,37 @@ class Writer {
 
   // Deletes the streamed in-progress stubs of the subsegments `f` carries complete. Only a trace
   // with a streamed subsegment stored or in its batch can have one (the caller knows which).
-  Status DropSuperseded(const segment::Facts& f) {
+  Status DropSuperseded(int64_t tid, const segment::Facts& f) {
     for (const auto& id : f.embedded_complete_ids) {
-      superseded_.TextRef(1, f.trace_id).TextRef(2, id);
+      superseded_.Int(1, tid).TextRef(2, id);
       if (auto st = Check(superseded_.Run(), "drop superseded stub"); !st) return st;
     }
     return OkStatus();
   }
 
-  // The trace's summary, root fields, services and annotations; raises *longest to its span.
-  Status PutTrace(std::string_view trace_id, const TraceDelta& d, double* longest) {
-    if (auto st = UpdateTrace(trace_id, d, longest); !st) return st;
-    if (d.root)
-      if (auto st = UpdateRoot(*d.root); !st) return st;
+  // The trace's summary (a new row when `is_new`), root fields, services and annotations; raises
+  // *longest to its span.
+  Status PutTrace(int64_t tid, bool is_new, std::string_view trace_id, const TraceDelta& d, double* longest) {
+    if (is_new) {
+      if (auto st = InsertTrace(tid, trace_id, d); !st) return st;
+      *longest = std::max(*longest, d.end - d.start);
+    } else {
+      if (auto st = UpdateTrace(tid, d, longest); !st) return st;
+      if (d.root)
+        if (auto st = UpdateRoot(tid, *d.root); !st) return st;
+    }
     for (const auto& [key, flags] : d.services) {
-      svc_.TextRef(1, trace_id).TextRef(2, key.first).TextRef(3, key.second);
-      svc_.Int(4, flags.error).Int(5, flags.fault).Int(6, flags.throttle);
+      auto service = ServiceId(key.first, key.second);
+      if (!service) return service.error();
+      svc_.Int(1, tid).Int(2, *service).Int(3, flags.error).Int(4, flags.fault).Int(5, flags.throttle);
       if (auto st = Check(svc_.Run(), "insert service"); !st) return st;
     }
     for (const auto& [service, key, value] : d.annotations) {
-      ann_.TextRef(1, trace_id).TextRef(2, service).TextRef(3, key).TextRef(4, value);
+      auto key_id = NameId(key);
+      if (!key_id) return key_id.error();
+      auto service_id = NameId(service);
+      if (!service_id) return service_id.error();
+      ann_.Int(1, tid).Int(2, *key_id).Int(3, *service_id).TextRef(4, value);
       if (auto st = Check(ann_.Run(), "insert annotation"); !st) return st;
     }
     return OkStatus();
@@ -270,7 +330,8 @@ class Writer {
 
   // The first statement that failed to prepare, if any.
   int prepare_rc() const {
-    for (const Stmt* s : {&put_, &trace_, &root_, &ann_, &svc_, &superseded_, &url_, &trigrams_})
+    for (const Stmt* s : {&put_, &new_trace_, &trace_, &root_, &ann_, &svc_, &superseded_, &name_get_, &name_put_,
+                          &service_get_, &service_put_, &url_get_, &url_put_, &trigrams_})
       if (s->prepare_rc() != SQLITE_OK) return s->prepare_rc();
     return SQLITE_OK;
   }
@@ -281,9 +342,16 @@ class Writer {
     return ErrorFor(db_, rc, what);
   }
 
-  Status UpdateTrace(std::string_view trace_id, const TraceDelta& d, double* longest) {
-    trace_.TextRef(1, trace_id).Int(2, segment::TraceIdEpoch(trace_id)).Real(3, d.start).Real(4, d.end);
-    trace_.Int(5, d.error).Int(6, d.fault).Int(7, d.throttle).Int(8, d.documents);
+  Status InsertTrace(int64_t tid, std::string_view trace_id, const TraceDelta& d) {
+    new_trace_.Int(1, tid).TextRef(2, trace_id).Int(3, segment::TraceIdEpoch(trace_id)).Real(4, d.start).Real(5, d.end);
+    new_trace_.Int(6, d.error).Int(7, d.fault).Int(8, d.throttle).Int(9, d.documents);
+    if (auto st = BindRoot(new_trace_, 10, d.root); !st) return st;
+    return Check(new_trace_.Run(), "insert trace summary");
+  }
+
+  Status UpdateTrace(int64_t tid, const TraceDelta& d, double* longest) {
+    trace_.Int(1, tid).Real(2, d.start).Real(3, d.end);
+    trace_.Int(4, d.error).Int(5, d.fault).Int(6, d.throttle).Int(7, d.documents);
     int rc = trace_.Step();
     if (rc == SQLITE_ROW) {
       *longest = std::max(*longest, sqlite3_column_double(trace_.get(), 1) - sqlite3_column_double(trace_.get(), 0));
@@ -294,30 +362,87 @@ class Writer {
     return Check(rc, "update trace summary");
   }
 
-  Status UpdateRoot(const segment::Facts& f) {
-    root_.TextRef(1, f.trace_id).Real(2, f.start_time).RealOrNull(3, f.end_time).TextRef(4, f.name).TextRef(5, f.origin);
-    root_.TextRef(6, f.http_url);
-    if (f.http_status) root_.Int(7, *f.http_status); else root_.Null(7);
-    root_.TextRef(8, f.http_method).TextRef(9, f.user_agent).TextRef(10, f.client_ip).TextRef(11, f.user);
-    if (auto st = Check(root_.Run(), "update trace root"); !st) return st;
-    return PutUrl(f.http_url);
+  Status UpdateRoot(int64_t tid, const segment::Facts& f) {
+    root_.Int(1, tid);
+    if (auto st = BindRoot(root_, 2, &f); !st) return st;
+    return Check(root_.Run(), "update trace root");
   }
 
-  // A root URL not seen before goes into urls and its trigram index (one probe when seen).
-  Status PutUrl(const std::string& url) {
-    if (url.empty()) return OkStatus();
-    url_.TextRef(1, url);
-    if (auto st = Check(url_.Run(), "insert url"); !st) return st;
-    if (sqlite3_changes(db_) == 0) return OkStatus();
-    trigrams_.Int(1, sqlite3_last_insert_rowid(db_)).TextRef(2, url);
-    return Check(trigrams_.Run(), "index url");
+  // The root fields (root_start .. user, 10 parameters from `first`) of `f`, or their defaults.
+  Status BindRoot(Stmt& s, int first, const segment::Facts* f) {
+    if (!f) {
+      s.Null(first).Null(first + 1).Text(first + 2, "").Text(first + 3, "").Int(first + 4, 0).Null(first + 5);
+      s.Text(first + 6, "").Text(first + 7, "").Text(first + 8, "").Text(first + 9, "");
+      return OkStatus();
+    }
+    auto url = UrlId(f->http_url);
+    if (!url) return url.error();
+    s.Real(first, f->start_time).RealOrNull(first + 1, f->end_time).TextRef(first + 2, f->name);
+    s.TextRef(first + 3, f->origin).Int(first + 4, *url);
+    if (f->http_status) s.Int(first + 5, *f->http_status);
+    else s.Null(first + 5);
+    s.TextRef(first + 6, f->http_method).TextRef(first + 7, f->user_agent).TextRef(first + 8, f->client_ip);
+    s.TextRef(first + 9, f->user);
+    return OkStatus();
+  }
+
+  // The id of `key` in an interning table: from `cache`, else its row (get), else a new row (put;
+  // `added` runs after it, e.g. to index a new URL). `bind` binds the key to get/put.
+  template <typename Bind, typename Added>
+  Result<int64_t> Intern(std::unordered_map<std::string, int64_t>& cache, std::string key, Stmt& get, Stmt& put,
+                         const Bind& bind, const Added& added, const char* what) {
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+    bind(get);
+    int rc = get.Step();
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(get.get(), 0) : 0;
+    get.Reset();
+    if (rc == SQLITE_DONE) {
+      bind(put);
+      if (rc = put.Run(); rc != SQLITE_DONE) return ErrorFor(db_, rc, what);
+      id = sqlite3_last_insert_rowid(db_);
+      if (auto st = added(id); !st) return st.error();
+    } else if (rc != SQLITE_ROW) {
+      return ErrorFor(db_, rc, what);
+    }
+    cache.emplace(std::move(key), id);
+    return id;
+  }
+
+  Result<int64_t> NameId(std::string_view name) {
+    auto bind = [&](Stmt& s) { s.TextRef(1, name); };
+    return Intern(cache_.names, std::string(name), name_get_, name_put_, bind, [](int64_t) { return OkStatus(); },
+                  "intern name");
+  }
+
+  Result<int64_t> ServiceId(std::string_view name, std::string_view type) {
+    std::string key(name);
+    key.push_back('\0');
+    key.append(type);
+    auto bind = [&](Stmt& s) { s.TextRef(1, name).TextRef(2, type); };
+    return Intern(cache_.services, std::move(key), service_get_, service_put_, bind,
+                  [](int64_t) { return OkStatus(); }, "intern service");
+  }
+
+  // A root URL's id (0: none); a URL not seen before goes into urls and its trigram index.
+  Result<int64_t> UrlId(const std::string& url) {
+    if (url.empty()) return int64_t{0};
+    if (cache_.urls.size() >= kMaxCachedUrls) cache_.urls.clear();
+    auto bind = [&](Stmt& s) { s.TextRef(1, url); };
+    auto index = [&](int64_t id) {
+      trigrams_.Int(1, id).TextRef(2, url);
+      return Check(trigrams_.Run(), "index url");
+    };
+    return Intern(cache_.urls, url, url_get_, url_put_, bind, index, "insert url");
   }
 
   sqlite3* const db_;
-  Stmt put_, trace_, root_, ann_, svc_, superseded_, url_, trigrams_;
+  detail::WriteCache& cache_;
+  Stmt put_, new_trace_, trace_, root_, ann_, svc_, superseded_, name_get_, name_put_, service_get_, service_put_,
+      url_get_, url_put_, trigrams_;
 };
 
-constexpr const char* kDocsOfTrace = "SELECT doc, dict FROM segments WHERE trace_id=?1";
+constexpr const char* kDocsOfTrace = "SELECT doc, dict FROM segments WHERE tid=?1";
+
 
 constexpr const char* kRollupKey =
     "minute=?1 AND kind=?2 AND from_name=?3 AND from_type=?4 AND to_name=?5 AND to_type=?6";
@@ -399,10 +524,10 @@ Result<std::string> ReadDoc(sqlite3* db, sqlite3_stmt* raw, int col, Dictionarie
 
 // What one trace's stored documents count in the rollups, added to `rollup` with `sign`.
 // `docs_of` is kDocsOfTrace.
-Status RollupOfStoredTrace(sqlite3* db, Stmt& docs_of, Dictionaries& dicts, segment::Parser& parser,
-                           const std::string& trace_id, int sign, segment::Rollup* rollup) {
+Status RollupOfStoredTrace(sqlite3* db, Stmt& docs_of, Dictionaries& dicts, segment::Parser& parser, int64_t tid,
+                           int sign, segment::Rollup* rollup) {
   std::vector<std::string> docs;
-  docs_of.Text(1, trace_id);
+  docs_of.Int(1, tid);
   int rc;
   while ((rc = docs_of.Step()) == SQLITE_ROW) {
     auto doc = ReadDoc(db, docs_of.get(), 0, dicts);
@@ -449,16 +574,175 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   std::unique_ptr<TraceStore> store(new TraceStore(db, options, path));
   // Schema creation and upgrade happen here, on the writer, before any reader connection opens.
   MutexLock lock(store->mu_);
-  if (auto st = store->Exec(kSchema); !st) return st.error();
-  if (auto st = store->AddServiceFlagColumns(); !st) return st.error();
-  if (auto st = store->AddDictColumn(); !st) return st.error();
+  if (auto st = store->Exec(kPragmas); !st) return st.error();
+  if (auto st = store->Upgrade(); !st) return st.error();
   if (auto st = EnsureQueryIndexes(store->db_); !st) return st.error();  // store/trace_query.h
-  if (auto st = store->BackfillRollups(); !st) return st.error();
-  if (auto st = store->Exec("UPDATE meta SET value='5' WHERE key='schema_version' AND CAST(value AS INTEGER) < 5"); !st)
-    return st.error();
   if (auto st = store->LoadDictionaries(); !st) return st.error();
   if (auto st = store->LoadLongestTrace(); !st) return st.error();
   return store;
+}
+
+TraceStore::TraceStore(sqlite3* db, StoreOptions options, std::string path)
+    : options_(std::move(options)), path_(std::move(path)), db_(db), cache_(std::make_unique<detail::WriteCache>()) {}
+
+Result<int> TraceStore::SchemaVersion() {
+  Stmt tables(db_,
+              "SELECT (SELECT count(*) FROM sqlite_master WHERE name='meta'), "
+              "(SELECT count(*) FROM sqlite_master WHERE name IN ('segments', 'v5_segments'))");
+  int rc = tables.Step();
+  if (rc != SQLITE_ROW) return SqlError(rc, "read schema");
+  const bool has_meta = sqlite3_column_int(tables.get(), 0) > 0, has_segments = sqlite3_column_int(tables.get(), 1) > 0;
+  if (!has_meta) return has_segments ? 2 : 0;  // schema 2 kept its version in meta too; be lenient
+  Stmt version(db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='schema_version'");
+  rc = version.Step();
+  if (rc == SQLITE_ROW) return sqlite3_column_int(version.get(), 0);
+  if (rc != SQLITE_DONE) return SqlError(rc, "read schema version");
+  return has_segments ? 2 : 0;
+}
+
+bool TraceStore::HasTable(const char* name) {
+  Stmt s(db_, "SELECT 1 FROM sqlite_master WHERE name=?1");
+  s.Text(1, name);
+  return s.Step() == SQLITE_ROW;
+}
+
+// New file: schema 6. Schema 6: nothing to do. Schemas 2-5: their own upgrades (columns added in
+// place), then the migration to 6 (resumed where it stopped if a previous open was interrupted).
+Status TraceStore::Upgrade() {
+  auto version = SchemaVersion();
+  if (!version) return version.error();
+  if (*version > kSchemaVersion)
+    return Report(Error::Permanent("trace store: " + path_ + " has schema version " + std::to_string(*version) +
+                                   ", newer than this xrayd's (" + std::to_string(kSchemaVersion) +
+                                   "): open it with the xrayd that wrote it, or use another --data-dir"));
+  if (*version == 0 || *version == kSchemaVersion) return Exec(kSchema);
+  if (!HasTable("v5_traces")) {  // not begun: bring the file to schema 5's tables first
+    if (auto st = Exec(kLegacySchema); !st) return st;
+    if (auto st = AddServiceFlagColumns(); !st) return st;
+    if (auto st = AddDictColumn(); !st) return st;
+  }
+  return MigrateToV6();
+}
+
+namespace {
+
+// Migration 5 -> 6, step 1 (one transaction): the old tables renamed v5_*, their indexes and the
+// URL index dropped (rebuilt for schema 6), schema 6's tables created.
+constexpr const char* kRenameLegacy = R"sql(
+DROP TRIGGER IF EXISTS urls_to_trigrams;
+DROP TRIGGER IF EXISTS traces_url_insert;
+DROP TRIGGER IF EXISTS traces_url_update;
+DROP INDEX IF EXISTS traces_by_start;
+DROP INDEX IF EXISTS traces_by_id_time;
+DROP INDEX IF EXISTS annotations_by_value;
+DROP INDEX IF EXISTS trace_services_by_name;
+DROP INDEX IF EXISTS trace_services_error;
+DROP INDEX IF EXISTS trace_services_fault;
+DROP INDEX IF EXISTS trace_services_throttle;
+DROP INDEX IF EXISTS traces_by_url;
+DROP INDEX IF EXISTS traces_error_by_start;
+DROP INDEX IF EXISTS traces_fault_by_start;
+DROP INDEX IF EXISTS traces_throttle_by_start;
+DROP INDEX IF EXISTS traces_error_by_id_time;
+DROP INDEX IF EXISTS traces_fault_by_id_time;
+DROP INDEX IF EXISTS traces_throttle_by_id_time;
+DROP TABLE IF EXISTS url_trigrams;
+DROP TABLE IF EXISTS urls;
+ALTER TABLE traces RENAME TO v5_traces;
+ALTER TABLE segments RENAME TO v5_segments;
+ALTER TABLE annotations RENAME TO v5_annotations;
+ALTER TABLE trace_services RENAME TO v5_trace_services;
+INSERT OR REPLACE INTO meta VALUES('migrate_after', '');
+)sql";
+
+// Step 2, per chunk (one transaction each): the next ?2 traces after trace id ?1 get keys from ?3
+// on, with their segments, annotations, services and URL; meta.migrate_after says where to resume.
+constexpr const char* kMigrateChunk[] = {
+    "INSERT OR IGNORE INTO urls(url) SELECT http_url FROM (SELECT http_url FROM v5_traces WHERE trace_id > ?1 "
+    "ORDER BY trace_id LIMIT ?2) WHERE http_url != ''",
+    "INSERT INTO traces(trace_id, trace_time, start_time, end_time, root_start, root_end, root_name, root_origin, "
+    "url_id, http_status, http_method, user_agent, client_ip, user, has_error, has_fault, has_throttle, revision) "
+    "SELECT trace_id, trace_time, start_time, end_time, root_start, root_end, root_name, root_origin, "
+    "coalesce((SELECT id FROM urls WHERE url = v.http_url AND v.http_url != ''), 0), http_status, http_method, "
+    "user_agent, client_ip, user, has_error, has_fault, has_throttle, revision FROM v5_traces v WHERE trace_id > ?1 "
+    "ORDER BY trace_id LIMIT ?2",
+    "INSERT INTO segments(tid, id, parent_id, kind, start_time, in_progress, dict, doc) "
+    "SELECT t.tid, s.id, s.parent_id, s.kind, s.start_time, s.in_progress, s.dict, s.doc "
+    "FROM traces t JOIN v5_segments s ON s.trace_id = t.trace_id WHERE t.tid >= ?3",
+    "INSERT OR IGNORE INTO names(name) SELECT a.key FROM traces t JOIN v5_annotations a ON a.trace_id = t.trace_id "
+    "WHERE t.tid >= ?3 UNION SELECT a.service FROM traces t JOIN v5_annotations a ON a.trace_id = t.trace_id "
+    "WHERE t.tid >= ?3",
+    "INSERT OR IGNORE INTO annotations(tid, key_id, service_id, value) SELECT t.tid, k.id, n.id, a.value "
+    "FROM traces t JOIN v5_annotations a ON a.trace_id = t.trace_id JOIN names k ON k.name = a.key "
+    "JOIN names n ON n.name = a.service WHERE t.tid >= ?3",
+    "INSERT OR IGNORE INTO services(name, type) SELECT ts.name, ts.type FROM traces t "
+    "JOIN v5_trace_services ts ON ts.trace_id = t.trace_id WHERE t.tid >= ?3",
+    "INSERT OR IGNORE INTO trace_services(tid, service_id, has_error, has_fault, has_throttle) "
+    "SELECT t.tid, sv.id, ts.has_error, ts.has_fault, ts.has_throttle FROM traces t "
+    "JOIN v5_trace_services ts ON ts.trace_id = t.trace_id JOIN services sv ON sv.name = ts.name AND sv.type = ts.type "
+    "WHERE t.tid >= ?3",
+    "UPDATE meta SET value = coalesce((SELECT max(trace_id) FROM traces WHERE tid >= ?3), value) "
+    "WHERE key = 'migrate_after'",
+};
+
+// Step 3 (one transaction, with the rollups of a file older than schema 4 computed in it).
+constexpr const char* kDropLegacy = R"sql(
+DROP TABLE v5_segments;
+DROP TABLE v5_traces;
+DROP TABLE v5_annotations;
+DROP TABLE v5_trace_services;
+DELETE FROM meta WHERE key='migrate_after';
+)sql";
+
+}  // namespace
+
+Status TraceStore::MigrateToV6() {
+  if (!HasTable("v5_traces")) {
+    if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st;
+    Status st = Exec(kRenameLegacy);
+    if (st) st = Exec(kSchema);
+    if (st = Finish(std::move(st)); !st) return st;
+  }
+  XLOG_INFO("Trace store: migrating to schema 6 (integer trace keys), {} traces per transaction", kMigrateChunkTraces);
+  int64_t traces = 0;
+  for (;;) {
+    int64_t copied = 0;
+    if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st;
+    if (auto st = Finish(MigrateChunk(&copied)); !st) return st;
+    traces += copied;
+    if (copied == 0) break;
+  }
+  if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st;
+  auto version = SchemaVersion();
+  Status st = version ? Exec(kDropLegacy) : Status(version.error());
+  if (st && *version < kRollupSchemaVersion) {
+    XLOG_INFO("Trace store: schema {}: computing per-minute graph rollups from the stored traces", *version);
+    st = ComputeAllRollups();
+  }
+  if (st) st = Exec("UPDATE meta SET value='6' WHERE key='schema_version'");
+  if (st = Finish(std::move(st)); !st) return st;
+  XLOG_INFO("Trace store: schema 6: {} traces migrated", traces);
+  // Best effort: the old tables' pages go back to the file system now, else at the next size sweep.
+  if (auto vacuum = Exec("PRAGMA incremental_vacuum"); !vacuum) XLOG_WARN("Trace store: {}", vacuum.error().message);
+  return OkStatus();
+}
+
+Status TraceStore::MigrateChunk(int64_t* copied) {
+  Stmt next(db_, "SELECT coalesce(max(tid), 0) + 1, (SELECT value FROM meta WHERE key='migrate_after') FROM traces");
+  int rc = next.Step();
+  if (rc != SQLITE_ROW) return SqlError(rc, "migrate: read progress");
+  const int64_t first = sqlite3_column_int64(next.get(), 0);
+  const std::string after = next.ColText(1);
+  for (const char* sql : kMigrateChunk) {
+    Stmt s(db_, sql);
+    auto index = [&](const char* name) { return s.get() ? sqlite3_bind_parameter_index(s.get(), name) : 0; };
+    if (const int i = index("?1"); i > 0) s.Text(i, after);
+    if (const int i = index("?2"); i > 0) s.Int(i, kMigrateChunkTraces);
+    if (const int i = index("?3"); i > 0) s.Int(i, first);
+    if (rc = s.Run(); rc != SQLITE_DONE) return SqlError(rc, "migrate to schema 6");
+    if (std::string_view(sql).starts_with("INSERT INTO traces")) *copied = sqlite3_changes(db_);
+  }
+  return OkStatus();
 }
 
 TraceStore::~TraceStore() {
@@ -642,7 +926,7 @@ void TraceStore::MaybeTrainDictionary() {
   plain_documents_ = 0;
   std::vector<std::string> samples;
   {
-    Stmt s(db_, "SELECT doc FROM segments WHERE dict=0 ORDER BY rowid DESC LIMIT ?1");
+    Stmt s(db_, "SELECT doc FROM segments WHERE dict=0 ORDER BY tid DESC LIMIT ?1");
     s.Int(1, kTrainAfterDocuments);
     while (s.Step() == SQLITE_ROW) samples.push_back(s.ColText(0));
   }
@@ -658,32 +942,51 @@ void TraceStore::MaybeTrainDictionary() {
     return;
   }
   auto dict = Dict::Make(sqlite3_last_insert_rowid(db_), std::move(*trained));
-  if (dict) dicts_.Add(std::move(dict));
+  if (!dict) return;
+  dicts_.Add(dict);
   XLOG_INFO("Trace store: compression dictionary trained on {} documents", samples.size());
+  CompressPlainDocuments(*dict);
 }
 
-Status TraceStore::BackfillRollups() {
-  Stmt version(db_, "SELECT CAST(value AS INTEGER) FROM meta WHERE key='schema_version'");
-  int rc = version.Step();
-  if (rc != SQLITE_ROW) return SqlError(rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "read schema version");
-  if (sqlite3_column_int(version.get(), 0) >= kRollupSchemaVersion) return OkStatus();
-  version.Reset();
-  // One transaction: a crash leaves schema 3 and the backfill starts over at the next open.
-  XLOG_INFO("Trace store: schema 3 -> 4: computing per-minute graph rollups from the stored traces");
-  if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st;
-  return Finish(ComputeAllRollups());
+// The documents stored as text before the first dictionary (a few thousand), compressed with it in
+// one transaction. Best effort: on failure they stay text, which every read handles.
+void TraceStore::CompressPlainDocuments(const Dict& dict) {
+  if (!Exec("BEGIN IMMEDIATE")) return;
+  auto compress = [&]() -> Status {
+    std::vector<std::tuple<int64_t, std::string, std::string>> plain;  // tid, id, compressed doc
+    Stmt read(db_, "SELECT tid, id, doc FROM segments WHERE dict=0");
+    int rc;
+    while ((rc = read.Step()) == SQLITE_ROW) {
+      auto z = dict.Compress(read.ColText(2));
+      if (!z) return z.error();
+      plain.emplace_back(sqlite3_column_int64(read.get(), 0), read.ColText(1), std::move(*z));
+    }
+    if (rc != SQLITE_DONE) return SqlError(rc, "read plain documents");
+    Stmt put(db_, "UPDATE segments SET doc=?3, dict=?4 WHERE tid=?1 AND id=?2");
+    for (const auto& [tid, id, doc] : plain)
+      if (rc = put.Int(1, tid).TextRef(2, id).BlobRef(3, doc).Int(4, dict.id()).Run(); rc != SQLITE_DONE)
+        return SqlError(rc, "compress plain documents");
+    XLOG_INFO("Trace store: {} documents stored before the dictionary compressed with it", plain.size());
+    return OkStatus();
+  };
+  Status st = compress();
+  if (st) st = Exec("COMMIT");
+  if (st) return;
+  XLOG_WARN("Trace store: documents stored before the dictionary stay uncompressed: {}", st.error().message);
+  if (!sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK");
 }
 
 Status TraceStore::ComputeAllRollups() {
   {
-    Stmt traces(db_, "SELECT trace_id FROM traces ORDER BY trace_id");
+    Stmt traces(db_, "SELECT tid FROM traces ORDER BY tid");
     Stmt docs_of(db_, kDocsOfTrace);
     segment::Parser parser;
     segment::Rollup rollup;
     int64_t n = 0;
     int step;
     while ((step = traces.Step()) == SQLITE_ROW) {
-      if (auto r = RollupOfStoredTrace(db_, docs_of, dicts_, parser, traces.ColText(0), +1, &rollup); !r) return r;
+      const int64_t tid = sqlite3_column_int64(traces.get(), 0);
+      if (auto r = RollupOfStoredTrace(db_, docs_of, dicts_, parser, tid, +1, &rollup); !r) return r;
       if (++n % 10000 == 0) {  // bounded memory: merge into the table as it goes
         if (auto a = ApplyRollup(db_, rollup); !a) return a;
         rollup.clear();
@@ -693,7 +996,7 @@ Status TraceStore::ComputeAllRollups() {
     if (auto a = ApplyRollup(db_, rollup); !a) return a;
     XLOG_INFO("Trace store: graph rollups computed for {} traces", n);
   }
-  return Exec("UPDATE meta SET value='4' WHERE key='schema_version'");
+  return OkStatus();
 }
 
 Error TraceStore::Report(Error e) const {
@@ -714,6 +1017,7 @@ Status TraceStore::Exec(const char* sql) {
 Status TraceStore::Finish(Status st) {
   if (st) st = Exec("COMMIT");
   if (st) return st;
+  cache_->Clear();  // ids it remembers may be of rows rolled back
   // SQLite may already have rolled back (after SQLITE_FULL, IOERR, NOMEM); otherwise do it now. A
   // failing ROLLBACK leaves the transaction open, so it is logged: the next BEGIN then fails too.
   if (!sqlite3_get_autocommit(db_)) {
@@ -786,28 +1090,37 @@ Status TraceStore::WriteAll(const std::vector<std::string>& docs,
                             const std::vector<std::pair<size_t, segment::Facts>>& valid,
                             const std::vector<std::string>& packed, int64_t dict, const BatchCalls& calls,
                             double* longest) {
-  Writer w(db_);
+  Writer w(db_, *cache_);
   if (const int rc = w.prepare_rc(); rc != SQLITE_OK) return SqlError(rc, "prepare append");
   segment::Parser parser;
   segment::Rollup delta;
-  std::vector<std::string> recompute;  // traces whose calls are counted from their stored documents
-  if (auto st = RollupBefore(valid, parser, &delta, &recompute); !st) return st;
-  // Only those traces (stored before, or with a streamed subsegment in the batch) can hold a stub.
-  const std::set<std::string_view> may_have_stubs(recompute.begin(), recompute.end());
-  std::map<std::string_view, TraceDelta> traces;  // in trace_id order: neighbouring index inserts
-  for (size_t k = 0; k < valid.size(); ++k) {
+  TraceKeys keys;       // every trace of the batch
+  TraceKeys recompute;  // those whose calls are counted from their stored documents
+  if (auto st = RollupBefore(valid, parser, &delta, &keys, &recompute); !st) return st;
+  // Segments in key order (a new trace's key is past every stored one: appends at the B-tree's
+  // end), each trace's documents in batch order.
+  std::vector<size_t> order(valid.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return keys.at(valid[a].second.trace_id).tid < keys.at(valid[b].second.trace_id).tid;
+  });
+  std::map<int64_t, std::pair<std::string_view, TraceDelta>> traces;  // by key
+  for (const size_t k : order) {
     const auto& [i, facts] = valid[k];
+    const TraceKey& key = keys.at(facts.trace_id);
     bool changed = false;
-    if (auto st = w.PutSegment(facts, dict ? std::string_view(packed[k]) : std::string_view(docs[i]), dict, &changed);
-        !st)
-      return st;
+    const std::string_view doc = dict ? std::string_view(packed[k]) : std::string_view(docs[i]);
+    if (auto st = w.PutSegment(key.tid, facts, doc, dict, &changed); !st) return st;
     if (!changed) continue;  // an in-progress copy of a completed segment: ignored
-    if (may_have_stubs.count(facts.trace_id))
-      if (auto st = w.DropSuperseded(facts); !st) return st;
-    traces[facts.trace_id].Add(facts);
+    // Only traces stored before, or with a streamed subsegment in the batch, can hold a stub.
+    if (recompute.count(facts.trace_id))
+      if (auto st = w.DropSuperseded(key.tid, facts); !st) return st;
+    auto& entry = traces[key.tid];
+    entry.first = facts.trace_id;
+    entry.second.Add(facts);
   }
-  for (const auto& [trace_id, d] : traces)
-    if (auto st = w.PutTrace(trace_id, d, longest); !st) return st;
+  for (const auto& [tid, trace] : traces)
+    if (auto st = w.PutTrace(tid, keys.at(trace.first).is_new, trace.first, trace.second, longest); !st) return st;
   if (auto st = RollupAfter(calls, recompute, parser, &delta); !st) return st;
   if (auto st = ApplyRollup(db_, delta); !st) return st;
   if (*longest <= longest_trace_seconds_) return OkStatus();
@@ -823,34 +1136,42 @@ Status TraceStore::WriteAll(const std::vector<std::string>& docs,
 // are taken out before the batch is written and counted again after: the rollups then always equal
 // what the stored documents say, in any arrival order.
 Status TraceStore::RollupBefore(const std::vector<std::pair<size_t, segment::Facts>>& valid, segment::Parser& parser,
-                                segment::Rollup* delta, std::vector<std::string>* recompute) {
+                                segment::Rollup* delta, TraceKeys* keys, TraceKeys* recompute) {
   std::map<std::string_view, std::set<std::string_view>> ids;  // per trace of the batch
   std::set<std::string_view> repeats;
   for (const auto& [i, f] : valid)
     if (!ids[f.trace_id].insert(f.id).second || f.independent_subsegment) repeats.insert(f.trace_id);
-  Stmt exists(db_, "SELECT 1 FROM traces WHERE trace_id=?1");
+  if (cache_->next_tid == 0) {
+    Stmt next(db_, "SELECT coalesce(max(tid), 0) + 1 FROM traces");
+    if (const int rc = next.Step(); rc != SQLITE_ROW) return SqlError(rc, "next trace key");
+    cache_->next_tid = sqlite3_column_int64(next.get(), 0);
+  }
+  Stmt exists(db_, "SELECT tid FROM traces WHERE trace_id=?1");
   Stmt docs_of(db_, kDocsOfTrace);
   for (const auto& [trace_id, unused] : ids) {
-    exists.Text(1, trace_id);
+    exists.TextRef(1, trace_id);
     const int rc = exists.Step();
+    const int64_t stored = rc == SQLITE_ROW ? sqlite3_column_int64(exists.get(), 0) : 0;
     exists.Reset();
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(rc, "find trace");
-    if (rc == SQLITE_DONE && !repeats.count(trace_id)) continue;
-    recompute->emplace_back(trace_id);
-    if (rc == SQLITE_ROW)
-      if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, recompute->back(), -1, delta); !st) return st;
+    // A new trace's key is taken now; its row is written after its segments (PutTrace).
+    const TraceKey key{stored ? stored : cache_->next_tid++, stored == 0};
+    keys->emplace(trace_id, key);
+    if (!stored && !repeats.count(trace_id)) continue;
+    recompute->emplace(trace_id, key);
+    if (stored)
+      if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, stored, -1, delta); !st) return st;
   }
   return OkStatus();
 }
 
-Status TraceStore::RollupAfter(const BatchCalls& calls, const std::vector<std::string>& recompute,
-                               segment::Parser& parser, segment::Rollup* delta) {
-  const std::set<std::string_view> stored(recompute.begin(), recompute.end());
+Status TraceStore::RollupAfter(const BatchCalls& calls, const TraceKeys& recompute, segment::Parser& parser,
+                               segment::Rollup* delta) {
   for (const auto& [trace_id, trace_calls] : calls)
-    if (!stored.count(trace_id)) segment::AddToRollup(trace_calls, +1, delta);
+    if (!recompute.count(trace_id)) segment::AddToRollup(trace_calls, +1, delta);
   Stmt docs_of(db_, kDocsOfTrace);
-  for (const auto& trace_id : recompute)
-    if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, trace_id, +1, delta); !st) return st;
+  for (const auto& [trace_id, key] : recompute)
+    if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, key.tid, +1, delta); !st) return st;
   return OkStatus();
 }
 
@@ -884,7 +1205,7 @@ Result<std::string> ReadDocument(sqlite3* db, sqlite3_stmt* raw, int col, Dictio
 
 namespace {
 
-Status LoadServicesAndAnnotations(sqlite3* db, std::vector<TraceSummaryRow>& rows);
+Status LoadServicesAndAnnotations(sqlite3* db, std::vector<TraceSummaryRow>& rows, const std::vector<int64_t>& tids);
 
 }  // namespace
 
@@ -892,6 +1213,7 @@ Status LoadServicesAndAnnotations(sqlite3* db, std::vector<TraceSummaryRow>& row
 // services, all read in the caller's read transaction.
 Result<std::vector<TraceSummaryRow>> detail::LoadSummaries(sqlite3* db, sqlite3_stmt* raw) {
   std::vector<TraceSummaryRow> out;
+  std::vector<int64_t> tids;  // parallel to out
   int rc;
   while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
     TraceSummaryRow r;
@@ -921,39 +1243,42 @@ Result<std::vector<TraceSummaryRow>> detail::LoadSummaries(sqlite3* db, sqlite3_
     r.has_throttle = sqlite3_column_int(raw, 15);
     r.revision = sqlite3_column_int(raw, 16);
     r.is_partial = sqlite3_column_int(raw, 17);
+    tids.push_back(sqlite3_column_int64(raw, 18));
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return ErrorFor(db, rc, "list traces");
-  if (auto st = LoadServicesAndAnnotations(db, out); !st) return st.error();
+  if (auto st = LoadServicesAndAnnotations(db, out, tids); !st) return st.error();
   return out;
 }
 
 namespace {
 
-// Annotations and services for a whole page in two queries, not two per trace.
-Status LoadServicesAndAnnotations(sqlite3* db, std::vector<TraceSummaryRow>& rows) {
+// Annotations and services for a whole page in two queries, not two per trace. `tids`: the rows' keys.
+Status LoadServicesAndAnnotations(sqlite3* db, std::vector<TraceSummaryRow>& rows, const std::vector<int64_t>& tids) {
   if (rows.empty()) return OkStatus();
-  std::map<std::string, TraceSummaryRow*> by_id;
+  std::map<int64_t, TraceSummaryRow*> by_tid;
   std::string in = "(";
   for (size_t i = 0; i < rows.size(); ++i) {
-    by_id[rows[i].trace_id] = &rows[i];
+    by_tid[tids[i]] = &rows[i];
     in += i ? ",?" : "?";
   }
   in += ")";
-  Stmt ann(db, ("SELECT trace_id, key, service, value FROM annotations WHERE trace_id IN " + in +
-                 " ORDER BY trace_id, key, service, value").c_str());
-  Stmt svc(db, ("SELECT trace_id, name, type, has_error, has_fault, has_throttle FROM trace_services WHERE trace_id IN " +
-                 in + " ORDER BY trace_id, name, type").c_str());
+  Stmt ann(db, ("SELECT a.tid, k.name, n.name, a.value FROM annotations a JOIN names k ON k.id = a.key_id "
+                "JOIN names n ON n.id = a.service_id WHERE a.tid IN " + in + " ORDER BY a.tid, k.name, n.name, a.value")
+                   .c_str());
+  Stmt svc(db, ("SELECT x.tid, s.name, s.type, x.has_error, x.has_fault, x.has_throttle FROM trace_services x "
+                "JOIN services s ON s.id = x.service_id WHERE x.tid IN " + in + " ORDER BY x.tid, s.name, s.type")
+                   .c_str());
   for (size_t i = 0; i < rows.size(); ++i) {
-    ann.Text(static_cast<int>(i + 1), rows[i].trace_id);
-    svc.Text(static_cast<int>(i + 1), rows[i].trace_id);
+    ann.Int(static_cast<int>(i + 1), tids[i]);
+    svc.Int(static_cast<int>(i + 1), tids[i]);
   }
   int rc;
   while ((rc = ann.Step()) == SQLITE_ROW)
-    by_id[ann.ColText(0)]->annotations.push_back({ann.ColText(1), ann.ColText(2), ann.ColText(3)});
+    by_tid[sqlite3_column_int64(ann.get(), 0)]->annotations.push_back({ann.ColText(1), ann.ColText(2), ann.ColText(3)});
   if (rc != SQLITE_DONE) return ErrorFor(db, rc, "load annotations");
   while ((rc = svc.Step()) == SQLITE_ROW) {
-    TraceSummaryRow* row = by_id[svc.ColText(0)];
+    TraceSummaryRow* row = by_tid[sqlite3_column_int64(svc.get(), 0)];
     row->services.emplace_back(svc.ColText(1), svc.ColText(2));
     row->service_flags.push_back({sqlite3_column_int(svc.get(), 3) != 0, sqlite3_column_int(svc.get(), 4) != 0,
                                   sqlite3_column_int(svc.get(), 5) != 0});
@@ -965,9 +1290,10 @@ Status LoadServicesAndAnnotations(sqlite3* db, std::vector<TraceSummaryRow>& row
 }  // namespace
 
 const char* const detail::kSummaryColumns =
-    "t.trace_id, t.start_time, t.end_time, t.root_start, t.root_end, t.root_name, t.root_origin, t.http_url, "
-    "t.http_status, t.http_method, t.user_agent, t.client_ip, t.user, t.has_error, t.has_fault, t.has_throttle, "
-    "t.revision, EXISTS(SELECT 1 FROM segments s WHERE s.trace_id=t.trace_id AND s.in_progress=1)";
+    "t.trace_id, t.start_time, t.end_time, t.root_start, t.root_end, t.root_name, t.root_origin, "
+    "coalesce((SELECT url FROM urls WHERE id = t.url_id), ''), t.http_status, t.http_method, t.user_agent, "
+    "t.client_ip, t.user, t.has_error, t.has_fault, t.has_throttle, t.revision, "
+    "EXISTS(SELECT 1 FROM segments s WHERE s.tid=t.tid AND s.in_progress=1), t.tid";
 
 Result<std::optional<TraceSummaryRow>> TraceStore::Summary(const std::string& trace_id) {
   auto reader = BeginRead();
@@ -987,7 +1313,9 @@ Result<std::vector<StoredSegment>> TraceStore::SegmentsOf(const std::string& tra
   auto reader = BeginRead();
   if (!reader) return reader.error();
   sqlite3* const db = (*reader)->db();
-  Stmt s(db, "SELECT id, parent_id, kind, doc, dict FROM segments WHERE trace_id=?1 ORDER BY start_time, id");
+  Stmt s(db,
+         "SELECT s.id, s.parent_id, s.kind, s.doc, s.dict FROM traces t JOIN segments s ON s.tid = t.tid "
+         "WHERE t.trace_id=?1 ORDER BY s.start_time, s.id");
   s.Text(1, trace_id);
   std::vector<StoredSegment> out;
   int rc;
@@ -1021,8 +1349,8 @@ Result<std::vector<std::string>> TraceStore::DocumentsInRange(double start, doub
   if (counted != SQLITE_ROW) return Report(ErrorFor(db, counted, "count range"));
   *truncated = static_cast<size_t>(sqlite3_column_int64(count.get(), 0)) > max_traces;
   Stmt s(db,
-         "SELECT s.doc, s.dict FROM segments s JOIN (SELECT trace_id FROM traces WHERE start_time >= ?4 AND start_time <= ?2 "
-         "AND end_time >= ?1 ORDER BY start_time DESC LIMIT ?3) t ON s.trace_id = t.trace_id");
+         "SELECT s.doc, s.dict FROM segments s JOIN (SELECT tid FROM traces WHERE start_time >= ?4 AND start_time <= ?2 "
+         "AND end_time >= ?1 ORDER BY start_time DESC LIMIT ?3) t ON s.tid = t.tid");
   s.Real(1, start).Real(2, end).Int(3, static_cast<int64_t>(max_traces)).Real(4, earliest);
   std::vector<std::string> out;
   int rc;
@@ -1077,26 +1405,56 @@ Result<int64_t> TraceStore::DeleteChunk(const std::string& where, double arg, in
 }
 
 Status TraceStore::DeleteVictims(const std::string& where, double arg, int64_t limit, int64_t* deleted) {
-  const std::string victims =
-      "SELECT trace_id FROM traces WHERE " + where + " ORDER BY start_time LIMIT " + std::to_string(limit);
+  std::vector<int64_t> victims;
+  std::set<int64_t> urls;  // their root URLs' ids
   {  // the victims' calls leave the rollups with them
-    Stmt list(db_, victims.c_str());
+    Stmt list(db_, ("SELECT tid, url_id FROM traces WHERE " + where + " ORDER BY start_time LIMIT " +
+                    std::to_string(limit)).c_str());
     list.Real(1, arg);
     Stmt docs_of(db_, kDocsOfTrace);
     segment::Parser parser;
     segment::Rollup delta;
     int rc;
-    while ((rc = list.Step()) == SQLITE_ROW)
-      if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, list.ColText(0), -1, &delta); !st) return st;
+    while ((rc = list.Step()) == SQLITE_ROW) {
+      victims.push_back(sqlite3_column_int64(list.get(), 0));
+      if (const int64_t url = sqlite3_column_int64(list.get(), 1); url != 0) urls.insert(url);
+      if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, victims.back(), -1, &delta); !st) return st;
+    }
     if (rc != SQLITE_DONE) return SqlError(rc, "retention: list traces");
     if (auto st = ApplyRollup(db_, delta); !st) return st;
   }
-  // The summary row goes last: the other tables find their rows through it.
   for (const char* table : {"segments", "annotations", "trace_services", "traces"}) {
-    Stmt s(db_, (std::string("DELETE FROM ") + table + " WHERE trace_id IN (" + victims + ")").c_str());
-    s.Real(1, arg);
-    if (const int rc = s.Run(); rc != SQLITE_DONE) return SqlError(rc, std::string("retention: delete from ") + table);
-    *deleted = sqlite3_changes(db_);  // the last table's: traces
+    Stmt s(db_, (std::string("DELETE FROM ") + table + " WHERE tid=?1").c_str());
+    for (const int64_t tid : victims)
+      if (const int rc = s.Int(1, tid).Run(); rc != SQLITE_DONE)
+        return SqlError(rc, std::string("retention: delete from ") + table);
+  }
+  *deleted = static_cast<int64_t>(victims.size());
+  return DeleteUnusedUrls(urls);
+}
+
+// The URLs of `ids` that no stored trace has as its root URL any more leave urls and their
+// trigram index (FTS5 external content: the index row is deleted with the text it indexed).
+Status TraceStore::DeleteUnusedUrls(const std::set<int64_t>& ids) {
+  Stmt used(db_, "SELECT 1 FROM traces WHERE url_id=?1 LIMIT 1");
+  Stmt text(db_, "SELECT url FROM urls WHERE id=?1");
+  Stmt unindex(db_, "INSERT INTO url_trigrams(url_trigrams, rowid, url) VALUES('delete', ?1, ?2)");
+  Stmt drop(db_, "DELETE FROM urls WHERE id=?1");
+  for (const int64_t id : ids) {
+    int rc = used.Int(1, id).Step();
+    used.Reset();
+    if (rc == SQLITE_ROW) continue;
+    if (rc != SQLITE_DONE) return SqlError(rc, "retention: find url");
+    if (rc = text.Int(1, id).Step(); rc != SQLITE_ROW) {
+      text.Reset();
+      if (rc == SQLITE_DONE) continue;
+      return SqlError(rc, "retention: read url");
+    }
+    const std::string url = text.ColText(0);
+    text.Reset();
+    if (rc = unindex.Int(1, id).TextRef(2, url).Run(); rc != SQLITE_DONE) return SqlError(rc, "retention: unindex url");
+    if (rc = drop.Int(1, id).Run(); rc != SQLITE_DONE) return SqlError(rc, "retention: delete url");
+    cache_->urls.erase(url);
   }
   return OkStatus();
 }

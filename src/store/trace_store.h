@@ -1,27 +1,41 @@
 // TraceStore: the embedded trace store behind `xrayd serve` (SQLite in WAL mode, one file).
 //
-// On-disk format (schema version 5, file DATA_DIR/traces.db; older files are upgraded on open):
-//   segments(trace_id, id, parent_id, kind, start_time, end_time, in_progress, doc, stored_at, dict)
-//       one row per segment or independent subsegment document (doc: the JSON text when dict is 0,
-//       else zstd-compressed with dictionaries.id = dict; see store/doc_codec.h); a later document with the same
-//       (trace_id, id) replaces the earlier one unless the earlier one is complete and the later
-//       one is still in progress (so in-progress → complete converges in any arrival order).
-//   traces(trace_id, ...)  a per-trace summary kept up to date on every Append: time bounds, the
-//       root segment's HTTP fields, user and name, error/fault/throttle flags.
-//   annotations(trace_id, service, key, value_json)  for summaries and filter expressions.
-//   trace_services(trace_id, name, type, has_error, has_fault, has_throttle)  every service that sent
-//       a segment (type = its origin) and every one it only called (remote/aws subsegments, typed as
-//       the service graph infers them), with that service's own flags, for service()/edge() filters.
+// On-disk format (schema version 6, file DATA_DIR/traces.db). Each trace has an integer key, tid
+// (assigned in arrival order), and every per-trace table names its trace by it: the 35-character
+// trace id is stored once. Names are interned in small tables that are never pruned (their rows
+// are bounded by the distinct service names, types and annotation keys sent).
+//   traces(tid INTEGER PRIMARY KEY, trace_id UNIQUE, trace_time, ...)  a per-trace summary kept up
+//       to date on every Append: time bounds, the root segment's HTTP fields (url_id: urls.id, 0 for
+//       none), user and name, error/fault/throttle flags. Listing order is (time, trace_id).
+//   segments(tid, id, parent_id, kind, start_time, in_progress, dict, doc)  WITHOUT ROWID,
+//       key (tid, id): one row per segment or independent subsegment document (doc: the JSON text
+//       when dict is 0, else zstd-compressed with dictionaries.id = dict; see store/doc_codec.h); a
+//       later document with the same (trace, id) replaces the earlier one unless the earlier one is
+//       complete and the later one is still in progress (so in-progress -> complete converges in any
+//       arrival order).
+//   annotations(tid, key_id, service_id, value)  WITHOUT ROWID; key and service are names.id.
+//   trace_services(tid, service_id, has_error, has_fault, has_throttle)  WITHOUT ROWID; every
+//       service (services.id: name, type) that sent a segment (type = its origin) and every one it
+//       only called (remote/aws subsegments, typed as the service graph infers them), with that
+//       service's own flags, for service()/edge() filters.
+//   names(id, name UNIQUE), services(id, name, type, UNIQUE(name, type))  interned strings.
+//   urls(id, url UNIQUE) + url_trigrams  the distinct root URLs of stored traces and their trigram
+//       index (store/trace_query.h); retention deletes a URL with the last trace that has it.
 //   graph_rollups(minute, kind, from_name, from_type, to_name, to_type, ok, error, throttle, fault,
 //       total, roots, total_rt, start, end, hist)  per minute of a call's start, the service graph's
 //       counts (segment/graph.h: nodes, edges, requests entering the graph), kept in each Append's
 //       transaction so they always equal what the stored documents say: a trace that grows or gets a
 //       late document (an LB segment minutes later, a completed in-progress segment) has its old
 //       calls taken out and its new ones counted; retention takes deleted traces' calls out. hist:
-//       response times in whole ms, varint-coded. Schema 3 files get them computed on open.
+//       response times in whole ms, varint-coded.
 //   dictionaries(id, dict, trained_at)  zstd dictionaries trained on the store's own documents.
 //   meta(key, value)  schema_version, longest_trace_seconds (bounds range scans) and settings
 //       (sampling rules, groups).
+// Older files are upgraded on open: schema 2 -> 3 (service flag columns) and 4 -> 5 (segments.dict)
+// in place, then schema 5 -> 6 by copying: the old tables are renamed v5_*, copied 2,000 traces per
+// transaction (meta.migrate_after records the last trace copied, so an interrupted migration resumes
+// at the next open), then dropped; a file before schema 4 gets its rollups computed in that last
+// transaction. A file of a newer schema is refused with an error naming both versions.
 // Retention deletes whole traces by age (start time) and, past a size bound, oldest first, in
 // chunks of kRetentionChunk traces, each chunk its own transaction (writers wait for one chunk,
 // never for the whole sweep).
@@ -73,6 +87,7 @@
 #include <memory>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -157,6 +172,10 @@ struct ListQuery {
 // The cursor that resumes `query`'s listing after `row` (a row ListTraces returned for it).
 std::string ListCursorAfter(const ListQuery& query, const TraceSummaryRow& row);
 
+namespace detail {
+struct WriteCache;  // the writer's interned ids (trace_store.cc)
+}  // namespace detail
+
 class TraceStore {
  public:
   static Result<std::unique_ptr<TraceStore>> Open(const StoreOptions& options);
@@ -208,20 +227,34 @@ class TraceStore {
  private:
   class Reader;  // a pooled read-only connection, held by one call (RAII)
 
-  TraceStore(sqlite3* db, StoreOptions options, std::string path)
-      : options_(std::move(options)), path_(std::move(path)), db_(db) {}
+  TraceStore(sqlite3* db, StoreOptions options, std::string path);
   Status Exec(const char* sql) XRAYD_REQUIRES(mu_);
+  // Schema: the file's version (0: a new file), then creation, or the upgrades and the migration.
+  Result<int> SchemaVersion() XRAYD_REQUIRES(mu_);
+  bool HasTable(const char* name) XRAYD_REQUIRES(mu_);
+  Status Upgrade() XRAYD_REQUIRES(mu_);
   Status AddServiceFlagColumns() XRAYD_REQUIRES(mu_);  // schema 2 -> 3, idempotent
+  Status AddDictColumn() XRAYD_REQUIRES(mu_);          // schema 4 -> 5, idempotent
+  // Schema 5 -> 6 (older files after their own upgrades): old tables renamed, copied in chunks of
+  // traces (one transaction each, resumable), then dropped; rollups computed for files before 4.
+  Status MigrateToV6() XRAYD_REQUIRES(mu_);
+  Status MigrateChunk(int64_t* copied) XRAYD_REQUIRES(mu_);
   Status LoadLongestTrace() XRAYD_REQUIRES(mu_);
-  Status BackfillRollups() XRAYD_REQUIRES(mu_);    // schema 3 -> 4, in one transaction
-  Status ComputeAllRollups() XRAYD_REQUIRES(mu_);  // its body
+  Status ComputeAllRollups() XRAYD_REQUIRES(mu_);  // in the caller's transaction
   // Each trace of a batch -> its calls as the batch alone shows them (segment::TraceCalls),
   // computed before the lock is taken.
   using BatchCalls = std::map<std::string_view, std::vector<segment::Call>>;
-  // The rollup delta of a batch: RollupBefore before its rows are written, RollupAfter after.
+  // A trace's integer key (traces.tid) and whether the batch creates its row.
+  struct TraceKey {
+    int64_t tid = 0;
+    bool is_new = false;
+  };
+  using TraceKeys = std::map<std::string_view, TraceKey>;  // by trace id
+  // The rollup delta of a batch: RollupBefore before its rows are written (it also finds or
+  // assigns every trace's key), RollupAfter after.
   Status RollupBefore(const std::vector<std::pair<size_t, segment::Facts>>& valid, segment::Parser& parser,
-                      segment::Rollup* delta, std::vector<std::string>* recompute) XRAYD_REQUIRES(mu_);
-  Status RollupAfter(const BatchCalls& calls, const std::vector<std::string>& recompute, segment::Parser& parser,
+                      segment::Rollup* delta, TraceKeys* keys, TraceKeys* recompute) XRAYD_REQUIRES(mu_);
+  Status RollupAfter(const BatchCalls& calls, const TraceKeys& recompute, segment::Parser& parser,
                      segment::Rollup* delta) XRAYD_REQUIRES(mu_);
   // Ends the transaction `st` was the body of: COMMIT when ok, else (or when COMMIT fails) ROLLBACK;
   // a failure is reported and returned.
@@ -230,14 +263,15 @@ class TraceStore {
   Status WriteAll(const std::vector<std::string>& docs, const std::vector<std::pair<size_t, segment::Facts>>& valid,
                   const std::vector<std::string>& packed, int64_t dict, const BatchCalls& calls, double* longest)
       XRAYD_REQUIRES(mu_);
-  Status AddDictColumn() XRAYD_REQUIRES(mu_);     // schema 4 -> 5, idempotent
   Status LoadDictionaries() XRAYD_REQUIRES(mu_);  // into dicts_; counts documents when none yet
   void MaybeTrainDictionary() XRAYD_REQUIRES(mu_);
+  void CompressPlainDocuments(const Dict& dict) XRAYD_REQUIRES(mu_);
   // After a commit: a TRUNCATE checkpoint when the WAL file is past options_.wal_limit_bytes.
   void BoundWal() XRAYD_REQUIRES(mu_);
   // Deletes up to `limit` traces matching `where` (one parameter ?1 = arg) in one transaction.
   Result<int64_t> DeleteChunk(const std::string& where, double arg, int64_t limit) XRAYD_EXCLUDES(mu_);
   Status DeleteVictims(const std::string& where, double arg, int64_t limit, int64_t* deleted) XRAYD_REQUIRES(mu_);
+  Status DeleteUnusedUrls(const std::set<int64_t>& ids) XRAYD_REQUIRES(mu_);
   // An Error for SQLite result code `rc` on the writer, classified by kind (see Errors above).
   Error SqlError(int rc, const std::string& what) XRAYD_REQUIRES(mu_);
   // Reports `e` to options_.on_error and returns it.
@@ -267,6 +301,8 @@ class TraceStore {
   double longest_trace_seconds_ XRAYD_GUARDED_BY(mu_) = 0;
   // Documents stored as text since the store had no dictionary (trains one at kTrainAfterDocuments).
   int64_t plain_documents_ XRAYD_GUARDED_BY(mu_) = 0;
+  // Interned ids and the next trace key (a cache of the file's rows).
+  const std::unique_ptr<detail::WriteCache> cache_ XRAYD_PT_GUARDED_BY(mu_);
   // The compression dictionaries (thread-safe itself): added by the writer, used by every call.
   Dictionaries dicts_;
 

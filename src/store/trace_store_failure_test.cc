@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -57,7 +58,11 @@ class StoreFailureTest : public testing::StoreFixture {
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
     sqlite3_stmt* s = nullptr;
-    const std::string sql = std::string("SELECT count(*) FROM ") + table + " WHERE trace_id >= ?1 AND trace_id < ?2";
+    // Child tables name their trace by its key (traces.tid).
+    const std::string sql = std::string(table) == "traces"
+                                ? "SELECT count(*) FROM traces WHERE trace_id >= ?1 AND trace_id < ?2"
+                                : std::string("SELECT count(*) FROM ") + table +
+                                      " x JOIN traces t ON t.tid = x.tid WHERE t.trace_id >= ?1 AND t.trace_id < ?2";
     EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
     const std::string lo = TraceId(first), hi = TraceId(first + n);
     sqlite3_bind_text(s, 1, lo.c_str(), -1, SQLITE_TRANSIENT);
@@ -169,6 +174,50 @@ TEST_F(StoreFailureTest, RetentionDeletesInChunksAndRemovesImpossibleTimes) {
   ExpectTraces(0, n, false);
   ExpectTraces(1'000'000, 3, true);
   EXPECT_FALSE(*store_->Summary("1-5759e988-ffffffffffffffffffffffff"));
+  EXPECT_EQ(retryable_ + permanent_, 0);
+}
+
+// Retention takes a deleted trace's root URL out of urls and its trigram index unless a trace it
+// keeps still has it: http.url filters never name a URL nothing stored has, and urls stays bounded.
+TEST_F(StoreFailureTest, RetentionDeletesUrlsNoTraceHas) {
+  auto with_url = [](int i, double start, const std::string& url) {
+    return json{{"trace_id", TraceId(i)}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"start_time", start},
+                {"end_time", start + 0.5}, {"http", {{"request", {{"method", "GET"}, {"url", url}}}}}}
+        .dump();
+  };
+  ASSERT_TRUE(store_->Append({with_url(1, kT0, "http://old/only"), with_url(2, kT0, "http://shared/x"),
+                              with_url(3, kT0 + 100000, "http://shared/x"), with_url(4, kT0 + 100000, "http://new/y")}));
+  auto urls = [&] {
+    std::vector<std::string> out;
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(conn_, "SELECT url FROM urls ORDER BY url", -1, &s, nullptr), SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)));
+    sqlite3_finalize(s);
+    return out;
+  };
+  auto contains = [&](const std::string& part) {
+    ListQuery q{0, 1e11, false, "", 100};
+    q.condition = std::make_shared<const IndexCondition>(IndexCondition::UrlContains(part));
+    ListPlan plan;
+    auto rows = store_->ListTraces(q, &plan);
+    EXPECT_TRUE(rows && plan.by_index);
+    return rows ? rows->size() : 0;
+  };
+  EXPECT_EQ(urls(), (std::vector<std::string>{"http://new/y", "http://old/only", "http://shared/x"}));
+  auto deleted = store_->EnforceRetention(kT0 + 100000 + 10);  // retention 1 h: traces 1 and 2 go
+  ASSERT_TRUE(deleted) << deleted.error().message;
+  EXPECT_EQ(*deleted, 2);
+  EXPECT_EQ(urls(), (std::vector<std::string>{"http://new/y", "http://shared/x"}));
+  EXPECT_EQ(contains("old/only"), 0u);
+  EXPECT_EQ(contains("shared"), 1u);
+  // The trigram index holds exactly the remaining URLs (FTS5's own consistency check).
+  EXPECT_EQ(sqlite3_exec(conn_, "INSERT INTO url_trigrams(url_trigrams) VALUES('integrity-check')", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(conn_);
+  // A URL deleted and sent again is stored and indexed again (the writer's cache forgot it).
+  ASSERT_TRUE(store_->Append({with_url(5, kT0 + 100001, "http://old/only")}));
+  EXPECT_EQ(contains("old/only"), 1u);
   EXPECT_EQ(retryable_ + permanent_, 0);
 }
 

@@ -5,7 +5,10 @@
 // them on open.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "segment/graph.h"
@@ -163,34 +166,172 @@ TEST_F(StoreRollupTest, MigratesAStoreWrittenByTheLastRelease) {
   sqlite3_stmt* s = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(writer_, "SELECT value FROM meta WHERE key='schema_version'", -1, &s, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "5");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "6");
   sqlite3_finalize(s);
   Open();  // reopening does not count them twice
   ExpectSame(Stored(), r);
 }
 
-// A store file written by the current release (schema 5, tests/support/data/store_v5.db, made by
-// make_store_v3.py with that release's binary: the same 40 traces) opens as it is: its traces,
-// documents and rollups read back, and new documents are counted on top.
-TEST_F(StoreRollupTest, OpensAStoreWrittenByTheCurrentRelease) {
-  std::filesystem::create_directories(dir_);
-  std::filesystem::copy_file(std::string(XRAYD_SOURCE_DIR) + "/tests/support/data/store_v5.db", dir_ / "traces.db");
-  Open();
+// Rows of a query on the file at `path` (its own connection), each row's columns as text
+// ("NULL" for NULL), for comparing what a store file holds before and after a migration.
+std::vector<std::vector<std::string>> RawRows(const std::filesystem::path& path, const std::string& sql,
+                                              const std::string& arg = "") {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db) << ": " << sql;
+  if (!arg.empty()) sqlite3_bind_text(s, 1, arg.c_str(), -1, SQLITE_TRANSIENT);
+  std::vector<std::vector<std::string>> out;
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    auto& row = out.emplace_back();
+    for (int i = 0; i < sqlite3_column_count(s); ++i) {
+      const auto* t = sqlite3_column_text(s, i);
+      row.push_back(t ? reinterpret_cast<const char*>(t) : "NULL");
+    }
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return out;
+}
+
+std::string Opt(const std::optional<double>& v) { return v ? std::to_string(*v) : "NULL"; }
+
+// One listing of every trace matching `condition` (index plan), as trace ids in id order.
+std::vector<std::string> Matching(TraceStore& store, IndexCondition condition) {
+  ListQuery q{0, 1e11, false, "", 1000};
+  q.condition = std::make_shared<const IndexCondition>(std::move(condition));
+  ListPlan plan;
+  auto rows = store.ListTraces(q, &plan);
+  EXPECT_TRUE(rows) << rows.error().message;
+  EXPECT_TRUE(plan.by_index);
   std::vector<std::string> ids;
-  auto rows = store_->ListTraces({0, 1e11, false, "", 1000});
-  ASSERT_TRUE(rows);
-  ASSERT_EQ(rows->size(), 40u);
-  for (const auto& row : *rows) ids.push_back(row.trace_id);
-  const auto r = Stored();
-  ExpectSame(r, Expected(ids));
-  EXPECT_EQ(Sum(r, Call::Kind::kNode, "web").total, 40);
-  EXPECT_EQ(Sum(r, Call::Kind::kNode, "ledger").fault, 8);
-  EXPECT_EQ(Sum(r, Call::Kind::kNode, "DynamoDB").throttle, 7);
-  auto segs = store_->SegmentsOf(ids.front());
-  ASSERT_TRUE(segs);
-  EXPECT_GE(segs->size(), 2u);
+  for (const auto& r : *rows) ids.push_back(r.trace_id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::vector<std::string> Column(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::string> out;
+  for (const auto& r : rows) out.push_back(r.at(0));
+  return out;
+}
+
+// A store file written by the release before schema 6 (schema 5, tests/support/data/store_v5.db,
+// made by make_store_v3.py with that release's binary: the same 40 traces) is migrated on open:
+// every trace's summary, annotations, services, documents, the URL and other index matches and
+// the rollups answer what the schema 5 file holds; new documents are counted on top.
+TEST_F(StoreRollupTest, MigratesAStoreWrittenByTheSchemaFiveRelease) {
+  std::filesystem::create_directories(dir_);
+  const auto file = dir_ / "traces.db";
+  std::filesystem::copy_file(std::string(XRAYD_SOURCE_DIR) + "/tests/support/data/store_v5.db", file);
+  // What the schema 5 file holds, read with plain SQL before the migration.
+  const auto traces = RawRows(file,
+                              "SELECT trace_id, start_time, end_time, root_start, root_end, root_name, root_origin, "
+                              "http_url, http_status, http_method, user_agent, client_ip, user, has_error, has_fault, "
+                              "has_throttle, revision FROM traces ORDER BY trace_id");
+  ASSERT_EQ(traces.size(), 40u);
+  const auto annotations = RawRows(file, "SELECT trace_id, key, service, value FROM annotations ORDER BY 1, 2, 3, 4");
+  const auto services = RawRows(
+      file, "SELECT trace_id, name, type, has_error, has_fault, has_throttle FROM trace_services ORDER BY 1, 2, 3");
+  const auto segments =
+      RawRows(file, "SELECT trace_id, id, parent_id, kind, doc FROM segments ORDER BY trace_id, start_time, id");
+  const auto rollups = RawRows(file,
+                               "SELECT minute, kind, from_name, from_type, to_name, to_type, ok, error, throttle, "
+                               "fault, total, roots, hex(hist) FROM graph_rollups ORDER BY 1, 2, 3, 4, 5, 6");
+  ASSERT_FALSE(rollups.empty());
+  const auto url_page1 = Column(RawRows(file, "SELECT trace_id FROM traces WHERE instr(http_url, 'page/1') ORDER BY 1"));
+  const auto url_equal = Column(RawRows(file, "SELECT trace_id FROM traces WHERE http_url = 'http://web/page/2' ORDER BY 1"));
+  const auto ledger_faults = Column(RawRows(
+      file, "SELECT trace_id FROM trace_services WHERE name = 'ledger' AND has_fault = 1 ORDER BY 1"));
+  const auto gold = Column(RawRows(
+      file, "SELECT trace_id FROM annotations WHERE key = 'tier' AND value = '\"gold\"' ORDER BY 1"));
+  ASSERT_FALSE(url_page1.empty());
+  ASSERT_FALSE(url_equal.empty());
+  ASSERT_FALSE(ledger_faults.empty());
+  ASSERT_FALSE(gold.empty());
+
+  Open();
+  EXPECT_EQ(Column(RawRows(file, "SELECT value FROM meta WHERE key='schema_version'")), std::vector<std::string>{"6"});
+  EXPECT_TRUE(RawRows(file, "SELECT name FROM sqlite_master WHERE name LIKE 'v5_%'").empty());
+  std::vector<std::vector<std::string>> got_traces, got_annotations, got_services, got_segments;
+  for (const auto& t : traces) {
+    auto s = store_->Summary(t[0]);
+    ASSERT_TRUE(s && *s) << t[0];
+    const TraceSummaryRow& r = **s;
+    got_traces.push_back({r.trace_id, std::to_string(r.start_time), std::to_string(r.end_time), Opt(r.root_start),
+                          Opt(r.root_end), r.root_name, r.root_origin, r.http_url,
+                          r.http_status ? std::to_string(*r.http_status) : "NULL", r.http_method, r.user_agent,
+                          r.client_ip, r.user, std::to_string(r.has_error), std::to_string(r.has_fault),
+                          std::to_string(r.has_throttle), std::to_string(r.revision)});
+    for (const auto& a : r.annotations) got_annotations.push_back({r.trace_id, a.key, a.service, a.value_json});
+    for (size_t i = 0; i < r.services.size(); ++i)
+      got_services.push_back({r.trace_id, r.services[i].first, r.services[i].second,
+                              std::to_string(r.service_flags[i].error), std::to_string(r.service_flags[i].fault),
+                              std::to_string(r.service_flags[i].throttle)});
+    auto segs = store_->SegmentsOf(t[0]);
+    ASSERT_TRUE(segs);
+    for (const auto& g : *segs)
+      got_segments.push_back({t[0], g.id, g.parent_id, g.independent_subsegment ? "1" : "0", g.doc});
+  }
+  // Times as text from SQLite and from doubles differ in format: compare them as numbers.
+  auto normalize = [](std::vector<std::vector<std::string>> rows) {
+    for (auto& row : rows)
+      for (int i : {1, 2, 3, 4})
+        if (row[i] != "NULL") row[i] = std::to_string(std::stod(row[i]));
+    return rows;
+  };
+  EXPECT_EQ(got_traces, normalize(traces));
+  EXPECT_EQ(got_annotations, annotations);
+  EXPECT_EQ(got_services, services);
+  EXPECT_EQ(got_segments, segments);
+  auto migrated_rollups = Stored();
+  std::vector<std::vector<std::string>> got_rollups;
+  for (const auto& [k, v] : migrated_rollups) {
+    std::string hist;
+    for (unsigned char c : v.EncodeHistogram()) {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      hist.push_back(kHex[c >> 4]);
+      hist.push_back(kHex[c & 15]);
+    }
+    got_rollups.push_back({std::to_string(k.minute), std::to_string(static_cast<int>(k.kind)), k.from.name,
+                           k.from.type, k.to.name, k.to.type, std::to_string(v.ok), std::to_string(v.error),
+                           std::to_string(v.throttle), std::to_string(v.fault), std::to_string(v.total),
+                           std::to_string(v.roots), hist});
+  }
+  std::sort(got_rollups.begin(), got_rollups.end());
+  auto want_rollups = rollups;
+  std::sort(want_rollups.begin(), want_rollups.end());
+  EXPECT_EQ(got_rollups, want_rollups);
+  std::vector<std::string> ids;
+  for (const auto& t : traces) ids.push_back(t[0]);
+  ExpectSame(migrated_rollups, Expected(ids));
+  EXPECT_EQ(Matching(*store_, IndexCondition::UrlContains("page/1")), url_page1);
+  EXPECT_EQ(Matching(*store_, IndexCondition::UrlEquals("http://web/page/2")), url_equal);
+  EXPECT_EQ(Matching(*store_, IndexCondition::Service("ledger", "", IndexCondition::Flag::kFault)), ledger_faults);
+  EXPECT_EQ(Matching(*store_, IndexCondition::Annotation("tier", std::string("gold"))), gold);
+  // Writes go on in the new schema, and a second open finds nothing to migrate.
   ASSERT_TRUE(store_->Append({Web(900, kT0).dump()}));
   EXPECT_EQ(Sum(Stored(), Call::Kind::kNode, "web").total, 41);
+  Open();
+  EXPECT_EQ(Sum(Stored(), Call::Kind::kNode, "web").total, 41);
+  EXPECT_EQ(Matching(*store_, IndexCondition::UrlContains("page/1")), url_page1);
+}
+
+// A file of a newer schema than this build knows is refused, untouched, with a clear error.
+TEST_F(StoreRollupTest, RefusesAStoreOfANewerSchema) {
+  Open();
+  ASSERT_TRUE(store_->Append({Web(1, kT0).dump()}));
+  ASSERT_EQ(sqlite3_exec(writer_, "UPDATE meta SET value='7' WHERE key='schema_version'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  store_.reset();
+  StoreOptions o;
+  o.data_dir = dir_.string();
+  auto s = TraceStore::Open(o);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("schema version 7, newer than this xrayd's (6)"), std::string::npos)
+      << s.error().message;
+  EXPECT_EQ(Column(RawRows(dir_ / "traces.db", "SELECT value FROM meta WHERE key='schema_version'")),
+            std::vector<std::string>{"7"});
 }
 
 }  // namespace

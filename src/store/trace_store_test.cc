@@ -115,10 +115,14 @@ TEST_F(StoreTest, EachServiceKeepsItsOwnFlags) {
   EXPECT_TRUE(by_name["payments"].error);
 }
 
-// A schema 2 file (no per-service flags) opens, gains the columns and keeps its rows.
+// A schema 2 file (no per-service flags) opens: gains the columns, is migrated to schema 6 and
+// keeps its rows. Made from the schema 3 file of the release before rollups, its services
+// table taken back to schema 2's shape.
 TEST_F(StoreTest, OpensASchemaTwoStore) {
-  Put({Segment("aaaaaaaaaaaaaaa1", 100, 101, "web")});
   store_.reset();
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  std::filesystem::copy_file(std::string(XRAYD_SOURCE_DIR) + "/tests/support/data/store_v3.db", dir_ / "traces.db");
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
   const char* downgrade =
@@ -126,10 +130,21 @@ TEST_F(StoreTest, OpensASchemaTwoStore) {
       "PRIMARY KEY(trace_id, name, type)) WITHOUT ROWID;"
       "INSERT INTO old_services SELECT trace_id, name, type FROM trace_services;"
       "DROP TABLE trace_services; ALTER TABLE old_services RENAME TO trace_services;"
-      "UPDATE meta SET value='2' WHERE key='schema_version';";
+      "UPDATE meta SET value='2' WHERE key='schema_version';"
+      "INSERT INTO traces(trace_id,trace_time,start_time,end_time) VALUES('1-5759e988-000000000000000000000000', "
+      "1465510280, 1465510280, 1465510280.5);"
+      "INSERT INTO segments(trace_id,id,parent_id,kind,start_time,end_time,in_progress,doc,stored_at) VALUES("
+      "'1-5759e988-000000000000000000000000','aaaaaaaaaaaaaaa1','',0,1465510280,1465510280.5,0,"
+      "'{\"trace_id\":\"1-5759e988-000000000000000000000000\",\"id\":\"aaaaaaaaaaaaaaa1\",\"name\":\"web\","
+      "\"start_time\":1465510280,\"end_time\":1465510280.5}',0);"
+      "INSERT INTO trace_services VALUES('1-5759e988-000000000000000000000000','web','');";
   ASSERT_EQ(sqlite3_exec(db, downgrade, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
   sqlite3_close(db);
   Reopen();
+  auto old = store_->Summary("1-5759e988-000000000000000000000000");
+  ASSERT_TRUE(old && *old);
+  ASSERT_EQ((*old)->services.size(), 1u);
+  EXPECT_FALSE((*old)->service_flags.at(0).fault);
   json web2 = Segment("aaaaaaaaaaaaaaa2", 100.2, 100.3, "web");
   web2["parent_id"] = "aaaaaaaaaaaaaaa1";
   web2["fault"] = true;
