@@ -25,6 +25,7 @@ then) — a baseline from the same run.
 Only 127.0.0.1 is used. Everything started is killed on exit. Not a test.
 """
 import argparse
+import json
 import multiprocessing
 import operator
 import os
@@ -278,7 +279,11 @@ def main():
                     help="xrayd's queue (-m): holds what the sender is ahead of the store, so nothing is lost")
     ap.add_argument("--workdir")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for xrayd serve")
+    ap.add_argument("--reuse", action="store_true",
+                    help="measure the queries only, on the store a previous run left in --workdir (its state.json)")
     args = ap.parse_args()
+    if args.reuse:
+        return reuse(args)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.moto_segments and args.moto_segments not in sizes:
         sizes = sorted(sizes + [args.moto_segments])
@@ -303,6 +308,8 @@ def main():
                  "ingest/s": (stored - stored0) / elapsed, "ingest/cpu-s": (stored - stored0) / max(cpu, 1e-9),
                  "sender s": send_s, "bytes/seg": serve.disk_bytes() / max(stored, 1)}
             sent = size
+            with open(os.path.join(work, "state.json"), "w") as f:  # for --reuse
+                json.dump({"now": now, "traces": traces, "ids": ids, "stored": stored, "hours": args.hours}, f)
             r.update(measure_queries(serve.api, now, args, ids, traces))
             results[size] = r
             report(size, dict(r))
@@ -314,6 +321,18 @@ def main():
         print(f"  xrayd/moto: ingest per CPU-second x{x['ingest/cpu-s'] / m['ingest/cpu-s']:.1f}; whole-range listing "
               f"p50 x{pct(x['list all'], 50) / pct(m['list all'], 50):.4f}, "
               f"p99 x{pct(x['list all'], 99) / pct(m['list all'], 99):.4f}", flush=True)
+
+
+def reuse(args):
+    """The queries of one size on the store and state.json an earlier run left in --workdir (e.g. to
+    compare two binaries on the same data, one after the other)."""
+    with open(os.path.join(args.workdir, "state.json")) as f:
+        state = json.load(f)
+    args.hours = state["hours"]
+    with Serve(args.xrayd, args.workdir, keep_data=True, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
+        r = {"load": load_average(), "stored": state["stored"], "bytes/seg": serve.disk_bytes() / state["stored"]}
+        r.update(measure_queries(serve.api, state["now"], args, state["ids"], state["traces"]))
+        report(int(state["stored"]), r)
 
 
 def moto_version():

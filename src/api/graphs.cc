@@ -148,12 +148,12 @@ ApiResult<json> GetTimeSeriesServiceStatistics(ApiContext& ctx, const json& in) 
 }
 
 ApiResult<json> GetTraceGraph(ApiContext& ctx, const json& in) {
-  std::vector<std::string> docs;
-  for (const auto& id : in["TraceIds"]) {
-    auto segs = ctx.store.SegmentsOf(id.get<std::string>());
-    if (!segs) return ApiError::Internal("reading a trace's segments", segs.error());
-    for (auto& s : *segs) docs.push_back(std::move(s.doc));
-  }
+  std::vector<std::string> ids, docs;
+  for (const auto& id : in["TraceIds"]) ids.push_back(id.get<std::string>());
+  auto stored = ctx.store.SegmentsOfTraces(ids);  // one snapshot for all
+  if (!stored) return ApiError::Internal("reading the traces' segments", stored.error());
+  for (auto& trace : *stored)
+    for (auto& s : trace) docs.push_back(std::move(s.doc));
   json graph = BuildServiceGraph(segment::JoinLoadBalancer(std::move(docs)), 0, 0);
   return json{{"Services", std::move(graph["Services"])}};
 }

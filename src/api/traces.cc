@@ -9,6 +9,7 @@
 #include "api/root_causes.h"
 #include "api/trace_assembly.h"
 #include "common/log.h"
+#include "segment/lb_join.h"
 #include "segment/segment.h"
 
 namespace xrayd::api {
@@ -19,6 +20,8 @@ using nlohmann::json;
 constexpr size_t kPageSize = 100;
 // Traces one GetTraceSummaries call examines at most; NextToken resumes the scan after them.
 constexpr size_t kScanBudget = 20000;
+// Rows one ListTraces call of a filtered listing reads at most.
+constexpr size_t kMaxRowsPerRead = 800;
 
 json ServiceId(const std::string& name, const std::string& type) {
   json s = {{"Name", name}, {"Names", json::array({name})}};
@@ -77,19 +80,50 @@ json SummaryJson(const store::TraceSummaryRow& r) {
   return s;
 }
 
-// Adds the root causes found in the trace's documents to its summary.
-ApiStatus AddRootCauses(store::TraceStore& store, json& summary) {
-  auto segs = store.SegmentsOf(summary["Id"].get<std::string>());
-  if (!segs) return ApiError::Internal("reading a trace's segments", segs.error());
-  segment::Parser parser;
-  std::vector<segment::Facts> docs;
-  for (const auto& s : AssembleTrace(*segs).segments)
-    if (!parser.FactsOf(s.document, &docs.emplace_back()).ok()) docs.pop_back();
-  RootCauses causes = FindRootCauses(docs);
+// The facts root causes are found in: the trace's documents with streamed (independent) subsegment
+// documents merged into their parents (AssembleTrace). A trace without such a document (the usual
+// case) skips the assembly's JSON parse and re-dump of every document: its documents, put under
+// their load balancer (as AssembleTrace does), give the same facts.
+std::vector<segment::Facts> FactsOfTrace(segment::Parser& parser, const std::vector<store::StoredSegment>& segs) {
+  std::vector<segment::Facts> facts;
+  auto add = [&](std::string_view doc) {
+    if (!parser.FactsOf(doc, &facts.emplace_back()).ok()) facts.pop_back();
+  };
+  const bool streamed = std::any_of(segs.begin(), segs.end(), [](const auto& s) { return s.independent_subsegment; });
+  if (streamed) {
+    for (const auto& s : AssembleTrace(segs).segments) add(s.document);
+    return facts;
+  }
+  std::vector<std::string> docs;
+  docs.reserve(segs.size());
+  for (const auto& s : segs) docs.push_back(s.doc);
+  for (const auto& doc : segment::JoinLoadBalancer(std::move(docs))) add(doc);
+  return facts;
+}
+
+// Adds the root causes found in a trace's stored segments to its summary.
+void AddRootCauses(segment::Parser& parser, const std::vector<store::StoredSegment>& segs, json& summary) {
+  RootCauses causes = FindRootCauses(FactsOfTrace(parser, segs));
   summary["FaultRootCauses"] = std::move(causes.fault);
   summary["ErrorRootCauses"] = std::move(causes.error);
   summary["ResponseTimeRootCauses"] = std::move(causes.response_time);
-  return Ok{};
+}
+
+// The summaries of a page's matching rows, with their root causes: every trace's segments read in
+// one store call (one read transaction).
+ApiResult<json> PageSummaries(store::TraceStore& store, const std::vector<store::TraceSummaryRow>& rows) {
+  std::vector<std::string> ids;
+  ids.reserve(rows.size());
+  for (const auto& r : rows) ids.push_back(r.trace_id);
+  auto segs = store.SegmentsOfTraces(ids);
+  if (!segs) return ApiError::Internal("reading the page's segments", segs.error());
+  segment::Parser parser;
+  json summaries = json::array();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    summaries.push_back(SummaryJson(rows[i]));
+    AddRootCauses(parser, (*segs)[i], summaries.back());
+  }
+  return summaries;
 }
 
 // One document of PutTraceSegments: empty when stored, else its UnprocessedTraceSegments entry.
@@ -172,52 +206,57 @@ ApiResult<json> GetTraceSummaries(ApiContext& ctx, const json& in) {
   // Scan forward in store order, keeping matches, until a page is full, the range is exhausted,
   // or the scan budget is spent (then NextToken resumes the scan).
   const Sampling sampling = SamplingOf(in);
-  json summaries = json::array();
+  std::vector<store::TraceSummaryRow> matched;
   size_t scanned = 0, processed = 0;
   bool exhausted = false;
-  while (summaries.size() < kPageSize && scanned < kScanBudget) {
-    q.limit = filter->IsEmpty() ? kPageSize - summaries.size() : 500;
+  // Rows read per store call: what the page still needs, then more (up to kMaxRowsPerRead) while the
+  // filter keeps few of them. A filter its index answers exactly keeps every row: one page's rows.
+  size_t want = kPageSize;
+  while (matched.size() < kPageSize && scanned < kScanBudget) {
+    q.limit = filter->IsEmpty() ? kPageSize - matched.size() : std::max(kPageSize - matched.size(), want);
+    want = std::min(want * 2, kMaxRowsPerRead);
     store::ListPlan plan;
     auto rows = ctx.store.ListTraces(q, &plan);
     if (!rows) return ApiError::FromStore("NextToken", "listing traces", rows.error());
     if (q.condition)
       XLOG_DEBUG("GetTraceSummaries: {} rows by {} ({} candidates)", rows->size(),
                  plan.flag_walk ? "flag index" : plan.by_index ? "index" : "scan", plan.candidates);
-    for (const auto& row : *rows) {
+    for (auto& row : *rows) {
       ++scanned;
       q.cursor = store::ListCursorAfter(q, row);
       const bool sampled = sampling.Keeps(row.trace_id);
       if (!sampled && sampling.partial_scan) continue;
       ++processed;
-      if (sampled && filter->Matches(row)) {
-        summaries.push_back(SummaryJson(row));
-        if (auto st = AddRootCauses(ctx.store, summaries.back()); !st) return st.error();
-      }
-      if (summaries.size() >= kPageSize) break;
+      if (sampled && filter->Matches(row)) matched.push_back(std::move(row));
+      if (matched.size() >= kPageSize) break;
     }
-    if (rows->size() < q.limit && summaries.size() < kPageSize) {
+    if (rows->size() < q.limit && matched.size() < kPageSize) {
       exhausted = true;
       break;
     }
   }
+  auto summaries = PageSummaries(ctx.store, matched);
+  if (!summaries) return summaries.error();
   json out = json::object();
   if (!exhausted) out["NextToken"] = q.cursor;
-  out["TraceSummaries"] = summaries;
+  out["TraceSummaries"] = std::move(*summaries);
   out["ApproximateTime"] = NowSeconds();
   out["TracesProcessedCount"] = processed;
   return out;
 }
 
 ApiResult<json> BatchGetTraces(ApiContext& ctx, const json& in) {
+  std::vector<std::string> ids;
+  for (const auto& id : in["TraceIds"]) ids.push_back(id.get<std::string>());
+  auto stored = ctx.store.SegmentsOfTraces(ids);  // one snapshot for all
+  if (!stored) return ApiError::Internal("reading the traces' segments", stored.error());
   json traces = json::array();
-  for (const auto& id : in["TraceIds"]) {
-    auto segs = ctx.store.SegmentsOf(id.get<std::string>());
-    if (!segs) return ApiError::Internal("reading a trace's segments", segs.error());
-    if (segs->empty()) continue;
-    AssembledTrace t = AssembleTrace(*segs);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if ((*stored)[i].empty()) continue;
+    AssembledTrace t = AssembleTrace((*stored)[i]);
     json segments = json::array();
-    for (auto& s : t.segments) segments.push_back({{"Id", s.id}, {"Document", s.document}});
-    traces.push_back({{"Id", id}, {"Duration", t.duration}, {"LimitExceeded", false}, {"Segments", segments}});
+    for (auto& s : t.segments) segments.push_back({{"Id", s.id}, {"Document", std::move(s.document)}});
+    traces.push_back({{"Id", ids[i]}, {"Duration", t.duration}, {"LimitExceeded", false}, {"Segments", segments}});
   }
   return json{{"Traces", traces}, {"UnprocessedTraceIds", json::array()}};
 }

@@ -11,7 +11,10 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "api/root_causes.h"
+#include "api/trace_assembly.h"
 #include "aws/sigv4.h"
+#include "segment/segment.h"
 
 namespace xrayd::api {
 namespace {
@@ -140,6 +143,86 @@ TEST_F(XrayApiTest, TraceSummariesPageWithTheStoresCursor) {
   json bad = Expect(Call("/TraceSummaries", R"({"StartTime": 1, "EndTime": 2, "NextToken": "garbage"})"), 400,
                     "InvalidRequestException");
   EXPECT_EQ(bad["message"], "NextToken is not valid");
+}
+
+// A page's summaries read every trace's segments in one store call: their root causes equal those
+// found per trace the reference way (SegmentsOf, AssembleTrace, FactsOf), for plain traces, traces
+// with a streamed subsegment document (which needs the assembly) and traces with a load balancer's
+// segment; BatchGetTraces returns what AssembleTrace makes of each trace.
+TEST_F(XrayApiTest, PageSummariesAndBatchEqualThePerTraceReads) {
+  json docs = json::array();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "1-5759e988-%024x", i + 1000);
+    ids.push_back(id);
+    const double t = 1465510280.0 + i;
+    json root = {{"trace_id", id}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", "web"}, {"origin", "AWS::EC2::Instance"},
+                 {"start_time", t}, {"end_time", t + 1}, {"fault", i % 3 == 0}, {"error", i % 5 == 0}};
+    json call = {{"id", "bbbbbbbbbbbbbbb1"}, {"name", "orders"}, {"namespace", "remote"}, {"start_time", t + 0.1},
+                 {"end_time", t + 0.8}, {"fault", i % 3 == 0}};
+    if (i % 4 == 1) {
+      call["cause"] = {{"exceptions", json::array({{{"id", "cccccccccccccc01"}, {"type", "Timeout"}, {"message", "slow"}}})}};
+    }
+    root["subsegments"] = json::array({call});
+    if (i % 4 == 2) {  // the call streamed as its own document, with a child of its own
+      root.erase("subsegments");
+      call.update({{"type", "subsegment"}, {"trace_id", id}, {"parent_id", "aaaaaaaaaaaaaaa1"}});
+      call["subsegments"] = json::array({{{"id", "ddddddddddddddd1"}, {"name", "DynamoDB"}, {"namespace", "aws"},
+                                          {"start_time", t + 0.2}, {"end_time", t + 0.7}, {"throttle", true},
+                                          {"error", true}}});
+      docs.push_back(call.dump());
+    }
+    docs.push_back(root.dump());
+    if (i % 2 == 0)
+      docs.push_back(json{{"trace_id", id}, {"id", "eeeeeeeeeeeeeee1"}, {"parent_id", "bbbbbbbbbbbbbbb1"},
+                          {"name", "orders"}, {"origin", "AWS::ECS::Container"}, {"start_time", t + 0.15},
+                          {"end_time", t + 0.75}, {"fault", i % 3 == 0}, {"error", i % 7 == 0}}.dump());
+    if (i % 8 == 3)  // a load balancer's segment: the first service goes under its target call
+      docs.push_back(json{{"trace_id", id}, {"id", "fffffffffffffff1"}, {"name", "my-alb"},
+                          {"origin", "AWS::ElasticLoadBalancingV2::LoadBalancer"}, {"start_time", t - 0.01},
+                          {"end_time", t + 1.01}, {"fault", true},
+                          {"subsegments", json::array({{{"id", "fffffffffffffff2"}, {"name", "web"},
+                                                        {"namespace", "remote"}, {"start_time", t - 0.005},
+                                                        {"end_time", t + 1.005}, {"fault", true}}})}}.dump());
+  }
+  EXPECT_TRUE(Expect(Call("/TraceSegments", json{{"TraceSegmentDocuments", docs}}.dump()), 200)
+                  ["UnprocessedTraceSegments"].empty());
+  json page = Expect(Call("/TraceSummaries", R"({"StartTime": 1465510000, "EndTime": 1465520000})"), 200);
+  ASSERT_EQ(page["TraceSummaries"].size(), 40u);
+  int with_causes = 0;
+  for (const auto& summary : page["TraceSummaries"]) {
+    auto segs = store_->SegmentsOf(summary["Id"].get<std::string>());
+    ASSERT_TRUE(segs);
+    segment::Parser parser;
+    std::vector<segment::Facts> facts;
+    for (const auto& s : AssembleTrace(*segs).segments)
+      if (!parser.FactsOf(s.document, &facts.emplace_back()).ok()) facts.pop_back();
+    RootCauses want = FindRootCauses(facts);
+    EXPECT_EQ(summary["FaultRootCauses"], want.fault) << summary["Id"];
+    EXPECT_EQ(summary["ErrorRootCauses"], want.error) << summary["Id"];
+    EXPECT_EQ(summary["ResponseTimeRootCauses"], want.response_time) << summary["Id"];
+    with_causes += !want.fault.empty();
+  }
+  EXPECT_GE(with_causes, 10) << "the comparison covers traces with fault root causes";
+  // BatchGetTraces: the traces asked for, each as AssembleTrace makes it; an unknown id is left out.
+  json batch = Expect(Call("/Traces", json{{"TraceIds", {ids[2], ids[3], "1-5759e988-000000000000000000000bad", ids[6]}}}
+                                          .dump()),
+                      200);
+  ASSERT_EQ(batch["Traces"].size(), 3u) << batch.dump();
+  for (const auto& trace : batch["Traces"]) {
+    auto segs = store_->SegmentsOf(trace["Id"].get<std::string>());
+    ASSERT_TRUE(segs);
+    AssembledTrace want = AssembleTrace(*segs);
+    ASSERT_EQ(trace["Segments"].size(), want.segments.size());
+    for (size_t k = 0; k < want.segments.size(); ++k) {
+      EXPECT_EQ(trace["Segments"][k]["Id"], want.segments[k].id);
+      EXPECT_EQ(trace["Segments"][k]["Document"], want.segments[k].document);
+    }
+    EXPECT_DOUBLE_EQ(trace["Duration"].get<double>(), want.duration);
+  }
+  EXPECT_EQ(batch["Traces"][0]["Id"], ids[2]);
+  EXPECT_EQ(batch["Traces"][2]["Id"], ids[6]);
 }
 
 // Graphs without a group filter come from the store's per-minute rollups: exact however many

@@ -417,8 +417,12 @@ Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, con
       also = *walk;
     }
   }
-  const std::string sql = std::string("SELECT ") + detail::kSummaryColumns + " FROM " + from + " WHERE " + lower +
-                          " AND " + time_col + " <= ?2" + also + " ORDER BY " + time_col + ", t.trace_id LIMIT ?5";
+  // The page's trace ids first, then their summary columns: the columns (an EXISTS probe of the
+  // segments among them) are computed for the `limit` rows kept, not for every candidate sorted.
+  const std::string order = " ORDER BY " + time_col + ", t.trace_id";
+  const std::string sql = std::string("SELECT ") + detail::kSummaryColumns + " FROM (SELECT t.trace_id FROM " + from +
+                          " WHERE " + lower + " AND " + time_col + " <= ?2" + also + order +
+                          " LIMIT ?5) page CROSS JOIN traces t ON t.trace_id = page.trace_id" + order;
   if (plan) plan->sql = sql;
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr);
@@ -444,6 +448,53 @@ Result<std::vector<TraceSummaryRow>> TraceStore::ListTraces(const ListQuery& q, 
   });
   if (!st) return Report(st.error());
   return rows;
+}
+
+namespace {
+
+// The same statement as SegmentsOf's (trace_store.cc), run once per trace on one connection.
+constexpr const char* kSegmentsOfTrace =
+    "SELECT id, parent_id, kind, doc, dict FROM segments WHERE trace_id=?1 ORDER BY start_time, id";
+
+// Reads trace `trace_id`'s segments with the prepared kSegmentsOfTrace `s` (reset afterwards).
+Status ReadSegmentsOf(sqlite3* db, sqlite3_stmt* s, const std::string& trace_id, Dictionaries& dicts,
+                      std::vector<StoredSegment>& out) {
+  sqlite3_reset(s);
+  if (const int rc = sqlite3_bind_text(s, 1, trace_id.data(), static_cast<int>(trace_id.size()), SQLITE_STATIC);
+      rc != SQLITE_OK)
+    return detail::SqlErrorFor(db, rc, "bind trace id");
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto doc = detail::ReadDocument(db, s, 3, dicts);
+    if (!doc) return doc.error();
+    auto text = [&](int i) {
+      const auto* t = sqlite3_column_text(s, i);
+      return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+    };
+    out.push_back({text(0), text(1), sqlite3_column_int(s, 2) == 1, std::move(*doc)});
+  }
+  if (rc != SQLITE_DONE) return detail::SqlErrorFor(db, rc, "read segments");
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<std::vector<std::vector<StoredSegment>>> TraceStore::SegmentsOfTraces(const std::vector<std::string>& trace_ids) {
+  std::vector<std::vector<StoredSegment>> out(trace_ids.size());
+  if (trace_ids.empty()) return out;
+  auto st = Read([&](sqlite3* db) -> Status {
+    sqlite3_stmt* s = nullptr;
+    if (const int rc = sqlite3_prepare_v2(db, kSegmentsOfTrace, -1, &s, nullptr); rc != SQLITE_OK) {
+      sqlite3_finalize(s);
+      return detail::SqlErrorFor(db, rc, "prepare segments");
+    }
+    Status read = OkStatus();
+    for (size_t i = 0; i < trace_ids.size() && read; ++i) read = ReadSegmentsOf(db, s, trace_ids[i], dicts_, out[i]);
+    sqlite3_finalize(s);  // before the read transaction ends
+    return read;
+  });
+  if (!st) return Report(st.error());
+  return out;
 }
 
 namespace {

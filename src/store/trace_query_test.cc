@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -265,6 +266,101 @@ TEST_F(TraceQueryTest, ManyFlaggedTracesWalkTheFlagIndex) {
     const std::string index = std::string(text) == "fault" ? "traces_fault_by_start" : "traces_error_by_start";
     EXPECT_NE(details.find(index), std::string::npos) << text << ":\n" << details;
   }
+}
+
+// SegmentsOfTraces: each trace's segments exactly as SegmentsOf reads them (order, documents,
+// kinds), in the order asked, an unknown or repeated id included.
+TEST_F(TraceQueryTest, SegmentsOfTracesEqualsSegmentsOfEach) {
+  ListQuery all;
+  all.start_time = kT0 - 10;
+  all.end_time = kT0 + kSpan + 10;
+  all.limit = 100;
+  auto rows = store_->ListTraces(all);
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->size(), 100u);
+  std::vector<std::string> ids;
+  for (const auto& r : *rows) ids.push_back(r.trace_id);
+  ids.push_back("1-00000000-000000000000000000000000");  // not stored
+  ids.push_back(ids[3]);
+  auto batch = store_->SegmentsOfTraces(ids);
+  ASSERT_TRUE(batch) << batch.error().message;
+  ASSERT_EQ(batch->size(), ids.size());
+  size_t two = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto one = store_->SegmentsOf(ids[i]);
+    ASSERT_TRUE(one) << one.error().message;
+    ASSERT_EQ((*batch)[i].size(), one->size()) << ids[i];
+    two += one->size() == 2;
+    for (size_t k = 0; k < one->size(); ++k) {
+      EXPECT_EQ((*batch)[i][k].id, (*one)[k].id);
+      EXPECT_EQ((*batch)[i][k].parent_id, (*one)[k].parent_id);
+      EXPECT_EQ((*batch)[i][k].independent_subsegment, (*one)[k].independent_subsegment);
+      EXPECT_EQ((*batch)[i][k].doc, (*one)[k].doc);
+    }
+  }
+  EXPECT_TRUE((*batch)[100].empty());
+  EXPECT_GT(two, 20u) << "traces of two documents are among them";
+  auto none = store_->SegmentsOfTraces({});
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+}
+
+// Connections opened while a test runs, newest last (SQLite calls this for every new connection).
+std::vector<sqlite3*>& OpenedConnections() {
+  static std::vector<sqlite3*> opened;
+  return opened;
+}
+int RecordConnection(sqlite3* db, const char**, const void*) {
+  OpenedConnections().push_back(db);
+  return SQLITE_OK;
+}
+
+// SegmentsOfTraces reads every trace in one snapshot: a batch committed between its reads of the
+// first and the second trace (by a statement-trace hook on the reader's connection) is seen by
+// neither, though both traces got a segment in it. Per-trace reads would show the second's.
+TEST_F(TraceQueryTest, SegmentsOfTracesReadsOneSnapshot) {
+  sqlite3_auto_extension(reinterpret_cast<void (*)()>(&RecordConnection));
+  OpenedConnections().clear();
+  StoreOptions o;
+  o.readers = 1;  // the one reader connection is the one recorded
+  Open(o);
+  ListQuery all;
+  all.start_time = kT0 - 10;
+  all.end_time = kT0 + kSpan + 10;
+  all.limit = 2;
+  auto rows = store_->ListTraces(all);
+  ASSERT_TRUE(rows && rows->size() == 2u);
+  ASSERT_FALSE(OpenedConnections().empty());
+  sqlite3* const reader = OpenedConnections().back();
+  ASSERT_NE(reader, writer_);
+  const std::vector<std::string> ids = {(*rows)[0].trace_id, (*rows)[1].trace_id};
+  const size_t before0 = store_->SegmentsOf(ids[0])->size(), before1 = store_->SegmentsOf(ids[1])->size();
+  struct Hook {
+    TraceStore* store;
+    std::vector<std::string> docs;
+    int reads = 0;
+    bool appended = false;
+    static int OnStatement(unsigned, void* self, void* stmt, void*) {
+      auto* h = static_cast<Hook*>(self);
+      const char* sql = sqlite3_sql(static_cast<sqlite3_stmt*>(stmt));
+      if (!sql || !std::strstr(sql, "FROM segments WHERE trace_id")) return 0;
+      if (++h->reads == 2) h->appended = h->store->Append(h->docs) && true;
+      return 0;
+    }
+  } hook{store_.get(), {}, 0, false};
+  for (const auto& id : ids)
+    hook.docs.push_back(json{{"trace_id", id}, {"id", "00000000000000f1"}, {"name", "late"},
+                             {"start_time", kT0 + 1}, {"end_time", kT0 + 2}}.dump());
+  sqlite3_trace_v2(reader, SQLITE_TRACE_STMT, &Hook::OnStatement, &hook);
+  auto batch = store_->SegmentsOfTraces(ids);
+  sqlite3_trace_v2(reader, 0, nullptr, nullptr);
+  sqlite3_cancel_auto_extension(reinterpret_cast<void (*)()>(&RecordConnection));
+  ASSERT_TRUE(batch) << batch.error().message;
+  ASSERT_TRUE(hook.appended) << "the hook committed between the two reads";
+  EXPECT_EQ((*batch)[0].size(), before0);
+  EXPECT_EQ((*batch)[1].size(), before1) << "the second trace was read in a later snapshot";
+  EXPECT_EQ(store_->SegmentsOf(ids[0])->size(), before0 + 1);
+  EXPECT_EQ(store_->SegmentsOf(ids[1])->size(), before1 + 1);
 }
 
 // A store opened again keeps working with its indexes (created idempotently), and a URL stored

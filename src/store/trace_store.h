@@ -195,6 +195,11 @@ class TraceStore {
   Result<std::vector<TraceSummaryRow>> ListTraces(const ListQuery& query, ListPlan* plan = nullptr)
       XRAYD_EXCLUDES(pool_mu_);
   Result<std::vector<StoredSegment>> SegmentsOf(const std::string& trace_id) XRAYD_EXCLUDES(pool_mu_);
+  // SegmentsOf of each of `trace_ids` (parallel: element i holds trace_ids[i]'s segments, empty for
+  // one not stored), all read in ONE read transaction: one snapshot, one reader taken once (a
+  // listing page's root causes, BatchGetTraces). In store/trace_query.cc.
+  Result<std::vector<std::vector<StoredSegment>>> SegmentsOfTraces(const std::vector<std::string>& trace_ids)
+      XRAYD_EXCLUDES(pool_mu_);
   Result<std::optional<TraceSummaryRow>> Summary(const std::string& trace_id) XRAYD_EXCLUDES(pool_mu_);
   // Every document of the traces that overlap [start, end], at most `max_traces` traces (newest
   // first); for service graphs. `truncated` tells whether traces were left out.
