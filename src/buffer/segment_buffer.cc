@@ -1,5 +1,7 @@
 #include "buffer/segment_buffer.h"
 
+#include <algorithm>
+
 #include "telemetry/metrics.h"
 
 namespace xrayd {
@@ -20,7 +22,7 @@ SegmentBuffer::SegmentBuffer(BufferOptions options) : options_(Normalized(option
 
 size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
   size_t accepted = 0, accepted_bytes = 0, refused = 0;
-  bool notify = false;
+  int notify = 0;  // senders to wake
   {
     MutexLock lock(mu_);
     for (auto& s : segments) {
@@ -36,17 +38,18 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
         open_since_ = now;
         // A waiter sleeping past the new batch's flush deadline must wake to wait for it instead;
         // one that wakes before it anyway (the exporter's waits are bounded) is left asleep.
-        if (waiters_ > 0 && latest_wake_ > now + options_.flush_interval) notify = true;
+        if (waiters_ > 0 && latest_wake_ > now + options_.flush_interval) notify = std::max(notify, 1);
       }
       open_.segments.push_back(std::move(s));
       open_.bytes += cost;
       ++accepted;
       if (open_.segments.size() >= options_.max_batch_segments) {
         SealOpenLocked();
-        notify = true;
+        ++notify;
       }
     }
     queued_segments_ += accepted;
+    notify = std::min(notify, waiters_);
   }
   if (options_.global_gauges) {
     auto& m = GlobalMetrics();
@@ -54,10 +57,10 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
     m.buffer_segments.fetch_add(static_cast<int64_t>(accepted), std::memory_order_relaxed);
   }
   segments.resize(refused);
-  // One sender per event is enough: a sealed batch needs one taker, and a newly opened batch
-  // needs one sender to start the flush-interval wait. Waking all of them costs a context
-  // switch per sender per batch.
-  if (notify) cv_.notify_one();
+  // One sender per sealed batch (each batch needs one taker, and against a distant endpoint the
+  // senders' requests must overlap), and one for a newly opened batch to start the flush-interval
+  // wait; never more than are waiting. Waking all of them costs a context switch per sender.
+  for (int i = 0; i < notify; ++i) cv_.notify_one();
   return accepted;
 }
 
