@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "telemetry/metrics.h"
@@ -185,6 +186,26 @@ TEST_F(SegmentBufferTest, OpeningABatchWakesOnlyAPopperThatWouldSleepPastItsFlus
   EXPECT_FALSE(none);
   EXPECT_GE(waited2, 200ms);
   EXPECT_EQ(near.queued_segments(), 1u);
+}
+
+// One Push that seals several batches wakes one waiting popper per batch: each batch is taken at
+// once by its own sender (their requests overlap against a distant endpoint), none waits for a
+// popper's own deadline.
+TEST_F(SegmentBufferTest, PushSealingSeveralBatchesWakesOnePopperPerBatch) {
+  SegmentBuffer b({1 << 20, 50, 1000ms});
+  std::atomic<int> got{0};
+  std::vector<std::thread> poppers;
+  for (int i = 0; i < 3; ++i)
+    poppers.emplace_back([&] {
+      if (auto batch = b.PopBatchUntil(std::chrono::steady_clock::now() + 5s)) got += batch->segments.size() == 50;
+    });
+  std::this_thread::sleep_for(50ms);  // let the poppers fall asleep (one that is late finds a batch ready)
+  auto docs = Docs(150);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(b.Push(docs), 150u);
+  for (auto& t : poppers) t.join();
+  EXPECT_EQ(got, 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);  // not their 5 s deadline
 }
 
 }  // namespace
