@@ -7,6 +7,8 @@
 namespace xrayd {
 namespace {
 
+constexpr size_t kReserveSegments = 256;
+
 // A batch holds at least one segment, whatever the configuration says.
 BufferOptions Normalized(BufferOptions o) {
   if (o.max_batch_segments == 0) o.max_batch_segments = 1;
@@ -22,7 +24,7 @@ SegmentBuffer::SegmentBuffer(BufferOptions options) : options_(Normalized(option
 
 size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
   size_t accepted = 0, accepted_bytes = 0, refused = 0;
-  int notify = 0;  // senders to wake
+  bool notify = false;
   {
     MutexLock lock(mu_);
     for (auto& s : segments) {
@@ -36,20 +38,21 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
       accepted_bytes += cost;
       if (open_.segments.empty()) {
         open_since_ = now;
+        // One allocation per batch instead of one per doubling (a batch is usually filled).
+        open_.segments.reserve(std::min<size_t>(options_.max_batch_segments, kReserveSegments));
         // A waiter sleeping past the new batch's flush deadline must wake to wait for it instead;
         // one that wakes before it anyway (the exporter's waits are bounded) is left asleep.
-        if (waiters_ > 0 && latest_wake_ > now + options_.flush_interval) notify = std::max(notify, 1);
+        if (waiters_ > 0 && latest_wake_ > now + options_.flush_interval) notify = true;
       }
       open_.segments.push_back(std::move(s));
       open_.bytes += cost;
       ++accepted;
       if (open_.segments.size() >= options_.max_batch_segments) {
         SealOpenLocked();
-        ++notify;
+        notify = true;
       }
     }
     queued_segments_ += accepted;
-    notify = std::min(notify, waiters_);
   }
   if (options_.global_gauges) {
     auto& m = GlobalMetrics();
@@ -57,10 +60,10 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
     m.buffer_segments.fetch_add(static_cast<int64_t>(accepted), std::memory_order_relaxed);
   }
   segments.resize(refused);
-  // One sender per sealed batch (each batch needs one taker, and against a distant endpoint the
-  // senders' requests must overlap), and one for a newly opened batch to start the flush-interval
-  // wait; never more than are waiting. Waking all of them costs a context switch per sender.
-  for (int i = 0; i < notify; ++i) cv_.notify_one();
+  // One sender per event: a sealed batch needs one taker (which wakes the next while more are ready,
+  // see PopBatchUntil), and a newly opened batch needs one sender to start the flush-interval wait.
+  // Waking one per batch at once would have them all contend for mu_ (a futex each).
+  if (notify) cv_.notify_one();
   return accepted;
 }
 
@@ -84,28 +87,29 @@ std::optional<Batch> SegmentBuffer::TryPopBatch(SteadyTime now) {
   return TakeReadyLocked(now);
 }
 
-std::optional<Batch> SegmentBuffer::PopBatch() {
-  MutexLock lock(mu_);
-  for (;;) {
-    if (aborted_) return std::nullopt;
-    if (auto b = TakeReadyLocked(std::chrono::steady_clock::now())) return b;
-    if (closed_) return std::nullopt;  // closed and nothing left
-    WaitLocked(lock, open_.segments.empty() ? SteadyTime::max() : open_since_ + options_.flush_interval);
-  }
-}
+std::optional<Batch> SegmentBuffer::PopBatch() { return PopBatchUntil(SteadyTime::max()); }
 
 std::optional<Batch> SegmentBuffer::PopBatchUntil(SteadyTime deadline) {
-  MutexLock lock(mu_);
-  const uint64_t kicks = kicks_;
-  for (;;) {
-    if (aborted_ || kicks_ != kicks) return std::nullopt;
-    const auto now = std::chrono::steady_clock::now();
-    if (auto b = TakeReadyLocked(now)) return b;
-    if (closed_ || now >= deadline) return std::nullopt;
-    SteadyTime until = deadline;
-    if (!open_.segments.empty()) until = std::min(until, open_since_ + options_.flush_interval);
-    WaitLocked(lock, until);
+  std::optional<Batch> batch;
+  bool wake_next = false;
+  {
+    MutexLock lock(mu_);
+    const uint64_t kicks = kicks_;
+    for (;;) {
+      if (aborted_ || (deadline != SteadyTime::max() && kicks_ != kicks)) return std::nullopt;
+      const auto now = std::chrono::steady_clock::now();
+      if ((batch = TakeReadyLocked(now))) break;
+      if (closed_ || now >= deadline) return std::nullopt;  // closed: nothing left
+      SteadyTime until = deadline;
+      if (!open_.segments.empty()) until = std::min(until, open_since_ + options_.flush_interval);
+      WaitLocked(lock, until);
+    }
+    // More batches ready and someone asleep: pass the baton, one wakeup at a time (Push woke only
+    // this taker), so each ready batch still gets its own sender without a herd on mu_.
+    wake_next = !ready_.empty() && waiters_ > 0;
   }
+  if (wake_next) cv_.notify_one();
+  return batch;
 }
 
 void SegmentBuffer::WaitLocked(MutexLock& lock, SteadyTime until) {

@@ -53,7 +53,11 @@ class SegmentBuffer {
 
   // Blocks until a batch is ready or the buffer is closed and empty (nullopt).
   std::optional<Batch> PopBatch();
-  // As PopBatch(), but also returns nullopt at `deadline` or when Kick() is called meanwhile.
+  // As PopBatch(), but also returns nullopt at `deadline` or when Kick() is called meanwhile
+  // (PopBatchUntil(SteadyTime::max()) is PopBatch(), which Kick() does not end). A caller that takes
+  // a batch while more are ready wakes one more waiting popper: Push() wakes only one, and each
+  // woken taker passes it on, so several ready batches are taken by as many senders, one wakeup at
+  // a time.
   std::optional<Batch> PopBatchUntil(SteadyTime deadline);
   // Wakes PopBatchUntil() callers (they return nullopt): there is other work for them.
   void Kick();

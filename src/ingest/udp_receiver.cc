@@ -1,5 +1,6 @@
 #include "ingest/udp_receiver.h"
 
+#include <linux/sock_diag.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -67,8 +68,6 @@ Status UdpReceiver::Start() {
   const bool big_queue = getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &granted, &granted_len) == 0 &&
                          granted >= kLongCoalesceQueueBytes;  // the kernel reports double what was set
   coalesce_ = big_queue ? kCoalesceLong : kCoalesceShort;
-  int one = 1;
-  setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
   timeval tv{0, 100 * 1000};
   setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (bind(fd_, res->ai_addr, res->ai_addrlen) != 0) {
@@ -102,7 +101,6 @@ void UdpReceiver::Run() {
   std::unique_ptr<char[]> slots(new char[kSlotBytes * kBatch]);
   mmsghdr msgs[kBatch];
   iovec iovs[kBatch];
-  alignas(cmsghdr) char control[kBatch][CMSG_SPACE(sizeof(uint32_t))];
   DatagramParser parser;
   std::vector<std::string> accepted;
   accepted.reserve(kBatch * kReadsPerOffer);
@@ -116,8 +114,6 @@ void UdpReceiver::Run() {
       msgs[i].msg_hdr = {};
       msgs[i].msg_hdr.msg_iov = &iovs[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_control = control[i];
-      msgs[i].msg_hdr.msg_controllen = sizeof control[i];
       msgs[i].msg_len = 0;
     }
     const int n = recvmmsg(fd_, msgs, kBatch, flags, nullptr);
@@ -127,13 +123,6 @@ void UdpReceiver::Run() {
     }
     m.segments_received.fetch_add(n, std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) {
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-          uint32_t drops = 0;
-          std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
-          m.udp_kernel_drops.store(drops, std::memory_order_relaxed);
-        }
-      }
       const char* data = slots.get() + i * kSlotBytes;
       DatagramVerdict v;
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -155,8 +144,14 @@ void UdpReceiver::Run() {
     }
     return n;
   };
+  // The socket's drop count, read once per offer: SO_RXQ_OVFL would instead put it in a control
+  // message on every datagram read once the queue has overflowed (a few % of a flood's CPU).
   auto offer = [&] {
     if (!accepted.empty()) sink_.Offer(accepted);
+    uint32_t meminfo[SK_MEMINFO_VARS] = {};
+    socklen_t meminfo_len = sizeof meminfo;
+    if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &meminfo_len) == 0 && meminfo_len > SK_MEMINFO_DROPS * sizeof(uint32_t))
+      m.udp_kernel_drops.store(meminfo[SK_MEMINFO_DROPS], std::memory_order_relaxed);
   };
 
   while (!stopping_.load(std::memory_order_relaxed)) {
