@@ -48,7 +48,7 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
       open_.bytes += cost;
       ++accepted;
       if (open_.segments.size() >= options_.max_batch_segments) {
-        SealOpenLocked();
+        SealOpenLocked(now);
         notify = true;
       }
     }
@@ -67,14 +67,15 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
   return accepted;
 }
 
-void SegmentBuffer::SealOpenLocked() {
+void SegmentBuffer::SealOpenLocked(SteadyTime now) {
+  open_.sealed = now;
   ready_.push_back(std::move(open_));
   open_ = Batch{};
 }
 
 std::optional<Batch> SegmentBuffer::TakeReadyLocked(SteadyTime now) {
   if (ready_.empty() && !open_.segments.empty() && (closed_ || now - open_since_ >= options_.flush_interval))
-    SealOpenLocked();
+    SealOpenLocked(now);
   if (ready_.empty()) return std::nullopt;
   Batch b = std::move(ready_.front());
   ready_.pop_front();
@@ -95,18 +96,18 @@ std::optional<Batch> SegmentBuffer::PopBatchUntil(SteadyTime deadline) {
   {
     MutexLock lock(mu_);
     const uint64_t kicks = kicks_;
+    SteadyTime now;
     for (;;) {
       if (aborted_ || (deadline != SteadyTime::max() && kicks_ != kicks)) return std::nullopt;
-      const auto now = std::chrono::steady_clock::now();
+      now = std::chrono::steady_clock::now();
       if ((batch = TakeReadyLocked(now))) break;
       if (closed_ || now >= deadline) return std::nullopt;  // closed: nothing left
       SteadyTime until = deadline;
       if (!open_.segments.empty()) until = std::min(until, open_since_ + options_.flush_interval);
       WaitLocked(lock, until);
     }
-    // More batches ready and someone asleep: pass the baton, one wakeup at a time (Push woke only
-    // this taker), so each ready batch still gets its own sender without a herd on mu_.
-    wake_next = !ready_.empty() && waiters_ > 0;
+    // The next batch has waited, and someone is asleep: pass the wakeup on (see the header).
+    wake_next = !ready_.empty() && waiters_ > 0 && now - ready_.front().sealed >= kHandOnAfter;
   }
   if (wake_next) cv_.notify_one();
   return batch;
@@ -133,7 +134,7 @@ void SegmentBuffer::Kick() {
 
 std::optional<Batch> SegmentBuffer::TakeOldest() {
   MutexLock lock(mu_);
-  if (ready_.empty() && !open_.segments.empty()) SealOpenLocked();
+  if (ready_.empty() && !open_.segments.empty()) SealOpenLocked(std::chrono::steady_clock::now());
   if (ready_.empty()) return std::nullopt;
   Batch b = std::move(ready_.front());
   ready_.pop_front();

@@ -188,10 +188,10 @@ TEST_F(SegmentBufferTest, OpeningABatchWakesOnlyAPopperThatWouldSleepPastItsFlus
   EXPECT_EQ(near.queued_segments(), 1u);
 }
 
-// One Push that seals several batches wakes one waiting popper per batch: each batch is taken at
-// once by its own sender (their requests overlap against a distant endpoint), none waits for a
-// popper's own deadline.
-TEST_F(SegmentBufferTest, PushSealingSeveralBatchesWakesOnePopperPerBatch) {
+// Batches that have waited kHandOnAfter are handed on: each taker wakes one more popper, so every
+// waiting batch gets its own (against a distant endpoint the senders' requests must overlap), and
+// none waits for a popper's own deadline. Here the batches were sealed (Push's `now`) long ago.
+TEST_F(SegmentBufferTest, WaitingBatchesAreHandedOnOnePopperEach) {
   SegmentBuffer b({1 << 20, 50, 1000ms});
   std::atomic<int> got{0};
   std::vector<std::thread> poppers;
@@ -202,10 +202,32 @@ TEST_F(SegmentBufferTest, PushSealingSeveralBatchesWakesOnePopperPerBatch) {
   std::this_thread::sleep_for(50ms);  // let the poppers fall asleep (one that is late finds a batch ready)
   auto docs = Docs(150);
   const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(b.Push(docs), 150u);
+  EXPECT_EQ(b.Push(docs, t0 - 1s), 150u);
   for (auto& t : poppers) t.join();
   EXPECT_EQ(got, 3);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);  // not their 5 s deadline
+}
+
+// Batches sealed just now are left to the popper Push woke (a sender back from its request takes
+// the next at once): the other poppers sleep on to their own deadline, then take what is left.
+TEST_F(SegmentBufferTest, FreshBatchesWakeOnlyOnePopper) {
+  SegmentBuffer b({1 << 20, 50, 10s});
+  std::atomic<int> early{0}, late{0};
+  std::vector<std::thread> poppers;
+  const auto deadline = std::chrono::steady_clock::now() + 1500ms;
+  for (int i = 0; i < 3; ++i)
+    poppers.emplace_back([&] {
+      auto batch = b.PopBatchUntil(deadline);
+      if (!batch) return;
+      ++(std::chrono::steady_clock::now() < deadline - 500ms ? early : late);
+    });
+  std::this_thread::sleep_for(200ms);  // all three asleep
+  auto docs = Docs(150);
+  // Sealed "now" as the poppers see it however late the woken one runs on a loaded machine.
+  EXPECT_EQ(b.Push(docs, std::chrono::steady_clock::now() + 1h), 150u);
+  for (auto& t : poppers) t.join();
+  EXPECT_EQ(early, 1);
+  EXPECT_EQ(late, 2);
 }
 
 }  // namespace
