@@ -1,9 +1,13 @@
 #include "buffer/segment_buffer.h"
 
+#include <algorithm>
+
 #include "telemetry/metrics.h"
 
 namespace xrayd {
 namespace {
+
+constexpr size_t kReserveSegments = 256;
 
 // A batch holds at least one segment, whatever the configuration says.
 BufferOptions Normalized(BufferOptions o) {
@@ -34,6 +38,8 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
       accepted_bytes += cost;
       if (open_.segments.empty()) {
         open_since_ = now;
+        // One allocation per batch instead of one per doubling (a batch is usually filled).
+        open_.segments.reserve(std::min<size_t>(options_.max_batch_segments, kReserveSegments));
         // A waiter sleeping past the new batch's flush deadline must wake to wait for it instead;
         // one that wakes before it anyway (the exporter's waits are bounded) is left asleep.
         if (waiters_ > 0 && latest_wake_ > now + options_.flush_interval) notify = true;
@@ -42,7 +48,7 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
       open_.bytes += cost;
       ++accepted;
       if (open_.segments.size() >= options_.max_batch_segments) {
-        SealOpenLocked();
+        SealOpenLocked(now);
         notify = true;
       }
     }
@@ -54,21 +60,22 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
     m.buffer_segments.fetch_add(static_cast<int64_t>(accepted), std::memory_order_relaxed);
   }
   segments.resize(refused);
-  // One sender per event is enough: a sealed batch needs one taker, and a newly opened batch
-  // needs one sender to start the flush-interval wait. Waking all of them costs a context
-  // switch per sender per batch.
+  // One sender per event: a sealed batch needs one taker (which wakes the next while more are ready,
+  // see PopBatchUntil), and a newly opened batch needs one sender to start the flush-interval wait.
+  // Waking one per batch at once would have them all contend for mu_ (a futex each).
   if (notify) cv_.notify_one();
   return accepted;
 }
 
-void SegmentBuffer::SealOpenLocked() {
+void SegmentBuffer::SealOpenLocked(SteadyTime now) {
+  open_.sealed = now;
   ready_.push_back(std::move(open_));
   open_ = Batch{};
 }
 
 std::optional<Batch> SegmentBuffer::TakeReadyLocked(SteadyTime now) {
   if (ready_.empty() && !open_.segments.empty() && (closed_ || now - open_since_ >= options_.flush_interval))
-    SealOpenLocked();
+    SealOpenLocked(now);
   if (ready_.empty()) return std::nullopt;
   Batch b = std::move(ready_.front());
   ready_.pop_front();
@@ -81,28 +88,29 @@ std::optional<Batch> SegmentBuffer::TryPopBatch(SteadyTime now) {
   return TakeReadyLocked(now);
 }
 
-std::optional<Batch> SegmentBuffer::PopBatch() {
-  MutexLock lock(mu_);
-  for (;;) {
-    if (aborted_) return std::nullopt;
-    if (auto b = TakeReadyLocked(std::chrono::steady_clock::now())) return b;
-    if (closed_) return std::nullopt;  // closed and nothing left
-    WaitLocked(lock, open_.segments.empty() ? SteadyTime::max() : open_since_ + options_.flush_interval);
-  }
-}
+std::optional<Batch> SegmentBuffer::PopBatch() { return PopBatchUntil(SteadyTime::max()); }
 
 std::optional<Batch> SegmentBuffer::PopBatchUntil(SteadyTime deadline) {
-  MutexLock lock(mu_);
-  const uint64_t kicks = kicks_;
-  for (;;) {
-    if (aborted_ || kicks_ != kicks) return std::nullopt;
-    const auto now = std::chrono::steady_clock::now();
-    if (auto b = TakeReadyLocked(now)) return b;
-    if (closed_ || now >= deadline) return std::nullopt;
-    SteadyTime until = deadline;
-    if (!open_.segments.empty()) until = std::min(until, open_since_ + options_.flush_interval);
-    WaitLocked(lock, until);
+  std::optional<Batch> batch;
+  bool wake_next = false;
+  {
+    MutexLock lock(mu_);
+    const uint64_t kicks = kicks_;
+    SteadyTime now;
+    for (;;) {
+      if (aborted_ || (deadline != SteadyTime::max() && kicks_ != kicks)) return std::nullopt;
+      now = std::chrono::steady_clock::now();
+      if ((batch = TakeReadyLocked(now))) break;
+      if (closed_ || now >= deadline) return std::nullopt;  // closed: nothing left
+      SteadyTime until = deadline;
+      if (!open_.segments.empty()) until = std::min(until, open_since_ + options_.flush_interval);
+      WaitLocked(lock, until);
+    }
+    // The next batch has waited, and someone is asleep: pass the wakeup on (see the header).
+    wake_next = !ready_.empty() && waiters_ > 0 && now - ready_.front().sealed >= kHandOnAfter;
   }
+  if (wake_next) cv_.notify_one();
+  return batch;
 }
 
 void SegmentBuffer::WaitLocked(MutexLock& lock, SteadyTime until) {
@@ -126,7 +134,7 @@ void SegmentBuffer::Kick() {
 
 std::optional<Batch> SegmentBuffer::TakeOldest() {
   MutexLock lock(mu_);
-  if (ready_.empty() && !open_.segments.empty()) SealOpenLocked();
+  if (ready_.empty() && !open_.segments.empty()) SealOpenLocked(std::chrono::steady_clock::now());
   if (ready_.empty()) return std::nullopt;
   Batch b = std::move(ready_.front());
   ready_.pop_front();

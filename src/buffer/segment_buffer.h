@@ -30,6 +30,7 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 struct Batch {
   std::vector<std::string> segments;
   size_t bytes = 0;  // accounted size (see SegmentBuffer::AccountedSize)
+  SteadyTime sealed{};  // when it became ready (set by the buffer)
 };
 
 struct BufferOptions {
@@ -42,6 +43,9 @@ struct BufferOptions {
 
 class SegmentBuffer {
  public:
+  // How long a ready batch waits before a popper taking another wakes one more popper for it.
+  static constexpr std::chrono::milliseconds kHandOnAfter{2};
+
   explicit SegmentBuffer(BufferOptions options);
   SegmentBuffer(const SegmentBuffer&) = delete;
   SegmentBuffer& operator=(const SegmentBuffer&) = delete;
@@ -53,7 +57,14 @@ class SegmentBuffer {
 
   // Blocks until a batch is ready or the buffer is closed and empty (nullopt).
   std::optional<Batch> PopBatch();
-  // As PopBatch(), but also returns nullopt at `deadline` or when Kick() is called meanwhile.
+  // As PopBatch(), but also returns nullopt at `deadline` or when Kick() is called meanwhile
+  // (PopBatchUntil(SteadyTime::max()) is PopBatch(), which Kick() does not end).
+  // Push() wakes one popper however many batches it sealed. A popper that takes a batch while the
+  // next one has been ready for kHandOnAfter wakes one more (which does the same), so batches that
+  // wait are taken by as many senders as needed, one wakeup at a time; batches taken sooner than
+  // that are left to the senders already awake. Against a fast destination one sender then sends a
+  // burst of batches back to back instead of one wakeup (two context switches) per batch; against
+  // a slow one the senders fan out once batches start to wait.
   std::optional<Batch> PopBatchUntil(SteadyTime deadline);
   // Wakes PopBatchUntil() callers (they return nullopt): there is other work for them.
   void Kick();
@@ -81,7 +92,7 @@ class SegmentBuffer {
 
  private:
   std::optional<Batch> TakeReadyLocked(SteadyTime now) XRAYD_REQUIRES(mu_);
-  void SealOpenLocked() XRAYD_REQUIRES(mu_);
+  void SealOpenLocked(SteadyTime now) XRAYD_REQUIRES(mu_);
   // Waits on cv_ until `until` (max: untimed) or a notify, keeping waiters_ and latest_wake_.
   void WaitLocked(MutexLock& lock, SteadyTime until) XRAYD_REQUIRES(mu_);
 

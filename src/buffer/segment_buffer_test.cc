@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "telemetry/metrics.h"
@@ -185,6 +186,48 @@ TEST_F(SegmentBufferTest, OpeningABatchWakesOnlyAPopperThatWouldSleepPastItsFlus
   EXPECT_FALSE(none);
   EXPECT_GE(waited2, 200ms);
   EXPECT_EQ(near.queued_segments(), 1u);
+}
+
+// Batches that have waited kHandOnAfter are handed on: each taker wakes one more popper, so every
+// waiting batch gets its own (against a distant endpoint the senders' requests must overlap), and
+// none waits for a popper's own deadline. Here the batches were sealed (Push's `now`) long ago.
+TEST_F(SegmentBufferTest, WaitingBatchesAreHandedOnOnePopperEach) {
+  SegmentBuffer b({1 << 20, 50, 1000ms});
+  std::atomic<int> got{0};
+  std::vector<std::thread> poppers;
+  for (int i = 0; i < 3; ++i)
+    poppers.emplace_back([&] {
+      if (auto batch = b.PopBatchUntil(std::chrono::steady_clock::now() + 5s)) got += batch->segments.size() == 50;
+    });
+  std::this_thread::sleep_for(50ms);  // let the poppers fall asleep (one that is late finds a batch ready)
+  auto docs = Docs(150);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(b.Push(docs, t0 - 1s), 150u);
+  for (auto& t : poppers) t.join();
+  EXPECT_EQ(got, 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);  // not their 5 s deadline
+}
+
+// Batches sealed just now are left to the popper Push woke (a sender back from its request takes
+// the next at once): the other poppers sleep on to their own deadline, then take what is left.
+TEST_F(SegmentBufferTest, FreshBatchesWakeOnlyOnePopper) {
+  SegmentBuffer b({1 << 20, 50, 10s});
+  std::atomic<int> early{0}, late{0};
+  std::vector<std::thread> poppers;
+  const auto deadline = std::chrono::steady_clock::now() + 1500ms;
+  for (int i = 0; i < 3; ++i)
+    poppers.emplace_back([&] {
+      auto batch = b.PopBatchUntil(deadline);
+      if (!batch) return;
+      ++(std::chrono::steady_clock::now() < deadline - 500ms ? early : late);
+    });
+  std::this_thread::sleep_for(200ms);  // all three asleep
+  auto docs = Docs(150);
+  // Sealed "now" as the poppers see it however late the woken one runs on a loaded machine.
+  EXPECT_EQ(b.Push(docs, std::chrono::steady_clock::now() + 1h), 150u);
+  for (auto& t : poppers) t.join();
+  EXPECT_EQ(early, 1);
+  EXPECT_EQ(late, 2);
 }
 
 }  // namespace

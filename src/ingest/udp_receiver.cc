@@ -1,5 +1,6 @@
 #include "ingest/udp_receiver.h"
 
+#include <linux/sock_diag.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -19,14 +20,20 @@
 namespace xrayd {
 namespace {
 
-constexpr int kBatch = 64;  // at 20k datagrams/s one read takes what a 2 ms nap collects
+constexpr int kBatch = 64;  // datagrams per recvmmsg call
+// Accepted segments are offered to the sink once the kernel queue is empty (a short read) or after
+// this many full reads: each Offer() may wake a sender, so one Offer per wakeup of this thread,
+// instead of one per read, hands the senders several batches per wakeup (fewer context switches,
+// which cost about as much as parsing a segment on a loaded VM). The cap bounds the segments held
+// here under a flood, where reads are always full.
+constexpr int kReadsPerOffer = 8;
 // When a read returns less than a full batch, the thread naps before the next read so that, at
-// moderate rates, each wakeup collects many datagrams instead of one (a wakeup costs about as much
-// as parsing a segment). The kernel queue holds them meanwhile: 5 ms when it could be enlarged to
-// megabytes at Start (SO_RCVBUFFORCE as root, or a large net.core.rmem_max), else 2 ms (the default
-// rmem_max holds ~180 datagrams: 2 ms of 90k/s). Segments wait up to a second in the buffer anyway,
-// so the added latency does not matter; under a flood reads are full and it never naps.
-constexpr auto kCoalesceLong = std::chrono::microseconds(5000);
+// moderate rates, each wakeup collects many datagrams instead of one. The kernel queue holds them
+// meanwhile: 20 ms when it could be enlarged to megabytes at Start (SO_RCVBUFFORCE as root, or a
+// large net.core.rmem_max: 8 MB holds ~3,500 datagrams of 1 KB, 20 ms of 170k/s), else 2 ms (the
+// default rmem_max holds ~180 datagrams: 2 ms of 90k/s). Segments wait up to a second in the buffer
+// anyway, so the added latency does not matter; under a flood reads are full and it never naps.
+constexpr auto kCoalesceLong = std::chrono::microseconds(20000);
 constexpr auto kCoalesceShort = std::chrono::microseconds(2000);
 constexpr int kLongCoalesceQueueBytes = 4 * 1024 * 1024;
 constexpr size_t kSlotBytes = kMaxDatagramBytes + kPadding;
@@ -61,8 +68,6 @@ Status UdpReceiver::Start() {
   const bool big_queue = getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &granted, &granted_len) == 0 &&
                          granted >= kLongCoalesceQueueBytes;  // the kernel reports double what was set
   coalesce_ = big_queue ? kCoalesceLong : kCoalesceShort;
-  int one = 1;
-  setsockopt(fd_, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
   timeval tv{0, 100 * 1000};
   setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (bind(fd_, res->ai_addr, res->ai_addrlen) != 0) {
@@ -96,10 +101,9 @@ void UdpReceiver::Run() {
   std::unique_ptr<char[]> slots(new char[kSlotBytes * kBatch]);
   mmsghdr msgs[kBatch];
   iovec iovs[kBatch];
-  alignas(cmsghdr) char control[kBatch][CMSG_SPACE(sizeof(uint32_t))];
   DatagramParser parser;
   std::vector<std::string> accepted;
-  accepted.reserve(kBatch);
+  accepted.reserve(kBatch * kReadsPerOffer);
   auto& m = GlobalMetrics();
 
   // Reads one batch; `flags` is MSG_WAITFORONE while running and MSG_DONTWAIT when draining.
@@ -110,8 +114,6 @@ void UdpReceiver::Run() {
       msgs[i].msg_hdr = {};
       msgs[i].msg_hdr.msg_iov = &iovs[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_control = control[i];
-      msgs[i].msg_hdr.msg_controllen = sizeof control[i];
       msgs[i].msg_len = 0;
     }
     const int n = recvmmsg(fd_, msgs, kBatch, flags, nullptr);
@@ -121,13 +123,6 @@ void UdpReceiver::Run() {
     }
     m.segments_received.fetch_add(n, std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) {
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c != nullptr; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-          uint32_t drops = 0;
-          std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
-          m.udp_kernel_drops.store(drops, std::memory_order_relaxed);
-        }
-      }
       const char* data = slots.get() + i * kSlotBytes;
       DatagramVerdict v;
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -147,17 +142,32 @@ void UdpReceiver::Run() {
       }
       accepted.emplace_back(v.segment);
     }
-    if (!accepted.empty()) sink_.Offer(accepted);
     return n;
+  };
+  // The socket's drop count, read once per offer: SO_RXQ_OVFL would instead put it in a control
+  // message on every datagram read once the queue has overflowed (a few % of a flood's CPU).
+  auto offer = [&] {
+    if (!accepted.empty()) sink_.Offer(accepted);
+    uint32_t meminfo[SK_MEMINFO_VARS] = {};
+    socklen_t meminfo_len = sizeof meminfo;
+    if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &meminfo_len) == 0 && meminfo_len > SK_MEMINFO_DROPS * sizeof(uint32_t))
+      m.udp_kernel_drops.store(meminfo[SK_MEMINFO_DROPS], std::memory_order_relaxed);
   };
 
   while (!stopping_.load(std::memory_order_relaxed)) {
-    if (read_batch(MSG_WAITFORONE) < kBatch) std::this_thread::sleep_for(coalesce_);
+    // Full reads follow each other without a nap until the queue is empty (or the offer cap).
+    int reads = 1;
+    bool full = read_batch(MSG_WAITFORONE) == kBatch;
+    for (; full && reads < kReadsPerOffer; ++reads) full = read_batch(MSG_DONTWAIT) == kBatch;
+    offer();
+    if (!full) std::this_thread::sleep_for(coalesce_);
   }
   // Datagrams the kernel already accepted are ours too: read what is queued before the socket
   // closes (bounded: senders may still be sending, so stop after a fixed number of batches).
   for (int i = 0; i < 4096 && read_batch(MSG_DONTWAIT) > 0; ++i) {
+    if (i % kReadsPerOffer == kReadsPerOffer - 1) offer();
   }
+  offer();
 }
 
 }  // namespace xrayd

@@ -2,8 +2,8 @@
 //
 // Owns one UDP socket and one thread. The thread runs: recvmmsg (up to kBatch datagrams per
 // call) → DatagramParser::Parse each → count and rate-limit-log rejects → SegmentSink::Offer the
-// accepted ones in one call. It never blocks on the exporters: a full queue spools or drops (counted).
-// Kernel-side drops (receive queue overflow) are read from SO_RXQ_OVFL and exported as a metric.
+// accepted ones in one call once the kernel queue is empty (at most every kReadsPerOffer reads). It never blocks on the exporters: a full queue spools or drops (counted).
+// Kernel-side drops (receive queue overflow) are read with SO_MEMINFO and exported as a metric.
 //
 // Start() binds (errors are returned, not thrown); Stop() is idempotent: it tells the thread to
 // finish its current batch, joins it (at most one receive timeout, 100 ms), then closes the socket.
