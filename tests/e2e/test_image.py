@@ -9,6 +9,7 @@ Inside the xrayd tree it also resolves names as a FROM scratch container does (t
 against the image's CA bundle and goes through an HTTPS_PROXY. For a static executable (the release
 build) the tree must be smaller than AWS's image.
 Needs root (chroot): it fails, never skips, when not root — CI runs as root."""
+import atexit
 import json
 import lzma
 import random
@@ -33,15 +34,26 @@ SCRIPT = os.path.join(harness.REPO, "scripts", "image_rootfs.sh")
 AWS_IMAGE_BYTES = 11.7e6  # public.ecr.aws/xray/aws-xray-daemon: the static binary plus a CA bundle
 
 
+_ASSEMBLED = {}  # binary -> (rootfs, size): assembled once per run (the notices take seconds), copied per class
+
+
 def assemble_rootfs(prefix):
-    """The image's tree for harness.XRAYD_BIN, assembled by scripts/image_rootfs.sh in a new temporary
-    directory: (directory, rootfs path, size in bytes the script reports). Needs root (chroot)."""
+    """The image's tree for harness.XRAYD_BIN, assembled by scripts/image_rootfs.sh (once per run, then
+    copied) in a new temporary directory: (directory, rootfs path, size in bytes the script reports).
+    Needs root (chroot)."""
     if os.geteuid() != 0:
         raise AssertionError("test_image needs root for chroot (CI runs as root); run it as root")
+    if harness.XRAYD_BIN not in _ASSEMBLED:
+        base = tempfile.mkdtemp(prefix="xrayd-image-base-")
+        atexit.register(shutil.rmtree, base, True)
+        root = os.path.join(base, "rootfs")
+        out = subprocess.run(["sh", SCRIPT, harness.XRAYD_BIN, root], check=True, capture_output=True, text=True)
+        _ASSEMBLED[harness.XRAYD_BIN] = (root, int(out.stdout.strip().splitlines()[-1]))
+    base_root, size = _ASSEMBLED[harness.XRAYD_BIN]
     directory = tempfile.mkdtemp(prefix=prefix)
     root = os.path.join(directory, "rootfs")
-    out = subprocess.run(["sh", SCRIPT, harness.XRAYD_BIN, root], check=True, capture_output=True, text=True)
-    return directory, root, int(out.stdout.strip().splitlines()[-1])
+    shutil.copytree(base_root, root, symlinks=True)
+    return directory, root, size
 
 
 class Image(unittest.TestCase):
