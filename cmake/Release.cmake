@@ -22,10 +22,14 @@ if(XRAYD_STATIC)
   set(OPENSSL_USE_STATIC_LIBS TRUE)
   set(ZLIB_USE_STATIC_LIBS ON)
   set(Protobuf_USE_STATIC_LIBS ON)  # FindProtobuf (src/otlp/): libprotobuf-lite.a
-  # src/store/'s pkg_check_modules(ZSTD ... IMPORTED_TARGET libzstd) finds the library it links through
-  # this cache entry; set first, it names Debian's libzstd.a.
+  # src/store/'s pkg_check_modules(ZSTD ... IMPORTED_TARGET libzstd) and src/pipeline/'s (PIPELINE_ZSTD)
+  # find the library they link through these cache entries; set first, they name Debian's libzstd.a.
+  # A new pkg_check_modules of libzstd needs its entry here (else the static link fails: "cannot mix
+  # -static with dynamic object libzstd.so").
   find_library(xrayd_zstd_archive NAMES libzstd.a REQUIRED NO_CACHE)
-  set(pkgcfg_lib_ZSTD_zstd ${xrayd_zstd_archive} CACHE FILEPATH "libzstd.a (cmake/Release.cmake)" FORCE)
+  foreach(prefix ZSTD PIPELINE_ZSTD)
+    set(pkgcfg_lib_${prefix}_zstd ${xrayd_zstd_archive} CACHE FILEPATH "libzstd.a (cmake/Release.cmake)" FORCE)
+  endforeach()
   if(NOT CMAKE_BUILD_TYPE OR CMAKE_BUILD_TYPE STREQUAL "RelWithDebInfo")
     set(CMAKE_BUILD_TYPE Release)
   endif()
@@ -90,11 +94,13 @@ endfunction()
 # command line, serve's API (query paths: api_bench.py measures them), web UI, OTLP, load-balancer logs,
 # sampling proxy, telemetry, wiring. Hot stays -O3: ingest, segment, buffer, pipeline, both exporters,
 # the HTTP client and server, SigV4, the store and common. Call after add_subdirectory(src).
+set(XRAYD_COLD_MODULES "cli;api;ui;otlp;lb;proxy;telemetry;daemon" CACHE STRING
+    "With XRAYD_STATIC: the src/ modules compiled with -Os (bench/api_bench.py compares api/ at -O3)")
 function(xrayd_release_cold_code)
   if(NOT XRAYD_STATIC)
     return()
   endif()
-  foreach(module cli api ui otlp lb proxy telemetry daemon)
+  foreach(module ${XRAYD_COLD_MODULES})
     if(TARGET xrayd_${module})
       target_compile_options(xrayd_${module} PRIVATE -Os)
     endif()
@@ -114,4 +120,11 @@ function(xrayd_release_link target)
       target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc)
     endif()
   endif()
+endfunction()
+
+# xrayd_link_map(<target>): every build writes <binary>.map, the linker's record of the archive members
+# and objects it took. scripts/licence_notices.py derives the binary's third-party notices from it (and
+# from the headers those objects include), so the image and the .deb name every library actually linked.
+function(xrayd_link_map target)
+  target_link_options(${target} PRIVATE "LINKER:-Map=$<TARGET_FILE:${target}>.map")
 endfunction()

@@ -27,6 +27,10 @@ ln -s xrayd "$stage/usr/bin/xray"
 install -D -m 0644 "$here/deploy/systemd/cfg.yaml" "$stage/etc/amazon/xray/cfg.yaml"
 install -D -m 0644 "$here/deploy/systemd/xrayd.service" "$stage/lib/systemd/system/xrayd.service"
 install -D -m 0644 "$here/README.md" "$stage/usr/share/doc/xrayd/README.md"
+# Debian's place for the licences: the notices of everything BINARY was linked from, whole (Debian's
+# copyright files of the exact packages), derived from its link by scripts/licence_notices.py.
+python3 "$here/scripts/licence_notices.py" --out "$stage/usr/share/doc/xrayd/copyright" "$bin"
+chmod 0644 "$stage/usr/share/doc/xrayd/copyright"
 install -d "$stage/DEBIAN"
 for script in postinst prerm postrm; do
   install -m 0755 "$here/packaging/deb/$script" "$stage/DEBIAN/$script"

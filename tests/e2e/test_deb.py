@@ -12,6 +12,7 @@ import unittest
 
 import fake_xray
 import harness
+import notices
 
 SCRIPT = os.path.join(harness.REPO, "scripts", "deb_package.sh")
 
@@ -64,6 +65,13 @@ class DebPackage(unittest.TestCase):
         self.assertIn("ExecStart=/usr/bin/xrayd -c /etc/amazon/xray/cfg.yaml", unit)
         self.assertIn("User=xray", unit)
         self.assertIn("WantedBy=multi-user.target", unit)
+
+    def test_copyright_names_every_linked_library(self):
+        with open(os.path.join(self.root, "usr/share/doc/xrayd/copyright")) as f:
+            text = f.read()
+        notices.check(self, text, harness.XRAYD_BIN)
+        # Boost's copyright file whole (the image's copy keeps only the stanzas of the headers compiled in).
+        self.assertTrue("libs/log/include/boost/log/detail/asio_fwd.hpp" in text, "Boost's copyright cut")
 
     def test_maintainer_scripts(self):
         for name in ("postinst", "prerm", "postrm"):

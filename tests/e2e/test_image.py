@@ -9,7 +9,9 @@ Inside the xrayd tree it also resolves names as a FROM scratch container does (t
 against the image's CA bundle and goes through an HTTPS_PROXY. For a static executable (the release
 build) the tree must be smaller than AWS's image.
 Needs root (chroot): it fails, never skips, when not root — CI runs as root."""
+import atexit
 import json
+import lzma
 import random
 import struct
 import sys
@@ -25,21 +27,33 @@ import unittest
 
 import fake_xray
 import harness
+import notices
 from test_http_client_tls_proxy import ConnectProxy, TlsFakeXRay
 
 SCRIPT = os.path.join(harness.REPO, "scripts", "image_rootfs.sh")
 AWS_IMAGE_BYTES = 11.7e6  # public.ecr.aws/xray/aws-xray-daemon: the static binary plus a CA bundle
 
 
+_ASSEMBLED = {}  # binary -> (rootfs, size): assembled once per run (the notices take seconds), copied per class
+
+
 def assemble_rootfs(prefix):
-    """The image's tree for harness.XRAYD_BIN, assembled by scripts/image_rootfs.sh in a new temporary
-    directory: (directory, rootfs path, size in bytes the script reports). Needs root (chroot)."""
+    """The image's tree for harness.XRAYD_BIN, assembled by scripts/image_rootfs.sh (once per run, then
+    copied) in a new temporary directory: (directory, rootfs path, size in bytes the script reports).
+    Needs root (chroot)."""
     if os.geteuid() != 0:
         raise AssertionError("test_image needs root for chroot (CI runs as root); run it as root")
+    if harness.XRAYD_BIN not in _ASSEMBLED:
+        base = tempfile.mkdtemp(prefix="xrayd-image-base-")
+        atexit.register(shutil.rmtree, base, True)
+        root = os.path.join(base, "rootfs")
+        out = subprocess.run(["sh", SCRIPT, harness.XRAYD_BIN, root], check=True, capture_output=True, text=True)
+        _ASSEMBLED[harness.XRAYD_BIN] = (root, int(out.stdout.strip().splitlines()[-1]))
+    base_root, size = _ASSEMBLED[harness.XRAYD_BIN]
     directory = tempfile.mkdtemp(prefix=prefix)
     root = os.path.join(directory, "rootfs")
-    out = subprocess.run(["sh", SCRIPT, harness.XRAYD_BIN, root], check=True, capture_output=True, text=True)
-    return directory, root, int(out.stdout.strip().splitlines()[-1])
+    shutil.copytree(base_root, root, symlinks=True)
+    return directory, root, size
 
 
 class Image(unittest.TestCase):
@@ -71,12 +85,19 @@ class Image(unittest.TestCase):
                        for d, _, fs in os.walk(self.root) for f in fs)
         for f in files:
             ok = (f in ("usr/bin/xrayd", "usr/bin/xray", "xray", "etc/amazon/xray/cfg.yaml", "etc/passwd", "etc/group",
-                        "etc/ssl/certs/ca-certificates.crt")
+                        "etc/ssl/certs/ca-certificates.crt", "usr/share/doc/xrayd/copyright.xz")
                   or f.startswith(("lib/x86_64-linux-gnu/", "lib64/ld-linux")))
             self.assertTrue(ok, f"unexpected file in the image: {f}")
         for absent in ("bin/sh", "usr/bin/curl", "usr/bin/apt-get", "usr/bin/dpkg"):
             self.assertFalse(os.path.lexists(os.path.join(self.root, absent)), absent)
         self.assertNotIn("libcurl", " ".join(files))
+
+    def test_licence_notices_name_every_linked_library(self):
+        with lzma.open(os.path.join(self.root, "usr/share/doc/xrayd/copyright.xz"), "rt") as f:
+            text = f.read()
+        notices.check(self, text, harness.XRAYD_BIN)
+        print(f"notices: {len(text)} bytes, "
+              f"{os.path.getsize(os.path.join(self.root, 'usr/share/doc/xrayd/copyright.xz'))} xz")
 
     def test_daemon_runs_inside_the_tree_and_delivers(self):
         with fake_xray.FakeXRay() as xray:
@@ -249,6 +270,10 @@ class HelloImage(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_licence_notices_name_every_linked_library(self):
+        with lzma.open(os.path.join(self.root, "usr/share/doc/hello/copyright.xz"), "rt") as f:
+            notices.check(self, f.read(), HELLO, sources=("glibc", "gcc-12", "nlohmann-json3"), common=("GPL-3",))
 
     def test_hello_answers_and_traces_inside_the_tree(self):
         self.assertFalse(os.path.lexists(os.path.join(self.root, "bin", "sh")))
