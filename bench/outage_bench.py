@@ -134,6 +134,10 @@ class Daemon:
     def account(self):
         return exporter(metrics(self.health))
 
+    def kernel_drops(self):
+        """Datagrams the kernel dropped because xrayd's UDP thread did not read them in time."""
+        return int(metrics(self.health).get("xrayd_udp_kernel_drops_total", 0))
+
     def close(self):
         stop(self.process)
 
@@ -183,6 +187,7 @@ def steady(args, workdir, name, spool, binary=None):
         drain, a, s = wait_drained(d, sink, args.drain_max, want=lambda a: a["delivered"])
         cpu = d.cpu() - cpu0
         return {"sent": load.get("sent"), "received": a["received"], "delivered": s["distinct"],
+                "udp_kernel_drops": d.kernel_drops(),
                 "duplicates": s["duplicates"], "dropped": a["dropped"], "cpu_seconds": round(cpu, 2),
                 "delivered_per_cpu_second": round(s["distinct"] / cpu) if cpu else None,
                 "drain_seconds": None if drain is None else round(drain, 1)}
@@ -211,6 +216,7 @@ def outage(args, workdir, name, spool, binary=None):
             samples.append((round(time.monotonic() - t0, 1), a["received"], a["queued"], a["spooled"],
                             sum(a["dropped"].values()), disk))
         at_outage_end = d.account()
+        drops_outage = d.kernel_drops()
         cpu_outage = d.cpu() - cpu0
         sink = Sink(args.sink, workdir / f"sink-{name}.log", port=backend_port)
         t_up = time.monotonic()
@@ -235,6 +241,7 @@ def outage(args, workdir, name, spool, binary=None):
         replay = None if spool_empty is None or first_delivery is None else spool_empty - first_delivery
         live_rate = sent / (args.outage + args.after)  # what the load generator achieved
         return {"sent": sent, "received": a["received"], "lost_before_xrayd": sent - a["received"],
+                "udp_kernel_drops": d.kernel_drops(), "udp_kernel_drops_during_outage": drops_outage,
                 "delivered": s["distinct"], "duplicates": s["duplicates"], "dropped": a["dropped"],
                 "dropped_total": sum(a["dropped"].values()), "spool_errors": a["spool_errors"],
                 "at_outage_end": at_outage_end, "peak_spool_mb": round(peak_spool / 1e6, 1),
@@ -321,7 +328,9 @@ def main():
             if base and results.get(k + suffix, {}).get("delivered_per_cpu_second"):
                 results[k + suffix]["per_cpu_vs_memory_steady"] = round(
                     results[k + suffix]["delivered_per_cpu_second"] / base, 3)
-    results["summary"] = {k: {f: v.get(f) for f in ("delivered", "duplicates", "dropped_total", "per_cpu_vs_memory_steady",
+    results["summary"] = {k: {f: v.get(f) for f in ("sent", "delivered", "duplicates", "dropped_total", "lost_before_xrayd",
+                                                     "udp_kernel_drops", "udp_kernel_drops_during_outage",
+                                                     "delivered_per_cpu_second", "per_cpu_vs_memory_steady",
                                                      "backlog_at_backend_up", "first_delivery_s_after_backend_up",
                                                      "spool_empty_s_after_backend_up", "replay_segments_per_s",
                                                      "all_drained_s_after_backend_up") if f in v}

@@ -214,6 +214,7 @@ SendOutcome OtlpSender::Classify(const http::Response& response, size_t document
     if (status == 429) ++counters_.requests_throttled;
     SendOutcome o = Outcome(SendOutcome::Kind::kRetryable, message);
     o.retry_after = RetryAfter(response.Header("retry-after"));
+    o.throttled = status == 429;
     return o;
   }
   ++counters_.requests_permanent;

@@ -28,6 +28,10 @@ struct SendOutcome {
   // With kRetryable: the destination asked for this wait (HTTP Retry-After).
   std::optional<std::chrono::milliseconds> retry_after;
   std::string message;  // for the log, on anything but a clean delivery
+  // With kRetryable: the destination said it is overloaded (HTTP 429, X-Ray's ThrottlingException),
+  // as opposed to down or failing; the exporter keeps backing off exponentially instead of
+  // probing at retry.probe_interval.
+  bool throttled = false;
 };
 
 class BatchSender {

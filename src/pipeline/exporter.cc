@@ -1,19 +1,28 @@
 #include "pipeline/exporter.h"
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 
 #include "common/log.h"
 #include "common/thread_name.h"
+#include "pipeline/spool_metrics.h"
 
 namespace xrayd::pipeline {
 namespace {
 
 using std::chrono::milliseconds;
 
+// The hand-off to the spool writer takes its bound from the memory queue's (`-m` stays a total).
+size_t HandoffBound(const ExporterOptions& o) {
+  if (o.spool_dir.empty()) return 0;
+  const size_t asked = o.spool_handoff_bytes > 0 ? o.spool_handoff_bytes : o.queue_bytes / 8;
+  return std::max<size_t>(1, std::min(asked, o.queue_bytes / 2));
+}
+
 BufferOptions BufferOf(const ExporterOptions& o) {
   BufferOptions b;
-  b.capacity_bytes = o.queue_bytes;
+  b.capacity_bytes = o.queue_bytes - HandoffBound(o);
   b.max_batch_segments = std::max<size_t>(1, o.max_batch_segments);
   b.flush_interval = o.flush_interval;
   b.global_gauges = o.global_metrics;
@@ -25,6 +34,7 @@ void CountGlobalDrop(DropReason r, uint64_t n) {
   auto& m = GlobalMetrics();
   switch (r) {
     case DropReason::kQueueFull:
+    case DropReason::kSpoolBusy:
     case DropReason::kSpoolFull: m.segments_spilled.fetch_add(n, std::memory_order_relaxed); break;
     case DropReason::kRefused: m.Fail(FailReason::kUnprocessed, n); break;
     case DropReason::kPermanent: m.Fail(FailReason::kPermanentError, n); break;
@@ -52,6 +62,7 @@ Exporter::Exporter(ExporterOptions options, BatchSender& sender)
       sender_(sender),
       metrics_(GlobalMetrics().ForExporter(sender.name())),
       buffer_(BufferOf(options_)),
+      handoff_bound_(HandoffBound(options_)),
       backoff_(options_.retry.initial_backoff) {}
 
 Exporter::~Exporter() { Stop(milliseconds(0)); }
@@ -63,6 +74,7 @@ void Exporter::Start() {
     started_ = true;
   }
   if (!options_.spool_dir.empty()) OpenSpool();
+  if (spool_open_) spool_writer_ = std::thread([this] { SpoolWriterLoop(); });
   const int n = std::max(1, options_.senders);
   running_ = n;
   for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { SenderLoop(i); });
@@ -84,6 +96,8 @@ void Exporter::OpenSpool() {
   }
   MutexLock lock(mu_);
   spool_ = std::move(*opened);
+  spool_open_ = true;
+  SpoolGauges::Instance().Add(std::string(name()), spool_.get());
   const SpoolStats st = spool_->stats();
   seen_ = SpoolStats{};
   seen_.recovered_segments = st.recovered_segments;
@@ -120,42 +134,124 @@ size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
   }
   if (!oversize.empty()) {
     const size_t count = oversize.size();
-    kept -= count - SpillToSpool(oversize, DropReason::kQueueFull, /*from_memory=*/true);
+    kept -= count - HandOff(oversize);
   }
   size_t pushed = buffer_.Push(documents);
-  // No room: the oldest queued batch makes room (to the spool, or dropped), then try again.
+  // No room: the oldest queued batch makes room (handed to the spool writer, or dropped), then try
+  // again.
   while (!documents.empty()) {
     auto oldest = buffer_.TakeOldest();
     if (!oldest) {  // memory holds only batches in flight: these documents go straight on
       const size_t left = documents.size();
-      kept -= left - SpillToSpool(documents, DropReason::kQueueFull, /*from_memory=*/true);
+      kept -= left - HandOff(documents);
       break;
     }
     const size_t count = oldest->segments.size();
-    SpillToSpool(oldest->segments, DropReason::kQueueFull, /*from_memory=*/true);
+    std::vector<std::string> segments = std::move(oldest->segments);
     oldest->segments.resize(count);  // Release() reads the count (for the gauges)
-    buffer_.Release(*oldest);
-    LeftMemory(count);
+    buffer_.Release(*oldest);        // its bytes now count against the hand-off's bound
+    HandOff(segments);
     pushed += buffer_.Push(documents);
   }
   documents.clear();
-  MutexLock lock(mu_);
+  MutexLock lock(settle_mu_);
   offered_ += pushed;
   if (ticket) *ticket = offered_;
   return kept;
 }
 
 bool Exporter::WaitSettled(uint64_t ticket, milliseconds timeout) {
-  MutexLock lock(mu_);
-  return lock.WaitFor(cv_, timeout, [&]() XRAYD_REQUIRES(mu_) { return left_memory_ >= ticket || stopped_; });
+  MutexLock lock(settle_mu_);
+  return lock.WaitFor(settle_cv_, timeout,
+                      [&]() XRAYD_REQUIRES(settle_mu_) { return left_memory_ >= ticket || settle_stopped_; });
 }
 
 void Exporter::LeftMemory(size_t segments) {
   {
-    MutexLock lock(mu_);
+    MutexLock lock(settle_mu_);
     left_memory_ += segments;
   }
-  cv_.notify_all();
+  settle_cv_.notify_all();
+}
+
+void Exporter::DropQueued(size_t n, DropReason reason) {
+  if (n == 0) return;
+  metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+    s.queued -= static_cast<int64_t>(n);
+    s.dropped[Idx(reason)] += n;
+  });
+  if (options_.global_metrics) CountGlobalDrop(reason, n);
+  if (drop_log_.Allow())
+    XLOG_WARN("Exporter {}: dropped {} segments ({}); see xrayd_exporter_dropped_total", name(), n, ToString(reason));
+}
+
+size_t Exporter::HandOff(std::vector<std::string>& segments) {
+  const size_t n = segments.size();
+  if (n == 0) return 0;
+  if (!spool_open_) {
+    segments.clear();
+    DropQueued(n, DropReason::kQueueFull);
+    LeftMemory(n);
+    return 0;
+  }
+  HandedOff item;
+  for (const auto& s : segments) item.bytes += SegmentBuffer::AccountedSize(s);
+  item.segments = std::move(segments);
+  segments.clear();
+  size_t busy = 0;
+  {
+    MutexLock lock(handoff_mu_);
+    if (handoff_closed_) {  // Offer() after Stop() began (a receiver still running): no writer left
+      lock.Unlock();
+      SpillToSpool(item.segments, DropReason::kShutdown, /*from_memory=*/true);
+      LeftMemory(n);
+      return n;
+    }
+    // Oldest first, as memory makes room; a batch larger than the bound alone still goes through.
+    while (!handoff_.empty() && handoff_bytes_ + item.bytes > handoff_bound_) {
+      busy += handoff_.front().segments.size();
+      handoff_bytes_ -= handoff_.front().bytes;
+      handoff_.pop_front();
+    }
+    handoff_bytes_ += item.bytes;
+    handoff_.push_back(std::move(item));
+  }
+  handoff_cv_.notify_all();
+  if (busy > 0) {
+    DropQueued(busy, DropReason::kSpoolBusy);
+    LeftMemory(busy);
+  }
+  return n;
+}
+
+void Exporter::SpoolWriterLoop() {
+  NameThisThread("xrayd-" + std::string(name().substr(0, 5)) + "-spool");
+  for (;;) {
+    HandedOff item;
+    {
+      MutexLock lock(handoff_mu_);
+      lock.Wait(handoff_cv_, [this]() XRAYD_REQUIRES(handoff_mu_) { return !handoff_.empty() || handoff_closed_; });
+      if (handoff_.empty()) return;  // closed and empty
+      item = std::move(handoff_.front());
+      handoff_.pop_front();
+      handoff_writing_ = true;
+    }
+    const size_t n = item.segments.size();
+    SpillToSpool(item.segments, DropReason::kQueueFull, /*from_memory=*/true);
+    {
+      MutexLock lock(handoff_mu_);
+      handoff_bytes_ -= item.bytes;
+      handoff_writing_ = false;
+    }
+    handoff_cv_.notify_all();  // WaitHandoffEmpty()
+    LeftMemory(n);
+  }
+}
+
+bool Exporter::WaitHandoffEmpty(milliseconds timeout) {
+  MutexLock lock(handoff_mu_);
+  return lock.WaitFor(handoff_cv_, timeout,
+                      [this]() XRAYD_REQUIRES(handoff_mu_) { return handoff_.empty() && !handoff_writing_; });
 }
 
 bool Exporter::SpoolWritableLocked() {
@@ -335,8 +431,10 @@ std::optional<Exporter::Work> Exporter::ReadSpool() {
     }
   }
   if (!spool_unread_) return std::nullopt;
+  // A probe of a failing destination is one record: a small request, whatever the merge size.
+  const size_t limit = failing_ ? options_.max_batch_segments : merge;
   Work w;
-  while (w.batch.segments.size() + options_.max_batch_segments <= merge) {
+  while (w.batch.segments.empty() || w.batch.segments.size() + options_.max_batch_segments <= limit) {
     auto record = spool_->Read();
     if (!record) {
       SpoolFailedLocked(SpoolErrorKind::kRead, record.error().message);
@@ -445,7 +543,7 @@ Exporter::Outcome Exporter::Deliver(const Work& work, std::mt19937_64& rng) {
       return {Ending::kDone, 0, true};
     }
     if (aborting()) return {Ending::kAborted};
-    const milliseconds wait = BackOff(o.retry_after, rng, from_spool ? nullptr : &backoff);
+    const milliseconds wait = BackOff(o, rng, from_spool ? nullptr : &backoff);
     if (from_spool || SpoolWritable()) {
       // The destination is failing: the spool is where data waits. A spool record goes back to wait
       // for the next probe (it stays unacknowledged); a memory batch moves to the spool.
@@ -489,11 +587,15 @@ bool Exporter::SpoolWritable() {
   return SpoolWritableLocked();
 }
 
-milliseconds Exporter::BackOff(std::optional<milliseconds> retry_after, std::mt19937_64& rng, milliseconds* own) {
+milliseconds Exporter::BackOff(const SendOutcome& outcome, std::mt19937_64& rng, milliseconds* own) {
+  const std::optional<milliseconds>& retry_after = outcome.retry_after;
   MutexLock lock(mu_);
   milliseconds& backoff = own ? *own : backoff_;
   std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, backoff.count()));
   milliseconds wait(jitter(rng));
+  // The spool's probe of a destination that is down (not overloaded): one small request per
+  // probe_interval at most apart, so its return is noticed within about that long.
+  if (!own && !outcome.throttled && !retry_after) wait = std::min(wait, options_.retry.probe_interval);
   if (retry_after && *retry_after > wait) wait = std::min(*retry_after, options_.retry.max_backoff);
   not_before_ = std::max(not_before_, std::chrono::steady_clock::now() + wait);
   failing_ = true;
@@ -587,7 +689,11 @@ void Exporter::Stop(milliseconds grace) {
     if (stopped_) return;
     stopped_ = true;
   }
-  cv_.notify_all();  // WaitSettled() callers
+  {
+    MutexLock lock(settle_mu_);
+    settle_stopped_ = true;
+  }
+  settle_cv_.notify_all();  // WaitSettled() callers
   buffer_.Close();
   buffer_.Kick();
   {
@@ -600,6 +706,12 @@ void Exporter::Stop(milliseconds grace) {
   buffer_.Abort();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  {
+    MutexLock lock(handoff_mu_);
+    handoff_closed_ = true;  // the writer empties the hand-off, then returns
+  }
+  handoff_cv_.notify_all();
+  if (spool_writer_.joinable()) spool_writer_.join();
   // Whatever memory still holds: to the spool for the next start, or dropped{shutdown}.
   size_t left = 0;
   while (auto batch = buffer_.TakeOldest()) {
@@ -619,8 +731,10 @@ void Exporter::Stop(milliseconds grace) {
     XLOG_INFO("Exporter {}: {} segments left at shutdown {}", name(), left,
               spool_ ? "written to the spool for the next start" : "dropped (no spool)");
   if (spool_) {
+    SpoolGauges::Instance().Remove(spool_.get());
     if (auto st = spool_->Close(); !st) XLOG_WARN("Exporter {}: closing spool: {}", name(), st.error().message);
     spool_.reset();
+    spool_open_ = false;
   }
 }
 

@@ -3,17 +3,26 @@
 //
 // Data path. Offer() pushes documents into the memory queue (a SegmentBuffer: bounded in bytes,
 // batches of max_batch_segments, a partial batch ready after flush_interval). When they do not fit,
-// the OLDEST queued batch makes room: it moves to the spool (in order, so the spool always holds
-// older data than memory), or, without a usable spool, is dropped{queue_full}. Senders take the
-// spool's records first,
-// else memory batches, and call BatchSender::Send once per attempt. Several senders read the spool at
+// the OLDEST queued batch makes room: it is handed to the spool writer (in order, so the spool
+// always holds older data than memory), or, without a spool, is dropped{queue_full}. Offer() never
+// waits for disk I/O nor for a lock held during it: the hand-off is a bounded queue (its bytes are
+// taken from queue_bytes) that one spool writer thread empties into the spool; when it is full, its
+// oldest batch is dropped{spool_busy} (counted and logged: the disk cannot keep up). A receiver
+// (e.g. the UDP thread) therefore keeps reading its socket through an fsync or a slow disk.
+// Senders take the spool's records first, else memory batches, and call BatchSender::Send once
+// per attempt. Several senders read the spool at
 // once (replay runs at full concurrency); a record is acknowledged only when every older record read
 // is settled, so the spool's acknowledged position only ever covers delivered data.
 //
 // Retries. A retryable outcome sets the next wait: exponential backoff with full jitter (a uniform
 // wait in [0, backoff], at least the destination's retry_after, capped at max_backoff; a memory
 // batch has its own backoff, spool probes share one); the resulting "not before" time is
-// exporter-wide, so every sender honours it. Without a
+// exporter-wide, so every sender honours it. While the spool's probe fails without throttling
+// (connection refused, timeouts, 5xx: the destination is down, not overloaded), the probe's wait is
+// capped at retry.probe_interval, so the first delivery after the destination returns waits at most
+// about that long, at one small request (one spool record) per interval; a throttled answer (429,
+// ThrottlingException: SendOutcome::throttled) or a Retry-After keeps the exponential backoff up to
+// max_backoff. Without a
 // usable spool a memory batch is retried until it has been tried for max_elapsed (or max_attempts,
 // when set), then dropped{retries_exhausted}. With one, a memory batch whose attempt fails goes to
 // the spool at once, and while the destination is failing memory batches go there untried (unless
@@ -37,17 +46,20 @@
 // A write failure marks the spool unusable until a later append succeeds (tried again at most
 // every spool_retry_interval).
 //
-// Threads: owns `senders` threads (started by Start(), joined by Stop()). Offer() is thread-safe
-// and never blocks on the destination. Shutdown order: the owner stops every receiver, then calls
-// Stop(grace): intake closes, senders drain memory for up to `grace`, then the sender is Abort()ed,
-// whatever is left in memory (in flight included) goes to the spool, or is dropped{shutdown}
-// without one, and the spool is closed. Stop() is idempotent; the destructor calls Stop(0).
+// Threads: owns `senders` threads and, with a spool, one spool writer thread (started by Start(),
+// joined by Stop()). Offer() is thread-safe and never blocks on the destination nor on the disk.
+// Shutdown order: the owner stops every receiver, then calls Stop(grace): intake closes, senders
+// drain memory for up to `grace`, then the sender is Abort()ed and the senders joined; the spool
+// writer empties the hand-off and is joined; whatever is left in memory (in flight included) goes
+// to the spool, or is dropped{shutdown} without one, and the spool is closed. Stop() is idempotent;
+// the destructor calls Stop(0).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -70,6 +82,9 @@ struct RetryOptions {
   std::chrono::milliseconds max_backoff{15000};
   std::chrono::milliseconds max_elapsed{std::chrono::minutes(5)};
   int max_attempts = 0;  // 0: no cap besides max_elapsed
+  // While the destination is down (retryable, not throttled, no Retry-After), the spool's probe
+  // waits at most this long: how soon the first delivery follows the destination's return.
+  std::chrono::milliseconds probe_interval{1000};
 };
 
 struct ExporterOptions {
@@ -85,6 +100,9 @@ struct ExporterOptions {
   SpoolOptions spool;
   SpoolEnv* spool_env = SpoolEnv::Default();  // tests: a fake clock or a full disk
   std::chrono::milliseconds spool_retry_interval{5000};
+  // Bound of the hand-off from Offer() to the spool writer (accounted bytes), taken from
+  // queue_bytes; 0: queue_bytes / 8. At most queue_bytes / 2.
+  size_t spool_handoff_bytes = 0;
   // Also count into the process-wide counters (segments_sent / spilled / failed, buffer gauges)
   // that AWS-compatible telemetry reports; exactly one exporter (the first) does.
   bool global_metrics = true;
@@ -106,8 +124,11 @@ class Exporter {
   size_t Offer(std::vector<std::string>& documents, uint64_t* ticket = nullptr) XRAYD_EXCLUDES(mu_);
   // Waits up to `timeout` until every document offered before `ticket` has left memory (delivered,
   // spooled or dropped); true if so. FIFO with one sender; approximate with several.
-  bool WaitSettled(uint64_t ticket, std::chrono::milliseconds timeout) XRAYD_EXCLUDES(mu_);
+  bool WaitSettled(uint64_t ticket, std::chrono::milliseconds timeout) XRAYD_EXCLUDES(settle_mu_);
   void Stop(std::chrono::milliseconds grace) XRAYD_EXCLUDES(mu_);
+  // Waits up to `timeout` until the spool writer has written (or dropped) everything handed to it;
+  // true if so. For tests that flood an exporter and then look at its spool.
+  bool WaitHandoffEmpty(std::chrono::milliseconds timeout) XRAYD_EXCLUDES(handoff_mu_);
 
   std::string_view name() const { return sender_.name(); }
   const ExporterOptions& options() const { return options_; }
@@ -134,6 +155,15 @@ class Exporter {
   };
 
   void SenderLoop(int index) XRAYD_EXCLUDES(mu_);
+  // Offer()'s side of the hand-off: queues `segments` (counted as queued) for the spool writer,
+  // dropping the hand-off's oldest batches{spool_busy} while it is over its bound; without a spool,
+  // drops them{queue_full}. Never waits for I/O. Returns how many it took; leaves `segments` empty.
+  size_t HandOff(std::vector<std::string>& segments) XRAYD_EXCLUDES(mu_, handoff_mu_);
+  // The spool writer thread: writes handed-off batches into the spool until the hand-off closes
+  // and is empty.
+  void SpoolWriterLoop() XRAYD_EXCLUDES(mu_, handoff_mu_);
+  // Segments that were queued in memory leave it dropped{reason}.
+  void DropQueued(size_t n, DropReason reason);
   std::optional<Work> NextWork() XRAYD_EXCLUDES(mu_);
   std::optional<Work> ReadSpool() XRAYD_EXCLUDES(mu_);
   Outcome Deliver(const Work& work, std::mt19937_64& rng) XRAYD_EXCLUDES(mu_);
@@ -162,12 +192,14 @@ class Exporter {
   static constexpr size_t kMaxDoneBehindStuck = 256;
   static constexpr int kProbesPerRecord = 3;
   void SpoolFailedLocked(SpoolErrorKind kind, const std::string& what) XRAYD_REQUIRES(mu_);
-  void LeftMemory(size_t segments) XRAYD_EXCLUDES(mu_);
+  void LeftMemory(size_t segments) XRAYD_EXCLUDES(settle_mu_);
   // After a retryable failure: the next wait (full jitter over the backoff — `own`, a memory batch's,
   // or null: backoff_, shared by spool probes — at least `retry_after`, at most max_backoff); moves
   // the exporter-wide not_before_ past it and doubles that backoff.
-  std::chrono::milliseconds BackOff(std::optional<std::chrono::milliseconds> retry_after, std::mt19937_64& rng,
-                                    std::chrono::milliseconds* own) XRAYD_EXCLUDES(mu_);
+  // `outcome`'s retry_after and throttled decide whether a spool probe's wait is capped at
+  // retry.probe_interval (see the header comment).
+  std::chrono::milliseconds BackOff(const SendOutcome& outcome, std::mt19937_64& rng, std::chrono::milliseconds* own)
+      XRAYD_EXCLUDES(mu_);
   // The destination answered (delivered or refused for good): the backoff starts over and it is no
   // longer known to be failing (spool replay resumes at full concurrency).
   void DestinationAnswered() XRAYD_EXCLUDES(mu_);
@@ -196,10 +228,33 @@ class Exporter {
   log::RateLimiter give_up_log_{std::chrono::seconds(10)};
 
   std::vector<std::thread> threads_;  // owner thread only (Start/Stop)
+  std::thread spool_writer_;          // owner thread only (Start/Stop); runs while a spool is open
   std::atomic<int> running_{0};
+  std::atomic<bool> spool_open_{false};  // Offer() hands off to the spool writer only while true
+  const size_t handoff_bound_;
+
+  // The hand-off (see the header comment). Never held during I/O, nor while taking mu_.
+  mutable Mutex handoff_mu_;
+  std::condition_variable handoff_cv_;  // waits on handoff_mu_: work for the writer, or it is empty
+  struct HandedOff {
+    std::vector<std::string> segments;
+    size_t bytes = 0;
+  };
+  std::deque<HandedOff> handoff_ XRAYD_GUARDED_BY(handoff_mu_);
+  size_t handoff_bytes_ XRAYD_GUARDED_BY(handoff_mu_) = 0;  // queued and being written
+  bool handoff_writing_ XRAYD_GUARDED_BY(handoff_mu_) = false;
+  bool handoff_closed_ XRAYD_GUARDED_BY(handoff_mu_) = false;
+
+  // WaitSettled()'s state, apart from mu_ (which senders hold during spool I/O) so that Offer()
+  // never waits for it.
+  mutable Mutex settle_mu_;
+  std::condition_variable settle_cv_;  // waits on settle_mu_: left_memory_ moved, or stopped
+  bool settle_stopped_ XRAYD_GUARDED_BY(settle_mu_) = false;
+  uint64_t offered_ XRAYD_GUARDED_BY(settle_mu_) = 0;      // documents ever put into memory
+  uint64_t left_memory_ XRAYD_GUARDED_BY(settle_mu_) = 0;  // documents that left memory by any path
 
   mutable Mutex mu_;
-  std::condition_variable cv_;  // waits on mu_: aborting_, stopped senders, left_memory_ moved
+  std::condition_variable cv_;  // waits on mu_: aborting_, stopped senders
   std::unique_ptr<Spool> spool_ XRAYD_GUARDED_BY(mu_);  // null: memory only (or unusable at open)
   bool spool_write_failed_ XRAYD_GUARDED_BY(mu_) = false;
   SteadyTime spool_failed_at_ XRAYD_GUARDED_BY(mu_){};
@@ -226,8 +281,6 @@ class Exporter {
   bool aborting_ XRAYD_GUARDED_BY(mu_) = false;
   bool started_ XRAYD_GUARDED_BY(mu_) = false;
   bool stopped_ XRAYD_GUARDED_BY(mu_) = false;
-  uint64_t offered_ XRAYD_GUARDED_BY(mu_) = 0;      // documents ever put into memory
-  uint64_t left_memory_ XRAYD_GUARDED_BY(mu_) = 0;  // documents that left memory by any path
 };
 
 }  // namespace xrayd::pipeline

@@ -4,6 +4,7 @@
 #include "pipeline/exporter.h"
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "pipeline/fan_out.h"
+#include "telemetry/health_server.h"
 
 namespace xrayd::pipeline {
 namespace {
@@ -40,7 +42,7 @@ class FakeSender : public BatchSender {
       for (size_t i = refused; i < segments.size(); ++i) delivered_.push_back(segments[i]);
       return {SendOutcome::Kind::kDelivered, refused, std::nullopt, {}};
     }
-    return {mode_, 0, retry_after_, "scripted failure"};
+    return {mode_, 0, retry_after_, "scripted failure", throttled_};
   }
   void Abort() override XRAYD_EXCLUDES(mu_) {
     {
@@ -50,10 +52,12 @@ class FakeSender : public BatchSender {
     cv_.notify_all();
   }
 
-  void Set(SendOutcome::Kind mode, std::optional<std::chrono::milliseconds> retry_after = {}) XRAYD_EXCLUDES(mu_) {
+  void Set(SendOutcome::Kind mode, std::optional<std::chrono::milliseconds> retry_after = {}, bool throttled = false)
+      XRAYD_EXCLUDES(mu_) {
     MutexLock lock(mu_);
     mode_ = mode;
     retry_after_ = retry_after;
+    throttled_ = throttled;
   }
   void Stall(bool on) XRAYD_EXCLUDES(mu_) {
     {
@@ -90,6 +94,7 @@ class FakeSender : public BatchSender {
   std::condition_variable cv_;
   SendOutcome::Kind mode_ XRAYD_GUARDED_BY(mu_) = SendOutcome::Kind::kDelivered;
   std::optional<std::chrono::milliseconds> retry_after_ XRAYD_GUARDED_BY(mu_);
+  bool throttled_ XRAYD_GUARDED_BY(mu_) = false;
   bool stalled_ XRAYD_GUARDED_BY(mu_) = false;
   bool aborted_ XRAYD_GUARDED_BY(mu_) = false;
   size_t refuse_each_ XRAYD_GUARDED_BY(mu_) = 0;
@@ -177,12 +182,15 @@ class PipelineExporterTest : public ::testing::Test {
   FakeSender& sender() { return *sender_; }
 
   // Offers documents first .. first+n-1, `step` at a time; checks the accounting after each offer.
+  // Waits for the spool writer after each offer, so that a flood is spooled, not dropped{spool_busy}
+  // (a receiver does not wait: ASlowDiskNeverBlocksOffer tests that).
   static size_t OfferRange(Exporter& e, int first, int n, int step) {
     size_t kept = 0;
     for (int i = first; i < first + n; i += step) {
       auto docs = Docs(i, std::min(step, first + n - i));
       kept += e.Offer(docs);
       ExpectBalanced(e.metrics());
+      EXPECT_TRUE(e.WaitHandoffEmpty(10s));
     }
     return kept;
   }
@@ -580,10 +588,12 @@ TEST_F(PipelineExporterTest, AFullDiskIsCountedReportedAndRecoveredFrom) {
   o.spool_retry_interval = 10ms;
   o.queue_bytes = QueueFor(10);
   Exporter& e = StartExporter(o, SendOutcome::Kind::kRetryable);
-  OfferRange(e, 0, 40, 40);  // memory takes 10; the rest goes to the spool
+  // Memory takes 10; the rest goes to the spool. Offered 5 at a time (OfferRange waits for the
+  // spool writer), as one offer of 40 would overflow the hand-off (dropped{spool_busy}).
+  OfferRange(e, 0, 40, 5);
   EXPECT_GT(e.metrics().Get().spooled, 0);
   env.full = true;
-  OfferRange(e, 40, 40, 40);
+  OfferRange(e, 40, 40, 5);
   auto s = e.metrics().Get();
   EXPECT_GT(Dropped(s, DropReason::kSpoolFull), 0u);
   EXPECT_GE(s.spool_errors[static_cast<size_t>(SpoolErrorKind::kWrite)], 1u);
@@ -592,7 +602,7 @@ TEST_F(PipelineExporterTest, AFullDiskIsCountedReportedAndRecoveredFrom) {
   ExpectBalanced(e.metrics());
   env.full = false;
   std::this_thread::sleep_for(20ms);
-  OfferRange(e, 80, 40, 40);
+  OfferRange(e, 80, 40, 5);
   EXPECT_TRUE(e.metrics().Get().spool_problem.empty()) << "a good write clears the problem";
   EXPECT_TRUE(GlobalMetrics().ReadinessProblems().empty());
   sender().Set(SendOutcome::Kind::kDelivered);
@@ -647,6 +657,178 @@ TEST_F(PipelineExporterTest, WaitingSinkReturnsOnceTheDocumentsLeftMemory) {
   EXPECT_EQ(sender.delivered().size(), 3u);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
   e.Stop(1s);
+}
+
+// Real files whose every append takes `delay` first, as on a slow or saturated disk.
+class SlowDiskEnv : public SpoolEnv {
+ public:
+  explicit SlowDiskEnv(std::chrono::milliseconds delay) : delay_(delay) {}
+  int64_t NowUnixMs() override { return SpoolEnv::Default()->NowUnixMs(); }
+  Result<std::unique_ptr<WritableFile>> OpenAppend(const std::string& path) override {
+    auto real = SpoolEnv::Default()->OpenAppend(path);
+    if (!real) return real.error();
+    return std::unique_ptr<WritableFile>(new File(std::move(*real), delay_));
+  }
+
+ private:
+  class File : public WritableFile {
+   public:
+    File(std::unique_ptr<WritableFile> real, std::chrono::milliseconds delay) : real_(std::move(real)), delay_(delay) {}
+    Status Append(std::string_view data) override {
+      std::this_thread::sleep_for(delay_);
+      return real_->Append(data);
+    }
+    Status Sync() override { return real_->Sync(); }
+    Status Truncate(uint64_t size) override { return real_->Truncate(size); }
+
+   private:
+    std::unique_ptr<WritableFile> real_;
+    const std::chrono::milliseconds delay_;
+  };
+  const std::chrono::milliseconds delay_;
+};
+
+// Issue #12 follow-up: spool writes ran on the receiving thread (under the lock senders hold for
+// spool I/O), so a slow disk stalled the UDP receiver and the kernel dropped datagrams. Now Offer()
+// hands memory's oldest batches to the spool writer and never waits for a write; when the writer
+// falls behind, the hand-off's bound drops its oldest batches, counted as spool_busy.
+TEST_F(PipelineExporterTest, ASlowDiskNeverBlocksOfferAndTheHandOffBoundIsCounted) {
+  SlowDiskEnv env(200ms);
+  ExporterOptions o = Spooled();
+  o.senders = 1;
+  o.spool_env = &env;
+  o.max_batch_segments = 10;
+  o.queue_bytes = QueueFor(60);
+  o.spool_handoff_bytes = QueueFor(20);  // 40 documents in memory, 20 in the hand-off
+  Exporter& e = StartExporter(o, SendOutcome::Kind::kDelivered, /*stalled=*/true);
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (int i = 0; i < 400; i += 20) {  // 400 documents: far more than memory and the hand-off hold
+    auto docs = Docs(i, 20);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(e.Offer(docs), 20u);
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+    ExpectBalanced(e.metrics());
+  }
+  // Each spool write takes 200 ms: an Offer() that waited for one would take at least that.
+  EXPECT_LT(slowest, 100ms) << "Offer() waited for the disk";
+  auto s = e.metrics().Get();
+  EXPECT_GT(Dropped(s, DropReason::kSpoolBusy), 0u) << "the hand-off's bound was never hit";
+  EXPECT_EQ(Dropped(s, DropReason::kSpoolBusy) % 10, 0u) << "whole batches are dropped";
+  EXPECT_EQ(s.DroppedTotal(), Dropped(s, DropReason::kSpoolBusy));
+  EXPECT_EQ(GlobalMetrics().segments_spilled.load(), Dropped(s, DropReason::kSpoolBusy));
+  sender().Stall(false);
+  ASSERT_TRUE(WaitIdle(e, 30s));
+  e.Stop(1s);
+  s = e.metrics().Get();
+  // Every document is either delivered once or counted as dropped.
+  EXPECT_EQ(s.delivered + s.DroppedTotal(), 400u);
+  EXPECT_EQ(sender().delivered().size(), s.delivered);
+  std::map<int, int> seen;
+  for (const auto& d : sender().delivered()) ++seen[Index(d)];
+  for (const auto& [i, n] : seen) EXPECT_EQ(n, 1) << "document " << i << " delivered twice";
+  ExpectBalanced(e.metrics());
+}
+
+// The first delivery after a down destination returns waits at most about probe_interval, not the
+// exponential backoff's cap (15 s by default): measured from the moment the destination answers.
+TEST_F(PipelineExporterTest, ADownDestinationIsProbedEveryProbeInterval) {
+  ExporterOptions o = Spooled();
+  o.senders = 2;
+  o.retry.initial_backoff = 200ms;
+  o.retry.max_backoff = 15s;  // the default: after 4 s of failures the backoff is already past 3 s
+  o.retry.probe_interval = 300ms;
+  Exporter& e = StartExporter(o, SendOutcome::Kind::kRetryable);
+  OfferRange(e, 0, 100, 10);
+  std::this_thread::sleep_for(4s);
+  ASSERT_TRUE(sender().delivered().empty());
+  const int calls_in_outage = sender().calls();
+  // One request per probe at most every ~probe_interval (full jitter below it), never a storm.
+  EXPECT_LT(calls_in_outage, 4000 / 20) << "the down destination was hammered";
+  const auto back = std::chrono::steady_clock::now();
+  sender().Set(SendOutcome::Kind::kDelivered);
+  ASSERT_TRUE(WaitUntil([&] { return !sender().delivered().empty(); }, 20s));
+  const auto first = std::chrono::steady_clock::now() - back;
+  EXPECT_LT(first, 300ms + 400ms) << "first delivery "
+                                  << std::chrono::duration_cast<std::chrono::milliseconds>(first).count()
+                                  << " ms after the destination returned";
+  ASSERT_TRUE(WaitIdle(e));
+  e.Stop(1s);
+  ExpectEachOnce(sender().delivered(), 0, 100);
+  ExpectBalanced(e.metrics());
+}
+
+// Throttling (429, ThrottlingException) is the destination asking for less: the probe interval
+// does not apply, the exponential backoff does.
+TEST_F(PipelineExporterTest, AThrottlingDestinationKeepsTheExponentialBackoff) {
+  ExporterOptions o = Spooled();
+  o.senders = 2;
+  o.retry.initial_backoff = 400ms;
+  o.retry.max_backoff = 2s;
+  o.retry.probe_interval = 20ms;  // were it applied, ~150 probes in 3 s
+  Exporter& e = StartExporter(o, SendOutcome::Kind::kRetryable);
+  sender().Set(SendOutcome::Kind::kRetryable, std::nullopt, /*throttled=*/true);
+  OfferRange(e, 0, 50, 10);
+  std::this_thread::sleep_for(3s);
+  // Full jitter over 400 ms, 800 ms, 1.6 s, 2 s, ...: about 6 probes in 3 s; 30 would take every
+  // wait to be under 100 ms.
+  EXPECT_LT(sender().calls(), 30);
+  EXPECT_GT(sender().calls(), 0);
+  sender().Set(SendOutcome::Kind::kDelivered);
+  ASSERT_TRUE(WaitIdle(e, 15s));
+  e.Stop(1s);
+  ExpectEachOnce(sender().delivered(), 0, 50);
+  ExpectBalanced(e.metrics());
+}
+
+// The value of `name{exporter="xray"}` in a scrape, or -1.
+double Scraped(const std::string& body, const std::string& name) {
+  const std::string key = name + "{exporter=\"xray\"} ";
+  const size_t at = body.find("\n" + key);
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + 1 + key.size()));
+}
+
+TEST_F(PipelineExporterTest, SpoolGaugesAreOnMetricsOverHttp) {
+  HealthServer health("127.0.0.1:0", [] { return true; });
+  ASSERT_TRUE(health.Start());
+  httplib::Client client("127.0.0.1", health.port());
+  ExporterOptions o = Spooled();
+  o.senders = 1;
+  o.queue_bytes = QueueFor(20);
+  Exporter& e = StartExporter(o, SendOutcome::Kind::kRetryable);
+  OfferRange(e, 0, 300, 10);
+  ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().spooled >= 250; }));
+  std::this_thread::sleep_for(1100ms);  // the oldest record is now more than a second old
+  auto r = client.Get("/metrics");
+  ASSERT_TRUE(r);
+  const std::string& body = r->body;
+  for (const char* family : {"xrayd_spool_disk_bytes", "xrayd_spool_pending_records",
+                             "xrayd_spool_oldest_record_age_seconds", "xrayd_spool_appended_raw_bytes_total",
+                             "xrayd_spool_appended_disk_bytes_total"}) {
+    EXPECT_NE(body.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
+    EXPECT_NE(body.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
+  }
+  const double disk = Scraped(body, "xrayd_spool_disk_bytes");
+  const double raw = Scraped(body, "xrayd_spool_appended_raw_bytes_total");
+  const double written = Scraped(body, "xrayd_spool_appended_disk_bytes_total");
+  EXPECT_GT(disk, 0);
+  EXPECT_GT(Scraped(body, "xrayd_spool_pending_records"), 0);
+  EXPECT_GE(Scraped(body, "xrayd_spool_oldest_record_age_seconds"), 1.0);
+  EXPECT_LT(Scraped(body, "xrayd_spool_oldest_record_age_seconds"), 60.0);
+  EXPECT_GT(raw, written) << "documents of repeated characters compress";
+  EXPECT_GE(raw, 250.0 * Docs(0, 1)[0].size());
+  sender().Set(SendOutcome::Kind::kDelivered);
+  ASSERT_TRUE(WaitIdle(e));
+  r = client.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(Scraped(r->body, "xrayd_spool_pending_records"), 0);
+  EXPECT_EQ(Scraped(r->body, "xrayd_spool_oldest_record_age_seconds"), 0);
+  EXPECT_EQ(Scraped(r->body, "xrayd_spool_appended_raw_bytes_total"), raw) << "a counter";
+  e.Stop(1s);
+  r = client.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body.find("xrayd_spool_disk_bytes{"), std::string::npos) << "a closed spool is not shown";
+  health.Stop();
 }
 
 }  // namespace

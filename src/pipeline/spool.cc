@@ -854,4 +854,15 @@ SpoolStats Spool::stats() const {
   return stats_;
 }
 
+int64_t Spool::OldestPendingMs() const {
+  MutexLock lock(mu_);
+  // Settled records leave a chunk only with the whole chunk: skip them.
+  for (const Chunk& c : chunks_) {
+    if (c.live == 0) continue;
+    for (const Record& r : c.records)
+      if (!r.gone) return r.append_ms;
+  }
+  return 0;
+}
+
 }  // namespace xrayd::pipeline

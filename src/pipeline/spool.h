@@ -241,6 +241,10 @@ class Spool {
   Status Close() XRAYD_EXCLUDES(mu_);
 
   SpoolStats stats() const XRAYD_EXCLUDES(mu_);
+  // Wall-clock append time (ms since the Unix epoch) of the oldest record not yet settled
+  // (acknowledged, dropped, expired or corrupt); 0 when there is none. Walks the settled records
+  // at the front of the oldest live chunk: for a scrape, not for every append.
+  int64_t OldestPendingMs() const XRAYD_EXCLUDES(mu_);
   const std::string& dir() const { return dir_; }
 
  private:

@@ -110,6 +110,7 @@ const char* ToString(DropReason r) {
     case DropReason::kRetriesExhausted: return "retries_exhausted";
     case DropReason::kShutdown: return "shutdown";
     case DropReason::kSpoolCorrupt: return "spool_corrupt";
+    case DropReason::kSpoolBusy: return "spool_busy";
     case DropReason::kCount: break;
   }
   return "unknown";

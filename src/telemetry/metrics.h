@@ -58,6 +58,7 @@ enum class DropReason {
   kRetriesExhausted,  // retried for the maximum elapsed time (or attempts), no spool to keep it
   kShutdown,          // the shutdown grace ran out and there is no spool
   kSpoolCorrupt,      // cut from the spool: a record that failed its checksum
+  kSpoolBusy,         // the spool writer fell behind (its hand-off from the memory queue was full)
   kCount
 };
 // Spool problems (xrayd_spool_errors_total{kind}).

@@ -223,7 +223,7 @@ def _slow_action(delay: float, trickle: float):
 
 EXPORTER_METRICS = ("received", "delivered", "queued", "spooled", "dropped", "retries")
 DROP_REASONS = ("queue_full", "spool_full", "expired", "refused", "permanent", "retries_exhausted", "shutdown",
-                "spool_corrupt")
+                "spool_corrupt", "spool_busy")
 _KEY_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$')
 _LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 

@@ -3,7 +3,7 @@
 1 MB spool, a back-end that answers slowly, and ~40,000 1 KB datagrams sent as fast as this process
 can. What the kernel drops before xrayd reads it was never received (not acknowledged, not counted);
 everything xrayd received is delivered exactly once or counted as dropped with a bounds reason
-(queue_full, spool_full, ...), and received = delivered + queued + spooled + sum(dropped) holds
+(queue_full, spool_full, spool_busy, ...), and received = delivered + queued + spooled + sum(dropped) holds
 during the flood and after it.
 
     python3 tests/e2e/test_pipeline_flood.py --xrayd build/xrayd
@@ -65,7 +65,9 @@ class PipelineFloodTest(fb.pipeline_test_case()):
         self.assertEqual(checks["unbalanced"], [], "counters did not add up during the flood")
         self.assertGreater(a.received, 0, a.brief())
         self.assertGreater(a.dropped_total, 0, f"a flood of {N} KB into 4 MB of room dropped nothing: {a.brief()}")
-        self.assertEqual(a.drop_reasons - {"queue_full", "spool_full", "expired", "retries_exhausted"}, set(),
+        # spool_busy: the spool's writer fell behind the flood (the UDP thread does not wait for the disk).
+        self.assertEqual(a.drop_reasons - {"queue_full", "spool_full", "spool_busy", "expired", "retries_exhausted"},
+                         set(),
                          f"drop reasons a flood should not cause: {a.brief()}")
         self.assertTrue(daemon.alive(), "xrayd died in the flood")
 

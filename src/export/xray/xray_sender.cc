@@ -102,7 +102,8 @@ SendOutcome XraySender::Send(const std::vector<std::string>& segments) {
     if (response) message += " " + response->body.substr(0, 256);
     return {SendOutcome::Kind::kPermanent, 0, std::nullopt, std::move(message)};
   }
-  return {SendOutcome::Kind::kRetryable, 0, error.retry_after, std::move(message)};
+  return {SendOutcome::Kind::kRetryable, 0, error.retry_after, std::move(message),
+          error.kind == Error::Kind::kThrottled};
 }
 
 }  // namespace xrayd::xray
