@@ -6,6 +6,7 @@
 // below never dangle and need no locking.
 #pragma once
 
+#include <cstddef>
 #include <span>
 #include <string_view>
 
@@ -15,8 +16,9 @@ struct EmbeddedAsset {
   std::string_view path;          // URL path, e.g. "/assets/app.3F2A1B.js" or "/index.html"
   std::string_view content_type;  // e.g. "text/javascript; charset=utf-8"
   std::string_view etag;          // strong validator, quotes included: "\"9f86d0...\""
-  std::string_view raw;           // the file
-  std::string_view gzip;          // the same file, gzip-compressed
+  std::string_view gzip;          // the file, gzip-compressed (only this copy is compiled in: the
+                                  // binary and image stay small; web_ui.h RawBytes inflates it)
+  size_t raw_size;                // the file's own size
 };
 
 // All embedded files; empty when xrayd was built without the UI.

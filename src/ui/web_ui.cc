@@ -4,6 +4,8 @@
 #include <array>
 #include <utility>
 
+#include <zlib.h>
+
 #include "ui/embedded_assets.h"
 
 namespace xrayd::ui {
@@ -111,12 +113,26 @@ http::OutgoingResponse ServeAsset(const http::IncomingRequest& request, const Em
     r.headers.emplace_back("Content-Encoding", "gzip");
     r.body = std::string(asset.gzip);
   } else {
-    r.body = std::string(asset.raw);
+    r.body = RawBytes(asset);
   }
   return WithSecurityHeaders(std::move(r));
 }
 
 }  // namespace
+
+std::string RawBytes(const EmbeddedAsset& asset) {
+  std::string out(asset.raw_size, '\0');
+  z_stream zs{};
+  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) return {};  // 16+: a gzip wrapper, not zlib's
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(asset.gzip.data()));
+  zs.avail_in = static_cast<uInt>(asset.gzip.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&zs, Z_FINISH);
+  const bool whole = rc == Z_STREAM_END && zs.total_out == out.size();
+  inflateEnd(&zs);
+  return whole ? out : std::string();
+}
 
 bool IsUiPath(std::string_view path) {
   return IsAppRoute(path) || (StartsWith(path, "/assets/") && Find(path)) || path == "/favicon.svg";

@@ -10,15 +10,18 @@
 // Every answer carries a Content-Security-Policy that allows scripts and styles from this origin
 // only (no inline script, no eval), X-Content-Type-Options: nosniff, X-Frame-Options: DENY and
 // Referrer-Policy: no-referrer. A gzip copy is sent with Content-Encoding: gzip when the request's
-// Accept-Encoding allows it; If-None-Match matching the ETag answers 304.
+// Accept-Encoding allows it (every browser), else the file is inflated for that answer (only the gzip
+// copy is in the binary); If-None-Match matching the ETag answers 304.
 //
 // The data the app shows comes from the X-Ray API on the same listener (POST), so the UI shows
 // exactly what any client gets. Stateless and thread-safe: it reads only static data.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "http/server_message.h"
+#include "ui/embedded_assets.h"
 
 namespace xrayd::ui {
 
@@ -26,5 +29,9 @@ namespace xrayd::ui {
 bool IsUiPath(std::string_view path);
 
 http::OutgoingResponse ServeWebUi(const http::IncomingRequest& request);
+
+// The file's own bytes (its embedded gzip copy inflated). The copy was written by the build and
+// checked by the unit test, so a failure here is a broken build: it returns "" and logs nothing.
+std::string RawBytes(const EmbeddedAsset& asset);
 
 }  // namespace xrayd::ui

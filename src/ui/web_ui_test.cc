@@ -1,6 +1,8 @@
 #include "ui/web_ui.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <openssl/sha.h>
 
 #include <string>
 
@@ -94,9 +96,24 @@ TEST_F(WebUiTest, GzipWhenAcceptedRawOtherwise) {
   for (const char* refused : {"", "identity", "gzip;q=0", "gzip; q=0.000, br"}) {
     auto raw = ServeWebUi(Get(std::string(js.path), {{"accept-encoding", refused}}));
     EXPECT_EQ(HeaderOf(raw, "Content-Encoding"), "") << refused;
-    EXPECT_EQ(raw.body, js.raw) << refused;
+    EXPECT_EQ(raw.body, RawBytes(js)) << refused;
   }
-  EXPECT_LT(js.gzip.size(), js.raw.size());
+  EXPECT_LT(js.gzip.size(), js.raw_size);
+}
+
+// Only the gzip copy is compiled in: every file must inflate to exactly its recorded size and to
+// the bytes its ETag (a SHA-256 prefix of the file, computed by the build) names.
+TEST_F(WebUiTest, EveryEmbeddedFileInflatesToTheBytesItsETagNames) {
+  ASSERT_FALSE(EmbeddedAssets().empty());
+  for (const auto& a : EmbeddedAssets()) {
+    const std::string raw = RawBytes(a);
+    ASSERT_EQ(raw.size(), a.raw_size) << a.path;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(raw.data()), raw.size(), digest);
+    std::string hex;
+    for (unsigned char b : digest) hex += fmt::format("{:02x}", b);
+    EXPECT_EQ(a.etag, "\"" + hex.substr(0, 32) + "\"") << a.path;
+  }
 }
 
 TEST_F(WebUiTest, MatchingETagAnswers304WithoutBody) {
