@@ -454,7 +454,8 @@ namespace {
 
 // The same statement as SegmentsOf's (trace_store.cc), run once per trace on one connection.
 constexpr const char* kSegmentsOfTrace =
-    "SELECT id, parent_id, kind, doc, dict FROM segments WHERE trace_id=?1 ORDER BY start_time, id";
+    "SELECT s.id, s.parent_id, s.kind, s.doc, s.dict FROM traces t JOIN segments s ON s.tid = t.tid "
+    "WHERE t.trace_id=?1 ORDER BY s.start_time, s.id";
 
 // Reads trace `trace_id`'s segments with the prepared kSegmentsOfTrace `s` (reset afterwards).
 Status ReadSegmentsOf(sqlite3* db, sqlite3_stmt* s, const std::string& trace_id, Dictionaries& dicts,
