@@ -343,7 +343,7 @@ TEST_F(TraceQueryTest, SegmentsOfTracesReadsOneSnapshot) {
     static int OnStatement(unsigned, void* self, void* stmt, void*) {
       auto* h = static_cast<Hook*>(self);
       const char* sql = sqlite3_sql(static_cast<sqlite3_stmt*>(stmt));
-      if (!sql || !std::strstr(sql, "FROM segments WHERE trace_id")) return 0;
+      if (!sql || !std::strstr(sql, "JOIN segments s ON s.tid = t.tid WHERE t.trace_id")) return 0;
       if (++h->reads == 2) h->appended = h->store->Append(h->docs) && true;
       return 0;
     }
