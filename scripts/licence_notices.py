@@ -110,6 +110,9 @@ def header_deps(build, objects):
             deps[current] = []
         elif line.strip() and current:
             deps[current].append(line.strip())
+    missing = [o for o in objects if not deps.get(o)]
+    if missing:  # e.g. "deps not found": its headers would be missed silently
+        fail("ninja records no headers for: " + ", ".join(missing[:5]))
     return deps
 
 
