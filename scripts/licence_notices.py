@@ -36,7 +36,7 @@ import sys
 COMMON = "/usr/share/common-licenses/"
 COMPACT_LIMIT = 256 * 1024
 ARCHIVE_MEMBER = re.compile(r"([^\s()]+\.a)\(([^\s()]+)\)")  # libfoo.a(member.o)
-OBJECT = re.compile(r"(?<![^\s])([^\s()]+\.o)(?=\s|$)")  # an object file named on its own
+OBJECT = re.compile(r"(?<![^\s])([^\s()*?\[\]]+\.o)(?=\s|$)")  # an object file named on its own (not a glob)
 
 
 def fail(message):
