@@ -36,7 +36,7 @@ import sys
 COMMON = "/usr/share/common-licenses/"
 COMPACT_LIMIT = 256 * 1024
 ARCHIVE_MEMBER = re.compile(r"([^\s()]+\.a)\(([^\s()]+)\)")  # libfoo.a(member.o)
-OBJECT = re.compile(r"(?<![^\s])([^\s()]+\.o)(?=\s|$)")  # an object file named on its own
+OBJECT = re.compile(r"(?<![^\s])([^\s()*?\[\]]+\.o)(?=\s|$)")  # an object file named on its own (not a glob)
 
 
 def fail(message):
@@ -110,6 +110,9 @@ def header_deps(build, objects):
             deps[current] = []
         elif line.strip() and current:
             deps[current].append(line.strip())
+    missing = [o for o in objects if not deps.get(o)]
+    if missing:  # e.g. "deps not found": its headers would be missed silently
+        fail("ninja records no headers for: " + ", ".join(missing[:5]))
     return deps
 
 
@@ -287,16 +290,12 @@ def main():
                 "package above, at the version given, is available from Debian (`apt-get source",
                 "SOURCE=VERSION`, or https://snapshot.debian.org/package/SOURCE/VERSION/)."]
 
-    seen, common = set(), set()
+    common, texts = set(), {}
     for pkg in sorted(by_pkg):
         path = f"/usr/share/doc/{pkg}/copyright"
         if not os.path.exists(path):
             fail(f"{path} is missing (package {pkg})")
-        real = os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
-        with open(real, errors="replace") as f:
+        with open(path, errors="replace") as f:
             text = f.read()
         note = ""
         if args.compact and len(text) > COMPACT_LIMIT and text.startswith("Format:"):
@@ -305,6 +304,10 @@ def main():
             note = " (cut to the files compiled in; whole in Debian's package and in xrayd's .deb)"
         common.update(m.rstrip(".") for m in re.findall(re.escape(COMMON) + r"[A-Za-z0-9.+-]+", text))
         version, source, _ = info.get(pkg, ("?", pkg, "?"))
+        if text in texts:  # e.g. libstdc++-12-dev and libgcc-12-dev (both gcc-12-base's): one text, named twice
+            text = f"(the same text as Debian package {texts[text]}'s above)"
+        else:
+            texts[text] = pkg
         out += ["", "=" * 100, f"Debian package {pkg} {version} [{source}]: {path}{note}", "=" * 100, text.rstrip()]
     for name, version, licence, text in ui:
         out += ["", "=" * 100, f"npm package {name} {version} ({licence}): its LICENSE file", "=" * 100, text.rstrip()]
