@@ -17,7 +17,7 @@ Phases, one xrayd each, the same load from xray_loadgen, xray_sink standing in f
 With --xrayd-before OTHER (e.g. built from the base commit), memory-steady and spool-outage also run
 with that binary ("-before" phases), so a change is measured against its base in one run. Drain
 figures: the backlog (queued + spooled) at the back end's return, when the first delivery landed
-(the first probe after the return: up to the backoff's 15 s), when the spool first held nothing
+(the first probe after the return: a down back end is probed about every second), when the spool first held nothing
 (the load still running for --after seconds), and the replay rate between the two (backlog plus the
 live load that arrived meanwhile, per second). "summary" gathers the figures that matter.
 
