@@ -38,8 +38,8 @@
 // Accounting (ExporterMetrics, exact at every scrape):
 //   received = delivered + queued + spooled + sum(dropped{reason})
 // received counts documents offered and documents recovered from the spool at start; queued is
-// what memory holds (in flight included); spooled what the spool holds (in flight included, and
-// delivered records until acknowledged: a crash would replay them).
+// what memory holds (in flight and the spool writer's hand-off included); spooled what the spool
+// holds (in flight included, and delivered records until acknowledged: a crash would replay them).
 //
 // Spool problems (cannot open, newer format, write failure such as disk full) are logged, counted
 // in xrayd_spool_errors_total{kind} and named by /readyz; the exporter keeps running from memory.
