@@ -17,7 +17,7 @@ Phases, one xrayd each, the same load from xray_loadgen, xray_sink standing in f
 With --xrayd-before OTHER (e.g. built from the base commit), memory-steady and spool-outage also run
 with that binary ("-before" phases), so a change is measured against its base in one run. Drain
 figures: the backlog (queued + spooled) at the back end's return, when the first delivery landed
-(the first probe after the return: up to the backoff's 15 s), when the spool first held nothing
+(the first probe after the return: a down back end is probed about every second), when the spool first held nothing
 (the load still running for --after seconds), and the replay rate between the two (backlog plus the
 live load that arrived meanwhile, per second). "summary" gathers the figures that matter.
 
@@ -214,7 +214,7 @@ def outage(args, workdir, name, spool, binary=None):
             disk = dir_bytes(spool_dir) if spool_dir else 0
             peak_spool = max(peak_spool, disk)
             samples.append((round(time.monotonic() - t0, 1), a["received"], a["queued"], a["spooled"],
-                            sum(a["dropped"].values()), disk))
+                            sum(a["dropped"].values()), disk, d.kernel_drops()))
         at_outage_end = d.account()
         drops_outage = d.kernel_drops()
         cpu_outage = d.cpu() - cpu0
@@ -257,7 +257,7 @@ def outage(args, workdir, name, spool, binary=None):
                 "cpu_seconds_during_outage": round(cpu_outage, 2),
                 "delivered_per_cpu_second": round(s["distinct"] / cpu) if cpu else None,
                 "accounting_balanced": a["received"] == a["delivered"] + a["queued"] + a["spooled"] + sum(a["dropped"].values()),
-                "samples(t,received,queued,spooled,dropped,spool_bytes)": samples[-5:]}
+                "samples(t,received,queued,spooled,dropped,spool_bytes,udp_kernel_drops)": samples[::5]}
     finally:
         d.close()
         if sink:

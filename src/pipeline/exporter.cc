@@ -13,16 +13,16 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// The hand-off to the spool writer takes its bound from the memory queue's (`-m` stays a total).
+// The hand-off's bound (see ExporterOptions::spool_handoff_bytes).
 size_t HandoffBound(const ExporterOptions& o) {
   if (o.spool_dir.empty()) return 0;
-  const size_t asked = o.spool_handoff_bytes > 0 ? o.spool_handoff_bytes : o.queue_bytes / 8;
-  return std::max<size_t>(1, std::min(asked, o.queue_bytes / 2));
+  return o.spool_handoff_bytes > 0 ? o.spool_handoff_bytes : std::max<size_t>(1, o.queue_bytes / 8);
 }
 
+// By default the hand-off's bound is taken from the memory queue's (`-m` stays a total).
 BufferOptions BufferOf(const ExporterOptions& o) {
   BufferOptions b;
-  b.capacity_bytes = o.queue_bytes - HandoffBound(o);
+  b.capacity_bytes = o.queue_bytes - (o.spool_handoff_bytes > 0 ? 0 : HandoffBound(o));
   b.max_batch_segments = std::max<size_t>(1, o.max_batch_segments);
   b.flush_interval = o.flush_interval;
   b.global_gauges = o.global_metrics;

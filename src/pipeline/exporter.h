@@ -38,8 +38,8 @@
 // Accounting (ExporterMetrics, exact at every scrape):
 //   received = delivered + queued + spooled + sum(dropped{reason})
 // received counts documents offered and documents recovered from the spool at start; queued is
-// what memory holds (in flight included); spooled what the spool holds (in flight included, and
-// delivered records until acknowledged: a crash would replay them).
+// what memory holds (in flight and the spool writer's hand-off included); spooled what the spool
+// holds (in flight included, and delivered records until acknowledged: a crash would replay them).
 //
 // Spool problems (cannot open, newer format, write failure such as disk full) are logged, counted
 // in xrayd_spool_errors_total{kind} and named by /readyz; the exporter keeps running from memory.
@@ -100,8 +100,9 @@ struct ExporterOptions {
   SpoolOptions spool;
   SpoolEnv* spool_env = SpoolEnv::Default();  // tests: a fake clock or a full disk
   std::chrono::milliseconds spool_retry_interval{5000};
-  // Bound of the hand-off from Offer() to the spool writer (accounted bytes), taken from
-  // queue_bytes; 0: queue_bytes / 8. At most queue_bytes / 2.
+  // Bound of the hand-off from Offer() to the spool writer (accounted bytes). 0 (the default):
+  // queue_bytes / 8, taken from the memory queue's bound, so queue_bytes stays the total; set, it
+  // is memory on top of queue_bytes (tests flooding a tiny queue use a large one).
   size_t spool_handoff_bytes = 0;
   // Also count into the process-wide counters (segments_sent / spilled / failed, buffer gauges)
   // that AWS-compatible telemetry reports; exactly one exporter (the first) does.
