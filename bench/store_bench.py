@@ -22,6 +22,9 @@ then) — a baseline from the same run.
     cmake --build build --target xrayd
     python3 bench/store_bench.py --sizes 1000000,3000000,10000000 --moto-segments 50000
 
+After a run, `--reuse --workdir DIR` measures the queries again on the store (and state.json) it left
+in DIR, e.g. with another binary (`--xrayd`), so two builds compare on the same data.
+
 Only 127.0.0.1 is used. Everything started is killed on exit. Not a test.
 """
 import argparse

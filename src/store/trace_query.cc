@@ -222,16 +222,29 @@ std::string Probe(const IndexCondition& c, Params& p, const std::string& outer =
          LeafTerms(c, "x", p) + ")";
 }
 
-// When the condition is a trace flag, or an AND with one: the WHERE terms that walk that flag's
-// partial index in listing order and test the other parts on each row (of `traces t`).
+// The trace flag a leaf implies: a trace flag's own, or a service's own flag (the writer sets a
+// service's flag only from an entity of the trace's documents, which sets the trace's flag too:
+// both are ORs over the same entities, never cleared).
+std::optional<IndexCondition::Flag> ImpliedTraceFlag(const IndexCondition& c) {
+  if ((c.kind == IndexCondition::Kind::kFlag || c.kind == IndexCondition::Kind::kService) &&
+      c.flag != IndexCondition::Flag::kNone)
+    return c.flag;
+  return std::nullopt;
+}
+
+// When the condition implies a trace flag (a flag, a service's flag, or an AND with one of them):
+// the WHERE terms (on a row of `traces t`) that walk that flag's partial index in listing order and
+// test the rest of the condition on each row.
 std::optional<std::string> FlagWalk(const IndexCondition& c, Params& p) {
-  if (c.kind == IndexCondition::Kind::kFlag) return std::string(" AND t.") + FlagColumn(c.flag) + " = 1";
-  if (c.kind != IndexCondition::Kind::kAnd) return std::nullopt;
-  for (size_t i = 0; i < c.all.size(); ++i) {
-    if (c.all[i].kind != IndexCondition::Kind::kFlag) continue;
-    std::string sql = std::string(" AND t.") + FlagColumn(c.all[i].flag) + " = 1";
-    for (size_t k = 0; k < c.all.size(); ++k)
-      if (k != i) sql += " AND " + Probe(c.all[k], p, "t");
+  const bool is_and = c.kind == IndexCondition::Kind::kAnd;
+  const std::vector<IndexCondition> one{c};
+  const std::vector<IndexCondition>& parts = is_and ? c.all : one;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const auto flag = ImpliedTraceFlag(parts[i]);
+    if (!flag) continue;
+    std::string sql = std::string(" AND t.") + FlagColumn(*flag) + " = 1";
+    for (size_t k = 0; k < parts.size(); ++k)
+      if (k != i || parts[k].kind != IndexCondition::Kind::kFlag) sql += " AND " + Probe(parts[k], p, "t");
     return sql;
   }
   return std::nullopt;
@@ -398,14 +411,17 @@ Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, con
   params.Set(7, q.end_time);
   std::string from = "traces t", also;
   if (q.condition) {
+    // A flag's partial index walked in order stops at the page: better than sorting many
+    // candidates, worse than a few. With a walk possible, counting stops past those few.
+    Params probe_params;
+    const bool can_walk = FlagWalk(*q.condition, probe_params).has_value();
+    const int64_t bound = can_walk ? std::min(q.max_index_candidates, kFewCandidates) : q.max_index_candidates;
     // Candidates' time bounds (flag partial indexes) use the bare column name.
-    Planner planner(db, q.by_trace_id_time ? "trace_time" : "start_time", q.max_index_candidates, params);
+    Planner planner(db, q.by_trace_id_time ? "trace_time" : "start_time", bound, params);
     auto candidates = planner.Run(*q.condition);
     if (!candidates) return candidates.error();
     if (plan) plan->candidates = candidates->count;
-    // A flag's partial index walked in order stops at the page: better than sorting many
-    // candidates, worse than a few.
-    const bool prefer_walk = candidates->count > kFewCandidates && FlagWalk(*q.condition, params).has_value();
+    const bool prefer_walk = can_walk && candidates->count > kFewCandidates;
     if (candidates->count <= q.max_index_candidates && !prefer_walk) {
       if (plan) plan->by_index = true;
       // CROSS JOIN: SQLite reads the candidates first and looks each trace up by its key.

@@ -15,10 +15,12 @@
 // "scan" plan, the time-ordered walk of the range as without a condition (an unselective filter
 // fills its pages quickly; NextToken resumes as before). Either way the rows are those of the
 // range after the cursor in (time, trace_id) order, skipping only rows the condition excludes, so
-// a cursor from one plan resumes the other. One refinement of "scan": when the condition is a
-// trace flag (or an AND with one), the walk is of that flag's partial index instead of the whole
-// range, testing the AND's other parts on each row ("flag walk"); it is also preferred to the
-// candidates when they are more than 1,000 (sorting them would cost more than walking in order).
+// a cursor from one plan resumes the other. One refinement of "scan": when the condition implies a
+// trace flag (a trace flag, a service's own flag — the writer never sets one without the trace's —
+// or an AND with one), the walk is of that flag's partial index instead of the whole range, testing
+// the condition on each row ("flag walk"); it is also preferred to the candidates when they are more
+// than 1,000 (sorting them would cost more than walking in order), and counting stops there.
+// Either way the page's rows are chosen first and their summary columns read for those rows only.
 //
 // Indexes (created idempotently at open, without a schema version of their own; see
 // EnsureQueryIndexes). Tables name traces by their integer key (tid, schema 6: trace_store.h):
