@@ -436,9 +436,9 @@ Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, con
   // The page's trace ids first, then their summary columns: the columns (an EXISTS probe of the
   // segments among them) are computed for the `limit` rows kept, not for every candidate sorted.
   const std::string order = " ORDER BY " + time_col + ", t.trace_id";
-  const std::string sql = std::string("SELECT ") + detail::kSummaryColumns + " FROM (SELECT t.trace_id FROM " + from +
+  const std::string sql = std::string("SELECT ") + detail::kSummaryColumns + " FROM (SELECT t.tid FROM " + from +
                           " WHERE " + lower + " AND " + time_col + " <= ?2" + also + order +
-                          " LIMIT ?5) page CROSS JOIN traces t ON t.trace_id = page.trace_id" + order;
+                          " LIMIT ?5) page CROSS JOIN traces t ON t.tid = page.tid" + order;
   if (plan) plan->sql = sql;
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr);
@@ -468,7 +468,7 @@ Result<std::vector<TraceSummaryRow>> TraceStore::ListTraces(const ListQuery& q, 
 
 namespace {
 
-// The same statement as SegmentsOf's (trace_store.cc), run once per trace on one connection.
+// A trace's segments (SegmentsOf and SegmentsOfTraces), run once per trace on one connection.
 constexpr const char* kSegmentsOfTrace =
     "SELECT s.id, s.parent_id, s.kind, s.doc, s.dict FROM traces t JOIN segments s ON s.tid = t.tid "
     "WHERE t.trace_id=?1 ORDER BY s.start_time, s.id";

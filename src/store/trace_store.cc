@@ -1310,22 +1310,9 @@ Result<std::optional<TraceSummaryRow>> TraceStore::Summary(const std::string& tr
 }
 
 Result<std::vector<StoredSegment>> TraceStore::SegmentsOf(const std::string& trace_id) {
-  auto reader = BeginRead();
-  if (!reader) return reader.error();
-  sqlite3* const db = (*reader)->db();
-  Stmt s(db,
-         "SELECT s.id, s.parent_id, s.kind, s.doc, s.dict FROM traces t JOIN segments s ON s.tid = t.tid "
-         "WHERE t.trace_id=?1 ORDER BY s.start_time, s.id");
-  s.Text(1, trace_id);
-  std::vector<StoredSegment> out;
-  int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) {
-    auto doc = ReadDoc(db, s.get(), 3, dicts_);
-    if (!doc) return Report(doc.error());
-    out.push_back({s.ColText(0), s.ColText(1), sqlite3_column_int(s.get(), 2) == 1, std::move(*doc)});
-  }
-  if (rc != SQLITE_DONE) return Report(ErrorFor(db, rc, "read segments"));
-  return out;
+  auto one = SegmentsOfTraces({trace_id});  // trace_query.cc: the one statement that reads a trace's segments
+  if (!one) return one.error();
+  return std::move(one->front());
 }
 
 Result<std::vector<std::string>> TraceStore::DocumentsInRange(double start, double end, size_t max_traces,
