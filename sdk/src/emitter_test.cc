@@ -191,6 +191,11 @@ TEST(UdpEmitter, BackgroundSenderIsUsableFromManyThreads) {
   int received = 0;
   while (received < 100 && daemon.Receive(2000)) ++received;
   EXPECT_EQ(received, 100);
+  // The background thread counts a batch after sendmmsg returns, so the datagrams can arrive
+  // before the count does.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (emitter.sent() + emitter.dropped() < 100u && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_EQ(emitter.sent() + emitter.dropped(), 100u);
 }
 
