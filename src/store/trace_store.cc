@@ -48,8 +48,8 @@ CREATE TABLE IF NOT EXISTS traces(
   user TEXT NOT NULL DEFAULT '', has_error INTEGER NOT NULL DEFAULT 0, has_fault INTEGER NOT NULL DEFAULT 0,
   has_throttle INTEGER NOT NULL DEFAULT 0, revision INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS traces_by_trace_id ON traces(trace_id);
-CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_time, trace_id);
-CREATE INDEX IF NOT EXISTS traces_by_id_time ON traces(trace_time, trace_id);
+CREATE INDEX IF NOT EXISTS traces_by_start ON traces(start_time);
+CREATE INDEX IF NOT EXISTS traces_by_id_time ON traces(trace_time);
 CREATE TABLE IF NOT EXISTS segments(
   tid INTEGER NOT NULL, id TEXT NOT NULL, parent_id TEXT NOT NULL, kind INTEGER NOT NULL,
   start_time REAL NOT NULL, in_progress INTEGER NOT NULL, dict INTEGER NOT NULL, doc BLOB NOT NULL,
@@ -1243,7 +1243,8 @@ Result<std::vector<TraceSummaryRow>> detail::LoadSummaries(sqlite3* db, sqlite3_
     r.has_throttle = sqlite3_column_int(raw, 15);
     r.revision = sqlite3_column_int(raw, 16);
     r.is_partial = sqlite3_column_int(raw, 17);
-    tids.push_back(sqlite3_column_int64(raw, 18));
+    r.key = sqlite3_column_int64(raw, 18);
+    tids.push_back(r.key);
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return ErrorFor(db, rc, "list traces");

@@ -6,7 +6,8 @@
 // are bounded by the distinct service names, types and annotation keys sent).
 //   traces(tid INTEGER PRIMARY KEY, trace_id UNIQUE, trace_time, ...)  a per-trace summary kept up
 //       to date on every Append: time bounds, the root segment's HTTP fields (url_id: urls.id, 0 for
-//       none), user and name, error/fault/throttle flags. Listing order is (time, trace_id).
+//       none), user and name, error/fault/throttle flags. Listing order is (time, tid): the time
+//       indexes hold only the time (and the row's tid), never the trace id text again.
 //   segments(tid, id, parent_id, kind, start_time, in_progress, dict, doc)  WITHOUT ROWID,
 //       key (tid, id): one row per segment or independent subsegment document (doc: the JSON text
 //       when dict is 0, else zstd-compressed with dictionaries.id = dict; see store/doc_codec.h); a
@@ -137,6 +138,7 @@ struct TraceSummaryRow {
   std::optional<int> http_status;
   bool has_error = false, has_fault = false, has_throttle = false, is_partial = false;
   int revision = 0;
+  int64_t key = 0;  // the store's key of the trace (traces.tid): orders traces of the same time in listings
   std::vector<AnnotationEntry> annotations;
   std::vector<std::pair<std::string, std::string>> services;  // (name, type/origin)
   struct ServiceFlags {
@@ -152,7 +154,7 @@ struct StoredSegment {
   std::string doc;
 };
 
-// A listing: traces in (time, trace_id) order, time being the trace id's epoch (by_trace_id_time,
+// A listing: traces in (time, key) order, time being the trace id's epoch (by_trace_id_time,
 // X-Ray's TimeRangeType TraceId) or the start time. `cursor` is "" for the first page, else
 // ListCursorAfter() of the last row read: opaque text (callers hand it out as NextToken and must
 // not look inside). A cursor that does not decode, or was made for the other order, makes
