@@ -102,8 +102,9 @@ class Stmt {
 
   int prepare_rc() const { return prepare_rc_; }
   sqlite3_stmt* get() { return s_; }
+  // An empty view binds "" (a null data() would bind NULL).
   Stmt& Text(int i, std::string_view v) {
-    return Bind(s_ ? sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT) : 0);
+    return Bind(s_ ? sqlite3_bind_text(s_, i, NonNull(v), static_cast<int>(v.size()), SQLITE_TRANSIENT) : 0);
   }
   Stmt& Real(int i, double v) { return Bind(s_ ? sqlite3_bind_double(s_, i, v) : 0); }
   Stmt& Int(int i, int64_t v) { return Bind(s_ ? sqlite3_bind_int64(s_, i, v) : 0); }
@@ -114,7 +115,7 @@ class Stmt {
   Stmt& RealOrNull(int i, std::optional<double> v) { return v ? Real(i, *v) : Null(i); }
   // Bound without a copy: `v` must stay valid until the statement is reset (Run() or Reset()).
   Stmt& TextRef(int i, std::string_view v) {
-    return Bind(s_ ? sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC) : 0);
+    return Bind(s_ ? sqlite3_bind_text(s_, i, NonNull(v), static_cast<int>(v.size()), SQLITE_STATIC) : 0);
   }
   Stmt& BlobRef(int i, std::string_view v) {
     return Bind(s_ ? sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC) : 0);
@@ -147,6 +148,7 @@ class Stmt {
   }
 
  private:
+  static const char* NonNull(std::string_view v) { return v.data() ? v.data() : ""; }
   Stmt& Bind(int rc) {
     if (s_ == nullptr) return *this;
     if (bind_rc_ == SQLITE_OK && rc != SQLITE_OK) bind_rc_ = rc;
