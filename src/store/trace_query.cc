@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cerrno>
 #include <cstdio>
 #include <limits>
 #include <optional>
@@ -81,12 +82,12 @@ CREATE INDEX IF NOT EXISTS trace_services_error ON trace_services(service_id) WH
 CREATE INDEX IF NOT EXISTS trace_services_fault ON trace_services(service_id) WHERE has_fault=1;
 CREATE INDEX IF NOT EXISTS trace_services_throttle ON trace_services(service_id) WHERE has_throttle=1;
 CREATE INDEX IF NOT EXISTS traces_by_url ON traces(url_id);
-CREATE INDEX IF NOT EXISTS traces_error_by_start ON traces(start_time, trace_id) WHERE has_error=1;
-CREATE INDEX IF NOT EXISTS traces_fault_by_start ON traces(start_time, trace_id) WHERE has_fault=1;
-CREATE INDEX IF NOT EXISTS traces_throttle_by_start ON traces(start_time, trace_id) WHERE has_throttle=1;
-CREATE INDEX IF NOT EXISTS traces_error_by_id_time ON traces(trace_time, trace_id) WHERE has_error=1;
-CREATE INDEX IF NOT EXISTS traces_fault_by_id_time ON traces(trace_time, trace_id) WHERE has_fault=1;
-CREATE INDEX IF NOT EXISTS traces_throttle_by_id_time ON traces(trace_time, trace_id) WHERE has_throttle=1;
+CREATE INDEX IF NOT EXISTS traces_error_by_start ON traces(start_time) WHERE has_error=1;
+CREATE INDEX IF NOT EXISTS traces_fault_by_start ON traces(start_time) WHERE has_fault=1;
+CREATE INDEX IF NOT EXISTS traces_throttle_by_start ON traces(start_time) WHERE has_throttle=1;
+CREATE INDEX IF NOT EXISTS traces_error_by_id_time ON traces(trace_time) WHERE has_error=1;
+CREATE INDEX IF NOT EXISTS traces_fault_by_id_time ON traces(trace_time) WHERE has_fault=1;
+CREATE INDEX IF NOT EXISTS traces_throttle_by_id_time ON traces(trace_time) WHERE has_throttle=1;
 CREATE VIRTUAL TABLE IF NOT EXISTS url_trigrams USING fts5(url, content='urls', content_rowid='id',
   tokenize='trigram case_sensitive 1');
 )sql";
@@ -332,12 +333,13 @@ class Planner {
   Params& p_;
 };
 
-// ---- Cursor: hex of "<order>|<time key %.17g>|<trace id>", order T (trace-id epoch) or E (start
-// time). Hex keeps it opaque and safe in any JSON or URL without escaping.
+// ---- Cursor: hex of "<order>|<time key %.17g>|<trace key>", order T (trace-id epoch) or E (start
+// time); the trace key (traces.tid) orders traces of the same time. Hex keeps it opaque and safe in
+// any JSON or URL without escaping.
 
 struct ListPosition {
   double key = 0;
-  std::string trace_id;
+  int64_t tid = 0;
 };
 
 std::string HexOf(std::string_view text) {
@@ -373,7 +375,13 @@ Result<std::optional<ListPosition>> DecodeCursor(const ListQuery& q) {
   char* used = nullptr;
   const double key = std::strtod(number.c_str(), &used);
   if (number.empty() || used != number.c_str() + number.size() || !std::isfinite(key)) return bad;
-  return std::optional<ListPosition>(ListPosition{key, text->substr(bar + 1)});
+  const std::string tid_text = text->substr(bar + 1);
+  char* tid_end = nullptr;
+  errno = 0;
+  const long long tid = std::strtoll(tid_text.c_str(), &tid_end, 10);
+  if (errno != 0 || tid_end != tid_text.c_str() + tid_text.size() || tid_text[0] == '-' || tid_text[0] == '+')
+    return bad;
+  return std::optional<ListPosition>(ListPosition{key, static_cast<int64_t>(tid)});
 }
 
 }  // namespace
@@ -382,7 +390,7 @@ std::string ListCursorAfter(const ListQuery& q, const TraceSummaryRow& row) {
   const double key = q.by_trace_id_time ? static_cast<double>(segment::TraceIdEpoch(row.trace_id)) : row.start_time;
   char number[40];
   std::snprintf(number, sizeof number, "%.17g", key);
-  return HexOf(std::string(q.by_trace_id_time ? "T|" : "E|") + number + "|" + row.trace_id);
+  return HexOf(std::string(q.by_trace_id_time ? "T|" : "E|") + number + "|" + std::to_string(row.key));
 }
 
 namespace {
@@ -400,12 +408,12 @@ Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, con
   // picked the pagination bound of -inf and walked the index from the oldest trace: 0.4 s instead of
   // 1 ms for a first page over 1M traces.
   const bool resume = after && after->key >= start;
-  const std::string lower = resume ? time_col + " >= ?1 AND (" + time_col + " > ?1 OR t.trace_id > ?4)"
+  const std::string lower = resume ? time_col + " >= ?1 AND (" + time_col + " > ?1 OR t.tid > ?4)"
                                    : time_col + " >= ?1";
   Params params;
   params.Set(1, resume ? after->key : start);
   params.Set(2, q.end_time);
-  if (resume) params.Set(4, after->trace_id);
+  if (resume) params.Set(4, after->tid);
   params.Set(5, static_cast<int64_t>(q.limit));
   params.Set(6, resume ? after->key : start);
   params.Set(7, q.end_time);
@@ -435,7 +443,7 @@ Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, con
   }
   // The page's trace ids first, then their summary columns: the columns (an EXISTS probe of the
   // segments among them) are computed for the `limit` rows kept, not for every candidate sorted.
-  const std::string order = " ORDER BY " + time_col + ", t.trace_id";
+  const std::string order = " ORDER BY " + time_col + ", t.tid";
   const std::string sql = std::string("SELECT ") + detail::kSummaryColumns + " FROM (SELECT t.tid FROM " + from +
                           " WHERE " + lower + " AND " + time_col + " <= ?2" + also + order +
                           " LIMIT ?5) page CROSS JOIN traces t ON t.tid = page.tid" + order;

@@ -14,7 +14,7 @@
 // traces' summaries, keeps those in the query's range and cursor, in listing order. More: the
 // "scan" plan, the time-ordered walk of the range as without a condition (an unselective filter
 // fills its pages quickly; NextToken resumes as before). Either way the rows are those of the
-// range after the cursor in (time, trace_id) order, skipping only rows the condition excludes, so
+// range after the cursor in (time, tid) order, skipping only rows the condition excludes, so
 // a cursor from one plan resumes the other. One refinement of "scan": when the condition implies a
 // trace flag (a trace flag, a service's own flag — the writer never sets one without the trace's —
 // or an AND with one), the walk is of that flag's partial index instead of the whole range, testing
@@ -28,7 +28,7 @@
 //   trace_services_by_service trace_services(service_id); trace_services_{error,fault,throttle}: the
 //                          same, partial: only rows with that service's flag
 //   traces_by_url          traces(url_id)
-//   traces_{error,fault,throttle}_by_{start,id_time}  partial indexes of flagged traces, by (time, trace_id)
+//   traces_{error,fault,throttle}_by_{start,id_time}  partial indexes of flagged traces, by time (and tid)
 //   url_trigrams (FTS5 external content of urls(id, url), trigram, case-sensitive): every distinct
 //       root URL, written by the Append that first stores it (TraceStore's Writer: a cache or one
 //       unique-index probe per root segment; the trigram row only for a new URL); the index of

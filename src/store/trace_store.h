@@ -3,13 +3,16 @@
 // On-disk format (schema version 6, file DATA_DIR/traces.db). Each trace has an integer key, tid
 // (assigned in arrival order), and every per-trace table names its trace by it: the 35-character
 // trace id is stored once. Names are interned in small tables that are never pruned (their rows
-// are bounded by the distinct service names, types and annotation keys sent).
+// are bounded by the distinct service names, types, annotation keys, root names, origins and user
+// agents sent).
 //   traces(tid INTEGER PRIMARY KEY, trace_id UNIQUE, trace_time, ...)  a per-trace summary kept up
 //       to date on every Append: time bounds, the root segment's HTTP fields (url_id: urls.id, 0 for
-//       none), user and name, error/fault/throttle flags. Listing order is (time, trace_id).
-//   segments(tid, id, parent_id, kind, start_time, in_progress, dict, doc)  WITHOUT ROWID,
-//       key (tid, id): one row per segment or independent subsegment document (doc: the JSON text
-//       when dict is 0, else zstd-compressed with dictionaries.id = dict; see store/doc_codec.h); a
+//       none), user and name, error/fault/throttle flags; root name, origin and user agent are
+//       names.id (0: empty). Listing order is (time, tid): the time indexes hold only the time
+//       (and the row's tid), never the trace id text again.
+//   segments(tid, id, parent_id, kind, start_time, in_progress, dict, doc)  rows appended in arrival
+//       order (pages filled), unique index segments_by_key(tid, id): one row per segment or
+//       independent subsegment document (doc: the JSON text when dict is 0, else zstd-compressed with dictionaries.id = dict; see store/doc_codec.h); a
 //       later document with the same (trace, id) replaces the earlier one unless the earlier one is
 //       complete and the later one is still in progress (so in-progress -> complete converges in any
 //       arrival order).
@@ -18,7 +21,8 @@
 //       service (services.id: name, type) that sent a segment (type = its origin) and every one it
 //       only called (remote/aws subsegments, typed as the service graph infers them), with that
 //       service's own flags, for service()/edge() filters.
-//   names(id, name UNIQUE), services(id, name, type, UNIQUE(name, type))  interned strings.
+//   names(id, name UNIQUE), services(id, name, type, UNIQUE(name, type))  interned strings
+//       (names: annotation keys and services, root names, origins, user agents).
 //   urls(id, url UNIQUE) + url_trigrams  the distinct root URLs of stored traces and their trigram
 //       index (store/trace_query.h); retention deletes a URL with the last trace that has it.
 //   graph_rollups(minute, kind, from_name, from_type, to_name, to_type, ok, error, throttle, fault,
@@ -137,6 +141,7 @@ struct TraceSummaryRow {
   std::optional<int> http_status;
   bool has_error = false, has_fault = false, has_throttle = false, is_partial = false;
   int revision = 0;
+  int64_t key = 0;  // the store's key of the trace (traces.tid): orders traces of the same time in listings
   std::vector<AnnotationEntry> annotations;
   std::vector<std::pair<std::string, std::string>> services;  // (name, type/origin)
   struct ServiceFlags {
@@ -152,7 +157,7 @@ struct StoredSegment {
   std::string doc;
 };
 
-// A listing: traces in (time, trace_id) order, time being the trace id's epoch (by_trace_id_time,
+// A listing: traces in (time, key) order, time being the trace id's epoch (by_trace_id_time,
 // X-Ray's TimeRangeType TraceId) or the start time. `cursor` is "" for the first page, else
 // ListCursorAfter() of the last row read: opaque text (callers hand it out as NextToken and must
 // not look inside). A cursor that does not decode, or was made for the other order, makes

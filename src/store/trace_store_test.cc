@@ -291,6 +291,20 @@ TEST_F(StoreTest, StreamedSubsegmentsAssembleIntoParent) {
   EXPECT_DOUBLE_EQ(t.duration, 1.0);
 }
 
+// An independent subsegment's annotations belong to no service (""): stored and read back as such.
+TEST_F(StoreTest, AnnotationsOfAStreamedSubsegmentHaveNoService) {
+  json sub = {{"trace_id", kTrace}, {"id", "bbbbbbbbbbbbbbb1"}, {"parent_id", "aaaaaaaaaaaaaaa1"}, {"type", "subsegment"},
+              {"name", "call"}, {"start_time", kT0 + 100.2}, {"end_time", kT0 + 100.4},
+              {"annotations", {{"k", "v"}}}};
+  Put({Segment("aaaaaaaaaaaaaaa1", 100, 101), sub});
+  auto s = store_->Summary(kTrace);
+  ASSERT_TRUE(s && *s);
+  ASSERT_EQ((*s)->annotations.size(), 1u);
+  EXPECT_EQ((*s)->annotations[0].key, "k");
+  EXPECT_EQ((*s)->annotations[0].service, "");
+  EXPECT_EQ((*s)->annotations[0].value_json, "\"v\"");
+}
+
 TEST_F(StoreTest, ListPagesInOrderAndSurvivesRestart) {
   std::vector<json> docs;
   for (int i = 0; i < 30; ++i) {
