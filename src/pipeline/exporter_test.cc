@@ -556,23 +556,24 @@ TEST_F(PipelineExporterTest, AnUnusableSpoolIsReportedAndMemoryStillWorks) {
   ExpectBalanced(e.metrics());
 }
 
-// Real files whose appends fail while `full` is set, as on a full disk.
-class FullDiskEnv : public SpoolEnv {
+// Real files whose every append first runs `before_append`: an error it returns fails the append
+// (a full disk), time it spends slows it (a saturated disk).
+class HookedDiskEnv : public SpoolEnv {
  public:
-  std::atomic<bool> full{false};
+  explicit HookedDiskEnv(std::function<Status()> before_append) : before_append_(std::move(before_append)) {}
   int64_t NowUnixMs() override { return SpoolEnv::Default()->NowUnixMs(); }
   Result<std::unique_ptr<WritableFile>> OpenAppend(const std::string& path) override {
     auto real = SpoolEnv::Default()->OpenAppend(path);
     if (!real) return real.error();
-    return std::unique_ptr<WritableFile>(new File(std::move(*real), full));
+    return std::unique_ptr<WritableFile>(new File(std::move(*real), before_append_));
   }
 
  private:
   class File : public WritableFile {
    public:
-    File(std::unique_ptr<WritableFile> real, std::atomic<bool>& full) : real_(std::move(real)), full_(full) {}
+    File(std::unique_ptr<WritableFile> real, const std::function<Status()>& hook) : real_(std::move(real)), hook_(hook) {}
     Status Append(std::string_view data) override {
-      if (full_) return Error::Io("No space left on device");
+      if (Status st = hook_(); !st) return st;
       return real_->Append(data);
     }
     Status Sync() override { return real_->Sync(); }
@@ -580,8 +581,24 @@ class FullDiskEnv : public SpoolEnv {
 
    private:
     std::unique_ptr<WritableFile> real_;
-    std::atomic<bool>& full_;
+    const std::function<Status()>& hook_;
   };
+  const std::function<Status()> before_append_;
+};
+
+// Appends fail while `full` is set, as on a full disk.
+struct FullDiskEnv : HookedDiskEnv {
+  FullDiskEnv() : HookedDiskEnv([this] { return full ? Status(Error::Io("No space left on device")) : OkStatus(); }) {}
+  std::atomic<bool> full{false};
+};
+
+// Every append takes `delay` first, as on a slow or saturated disk.
+struct SlowDiskEnv : HookedDiskEnv {
+  explicit SlowDiskEnv(std::chrono::milliseconds delay)
+      : HookedDiskEnv([delay] {
+          std::this_thread::sleep_for(delay);
+          return OkStatus();
+        }) {}
 };
 
 TEST_F(PipelineExporterTest, AFullDiskIsCountedReportedAndRecoveredFrom) {
@@ -662,35 +679,6 @@ TEST_F(PipelineExporterTest, WaitingSinkReturnsOnceTheDocumentsLeftMemory) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
   e.Stop(1s);
 }
-
-// Real files whose every append takes `delay` first, as on a slow or saturated disk.
-class SlowDiskEnv : public SpoolEnv {
- public:
-  explicit SlowDiskEnv(std::chrono::milliseconds delay) : delay_(delay) {}
-  int64_t NowUnixMs() override { return SpoolEnv::Default()->NowUnixMs(); }
-  Result<std::unique_ptr<WritableFile>> OpenAppend(const std::string& path) override {
-    auto real = SpoolEnv::Default()->OpenAppend(path);
-    if (!real) return real.error();
-    return std::unique_ptr<WritableFile>(new File(std::move(*real), delay_));
-  }
-
- private:
-  class File : public WritableFile {
-   public:
-    File(std::unique_ptr<WritableFile> real, std::chrono::milliseconds delay) : real_(std::move(real)), delay_(delay) {}
-    Status Append(std::string_view data) override {
-      std::this_thread::sleep_for(delay_);
-      return real_->Append(data);
-    }
-    Status Sync() override { return real_->Sync(); }
-    Status Truncate(uint64_t size) override { return real_->Truncate(size); }
-
-   private:
-    std::unique_ptr<WritableFile> real_;
-    const std::chrono::milliseconds delay_;
-  };
-  const std::chrono::milliseconds delay_;
-};
 
 // Issue #12 follow-up: spool writes ran on the receiving thread (under the lock senders hold for
 // spool I/O), so a slow disk stalled the UDP receiver and the kernel dropped datagrams. Now Offer()
