@@ -234,7 +234,8 @@ def bench_daemon(args, name, binary, workdir):
     daemon = None
     try:
         config = workdir / f"cfg-{name}.yaml"
-        config.write_text(f'Version: 2\nRegion: us-east-1\nEndpoint: "http://127.0.0.1:{sink.port}"\n')
+        config.write_text(f'Version: 2\nRegion: us-east-1\nEndpoint: "http://127.0.0.1:{sink.port}"\n' +
+                          "".join(line + "\n" for line in args.config_line))
         port = free_port()
         env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y")
         env.pop("AWS_SESSION_TOKEN", None)
@@ -375,6 +376,8 @@ def main():
     parser.add_argument("--drain-max", type=float, default=10, help="longest drain wait (default 10 s)")
     parser.add_argument("--loadgen", help="xray_loadgen binary (default build/bench/xray_loadgen)")
     parser.add_argument("--sink", help="xray_sink binary (default build/bench/xray_sink)")
+    parser.add_argument("--config-line", action="append", default=[], metavar="YAML",
+                        help="a line added to every daemon's config file (e.g. 'Concurrency: 2')")
     parser.add_argument("--out", help="also write the results as JSON to this file")
     parser.add_argument("--workdir", help="keep configs and logs here (default: a temporary directory)")
     args = parser.parse_args()

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "buffer/string_pool.h"
 #include "common/host_port.h"
 #include "common/log.h"
 #include "ingest/datagram.h"
@@ -102,6 +103,7 @@ void UdpReceiver::Run() {
   mmsghdr msgs[kBatch];
   iovec iovs[kBatch];
   DatagramParser parser;
+  StringCache strings(StringPool::Global());  // documents reuse delivered ones' buffers
   std::vector<std::string> accepted;
   accepted.reserve(kBatch * kReadsPerOffer);
   auto& m = GlobalMetrics();
@@ -140,7 +142,7 @@ void UdpReceiver::Run() {
         }
         continue;
       }
-      accepted.emplace_back(v.segment);
+      accepted.push_back(strings.Copy(v.segment.data(), v.segment.size()));
     }
     return n;
   };

@@ -4,6 +4,7 @@
 #include <deque>
 #include <filesystem>
 
+#include "buffer/string_pool.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "pipeline/spool_metrics.h"
@@ -373,6 +374,7 @@ void Exporter::SenderLoop(int index) {
     if (options_.global_metrics) m.batches_in_flight.fetch_add(1, std::memory_order_relaxed);
     const Outcome outcome = Deliver(*work, rng);
     Settle(*work, outcome);
+    StringPool::Global().Give(work->batch.segments);  // the receivers copy the next documents into them
     if (options_.global_metrics) m.batches_in_flight.fetch_sub(1, std::memory_order_relaxed);
   }
   if (running_.fetch_sub(1) == 1) {

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -15,6 +16,17 @@ std::string StripErrorCode(std::string_view code) {
   if (const size_t colon = code.find(':'); colon != std::string_view::npos) code = code.substr(0, colon);
   if (const size_t hash = code.rfind('#'); hash != std::string_view::npos) code = code.substr(hash + 1);
   return std::string(code);
+}
+
+// Asks for a document's first cache lines while the one before it is escaped. The receiving thread
+// wrote each document, often on the other core and a while ago, and each starts at its own heap
+// address, so the hardware's stream prefetcher only catches up some lines into it: under a flood
+// the escaping was memory-bound (8 % of the daemon's CPU for ~1.4 KB a document).
+void PrefetchDocument(const std::string& s) {
+  constexpr size_t kLine = 64, kMaxBytes = 4096;
+  const char* p = s.data();
+  const size_t n = std::min(s.size(), kMaxBytes);
+  for (size_t off = 0; off < n; off += kLine) __builtin_prefetch(p + off, 0, 3);
 }
 
 bool Contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
@@ -35,6 +47,7 @@ void BuildPutTraceSegmentsBody(const std::vector<std::string>& segments, std::st
   body += "{\"TraceSegmentDocuments\":[";
   for (size_t i = 0; i < segments.size(); ++i) {
     if (i) body.push_back(',');
+    if (i + 1 < segments.size()) PrefetchDocument(segments[i + 1]);
     AppendJsonString(body, segments[i]);
   }
   body += "]}";
