@@ -241,11 +241,16 @@ std::string Sha256Hex(std::string_view data) {
 
 std::string FormatAmzDate(std::chrono::system_clock::time_point t) {
   const std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
+  // Each signature formats the time: a sender signing many requests a second formats it once.
+  thread_local std::time_t formatted_secs = -1;
+  thread_local char formatted[32];
+  if (secs != formatted_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::strftime(formatted, sizeof formatted, "%Y%m%dT%H%M%SZ", &tm);
+    formatted_secs = secs;
+  }
+  return formatted;
 }
 
 std::string CanonicalRequest(const SignableRequest& r, std::string_view payload_hash) {
