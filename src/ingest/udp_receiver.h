@@ -1,8 +1,9 @@
 // UdpReceiver: reads X-Ray SDK datagrams and hands valid segments to a pipeline::SegmentSink.
 //
 // Owns one UDP socket and one thread. The thread runs: recvmmsg (up to kBatch datagrams per
-// call) → DatagramParser::Parse each → count and rate-limit-log rejects → SegmentSink::Offer the
-// accepted ones in one call once the kernel queue is empty (at most every kReadsPerOffer reads). It never blocks on the exporters: a full queue spools or drops (counted).
+// call) → DatagramParser::Parse each → count and rate-limit-log rejects → copy the accepted ones
+// into buffers recycled from delivered batches (buffer/string_pool.h) → SegmentSink::Offer them in
+// one call once the kernel queue is empty (at most every kReadsPerOffer reads). It never blocks on the exporters: a full queue spools or drops (counted).
 // Kernel-side drops (receive queue overflow) are read with SO_MEMINFO and exported as a metric.
 //
 // Start() binds (errors are returned, not thrown); Stop() is idempotent: it tells the thread to
