@@ -78,7 +78,10 @@ struct Harness {
     char tmpl[] = "/tmp/xrayd-fuzz-api-XXXXXX";
     if (mkdtemp(tmpl) == nullptr) std::abort();
     dir = tmpl;
-    auto s = xrayd::store::TraceStore::Open({dir.string()});
+    xrayd::store::StoreOptions options;
+    options.data_dir = dir.string();
+    options.retention_seconds = 100.0 * 365 * 24 * 3600;  // keep the seeds' 2024 trace
+    auto s = xrayd::store::TraceStore::Open(options);
     if (!s) std::abort();
     store = std::move(*s);
     const auto docs = Documents(static_cast<double>(std::time(nullptr)));
