@@ -194,7 +194,9 @@ TEST_F(FilterConditionOnStore, LongAndDeepFiltersListTheirTraces) {
     q.start_time = store::testing::kT0;
     q.end_time = store::testing::kT0 + 100;
     q.condition = filter->NecessaryCondition();
-    if (q.condition) EXPECT_LE(Depth(*q.condition), 4) << text.substr(0, 80);
+    if (q.condition) {
+      EXPECT_LE(Depth(*q.condition), 4) << text.substr(0, 80);
+    }
     auto rows = store_->ListTraces(q);
     ASSERT_TRUE(rows) << text.substr(0, 80) << ": " << rows.error().message;
     ASSERT_EQ(rows->size(), 1u) << text.substr(0, 80);
