@@ -6,6 +6,11 @@
 // and @aws-sdk/client-xray — pointed at a recording endpoint, plus the hostile cases of issue #11
 // (deep nesting, a non-ASCII filter, over-long names).
 //
+// The store is not empty: it holds a few traces (Populate below) at the seeds' times (December 2024,
+// the boto3/CLI requests' StartTime..EndTime) and around now, with services, calls, a fault, a
+// throttle and annotations, so the read operations (summaries with filters, BatchGetTraces, graphs,
+// statistics) walk real rows instead of stopping at an empty answer.
+//
 // Checked on every input, not only "does not crash": the answer is 200 or a 4xx with a JSON
 // {"__type","message"} body and a matching x-amzn-ErrorType header; a 500 (a handler threw, or
 // internal text would have leaked) is a finding and aborts.
@@ -14,10 +19,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "api/xray_api.h"
 #include "store/trace_store.h"
@@ -33,6 +40,35 @@ constexpr const char* kPaths[] = {
     "/EncryptionConfig", "/NoSuchOperation",
 };
 
+// Documents of three traces: checkout -> (DynamoDB, payments) with payments' own segment, one at
+// 1733482500 and one at `now`; and a lone "worker" trace with an error and a number annotation.
+std::vector<std::string> Documents(double now) {
+  std::vector<std::string> docs;
+  auto add = [&](const char* trace_id, double t) {
+    const std::string ts = std::to_string(t), te = std::to_string(t + 0.25), tid = trace_id;
+    docs.push_back(R"({"trace_id":")" + tid + R"(","id":"aaaaaaaaaaaaaaa1","name":"checkout","origin":"AWS::EC2::Instance",)"
+                   R"("user":"alice","start_time":)" + ts + R"(,"end_time":)" + te + R"(,"fault":true,)"
+                   R"("http":{"request":{"method":"POST","url":"http://shop.example/cart/checkout","client_ip":"10.0.0.1",)"
+                   R"("user_agent":"curl/8"},"response":{"status":500}},"annotations":{"tier":"gold","n":3,"b":true},)"
+                   R"("cause":{"exceptions":[{"id":"eeeeeeeeeeeeeee1","message":"boom","type":"E"}]},)"
+                   R"("subsegments":[{"id":"bbbbbbbbbbbbbbb1","name":"DynamoDB","namespace":"aws","start_time":)" + ts +
+                   R"(,"end_time":)" + te + R"(,"throttle":true,"aws":{"operation":"GetItem","table_name":"t"}},)"
+                   R"({"id":"bbbbbbbbbbbbbbb2","name":"payments","namespace":"remote","start_time":)" + ts + R"(,"end_time":)" + te +
+                   R"(,"http":{"request":{"method":"GET","url":"http://payments/pay"},"response":{"status":502}}}]})");
+    docs.push_back(R"({"trace_id":")" + tid + R"(","id":"ccccccccccccccc1","parent_id":"bbbbbbbbbbbbbbb2","name":"payments",)"
+                   R"("start_time":)" + ts + R"(,"end_time":)" + te + R"(,"error":true,"http":{"response":{"status":429}}})");
+  };
+  add("1-6752d804-0123456789abcdef01234567", 1733482500);
+  char tid[36];
+  std::snprintf(tid, sizeof tid, "1-%08x-0123456789abcdef01234568", static_cast<unsigned>(now));
+  add(tid, now - 30);
+  std::snprintf(tid, sizeof tid, "1-%08x-0123456789abcdef01234569", static_cast<unsigned>(now));
+  docs.push_back(std::string(R"({"trace_id":")") + tid + R"(","id":"ddddddddddddddd1","name":"worker","start_time":)" +
+                 std::to_string(now - 20) + R"(,"end_time":)" + std::to_string(now - 19) +
+                 R"(,"error":true,"annotations":{"n":2.5}})");
+  return docs;
+}
+
 struct Harness {
   std::filesystem::path dir;
   std::unique_ptr<xrayd::store::TraceStore> store;
@@ -42,9 +78,18 @@ struct Harness {
     char tmpl[] = "/tmp/xrayd-fuzz-api-XXXXXX";
     if (mkdtemp(tmpl) == nullptr) std::abort();
     dir = tmpl;
-    auto s = xrayd::store::TraceStore::Open({dir.string()});
+    xrayd::store::StoreOptions options;
+    options.data_dir = dir.string();
+    options.retention_seconds = 100.0 * 365 * 24 * 3600;  // keep the seeds' 2024 trace
+    auto s = xrayd::store::TraceStore::Open(options);
     if (!s) std::abort();
     store = std::move(*s);
+    const auto docs = Documents(static_cast<double>(std::time(nullptr)));
+    auto appended = store->Append(docs);
+    if (!appended || !appended->empty()) {
+      std::fprintf(stderr, "fuzz_api_request: the store refused the harness's documents\n");
+      std::abort();
+    }
     api = std::make_unique<xrayd::api::XrayApi>(xrayd::api::ApiOptions{}, *store);
   }
   ~Harness() {

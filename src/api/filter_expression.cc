@@ -571,9 +571,47 @@ Result<Filter> Filter::Parse(std::string_view text) {
 
 bool Filter::Matches(const store::TraceSummaryRow& trace) const { return !root_ || root_->Eval(trace); }
 
+namespace {
+
+// The store plans a condition as nested SQL, about one subquery per level, and SQLite's parser
+// refuses deep nesting ("parser stack overflow": 30 ORed URL tests answered 500; found with
+// fuzz_api_request's harness). So chains ("a OR b OR c", a left-deep tree) become one n-ary node, and the
+// rest is bounded where that keeps the condition necessary: past kMaxConditionDepth levels or
+// kMaxConditionParts parts, an AND drops parts (what is left is still implied), an OR gives up
+// narrowing (nullopt: the store scans the range and Matches() decides, as for NOT).
+constexpr int kMaxConditionDepth = 4;
+constexpr size_t kMaxConditionParts = 64;
+
+void Flatten(store::IndexCondition c, store::IndexCondition::Kind kind, std::vector<store::IndexCondition>& out) {
+  if (c.kind != kind) {
+    out.push_back(std::move(c));
+    return;
+  }
+  for (auto& part : c.all) Flatten(std::move(part), kind, out);
+}
+
+Condition Bounded(store::IndexCondition c, int depth) {
+  using Kind = store::IndexCondition::Kind;
+  const Kind kind = c.kind;
+  if (kind != Kind::kAnd && kind != Kind::kOr) return c;
+  if (depth >= kMaxConditionDepth) return std::nullopt;
+  std::vector<store::IndexCondition> flat, parts;
+  Flatten(std::move(c), kind, flat);
+  for (auto& part : flat) {
+    Condition b = Bounded(std::move(part), depth + 1);
+    if (b && parts.size() < kMaxConditionParts) parts.push_back(std::move(*b));
+    else if (kind == Kind::kOr) return std::nullopt;  // a part that may match any trace
+  }
+  if (parts.empty()) return std::nullopt;
+  return kind == Kind::kAnd ? store::IndexCondition::And(std::move(parts)) : store::IndexCondition::Or(std::move(parts));
+}
+
+}  // namespace
+
 std::shared_ptr<const store::IndexCondition> Filter::NecessaryCondition() const {
   if (!root_) return nullptr;
   auto c = root_->Necessary(nullptr);
+  if (c) c = Bounded(std::move(*c), 0);
   if (!c) return nullptr;
   return std::make_shared<const store::IndexCondition>(std::move(*c));
 }

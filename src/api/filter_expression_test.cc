@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
+#include "tests/support/store_fixture.h"
+
 namespace xrayd::api {
 namespace {
 
@@ -150,6 +154,61 @@ TEST(FilterExpression, ErrorsNameThePosition) {
     EXPECT_NE(f.error().message.find("filter expression"), std::string::npos) << bad;
   }
   EXPECT_FALSE(Filter::Parse(std::string(100, '(') + "fault" + std::string(100, ')')));
+}
+
+
+// The store plans NecessaryCondition() as nested SQL; SQLite refused 30 ORed URL tests ("parser stack
+// overflow": a 500 from GetTraceSummaries; found with fuzz_api_request's harness). Chains become one n-ary node
+// and nesting is bounded, so long and deep filters list by index or scan, and still find the trace.
+class FilterConditionOnStore : public store::testing::StoreFixture {};
+
+int Depth(const store::IndexCondition& c) {
+  int d = 0;
+  for (const auto& p : c.all) d = std::max(d, Depth(p));
+  return d + (c.all.empty() ? 0 : 1);
+}
+
+TEST_F(FilterConditionOnStore, LongAndDeepFiltersListTheirTraces) {
+  Open();
+  nlohmann::json d = nlohmann::json::parse(store::testing::Batch(7, 1)[0]);
+  d["http"] = {{"request", {{"url", "http://shop/cart/abc"}}}};
+  d["fault"] = true;
+  ASSERT_TRUE(store_->Append({d.dump()}));
+  auto chain = [](const std::string& leaf, const char* op, int n) {
+    std::string s = leaf;
+    for (int i = 1; i < n; ++i) s += std::string(" ") + op + " " + leaf;
+    return s;
+  };
+  std::string alternating = "http.url CONTAINS \"abc\"";
+  for (int i = 0; i < 60; ++i)
+    alternating = i % 2 ? "(http.url CONTAINS \"cart\" AND " + alternating + ")"
+                        : "(http.url CONTAINS \"x" + std::to_string(i) + "\" OR " + alternating + ")";
+  const std::string url_or = chain("http.url CONTAINS \"zzz\"", "OR", 149) + " OR http.url CONTAINS \"abc\"";
+  for (const std::string& text : {url_or, chain("http.url CONTAINS \"abc\"", "AND", 140),
+                                  chain("(fault AND http.url CONTAINS \"cart\")", "OR", 90), alternating,
+                                  chain("annotation.n = 7", "OR", 30) + " AND " + chain("service(\"web\")", "OR", 30)}) {
+    auto filter = Filter::Parse(text);
+    ASSERT_TRUE(filter) << text.substr(0, 80) << ": " << filter.error().message;
+    ASSERT_TRUE(filter->Matches(*store_->Summary(store::testing::TraceId(7)).value())) << text.substr(0, 80);
+    store::ListQuery q;
+    q.start_time = store::testing::kT0;
+    q.end_time = store::testing::kT0 + 100;
+    q.condition = filter->NecessaryCondition();
+    if (q.condition) {
+      EXPECT_LE(Depth(*q.condition), 4) << text.substr(0, 80);
+    }
+    auto rows = store_->ListTraces(q);
+    ASSERT_TRUE(rows) << text.substr(0, 80) << ": " << rows.error().message;
+    ASSERT_EQ(rows->size(), 1u) << text.substr(0, 80);
+    EXPECT_EQ((*rows)[0].trace_id, store::testing::TraceId(7));
+  }
+  // A chain's condition is still used (one OR of its tests), not dropped.
+  auto f = Filter::Parse(chain("http.url CONTAINS \"abc\"", "OR", 30));
+  ASSERT_TRUE(f);
+  auto c = f->NecessaryCondition();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->kind, store::IndexCondition::Kind::kOr);
+  EXPECT_EQ(c->all.size(), 30u);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <nlohmann/json.hpp>
 
+#include "common/json_depth.h"
 #include "otlp/conventions.h"
 
 namespace xrayd::otlp {
@@ -12,6 +13,9 @@ namespace {
 
 using nlohmann::json;
 constexpr int kMaxValueDepth = 32;  // AnyValue nesting (arrays, kvlists) accepted
+// Text nesting parsed at all: room for kMaxValueDepth kvlists (4 levels each) under a span event's
+// attributes (12 levels); deeper text is refused before nlohmann builds it (common/json_depth.h).
+constexpr int kMaxTextDepth = 256;
 
 // ---- encoding ----
 
@@ -279,6 +283,7 @@ struct Decoder {
 };
 
 json ParseObject(std::string_view body) {
+  if (!JsonNestedWithin(body, kMaxTextDepth)) return json();
   json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
   return doc.is_object() ? doc : json();
 }
@@ -313,7 +318,10 @@ std::string EncodeJson(const pb::ExportTraceServiceResponse& response) {
 
 Result<pb::ExportTraceServiceRequest> DecodeJsonRequest(std::string_view body) {
   json doc = ParseObject(body);
-  if (!doc.is_object()) return Error::InvalidArgument("the body is not a JSON object");
+  if (!doc.is_object())
+    return Error::InvalidArgument(JsonNestedWithin(body, kMaxTextDepth)
+                                      ? "the body is not a JSON object"
+                                      : "the body is nested too deep (over " + std::to_string(kMaxTextDepth) + " levels)");
   Decoder d;
   pb::ExportTraceServiceRequest request;
   if (const json* rss = Decoder::F(doc, "resourceSpans", "resource_spans")) {

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -16,6 +18,101 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
     if (http::IncomingRequest::Lower(s[i]) != prefix[i]) return false;
   return true;
 }
+
+namespace gp = google::protobuf;
+using gp::internal::WireFormatLite;
+
+// What a protobuf body may cost once parsed, in multiples of its size (plus kParsedFloorBytes). A
+// real export is far below (strings are most of it); 8 MB of empty spans ("\x12\x00" each) took
+// 812 MB as parsed messages.
+constexpr size_t kParsedBytesPerBodyByte = 16;
+constexpr size_t kParsedFloorBytes = 1 << 20;
+constexpr size_t kPerMessageOverhead = 24;  // each message's heap block header and its parent's pointer
+
+// The messages of otlp_trace.proto that hold messages (a lite runtime: no descriptors to ask), and
+// each one's in-memory size.
+enum class Msg { kRequest, kResourceSpans, kResource, kScopeSpans, kScope, kSpan, kEvent, kLink, kStatus,
+                 kKeyValue, kAnyValue, kArrayValue, kKeyValueList, kNone };
+
+size_t SizeOf(Msg m) {
+  switch (m) {
+    case Msg::kRequest: return sizeof(pb::ExportTraceServiceRequest);
+    case Msg::kResourceSpans: return sizeof(pb::ResourceSpans);
+    case Msg::kResource: return sizeof(pb::Resource);
+    case Msg::kScopeSpans: return sizeof(pb::ScopeSpans);
+    case Msg::kScope: return sizeof(pb::InstrumentationScope);
+    case Msg::kSpan: return sizeof(pb::Span);
+    case Msg::kEvent: return sizeof(pb::Span::Event);
+    case Msg::kLink: return sizeof(pb::Span::Link);
+    case Msg::kStatus: return sizeof(pb::Status);
+    case Msg::kKeyValue: return sizeof(pb::KeyValue);
+    case Msg::kAnyValue: return sizeof(pb::AnyValue);
+    case Msg::kArrayValue: return sizeof(pb::ArrayValue);
+    case Msg::kKeyValueList: return sizeof(pb::KeyValueList);
+    case Msg::kNone: break;
+  }
+  return 0;
+}
+
+// The message type field `field` of a `parent` holds (kNone: not a message field).
+Msg Child(Msg parent, uint32_t field) {
+  switch (parent) {
+    case Msg::kRequest: return field == 1 ? Msg::kResourceSpans : Msg::kNone;
+    case Msg::kResourceSpans: return field == 1 ? Msg::kResource : field == 2 ? Msg::kScopeSpans : Msg::kNone;
+    case Msg::kResource: return field == 1 ? Msg::kKeyValue : Msg::kNone;
+    case Msg::kScopeSpans: return field == 1 ? Msg::kScope : field == 2 ? Msg::kSpan : Msg::kNone;
+    case Msg::kScope: return field == 3 ? Msg::kKeyValue : Msg::kNone;
+    case Msg::kSpan:
+      return field == 9 ? Msg::kKeyValue : field == 11 ? Msg::kEvent : field == 13 ? Msg::kLink
+             : field == 15 ? Msg::kStatus : Msg::kNone;
+    case Msg::kEvent: return field == 3 ? Msg::kKeyValue : Msg::kNone;
+    case Msg::kLink: return field == 4 ? Msg::kKeyValue : Msg::kNone;
+    case Msg::kKeyValue: return field == 2 ? Msg::kAnyValue : Msg::kNone;
+    case Msg::kAnyValue: return field == 5 ? Msg::kArrayValue : field == 6 ? Msg::kKeyValueList : Msg::kNone;
+    case Msg::kArrayValue: return field == 1 ? Msg::kAnyValue : Msg::kNone;
+    case Msg::kKeyValueList: return field == 1 ? Msg::kKeyValue : Msg::kNone;
+    case Msg::kStatus: case Msg::kNone: break;
+  }
+  return Msg::kNone;
+}
+
+// Adds up the in-memory size of every message an ExportTraceServiceRequest body holds (strings and
+// repeated scalars are at most the body again) from its wire format, without building any, and
+// says whether that stays within `budget`. Bytes the parser would refuse end the scan (Handle's
+// ParseFromString then refuses them); nesting deeper than protobuf's own limit (100) is not walked.
+class ParsedCost {
+ public:
+  explicit ParsedCost(size_t budget) : budget_(budget) {}
+
+  bool Within(std::string_view body) {
+    gp::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(body.data()), static_cast<int>(body.size()));
+    in.PushLimit(static_cast<int>(body.size()));  // so BytesUntilLimit() bounds every length
+    return Scan(in, Msg::kRequest, 0);
+  }
+
+ private:
+  bool Scan(gp::io::CodedInputStream& in, Msg type, int depth) {
+    while (const uint32_t tag = in.ReadTag()) {
+      const Msg child = Child(type, WireFormatLite::GetTagFieldNumber(tag));
+      if (child == Msg::kNone || WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+        if (!WireFormatLite::SkipField(&in, tag)) return true;
+        continue;
+      }
+      uint32_t length = 0;
+      if (!in.ReadVarint32(&length) || length > static_cast<uint32_t>(in.BytesUntilLimit()) || depth >= 100)
+        return true;
+      cost_ += SizeOf(child) + kPerMessageOverhead;
+      if (cost_ > budget_) return false;
+      const auto limit = in.PushLimit(static_cast<int>(length));
+      if (!Scan(in, child, depth + 1)) return false;
+      in.PopLimit(limit);
+    }
+    return true;
+  }
+
+  const size_t budget_;
+  size_t cost_ = 0;
+};
 
 }  // namespace
 
@@ -106,6 +203,11 @@ http::OutgoingResponse OtlpReceiver::Handle(const http::IncomingRequest& request
       return Reply(400, true, "not an OTLP/JSON ExportTraceServiceRequest: " + decoded.error().message);
     }
     export_request = std::move(*decoded);
+  } else if (!ParsedCost(kParsedBytesPerBodyByte * request.body.size() + kParsedFloorBytes)
+                  .Within(request.body)) {
+    ++counters_.requests_malformed;
+    return Reply(400, false, "the body holds too many messages for its size (" +
+                                 std::to_string(kParsedBytesPerBodyByte) + " times its size once decoded)");
   } else if (!export_request.ParseFromString(request.body)) {
     ++counters_.requests_malformed;
     return Reply(400, false, "not an OTLP protobuf ExportTraceServiceRequest");

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/json_depth.h"
 #include "otlp/conventions.h"
 #include "segment/segment.h"
 
@@ -127,6 +128,8 @@ std::string SegmentName(std::string_view name) {
   return out.empty() ? "span" : out;
 }
 
+// aws.xray.metadata.* string values parsed as JSON only up to this nesting (deeper: kept as text).
+constexpr int kMaxMetadataDepth = 64;
 constexpr int64_t kMaxTraceAge = 28 * 24 * 3600;
 constexpr int64_t kMaxTraceSkew = 5 * 60;
 
@@ -330,7 +333,10 @@ void MapRest(AttrView& a, AttrView* res, const ToXrayOptions& opt, json& seg) {
   };
   json annotations = json::object(), metadata = json::object(), def = json::object();
   auto place = [&](const std::string& key, const pb::AnyValue& v) {
-    if (key.rfind(attr::kMetadataPrefix, 0) == 0 && v.value_case() == pb::AnyValue::kStringValue) {
+    // Metadata JSON nested deeper than kMaxMetadataDepth stays a string: the document's dump()
+    // recurses per level (a value 200,000 deep overflowed the stack: one OTLP request crashed the daemon).
+    if (key.rfind(attr::kMetadataPrefix, 0) == 0 && v.value_case() == pb::AnyValue::kStringValue &&
+        JsonNestedWithin(v.string_value(), kMaxMetadataDepth)) {
       json parsed = json::parse(v.string_value(), nullptr, false);
       if (!parsed.is_discarded()) {
         metadata[key.substr(attr::kMetadataPrefix.size())] = std::move(parsed);

@@ -139,6 +139,28 @@ TEST(OtlpToXray, IndexedAttributesBecomeAnnotationsTheRestMetadata) {
   EXPECT_EQ(docs[0]["annotations"]["note"], "kept as metadata");
 }
 
+// aws.xray.metadata.* strings are parsed as JSON only when they nest at most 64 levels: the document's
+// dump() recurses once per level, and a value 100,000 deep overflowed the stack (a crash from one
+// OTLP request). Deeper text stays a string in the default metadata.
+TEST(OtlpToXray, MetadataJsonNestedTooDeepStaysTextInsteadOfOverflowingTheStack) {
+  pb::ExportTraceServiceRequest req;
+  pb::Span* s = NewSpan(&req, "00000000000000c1", "", pb::Span::SPAN_KIND_SERVER);
+  Put(s, "aws.xray.metadata.ok", std::string(64, '[') + std::string(64, ']'));
+  Put(s, "aws.xray.metadata.deep", std::string(65, '[') + std::string(65, ']'));
+  ToXrayStats stats;
+  std::vector<json> docs = ToDocs(req, {}, &stats);
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_TRUE(docs[0]["metadata"]["ok"].is_array());
+  EXPECT_EQ(docs[0]["metadata"]["default"]["aws.xray.metadata.deep"], std::string(65, '[') + std::string(65, ']'));
+
+  pb::ExportTraceServiceRequest huge;
+  Put(NewSpan(&huge, "00000000000000c2", "", pb::Span::SPAN_KIND_SERVER), "aws.xray.metadata.deep",
+      std::string(200000, '[') + std::string(200000, ']'));
+  stats = {};
+  EXPECT_TRUE(ToDocs(huge, {}, &stats).empty());  // a 400 KB string: over X-Ray's 64 KB per document
+  EXPECT_EQ(stats.invalid_span, 1u);
+}
+
 TEST(OtlpToXray, TraceIdsThatCannotBeXrayIdsAreDroppedAndCounted) {
   pb::ExportTraceServiceRequest req;
   NewSpan(&req, "00000000000000c1", "", pb::Span::SPAN_KIND_SERVER);

@@ -79,6 +79,42 @@ http::IncomingRequest Post(std::string body, std::string type = "application/x-p
   return r;
 }
 
+// Length-delimited field `field` holding `payload`, in protobuf's wire format.
+std::string Nested(int field, const std::string& payload) {
+  std::string out(1, static_cast<char>(field << 3 | 2));
+  for (size_t v = payload.size(); ; v >>= 7) {
+    out.push_back(static_cast<char>(v < 0x80 ? v : (v & 0x7f) | 0x80));
+    if (v < 0x80) break;
+  }
+  return out + payload;
+}
+
+// A protobuf body is weighed from its wire format before it is parsed: 8 MB of empty spans took
+// 812 MB as messages (two bytes each). Such a body is refused; real exports, however large, are not.
+TEST(OtlpReceiver, ABodyOfTinyMessagesIsRefusedBeforeItIsParsed) {
+  CollectingSink sink;
+  OtlpReceiver receiver({}, sink);
+  std::string empty_spans;
+  for (int i = 0; i < 500000; ++i) empty_spans += std::string("\x12\x00", 2);
+  const auto flood = receiver.Handle(Post(Nested(1, Nested(2, empty_spans))));
+  EXPECT_EQ(flood.status, 400);
+  pb::RpcStatus why;
+  ASSERT_TRUE(why.ParseFromString(flood.body));
+  EXPECT_NE(why.message().find("too many messages"), std::string::npos) << why.message();
+  EXPECT_EQ(receiver.counters().requests_malformed.load(), 1u);
+
+  std::string attrs;  // one span with 200,000 empty attributes: KeyValue messages
+  for (int i = 0; i < 200000; ++i) attrs += std::string("\x4a\x00", 2);
+  EXPECT_EQ(receiver.Handle(Post(Nested(1, Nested(2, Nested(2, attrs))))).status, 400);
+
+  ToOtlpStats stats;
+  const std::string one = SegmentsToRequest(FreshSdkSegments(), &stats).SerializeAsString();
+  std::string many;  // concatenated messages merge: 60 exports' resource spans in one request
+  for (int i = 0; i < 60; ++i) many += one;
+  EXPECT_EQ(receiver.Handle(Post(many)).status, 200);
+  EXPECT_EQ(receiver.counters().spans_received.load(), 60 * stats.spans);
+}
+
 TEST(OtlpReceiver, HandlerAnswersAsOtlpHttpSpecifies) {
   CollectingSink sink;
   OtlpReceiver receiver({}, sink);
