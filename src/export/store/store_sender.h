@@ -23,6 +23,10 @@ namespace xrayd {
 // trace start times spread over hours (bench/store_ingest_bench.cc, issue 14).
 inline constexpr size_t kMaxSegmentsPerAppend = 10000;
 
+// Senders (threads) the store exporter runs: two Appends overlap (one prepares its batch while
+// the other writes), more would only queue on the store's write lock.
+inline constexpr int kStoreSenders = 2;
+
 class StoreSender : public pipeline::BatchSender {
  public:
   explicit StoreSender(store::TraceStore& store) : store_(store) {}
