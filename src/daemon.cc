@@ -78,11 +78,11 @@ pipeline::ExporterOptions ExporterOptionsFor(const cli::Config& config, std::str
   o.retry.max_elapsed = std::chrono::milliseconds(config.retry_max_elapsed_ms);
   o.retry.max_attempts = config.max_attempts;
   if (name == "store") {
-    // One writer, up to kMaxSegmentsPerAppend segments per transaction; a partial batch waits only
-    // 50 ms, so a PutTraceSegments caller can read its segments back at once (pipeline::WaitingSink).
-    // One sender: a second overlaps parsing with commits but takes CPU from the UDP receiver on a
-    // 2-core machine (tried for issue 14: more datagrams lost, no gain in segments per CPU-second).
-    o.senders = 1;
+    // Up to kMaxSegmentsPerAppend segments per transaction; a partial batch waits only 50 ms, so a
+    // PutTraceSegments caller can read its segments back at once (pipeline::WaitingSink). Two
+    // senders: while one holds the store's write lock (SQLite), the other parses, compresses and
+    // groups its batch (TraceStore::Append does that before the lock), so both cores serve ingest.
+    o.senders = kStoreSenders;
     o.merge_max_segments = kMaxSegmentsPerAppend;
     o.flush_interval = std::chrono::milliseconds(50);
     o.retry.initial_backoff = std::chrono::milliseconds(100);

@@ -36,7 +36,10 @@ Dict::~Dict() {
 }
 
 Result<std::string> Dict::Compress(std::string_view doc) const {
-  std::string out(ZSTD_compressBound(doc.size()), '\0');
+  // Compressed into a per-thread buffer, then copied at its size: a stored row's string is not
+  // left holding the bound's capacity (about the document's size) nor zero-filled first.
+  thread_local std::string out;
+  if (out.size() < ZSTD_compressBound(doc.size())) out.resize(ZSTD_compressBound(doc.size()));
   ZSTD_CCtx* c = ThreadContexts().c;
   // A checksum (damage is an error, never other text); no dictionary id (the row names it).
   size_t n = ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
@@ -45,8 +48,7 @@ Result<std::string> Dict::Compress(std::string_view doc) const {
   if (!ZSTD_isError(n)) n = ZSTD_CCtx_setParameter(c, ZSTD_c_dictIDFlag, 0);
   if (!ZSTD_isError(n)) n = ZSTD_compress2(c, out.data(), out.size(), doc.data(), doc.size());
   if (ZSTD_isError(n)) return Error::Permanent(std::string("zstd compress: ") + ZSTD_getErrorName(n));
-  out.resize(n);
-  return out;
+  return std::string(out.data(), n);
 }
 
 Result<std::string> Dict::Decompress(std::string_view blob) const {

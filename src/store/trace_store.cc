@@ -227,7 +227,13 @@ struct TraceDelta {
 // cache: cleared after a rolled-back transaction (which may have taken ids it remembers) and when
 // retention deletes URLs, then filled again from the file. Used under the store's lock.
 struct detail::WriteCache {
-  std::unordered_map<std::string, int64_t> names, services, urls;  // services: name '\0' type
+  // Looked up by string_view: a hit allocates nothing.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Ids = std::unordered_map<std::string, int64_t, Hash, std::equal_to<>>;
+  Ids names, services, urls;  // services: name '\0' type
   int64_t next_tid = 0;  // 0: read max(tid) + 1 from the file first
   void Clear() {
     names.clear(), services.clear(), urls.clear();
@@ -239,9 +245,11 @@ namespace {
 
 constexpr size_t kMaxCachedUrls = 100000;  // distinct URLs can be unbounded; names and services are few
 
-// The prepared statements of one Append, one method per table it writes. Each returns the first
-// failure as an Error; the caller's transaction then rolls everything back. Used only inside
-// TraceStore::WriteAll, under the store's lock, on its connection.
+// The prepared statements of the writer's Appends, one method per table it writes, prepared once
+// per store. Each returns the first failure as an Error; the caller's transaction then rolls
+// everything back. Every statement is reset after its step (Stmt::Run), so none holds a lock or
+// a snapshot between Appends. Used only inside TraceStore::WriteAll, under the store's lock, on
+// its connection.
 class Writer {
  public:
   Writer(sqlite3* db, detail::WriteCache& cache)
@@ -266,6 +274,10 @@ class Writer {
               "UPDATE traces SET root_start=?2, root_end=?3, root_name_id=?4, root_origin_id=?5, url_id=?6, "
               "http_status=?7, http_method=?8, user_agent_id=?9, client_ip=?10, user=?11 WHERE tid=?1"),
         ann_(db, "INSERT OR IGNORE INTO annotations(tid,key_id,service_id,value) VALUES(?1,?2,?3,?4)"),
+        // A trace the batch creates has no rows yet, and TraceDelta holds each row once: no
+        // conflict to resolve (a plain INSERT skips the upsert's extra search).
+        ann_new_(db, "INSERT INTO annotations(tid,key_id,service_id,value) VALUES(?1,?2,?3,?4)"),
+        svc_new_(db, "INSERT INTO trace_services(tid,service_id,has_error,has_fault,has_throttle) VALUES(?1,?2,?3,?4,?5)"),
         svc_(db,
              "INSERT INTO trace_services(tid,service_id,has_error,has_fault,has_throttle) "
              "VALUES(?1,?2,?3,?4,?5) ON CONFLICT(tid,service_id) DO UPDATE SET "
@@ -316,26 +328,28 @@ class Writer {
       if (d.root)
         if (auto st = UpdateRoot(tid, *d.root); !st) return st;
     }
+    Stmt& svc = is_new ? svc_new_ : svc_;
+    Stmt& ann = is_new ? ann_new_ : ann_;
     for (const auto& [key, flags] : d.services) {
       auto service = ServiceId(key.first, key.second);
       if (!service) return service.error();
-      svc_.Int(1, tid).Int(2, *service).Int(3, flags.error).Int(4, flags.fault).Int(5, flags.throttle);
-      if (auto st = Check(svc_.Run(), "insert service"); !st) return st;
+      svc.Int(1, tid).Int(2, *service).Int(3, flags.error).Int(4, flags.fault).Int(5, flags.throttle);
+      if (auto st = Check(svc.Run(), "insert service"); !st) return st;
     }
     for (const auto& [service, key, value] : d.annotations) {
       auto key_id = NameId(key);
       if (!key_id) return key_id.error();
       auto service_id = NameId(service);
       if (!service_id) return service_id.error();
-      ann_.Int(1, tid).Int(2, *key_id).Int(3, *service_id).TextRef(4, value);
-      if (auto st = Check(ann_.Run(), "insert annotation"); !st) return st;
+      ann.Int(1, tid).Int(2, *key_id).Int(3, *service_id).TextRef(4, value);
+      if (auto st = Check(ann.Run(), "insert annotation"); !st) return st;
     }
     return OkStatus();
   }
 
   // The first statement that failed to prepare, if any.
   int prepare_rc() const {
-    for (const Stmt* s : {&put_, &new_trace_, &trace_, &root_, &ann_, &svc_, &superseded_, &name_get_, &name_put_,
+    for (const Stmt* s : {&put_, &new_trace_, &trace_, &root_, &ann_, &ann_new_, &svc_, &svc_new_, &superseded_, &name_get_, &name_put_,
                           &service_get_, &service_put_, &url_get_, &url_put_, &trigrams_})
       if (s->prepare_rc() != SQLITE_OK) return s->prepare_rc();
     return SQLITE_OK;
@@ -396,7 +410,7 @@ class Writer {
   // The id of `key` in an interning table: from `cache`, else its row (get), else a new row (put;
   // `added` runs after it, e.g. to index a new URL). `bind` binds the key to get/put.
   template <typename Bind, typename Added>
-  Result<int64_t> Intern(std::unordered_map<std::string, int64_t>& cache, std::string key, Stmt& get, Stmt& put,
+  Result<int64_t> Intern(detail::WriteCache::Ids& cache, std::string_view key, Stmt& get, Stmt& put,
                          const Bind& bind, const Added& added, const char* what) {
     if (auto it = cache.find(key); it != cache.end()) return it->second;
     bind(get);
@@ -411,13 +425,13 @@ class Writer {
     } else if (rc != SQLITE_ROW) {
       return ErrorFor(db_, rc, what);
     }
-    cache.emplace(std::move(key), id);
+    cache.emplace(std::string(key), id);
     return id;
   }
 
   Result<int64_t> NameId(std::string_view name) {
     auto bind = [&](Stmt& s) { s.TextRef(1, name); };
-    return Intern(cache_.names, std::string(name), name_get_, name_put_, bind, [](int64_t) { return OkStatus(); },
+    return Intern(cache_.names, name, name_get_, name_put_, bind, [](int64_t) { return OkStatus(); },
                   "intern name");
   }
 
@@ -428,11 +442,11 @@ class Writer {
   }
 
   Result<int64_t> ServiceId(std::string_view name, std::string_view type) {
-    std::string key(name);
-    key.push_back('\0');
-    key.append(type);
+    service_key_.assign(name);
+    service_key_.push_back('\0');
+    service_key_.append(type);
     auto bind = [&](Stmt& s) { s.TextRef(1, name).TextRef(2, type); };
-    return Intern(cache_.services, std::move(key), service_get_, service_put_, bind,
+    return Intern(cache_.services, service_key_, service_get_, service_put_, bind,
                   [](int64_t) { return OkStatus(); }, "intern service");
   }
 
@@ -450,7 +464,8 @@ class Writer {
 
   sqlite3* const db_;
   detail::WriteCache& cache_;
-  Stmt put_, new_trace_, trace_, root_, ann_, svc_, superseded_, name_get_, name_put_, service_get_, service_put_,
+  std::string service_key_;  // ServiceId's lookup key, reused
+  Stmt put_, new_trace_, trace_, root_, ann_, ann_new_, svc_new_, svc_, superseded_, name_get_, name_put_, service_get_, service_put_,
       url_get_, url_put_, trigrams_;
 };
 
@@ -484,11 +499,18 @@ bool IsZero(const segment::Stats& d) {
          d.total_response_time == 0 && d.histogram.empty();
 }
 
+// The statements that read, write and delete one graph_rollups row.
+struct RollupStatements {
+  explicit RollupStatements(sqlite3* db)
+      : get(db, (std::string("SELECT ") + kRollupColumns + " FROM graph_rollups WHERE " + kRollupKey).c_str()),
+        put(db, "INSERT OR REPLACE INTO graph_rollups VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"),
+        del(db, (std::string("DELETE FROM graph_rollups WHERE ") + kRollupKey).c_str()) {}
+  Stmt get, put, del;
+};
+
 // Adds `delta` to the graph_rollups rows (read, merge, write back; a row counting nothing goes).
-Status ApplyRollup(sqlite3* db, const segment::Rollup& delta) {
-  Stmt get(db, (std::string("SELECT ") + kRollupColumns + " FROM graph_rollups WHERE " + kRollupKey).c_str());
-  Stmt put(db, "INSERT OR REPLACE INTO graph_rollups VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)");
-  Stmt del(db, (std::string("DELETE FROM graph_rollups WHERE ") + kRollupKey).c_str());
+Status ApplyRollup(sqlite3* db, RollupStatements& rs, const segment::Rollup& delta) {
+  Stmt &get = rs.get, &put = rs.put, &del = rs.del;
   for (const auto& [key, d] : delta) {
     if (IsZero(d)) continue;  // e.g. a call counted out and in again unchanged
     segment::Stats row;
@@ -512,6 +534,12 @@ Status ApplyRollup(sqlite3* db, const segment::Rollup& delta) {
     if (rc = put.Run(); rc != SQLITE_DONE) return ErrorFor(db, rc, "write graph rollup");
   }
   return OkStatus();
+}
+
+// The same with statements prepared for this call (migration, retention).
+Status ApplyRollup(sqlite3* db, const segment::Rollup& delta) {
+  RollupStatements rs(db);
+  return ApplyRollup(db, rs, delta);
 }
 
 // The document in columns `col` (doc) and `col + 1` (dict) of a segments row: text as stored, or
@@ -569,7 +597,43 @@ Status RollupOfStoredTrace(sqlite3* db, Stmt& docs_of, Dictionaries& dicts, segm
 
 }  // namespace
 
+// The writer's statements (see Writer), kept by the store between Appends.
+struct detail::WriteStatements {
+  WriteStatements(sqlite3* db, WriteCache& cache)
+      : writer(db, cache),
+        rollups(db),
+        exists(db, "SELECT tid FROM traces WHERE trace_id=?1"),
+        docs_of(db, kDocsOfTrace),
+        next_tid(db, "SELECT coalesce(max(tid), 0) + 1 FROM traces"),
+        save_longest(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('longest_trace_seconds', ?1)") {}
+  int prepare_rc() const {
+    if (writer.prepare_rc() != SQLITE_OK) return writer.prepare_rc();
+    for (const Stmt* s : {&rollups.get, &rollups.put, &rollups.del, &exists, &docs_of, &next_tid, &save_longest})
+      if (s->prepare_rc() != SQLITE_OK) return s->prepare_rc();
+    return SQLITE_OK;
+  }
+  Writer writer;
+  RollupStatements rollups;
+  Stmt exists, docs_of, next_tid, save_longest;
+};
+
+struct TraceStore::BatchTrace {
+  std::string_view trace_id;
+  std::vector<size_t> docs;          // indexes into the batch's valid documents, in batch order
+  std::vector<segment::Call> calls;  // as the batch alone shows them
+  bool repeats = false;              // a document id repeats in the batch, or an independent subsegment
+  // Set under the lock (RollupBefore):
+  int64_t tid = 0;
+  bool is_new = false;     // the batch creates the trace's row
+  bool recompute = false;  // its calls are counted from its stored documents (see RollupBefore)
+};
+
 Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options) {
+  // SQLite's memory statistics take a global mutex around every allocation (~2 % of an Append's
+  // CPU, profiled); nothing here reads them. Only possible before SQLite initializes: later (a
+  // test's hook, a second store) the call fails harmlessly with SQLITE_MISUSE.
+  static const bool no_memstatus = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+  (void)no_memstatus;
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) return Error::Io("cannot create data dir " + options.data_dir + ": " + ec.message());
@@ -773,7 +837,16 @@ TraceStore::~TraceStore() {
     idle_.clear();
   }
   MutexLock lock(mu_);
+  stmts_.reset();  // finalized before their connection closes
   sqlite3_close(db_);
+}
+
+Result<detail::WriteStatements*> TraceStore::Statements() {
+  if (stmts_) return stmts_.get();
+  auto stmts = std::make_unique<detail::WriteStatements>(db_, *cache_);
+  if (const int rc = stmts->prepare_rc(); rc != SQLITE_OK) return SqlError(rc, "prepare append");
+  stmts_ = std::move(stmts);
+  return stmts_.get();
 }
 
 namespace {
@@ -1074,17 +1147,12 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
       packed.push_back(std::move(*z));
     }
   }
-  // Each trace's calls as the batch shows them, for the rollups (also outside the lock).
-  BatchCalls calls;
-  {
-    std::map<std::string_view, std::vector<const segment::Facts*>> by_trace;
-    for (const auto& [i, f] : valid) by_trace[f.trace_id].push_back(&f);
-    for (const auto& [trace_id, facts] : by_trace) calls.emplace(trace_id, segment::TraceCalls(facts));
-  }
+  // The batch by trace, each with its calls for the rollups (also outside the lock).
+  Batch batch = GroupByTrace(valid);
   MutexLock lock(mu_);
   double longest = longest_trace_seconds_;
   Status st = Exec("BEGIN IMMEDIATE");
-  if (st) st = WriteAll(docs, valid, packed, dict ? dict->id() : 0, calls, &longest);
+  if (st) st = WriteAll(docs, valid, packed, dict ? dict->id() : 0, batch, &longest);
   if (st = Finish(std::move(st)); !st) return st.error();
   longest_trace_seconds_ = longest;
   BoundWal();
@@ -1108,45 +1176,68 @@ void TraceStore::BoundWal() {
               options_.wal_limit_bytes, copied, log_frames, sqlite3_errmsg(db_));
 }
 
+TraceStore::Batch TraceStore::GroupByTrace(const std::vector<std::pair<size_t, segment::Facts>>& valid) {
+  Batch batch;
+  std::unordered_map<std::string_view, size_t> index;  // trace id -> its place in batch
+  index.reserve(valid.size());
+  std::vector<std::pair<size_t, std::string_view>> ids;  // (trace's place, document id), to find repeats
+  ids.reserve(valid.size());
+  for (size_t k = 0; k < valid.size(); ++k) {
+    const segment::Facts& f = valid[k].second;
+    auto [it, added] = index.emplace(f.trace_id, batch.size());
+    if (added) batch.emplace_back().trace_id = f.trace_id;
+    BatchTrace& t = batch[it->second];
+    t.docs.push_back(k);
+    t.repeats |= f.independent_subsegment;
+    ids.emplace_back(it->second, f.id);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (size_t k = 1; k < ids.size(); ++k)
+    if (ids[k] == ids[k - 1]) batch[ids[k].first].repeats = true;
+  std::vector<const segment::Facts*> facts;
+  for (BatchTrace& t : batch) {
+    facts.clear();
+    for (const size_t k : t.docs) facts.push_back(&valid[k].second);
+    t.calls = segment::TraceCalls(facts);
+  }
+  return batch;
+}
+
 Status TraceStore::WriteAll(const std::vector<std::string>& docs,
                             const std::vector<std::pair<size_t, segment::Facts>>& valid,
-                            const std::vector<std::string>& packed, int64_t dict, const BatchCalls& calls,
-                            double* longest) {
-  Writer w(db_, *cache_);
-  if (const int rc = w.prepare_rc(); rc != SQLITE_OK) return SqlError(rc, "prepare append");
+                            const std::vector<std::string>& packed, int64_t dict, Batch& batch, double* longest) {
+  auto stmts = Statements();
+  if (!stmts) return stmts.error();
+  Writer& w = (*stmts)->writer;
   segment::Parser parser;
   segment::Rollup delta;
-  TraceKeys keys;       // every trace of the batch
-  TraceKeys recompute;  // those whose calls are counted from their stored documents
-  if (auto st = RollupBefore(valid, parser, &delta, &keys, &recompute); !st) return st;
-  // Segments in key order (a new trace's key is past every stored one: appends at the B-tree's
-  // end), each trace's documents in batch order.
-  std::vector<size_t> order(valid.size());
-  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return keys.at(valid[a].second.trace_id).tid < keys.at(valid[b].second.trace_id).tid;
-  });
-  std::map<int64_t, std::pair<std::string_view, TraceDelta>> traces;  // by key
-  for (const size_t k : order) {
-    const auto& [i, facts] = valid[k];
-    const TraceKey& key = keys.at(facts.trace_id);
-    bool changed = false;
-    const std::string_view doc = dict ? std::string_view(packed[k]) : std::string_view(docs[i]);
-    if (auto st = w.PutSegment(key.tid, facts, doc, dict, &changed); !st) return st;
-    if (!changed) continue;  // an in-progress copy of a completed segment: ignored
-    // Only traces stored before, or with a streamed subsegment in the batch, can hold a stub.
-    if (recompute.count(facts.trace_id))
-      if (auto st = w.DropSuperseded(key.tid, facts); !st) return st;
-    auto& entry = traces[key.tid];
-    entry.first = facts.trace_id;
-    entry.second.Add(facts);
+  if (auto st = RollupBefore(batch, parser, &delta); !st) return st;
+  // Traces in key order (a new trace's key is past every stored one: its rows append at the
+  // B-trees' ends), each trace's documents in batch order.
+  std::vector<const BatchTrace*> order;
+  order.reserve(batch.size());
+  for (const auto& t : batch) order.push_back(&t);
+  std::sort(order.begin(), order.end(), [](const BatchTrace* a, const BatchTrace* b) { return a->tid < b->tid; });
+  for (const BatchTrace* t : order) {
+    TraceDelta d;
+    for (const size_t k : t->docs) {
+      const segment::Facts& facts = valid[k].second;
+      bool changed = false;
+      const std::string_view doc = dict ? std::string_view(packed[k]) : std::string_view(docs[valid[k].first]);
+      if (auto st = w.PutSegment(t->tid, facts, doc, dict, &changed); !st) return st;
+      if (!changed) continue;  // an in-progress copy of a completed segment: ignored
+      // Only traces stored before, or with a streamed subsegment in the batch, can hold a stub.
+      if (t->recompute)
+        if (auto st = w.DropSuperseded(t->tid, facts); !st) return st;
+      d.Add(facts);
+    }
+    if (d.documents == 0) continue;
+    if (auto st = w.PutTrace(t->tid, t->is_new, t->trace_id, d, longest); !st) return st;
   }
-  for (const auto& [tid, trace] : traces)
-    if (auto st = w.PutTrace(tid, keys.at(trace.first).is_new, trace.first, trace.second, longest); !st) return st;
-  if (auto st = RollupAfter(calls, recompute, parser, &delta); !st) return st;
-  if (auto st = ApplyRollup(db_, delta); !st) return st;
+  if (auto st = RollupAfter(batch, parser, &delta); !st) return st;
+  if (auto st = ApplyRollup(db_, (*stmts)->rollups, delta); !st) return st;
   if (*longest <= longest_trace_seconds_) return OkStatus();
-  Stmt save(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('longest_trace_seconds', ?1)");
+  Stmt& save = (*stmts)->save_longest;
   save.Real(1, *longest);
   if (const int rc = save.Run(); rc != SQLITE_DONE) return SqlError(rc, "save longest trace");
   return OkStatus();
@@ -1157,43 +1248,39 @@ Status TraceStore::WriteAll(const std::vector<std::string>& docs,
 // (a trace that grows, a late document, a replaced in-progress copy) its stored documents' calls
 // are taken out before the batch is written and counted again after: the rollups then always equal
 // what the stored documents say, in any arrival order.
-Status TraceStore::RollupBefore(const std::vector<std::pair<size_t, segment::Facts>>& valid, segment::Parser& parser,
-                                segment::Rollup* delta, TraceKeys* keys, TraceKeys* recompute) {
-  std::map<std::string_view, std::set<std::string_view>> ids;  // per trace of the batch
-  std::set<std::string_view> repeats;
-  for (const auto& [i, f] : valid)
-    if (!ids[f.trace_id].insert(f.id).second || f.independent_subsegment) repeats.insert(f.trace_id);
+Status TraceStore::RollupBefore(Batch& batch, segment::Parser& parser, segment::Rollup* delta) {
+  detail::WriteStatements& stmts = *stmts_;
   if (cache_->next_tid == 0) {
-    Stmt next(db_, "SELECT coalesce(max(tid), 0) + 1 FROM traces");
-    if (const int rc = next.Step(); rc != SQLITE_ROW) return SqlError(rc, "next trace key");
-    cache_->next_tid = sqlite3_column_int64(next.get(), 0);
+    const int rc = stmts.next_tid.Step();
+    if (rc == SQLITE_ROW) cache_->next_tid = sqlite3_column_int64(stmts.next_tid.get(), 0);
+    stmts.next_tid.Reset();
+    if (rc != SQLITE_ROW) return SqlError(rc, "next trace key");
   }
-  Stmt exists(db_, "SELECT tid FROM traces WHERE trace_id=?1");
-  Stmt docs_of(db_, kDocsOfTrace);
-  for (const auto& [trace_id, unused] : ids) {
-    exists.TextRef(1, trace_id);
+  Stmt& exists = stmts.exists;
+  for (BatchTrace& t : batch) {
+    exists.TextRef(1, t.trace_id);
     const int rc = exists.Step();
     const int64_t stored = rc == SQLITE_ROW ? sqlite3_column_int64(exists.get(), 0) : 0;
     exists.Reset();
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(rc, "find trace");
     // A new trace's key is taken now; its row is written after its segments (PutTrace).
-    const TraceKey key{stored ? stored : cache_->next_tid++, stored == 0};
-    keys->emplace(trace_id, key);
-    if (!stored && !repeats.count(trace_id)) continue;
-    recompute->emplace(trace_id, key);
+    t.tid = stored ? stored : cache_->next_tid++;
+    t.is_new = stored == 0;
+    t.recompute = stored != 0 || t.repeats;
     if (stored)
-      if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, stored, -1, delta); !st) return st;
+      if (auto st = RollupOfStoredTrace(db_, stmts.docs_of, dicts_, parser, stored, -1, delta); !st) return st;
   }
   return OkStatus();
 }
 
-Status TraceStore::RollupAfter(const BatchCalls& calls, const TraceKeys& recompute, segment::Parser& parser,
-                               segment::Rollup* delta) {
-  for (const auto& [trace_id, trace_calls] : calls)
-    if (!recompute.count(trace_id)) segment::AddToRollup(trace_calls, +1, delta);
-  Stmt docs_of(db_, kDocsOfTrace);
-  for (const auto& [trace_id, key] : recompute)
-    if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, key.tid, +1, delta); !st) return st;
+Status TraceStore::RollupAfter(const Batch& batch, segment::Parser& parser, segment::Rollup* delta) {
+  for (const BatchTrace& t : batch) {
+    if (!t.recompute) {
+      segment::AddToRollup(t.calls, +1, delta);
+    } else if (auto st = RollupOfStoredTrace(db_, stmts_->docs_of, dicts_, parser, t.tid, +1, delta); !st) {
+      return st;
+    }
+  }
   return OkStatus();
 }
 

@@ -178,7 +178,8 @@ struct ListQuery {
 std::string ListCursorAfter(const ListQuery& query, const TraceSummaryRow& row);
 
 namespace detail {
-struct WriteCache;  // the writer's interned ids (trace_store.cc)
+struct WriteCache;       // the writer's interned ids (trace_store.cc)
+struct WriteStatements;  // the writer's prepared statements (trace_store.cc)
 }  // namespace detail
 
 class TraceStore {
@@ -251,28 +252,25 @@ class TraceStore {
   Status MigrateChunk(int64_t* copied) XRAYD_REQUIRES(mu_);
   Status LoadLongestTrace() XRAYD_REQUIRES(mu_);
   Status ComputeAllRollups() XRAYD_REQUIRES(mu_);  // in the caller's transaction
-  // Each trace of a batch -> its calls as the batch alone shows them (segment::TraceCalls),
-  // computed before the lock is taken.
-  using BatchCalls = std::map<std::string_view, std::vector<segment::Call>>;
-  // A trace's integer key (traces.tid) and whether the batch creates its row.
-  struct TraceKey {
-    int64_t tid = 0;
-    bool is_new = false;
-  };
-  using TraceKeys = std::map<std::string_view, TraceKey>;  // by trace id
+  // One trace's part of a batch (trace_store.cc): its documents, its calls as the batch alone
+  // shows them (segment::TraceCalls) and, once the lock is taken, its key. Built before the lock.
+  struct BatchTrace;
+  using Batch = std::vector<BatchTrace>;
+  // `valid` by trace, in order of first appearance, with each trace's calls (no lock needed).
+  static Batch GroupByTrace(const std::vector<std::pair<size_t, segment::Facts>>& valid);
   // The rollup delta of a batch: RollupBefore before its rows are written (it also finds or
   // assigns every trace's key), RollupAfter after.
-  Status RollupBefore(const std::vector<std::pair<size_t, segment::Facts>>& valid, segment::Parser& parser,
-                      segment::Rollup* delta, TraceKeys* keys, TraceKeys* recompute) XRAYD_REQUIRES(mu_);
-  Status RollupAfter(const BatchCalls& calls, const TraceKeys& recompute, segment::Parser& parser,
-                     segment::Rollup* delta) XRAYD_REQUIRES(mu_);
+  Status RollupBefore(Batch& batch, segment::Parser& parser, segment::Rollup* delta) XRAYD_REQUIRES(mu_);
+  Status RollupAfter(const Batch& batch, segment::Parser& parser, segment::Rollup* delta) XRAYD_REQUIRES(mu_);
   // Ends the transaction `st` was the body of: COMMIT when ok, else (or when COMMIT fails) ROLLBACK;
   // a failure is reported and returned.
   Status Finish(Status st) XRAYD_REQUIRES(mu_);
   // `packed`: the documents compressed with dictionary `dict`, parallel to `valid` (empty when dict is 0).
   Status WriteAll(const std::vector<std::string>& docs, const std::vector<std::pair<size_t, segment::Facts>>& valid,
-                  const std::vector<std::string>& packed, int64_t dict, const BatchCalls& calls, double* longest)
+                  const std::vector<std::string>& packed, int64_t dict, Batch& batch, double* longest)
       XRAYD_REQUIRES(mu_);
+  // The writer's prepared statements, prepared on first use and kept until the store closes.
+  Result<detail::WriteStatements*> Statements() XRAYD_REQUIRES(mu_);
   Status LoadDictionaries() XRAYD_REQUIRES(mu_);  // into dicts_; counts documents when none yet
   void MaybeTrainDictionary() XRAYD_REQUIRES(mu_);
   void CompressPlainDocuments(const Dict& dict) XRAYD_REQUIRES(mu_);
@@ -313,6 +311,8 @@ class TraceStore {
   int64_t plain_documents_ XRAYD_GUARDED_BY(mu_) = 0;
   // Interned ids and the next trace key (a cache of the file's rows).
   const std::unique_ptr<detail::WriteCache> cache_ XRAYD_PT_GUARDED_BY(mu_);
+  // Prepared once (first Append) on db_, finalized by the destructor before db_ closes.
+  std::unique_ptr<detail::WriteStatements> stmts_ XRAYD_PT_GUARDED_BY(mu_);
   // The compression dictionaries (thread-safe itself): added by the writer, used by every call.
   Dictionaries dicts_;
 

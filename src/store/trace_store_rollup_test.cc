@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <thread>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "segment/graph.h"
@@ -93,6 +95,73 @@ TEST_F(StoreRollupTest, ATraceInOneBatch) {
   EXPECT_EQ(Sum(r, Call::Kind::kEntry, "web").total, 1);
   EXPECT_EQ(Sum(r, Call::Kind::kEntry, "api").total, 0);  // called by web: not a request entering
   EXPECT_EQ(Sum(r, Call::Kind::kNode, "api", "").histogram, (std::map<int64_t, int64_t>{{200, 1}}));
+}
+
+// Two threads append at once (the daemon runs two store senders): batches that split traces
+// between them, in both orders, with repeats. Each Append prepares its batch outside the store's
+// lock; keys, summaries and rollups are decided under it, so the result is the same as one writer's.
+TEST_F(StoreRollupTest, ConcurrentAppendsSplittingTraces) {
+  Open();
+  constexpr int kTraces = 300, kRounds = 6;
+  std::vector<std::vector<std::string>> batches[2];
+  for (int round = 0; round < kRounds; ++round) {
+    for (auto& b : batches) b.emplace_back();
+    for (int i = round * kTraces / kRounds; i < (round + 1) * kTraces / kRounds; ++i) {
+      const double t = kT0 + i;
+      // Web to one thread and api to the other, alternating; every 5th trace's api sent by both.
+      batches[i % 2].back().push_back(Web(i, t).dump());
+      batches[1 - i % 2].back().push_back(Api(i, t, i % 3 == 0).dump());
+      if (i % 5 == 0) batches[i % 2].back().push_back(Api(i, t, i % 3 == 0).dump());
+    }
+  }
+  std::vector<std::thread> writers;
+  for (auto& mine : batches)
+    writers.emplace_back([&, mine = &mine] {
+      for (const auto& b : *mine) {
+        auto r = store_->Append(b);
+        EXPECT_TRUE(r) << r.error().message;
+        if (r) EXPECT_TRUE(r->empty());
+      }
+    });
+  for (auto& w : writers) w.join();
+  // The same batches appended one after another into a second store: the reference.
+  StoreOptions o;
+  o.data_dir = (dir_ / "reference").string();
+  auto reference = TraceStore::Open(o);
+  ASSERT_TRUE(reference) << reference.error().message;
+  for (const auto& mine : batches)
+    for (const auto& b : mine) ASSERT_TRUE((*reference)->Append(b));
+  std::vector<std::string> ids;
+  for (int i = 0; i < kTraces; ++i) {
+    ids.push_back(TraceId(i));
+    auto got = store_->Summary(TraceId(i));
+    auto want = (*reference)->Summary(TraceId(i));
+    ASSERT_TRUE(got && *got && want && *want) << i;
+    EXPECT_EQ((*got)->has_fault, i % 3 == 0) << i;
+    EXPECT_EQ((*got)->root_name, "web") << i;
+    EXPECT_EQ((*got)->revision, (*want)->revision) << i;
+    EXPECT_EQ((*got)->start_time, (*want)->start_time) << i;
+    EXPECT_EQ((*got)->end_time, (*want)->end_time) << i;
+    auto sorted = [](TraceSummaryRow& r) {
+      std::vector<std::tuple<std::string, std::string, bool, bool, bool>> out;
+      for (size_t k = 0; k < r.services.size(); ++k)
+        out.emplace_back(r.services[k].first, r.services[k].second, r.service_flags[k].error, r.service_flags[k].fault,
+                         r.service_flags[k].throttle);
+      std::sort(out.begin(), out.end());
+      return out;
+    };
+    EXPECT_EQ(sorted(**got), sorted(**want)) << i;
+    auto segs = store_->SegmentsOf(TraceId(i));
+    ASSERT_TRUE(segs);
+    EXPECT_EQ(segs->size(), 2u) << i;
+  }
+  const auto r = Stored();
+  ExpectSame(r, Expected(ids));
+  auto want = (*reference)->GraphRollups(0, 1LL << 40);
+  ASSERT_TRUE(want);
+  ExpectSame(r, *want);
+  EXPECT_EQ(Sum(r, Call::Kind::kEdge, "api", "web").total, kTraces);
+  EXPECT_EQ(Sum(r, Call::Kind::kNode, "api").fault, kTraces / 3);
 }
 
 // The downstream segment first, its caller minutes later: api first counts as a request entering

@@ -8,6 +8,12 @@
 //
 // Thread-safe (the store serializes its writers); owns no thread. Abort() is a no-op: one Append
 // is bounded by SQLite's busy timeout.
+//
+// Priority: the first Send() on a thread raises that thread's nice value by kSenderNiceIncrement
+// (Linux: per thread). On a busy machine the receivers then get the CPU first and a backlog
+// waits in the exporter's queue (bounded by -m, overflow dropped and counted), rather than the
+// store's work starving the UDP receive thread into kernel drops of datagrams the store would
+// have caught up with.
 #pragma once
 
 #include "common/log.h"
@@ -22,6 +28,11 @@ namespace xrayd {
 // 8000-segment transactions took 1.6x the segments per CPU-second of 2000-segment ones with
 // trace start times spread over hours (bench/store_ingest_bench.cc, issue 14).
 inline constexpr size_t kMaxSegmentsPerAppend = 10000;
+
+// Senders (threads) the store exporter runs: two Appends overlap (one prepares its batch while
+// the other writes), more would only queue on the store's write lock.
+inline constexpr int kStoreSenders = 2;
+inline constexpr int kSenderNiceIncrement = 5;
 
 class StoreSender : public pipeline::BatchSender {
  public:

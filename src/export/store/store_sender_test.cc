@@ -6,6 +6,11 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -163,6 +168,25 @@ TEST_F(StoreExporterTest, StopInterruptsARetryBackoff) {
   EXPECT_EQ(m.Failed(FailReason::kShutdown), 5u);
   EXPECT_EQ(Queued(), 0);
   Unlock();
+}
+
+// The sender's threads yield to the receivers: Send() raises its own thread's nice value (and
+// no other thread's).
+TEST_F(StoreExporterTest, SendLowersItsOwnThreadsPriority) {
+  const auto tid = [] { return static_cast<id_t>(::syscall(SYS_gettid)); };
+  const int before = ::getpriority(PRIO_PROCESS, tid());
+  int during = 0, other_after = 0;
+  std::thread sender([&] {
+    const auto outcome = sender_->Send({Doc(1)});
+    EXPECT_EQ(outcome.kind, pipeline::SendOutcome::Kind::kDelivered);
+    during = ::getpriority(PRIO_PROCESS, tid());
+    sender_->Send({Doc(2)});  // once per thread: not raised again
+    EXPECT_EQ(::getpriority(PRIO_PROCESS, tid()), during);
+  });
+  sender.join();
+  other_after = ::getpriority(PRIO_PROCESS, tid());
+  EXPECT_EQ(during, std::min(19, before + kSenderNiceIncrement));
+  EXPECT_EQ(other_after, before);
 }
 
 }  // namespace
