@@ -57,11 +57,14 @@ run_parallel() {
 
 configure_clang() {  # dir, extra cmake args...
   local dir=$1; shift
+  # lld links a sanitized test binary with about a quarter of ld.bfd's CPU (api_test: 0.4 s, 1.8 s).
+  local linker=()
+  if command -v ld.lld >/dev/null 2>&1; then linker=(-DCMAKE_EXE_LINKER_FLAGS=-fuse-ld=lld); fi
   # -O1 with line tables: the sanitizers' usual trade-off (fast enough to run, stacks readable), and
   # a quicker compile than the release build's -O2 -g.
   cmake -S . -B "$dir" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -gline-tables-only" \
-    -DXRAYD_THREAD_SAFETY=ON "$@" >"$dir/configure.log" 2>&1 ||
+    -DXRAYD_THREAD_SAFETY=ON "${linker[@]}" "$@" >"$dir/configure.log" 2>&1 ||
     { cat "$dir/configure.log"; return 1; }
 }
 
