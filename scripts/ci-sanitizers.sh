@@ -8,11 +8,15 @@
 #                                   FUZZ_SECONDS each (default 40), from a copy of its checked-in seeds;
 #                                   JOBS targets at a time (one core each: every target still gets
 #                                   FUZZ_SECONDS of a core)
-#   scripts/ci-sanitizers.sh all    the three, in that order (fuzz reuses build-asan)
+#   scripts/ci-sanitizers.sh all    the three, in that order (fuzz reuses build-asan); the TSan tree
+#                                   builds in the background at idle CPU priority meanwhile (CI_OVERLAP=0:
+#                                   not)
+#   scripts/ci-sanitizers.sh build-asan|build-tsan   only that build (.ci/run starts build-asan in the
+#                                   background while the README's tests run)
 #
 # Every stage prints what it runs, a "ci-time:" line with its wall time, and exits non-zero on the first
-# failure. The clang builds also pass
-# -DXRAYD_THREAD_SAFETY=ON (makes -Wthread-safety an error where the tree defines that option).
+# failure. The clang builds also pass -DXRAYD_THREAD_SAFETY=ON (makes -Wthread-safety an error where the
+# tree defines that option).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
