@@ -116,7 +116,7 @@ background_build() {
   local name=$1 fn=$2
   BG_PID=$( (
     if command -v chrt >/dev/null 2>&1; then exec_idle=(chrt --idle 0 nice -n 19); else exec_idle=(nice -n 19); fi
-    setsid "${exec_idle[@]}" bash "$ROOT/scripts/ci-sanitizers.sh" "$fn" >"$ROOT/$name.log" 2>&1 &
+    setsid -w "${exec_idle[@]}" bash "$ROOT/scripts/ci-sanitizers.sh" "$fn" >"$ROOT/$name.log" 2>&1 &
     echo $!
   ) )
   echo "background: $fn at idle CPU priority (pid $BG_PID, log $name.log)"
