@@ -23,7 +23,10 @@ then) — a baseline from the same run.
     python3 bench/store_bench.py --sizes 1000000,3000000,10000000 --moto-segments 50000
 
 After a run, `--reuse --workdir DIR` measures the queries again on the store (and state.json) it left
-in DIR, e.g. with another binary (`--xrayd`), so two builds compare on the same data.
+in DIR, e.g. with another binary (`--xrayd`), so two builds compare on the same data; with --sizes
+above what the store holds it grows the store to them instead (an interrupted run resumes from the
+last size it finished). `--rate 0 --window 100000` ingests as fast as the store takes segments (the
+sender stays at most 100,000 segments ahead of what is stored), so nothing is lost over UDP.
 
 Only 127.0.0.1 is used. Everything started is killed on exit. Not a test.
 """
@@ -142,13 +145,16 @@ def pregenerated_sender(port, first_trace, segments, rate, hours, now, seed, ids
     ids_out.put((n, sample, time.perf_counter() - t0))
 
 
-def sender(port, first_trace, segments, rate, hours, now, seed, ids_out):
-    """Sends `segments` segments of traces first_trace.. at `rate`/s; puts (traces used, sample ids)."""
+def sender(port, first_trace, segments, rate, hours, now, seed, ids_out, health=None, window=0):
+    """Sends `segments` segments of traces first_trace.. at `rate`/s (0: unpaced); puts (traces used,
+    sample ids, seconds). With `window`, never more than that many segments ahead of what the store
+    has stored (xrayd_segments_sent_total on `health`): the store's own pace, without UDP loss."""
     rng = random.Random(seed * 1000003 + first_trace)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+    stored0 = metric(health, "xrayd_segments_sent_total") if window else 0
     t0 = time.perf_counter()
-    sent, n, sample = 0, first_trace, []
+    sent, n, sample, checked = 0, first_trace, [], 0
     while sent < segments:
         tid, docs = trace_docs(rng, n, now, hours, seed)
         if n % 97 == 0:
@@ -157,10 +163,14 @@ def sender(port, first_trace, segments, rate, hours, now, seed, ids_out):
             s.sendto(HEADER + d.encode(), ("127.0.0.1", port))
         sent += min(len(docs), segments - sent)
         n += 1
-        if n % 64 == 0:
+        if n % 64 == 0 and rate:
             ahead = sent / rate - (time.perf_counter() - t0)
             if ahead > 0:
                 time.sleep(ahead)
+        if window and sent - checked >= window // 8:
+            checked = sent
+            while sent - (metric(health, "xrayd_segments_sent_total") - stored0) > window:
+                time.sleep(0.02)
     ids_out.put((n, sample, time.perf_counter() - t0))
 
 
@@ -297,7 +307,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--xrayd", default=os.path.join(ROOT, "build", "xrayd"))
     ap.add_argument("--sizes", default="1000000,3000000", help="store sizes (segments) to measure at, ascending")
-    ap.add_argument("--rate", type=int, default=40000, help="segments/s offered over UDP")
+    ap.add_argument("--rate", type=int, default=40000, help="segments/s offered over UDP at most (0: no pacing)")
+    ap.add_argument("--window", type=int, default=0,
+                    help="at most this many segments sent but not yet stored (0: open loop); e.g. --rate 0 "
+                         "--window 100000 ingests at the highest rate the store sustains, without UDP loss")
     ap.add_argument("--hours", type=float, default=6, help="trace start times spread over the last HOURS")
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--moto-segments", type=int, default=0, help="also run moto's server on this many segments")
@@ -309,10 +322,9 @@ def main():
     ap.add_argument("--workdir")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for xrayd serve")
     ap.add_argument("--reuse", action="store_true",
-                    help="measure the queries only, on the store a previous run left in --workdir (its state.json)")
+                    help="continue on the store a previous run left in --workdir (its state.json): grow it to the "
+                         "--sizes above what it holds, measuring at each; with none above, measure it as it is")
     args = ap.parse_args()
-    if args.reuse:
-        return reuse(args)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.moto_segments and args.moto_segments not in sizes:
         sizes = sorted(sizes + [args.moto_segments])
@@ -320,30 +332,46 @@ def main():
     os.makedirs(work, exist_ok=True)
     now = time.time()
     results, ids, traces, sent = {}, [], 0, 0
-    with Serve(args.xrayd, work, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
+    if args.reuse:
+        with open(os.path.join(work, "state.json")) as f:
+            state = json.load(f)
+        now, traces, ids, args.hours = state["now"], state["traces"], state["ids"], state["hours"]
+        sent = state.get("sent", int(state["stored"]))
+        sizes = [s for s in sizes if s > sent]
+        if not sizes:
+            return reuse(args, state)
+        args.moto_segments = 0
+    offset = int(state["stored"]) if args.reuse else 0  # stored before this run (its counters start at 0)
+    with Serve(args.xrayd, work, keep_data=args.reuse, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
         for size in sizes:
             out = multiprocessing.Queue()
-            p = multiprocessing.Process(target=pregenerated_sender if args.pregenerate else sender,
-                                        args=(serve.udp, traces, size - sent, args.rate, args.hours, now, args.seed, out))
+            if args.pregenerate:
+                p = multiprocessing.Process(target=pregenerated_sender, args=(serve.udp, traces, size - sent, args.rate,
+                                                                             args.hours, now, args.seed, out))
+            else:
+                p = multiprocessing.Process(target=sender, args=(serve.udp, traces, size - sent, args.rate, args.hours,
+                                                                 now, args.seed, out, serve.health, args.window))
             p.start()
             if args.pregenerate:
                 out.get()  # built: the clock starts with the sending
-            cpu0, t0, stored0 = cpu_seconds(serve.proc.pid), time.time(), metric(serve.health, "xrayd_segments_sent_total")
+            cpu0, t0, stored0 = cpu_seconds(serve.proc.pid), time.time(), metric(serve.health, "xrayd_segments_sent_total") + offset
             traces, sample, send_s = out.get()
             p.join()
             serve.drain(stall_seconds=300)
             elapsed, cpu = time.time() - t0, cpu_seconds(serve.proc.pid) - cpu0
-            stored = metric(serve.health, "xrayd_segments_sent_total")
+            stored = metric(serve.health, "xrayd_segments_sent_total") + offset
             ids += sample
             r = {"load": load_average(), "stored": stored, "lost": size - stored,
                  "ingest/s": (stored - stored0) / elapsed, "ingest/cpu-s": (stored - stored0) / max(cpu, 1e-9),
                  "sender s": send_s, "bytes/seg": serve.disk_bytes() / max(stored, 1)}
             sent = size
             with open(os.path.join(work, "state.json"), "w") as f:  # for --reuse
-                json.dump({"now": now, "traces": traces, "ids": ids, "stored": stored, "hours": args.hours}, f)
+                json.dump({"now": now, "traces": traces, "ids": ids, "stored": stored, "sent": sent,
+                           "hours": args.hours}, f)
             r.update(measure_queries(serve.api, now, args, ids, traces))
             results[size] = r
             report(size, dict(r))
+    growth(results)
     if args.moto_segments:
         m = measure_moto(args, now)
         x = results[args.moto_segments]
@@ -354,11 +382,27 @@ def main():
               f"p99 x{pct(x['list all'], 99) / pct(m['list all'], 99):.4f}", flush=True)
 
 
-def reuse(args):
+def growth(results):
+    """Each cost's p50/p99 at every size, and its growth from the first size to the last."""
+    sizes = sorted(results)
+    if len(sizes) < 2:
+        return
+    print("--- growth with size (p50/p99 ms; last/first)", flush=True)
+    print("  " + " | ".join(["cost".ljust(28)] + [f"{s:>13,}" for s in sizes] + ["growth"]), flush=True)
+    first, last = results[sizes[0]], results[sizes[-1]]
+    for k, v in first.items():
+        if not isinstance(v, list) or k.startswith("scan "):
+            continue
+        cells = [f"{pct(results[s][k], 50) * 1e3:6.1f}/{pct(results[s][k], 99) * 1e3:6.1f}" for s in sizes]
+        g = f"x{pct(last[k], 50) / pct(v, 50):.2f}/x{pct(last[k], 99) / pct(v, 99):.2f}"
+        print("  " + " | ".join([k.ljust(28)] + cells + [g]), flush=True)
+    for k in ("ingest/s", "ingest/cpu-s", "bytes/seg", "lost"):
+        print("  " + " | ".join([k.ljust(28)] + [f"{results[s].get(k, 0):13.0f}" for s in sizes]), flush=True)
+
+
+def reuse(args, state):
     """The queries of one size on the store and state.json an earlier run left in --workdir (e.g. to
     compare two binaries on the same data, one after the other)."""
-    with open(os.path.join(args.workdir, "state.json")) as f:
-        state = json.load(f)
     args.hours = state["hours"]
     with Serve(args.xrayd, args.workdir, keep_data=True, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
         r = {"load": load_average(), "stored": state["stored"], "bytes/seg": serve.disk_bytes() / state["stored"]}

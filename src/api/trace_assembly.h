@@ -1,6 +1,7 @@
 // Turns the stored documents of one trace into what BatchGetTraces returns: one entry per
 // segment, with independent subsegment documents (sent separately by SDKs that stream large
-// segments) merged back into their parent's "subsegments" list, at any depth.
+// segments) merged back into their parent's "subsegments" list, at any depth. A trace without such
+// documents keeps its documents' stored text (nothing to merge); a merged one is re-serialized.
 // Pure function; thread-safe.
 #pragma once
 

@@ -34,18 +34,23 @@ ApiResult<json> GetOperationPercentiles(ApiContext& ctx, const json& in) {
   return std::move(*out);
 }
 
+// A handler that writes its response body itself (BatchGetTraces: mostly documents, which
+// nlohmann's escaper is slow on); the text must be valid JSON.
+using RawHandler = ApiResult<std::string> (*)(ApiContext& ctx, const json& input);
+
 struct Route {
   std::string_view path;       // requestUri in AWS's model; every operation is a POST
   std::string_view operation;  // for logs
   const Shape* input;
   Handler handler;
+  RawHandler raw = nullptr;  // instead of `handler` when set
 };
 
 const Route kRoutes[] = {
     {"/TraceSegments", "PutTraceSegments", &shapes::kPutTraceSegments, PutTraceSegments},
     {"/TelemetryRecords", "PutTelemetryRecords", &shapes::kPutTelemetryRecords, PutTelemetryRecords},
     {"/TraceSummaries", "GetTraceSummaries", &shapes::kGetTraceSummaries, GetTraceSummaries},
-    {"/Traces", "BatchGetTraces", &shapes::kBatchGetTraces, BatchGetTraces},
+    {"/Traces", "BatchGetTraces", &shapes::kBatchGetTraces, nullptr, BatchGetTraces},
     {"/ServiceGraph", "GetServiceGraph", &shapes::kGetServiceGraph, GetServiceGraph},
     {"/TraceGraph", "GetTraceGraph", &shapes::kGetTraceGraph, GetTraceGraph},
     {"/TimeSeriesServiceStatistics", "GetTimeSeriesServiceStatistics", &shapes::kGetTimeSeriesServiceStatistics,
@@ -81,12 +86,16 @@ http::OutgoingResponse InternalFailure() {
   return http::JsonErrorResponse(500, "InternalFailure", kInternalFailureMessage);
 }
 
-// Body, shape, handler: the steps every operation shares, each returning its error as a value.
-ApiResult<json> Run(const Route& route, ApiContext& ctx, std::string_view body, const JsonLimits& limits) {
+// Body, shape, handler: the steps every operation shares, each returning its error as a value;
+// the response body's text.
+ApiResult<std::string> Run(const Route& route, ApiContext& ctx, std::string_view body, const JsonLimits& limits) {
   auto input = ParseRequestBody(body, limits);
   if (!input) return input.error();
   if (auto st = Validate(*input, *route.input); !st) return st.error();
-  return route.handler(ctx, *input);
+  if (route.raw) return route.raw(ctx, *input);
+  auto out = route.handler(ctx, *input);
+  if (!out) return out.error();
+  return out->dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string Shorten(std::string_view s) {
@@ -119,10 +128,10 @@ http::OutgoingResponse XrayApi::Handle(const http::IncomingRequest& req) {
   // exhaustion). It is logged; the client gets InternalFailure without the exception's text.
   try {
     ApiContext ctx{store_, *sampling_, *groups_, limits_, truncation_log_, sink_};
-    ApiResult<json> result = Run(*route, ctx, req.body, json_limits_);
+    ApiResult<std::string> result = Run(*route, ctx, req.body, json_limits_);
     if (!result) return ErrorResponse(result.error());
     http::OutgoingResponse out;
-    out.body = result->dump(-1, ' ', false, json::error_handler_t::replace);
+    out.body = std::move(*result);
     return out;
   } catch (const std::exception& e) {
     XLOG_ERROR("X-Ray API {} failed (a bug): {}", route->operation, e.what());

@@ -143,6 +143,19 @@ TEST_F(XrayApiTest, TraceSummariesPageWithTheStoresCursor) {
   json bad = Expect(Call("/TraceSummaries", R"({"StartTime": 1, "EndTime": 2, "NextToken": "garbage"})"), 400,
                     "InvalidRequestException");
   EXPECT_EQ(bad["message"], "NextToken is not valid");
+  // A NextToken from an xrayd before the store's schema 6 (hex of "<order>|<time>|<trace id>") is
+  // refused with a message saying what to do, in either order.
+  auto hex = [](const std::string& text) {
+    std::string out;
+    for (unsigned char c : text) out += "0123456789abcdef"[c >> 4], out += "0123456789abcdef"[c & 15];
+    return out;
+  };
+  for (const char* old : {"E|1465510280.5|1-5759e988-000000000000000000000001", "T|1465510280|1-5759e988-0000000000000000000000a1"}) {
+    json req = {{"StartTime", 1465510000}, {"EndTime", 1465520000}, {"TimeRangeType", old[0] == 'E' ? "Event" : "TraceId"},
+                {"NextToken", hex(old)}};
+    json e = Expect(Call("/TraceSummaries", req.dump()), 400, "InvalidRequestException");
+    EXPECT_EQ(e["message"], "NextToken is not valid: " + std::string(store::kCursorBeforeUpgrade)) << old;
+  }
 }
 
 // A page's summaries read every trace's segments in one store call: their root causes equal those

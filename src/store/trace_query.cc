@@ -82,6 +82,7 @@ CREATE INDEX IF NOT EXISTS trace_services_error ON trace_services(service_id) WH
 CREATE INDEX IF NOT EXISTS trace_services_fault ON trace_services(service_id) WHERE has_fault=1;
 CREATE INDEX IF NOT EXISTS trace_services_throttle ON trace_services(service_id) WHERE has_throttle=1;
 CREATE INDEX IF NOT EXISTS traces_by_url ON traces(url_id);
+CREATE INDEX IF NOT EXISTS traces_by_user_agent ON traces(user_agent_id) WHERE user_agent_id != 0;
 CREATE INDEX IF NOT EXISTS traces_error_by_start ON traces(start_time) WHERE has_error=1;
 CREATE INDEX IF NOT EXISTS traces_fault_by_start ON traces(start_time) WHERE has_fault=1;
 CREATE INDEX IF NOT EXISTS traces_throttle_by_start ON traces(start_time) WHERE has_throttle=1;
@@ -376,6 +377,9 @@ Result<std::optional<ListPosition>> DecodeCursor(const ListQuery& q) {
   const double key = std::strtod(number.c_str(), &used);
   if (number.empty() || used != number.c_str() + number.size() || !std::isfinite(key)) return bad;
   const std::string tid_text = text->substr(bar + 1);
+  // Before schema 6 the last field was the trace id ("1-<8 hex>-<24 hex>").
+  if (tid_text.size() == 35 && tid_text.starts_with("1-") && tid_text[10] == '-')
+    return Error::InvalidArgument(std::string(kCursorBeforeUpgrade));
   char* tid_end = nullptr;
   errno = 0;
   const long long tid = std::strtoll(tid_text.c_str(), &tid_end, 10);

@@ -43,6 +43,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -86,6 +87,12 @@ struct ListPlan {
   int64_t candidates = 0;  // traces the condition's indexes named (at most the bound + 1)
   std::string sql;         // the listing's statement (for EXPLAIN QUERY PLAN in tests)
 };
+
+// The InvalidArgument error message of a listing cursor an xrayd before schema 6 issued (it named
+// the trace by its id, not its key). Such a cursor cannot resume exactly (traces of the same
+// second were ordered by id then, by key now), so it is refused with this text, never guessed.
+inline constexpr std::string_view kCursorBeforeUpgrade =
+    "a listing cursor from before the store's upgrade to schema 6: list again from the first page";
 
 // Creates the indexes above if missing (and fills urls from the stored traces when it is new).
 // Runs on the writer at open, in the caller's (autocommit) context.

@@ -7,6 +7,7 @@
 #include "store/doc_codec.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -734,6 +735,9 @@ INSERT OR REPLACE INTO meta VALUES('migrate_after', '');
 
 // Step 2, per chunk (one transaction each): the next ?2 traces after trace id ?1 get keys from ?3
 // on, with their segments, annotations, services and URL; meta.migrate_after says where to resume.
+// Every join starts from the chunk's new traces rows (CROSS JOIN fixes that order: without
+// statistics SQLite chose to scan all of v5_annotations and v5_trace_services per chunk, which
+// made a 300,000-trace file take 12 minutes).
 constexpr const char* kMigrateChunk[] = {
     "INSERT OR IGNORE INTO urls(url) SELECT http_url FROM (SELECT http_url FROM v5_traces WHERE trace_id > ?1 "
     "ORDER BY trace_id LIMIT ?2) WHERE http_url != ''",
@@ -757,13 +761,13 @@ constexpr const char* kMigrateChunk[] = {
     "WHERE t.tid >= ?3 UNION SELECT a.service FROM traces t JOIN v5_annotations a ON a.trace_id = t.trace_id "
     "WHERE t.tid >= ?3",
     "INSERT OR IGNORE INTO annotations(tid, key_id, service_id, value) SELECT t.tid, k.id, n.id, a.value "
-    "FROM traces t JOIN v5_annotations a ON a.trace_id = t.trace_id JOIN names k ON k.name = a.key "
+    "FROM traces t CROSS JOIN v5_annotations a ON a.trace_id = t.trace_id JOIN names k ON k.name = a.key "
     "JOIN names n ON n.name = a.service WHERE t.tid >= ?3",
     "INSERT OR IGNORE INTO services(name, type) SELECT ts.name, ts.type FROM traces t "
     "JOIN v5_trace_services ts ON ts.trace_id = t.trace_id WHERE t.tid >= ?3",
     "INSERT OR IGNORE INTO trace_services(tid, service_id, has_error, has_fault, has_throttle) "
     "SELECT t.tid, sv.id, ts.has_error, ts.has_fault, ts.has_throttle FROM traces t "
-    "JOIN v5_trace_services ts ON ts.trace_id = t.trace_id JOIN services sv ON sv.name = ts.name AND sv.type = ts.type "
+    "CROSS JOIN v5_trace_services ts ON ts.trace_id = t.trace_id JOIN services sv ON sv.name = ts.name AND sv.type = ts.type "
     "WHERE t.tid >= ?3",
     "UPDATE meta SET value = coalesce((SELECT max(trace_id) FROM traces WHERE tid >= ?3), value) "
     "WHERE key = 'migrate_after'",
@@ -778,6 +782,39 @@ DROP TABLE v5_trace_services;
 DELETE FROM meta WHERE key='migrate_after';
 )sql";
 
+// The row count of `table` (a full count: for the migration's progress only).
+Result<int64_t> CountRows(sqlite3* db, const char* table) {
+  Stmt count(db, (std::string("SELECT count(*) FROM ") + table).c_str());
+  const int rc = count.Step();
+  if (rc != SQLITE_ROW) return ErrorFor(db, rc, std::string("migrate: count ") + table);
+  return sqlite3_column_int64(count.get(), 0);
+}
+
+// The migration's progress in the log: copied, total, rate and time left, at most every
+// kEverySeconds (a large file takes minutes, and the store answers nothing meanwhile).
+class MigrationProgress {
+ public:
+  static constexpr double kEverySeconds = 5;
+  MigrationProgress(int64_t total, int64_t done) : total_(total), done_(done), first_(done) {}
+  void Copied(int64_t n) {
+    done_ += n;
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_).count() < kEverySeconds) return;
+    last_ = now;
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    const double rate = static_cast<double>(done_ - first_) / std::max(seconds, 1e-3);
+    XLOG_INFO("Trace store: migrating to schema 6: {} of {} traces copied ({:.0f} traces/s, about {:.0f} s left)",
+              done_, total_, rate, static_cast<double>(std::max<int64_t>(total_ - done_, 0)) / std::max(rate, 1.0));
+  }
+
+ private:
+  const int64_t total_;
+  int64_t done_;
+  const int64_t first_;
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_ = start_;
+};
+
 }  // namespace
 
 Status TraceStore::MigrateToV6() {
@@ -787,14 +824,20 @@ Status TraceStore::MigrateToV6() {
     if (st) st = Exec(kSchema);
     if (st = Finish(std::move(st)); !st) return st;
   }
-  XLOG_INFO("Trace store: migrating to schema 6 (integer trace keys), {} traces per transaction", kMigrateChunkTraces);
+  auto total = CountRows(db_, "v5_traces");
+  auto done = CountRows(db_, "traces");  // copied by an interrupted earlier run, if any
+  if (!total || !done) return !total ? total.error() : done.error();
+  XLOG_INFO("Trace store: migrating {} traces to schema 6 (integer trace keys, {} already copied), {} per transaction",
+            *total, *done, kMigrateChunkTraces);
   int64_t traces = 0;
+  MigrationProgress progress(*total, *done);
   for (;;) {
     int64_t copied = 0;
     if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st;
     if (auto st = Finish(MigrateChunk(&copied)); !st) return st;
     traces += copied;
     if (copied == 0) break;
+    progress.Copied(copied);
   }
   if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st;
   auto version = SchemaVersion();
@@ -805,9 +848,11 @@ Status TraceStore::MigrateToV6() {
   }
   if (st) st = Exec("UPDATE meta SET value='6' WHERE key='schema_version'");
   if (st = Finish(std::move(st)); !st) return st;
-  XLOG_INFO("Trace store: schema 6: {} traces migrated", traces);
-  // Best effort: the old tables' pages go back to the file system now, else at the next size sweep.
-  if (auto vacuum = Exec("PRAGMA incremental_vacuum"); !vacuum) XLOG_WARN("Trace store: {}", vacuum.error().message);
+  XLOG_INFO("Trace store: schema 6: {} traces migrated in this run", traces);
+  // Best effort: the old tables' pages go back to the file system now, else at the next size sweep,
+  // and the WAL the copy grew (about the file's size) is emptied now rather than at shutdown.
+  if (auto vacuum = Exec("PRAGMA incremental_vacuum"); !vacuum) XLOG_WARN("{}", vacuum.error().message);
+  if (auto wal = Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !wal) XLOG_WARN("{}", wal.error().message);
   return OkStatus();
 }
 
@@ -851,10 +896,13 @@ Result<detail::WriteStatements*> TraceStore::Statements() {
 
 namespace {
 
-// Per reader: the writer's mmap window, a quarter of its page cache (readers share the OS page
-// cache and the mapping), temp tables in memory.
+// Per reader: a quarter of the writer's page cache, temp tables in memory, and the whole file
+// mapped (SQLite clamps the size to its compile-time limit, 2 GiB in Debian's build). The mapping
+// matters more than the cache: a commit by the writer empties every reader's page cache at its
+// next read, so under ingest each read starts cold, and a page outside the mapping is then a
+// pread() of 16 KiB into that cache, a page inside it a pointer (the OS page cache is shared).
 constexpr const char* kReaderPragmas =
-    "PRAGMA mmap_size=268435456; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
+    "PRAGMA mmap_size=1099511627776; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
 
 }  // namespace
 
@@ -1067,7 +1115,7 @@ void TraceStore::CompressPlainDocuments(const Dict& dict) {
   Status st = compress();
   if (st) st = Exec("COMMIT");
   if (st) return;
-  XLOG_WARN("Trace store: documents stored before the dictionary stay uncompressed: {}", st.error().message);
+  XLOG_WARN("Documents stored before the dictionary stay uncompressed: {}", st.error().message);
   if (!sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK");
 }
 
@@ -1116,7 +1164,7 @@ Status TraceStore::Finish(Status st) {
   // SQLite may already have rolled back (after SQLITE_FULL, IOERR, NOMEM); otherwise do it now. A
   // failing ROLLBACK leaves the transaction open, so it is logged: the next BEGIN then fails too.
   if (!sqlite3_get_autocommit(db_)) {
-    if (auto rb = Exec("ROLLBACK"); !rb) XLOG_ERROR("Trace store: rollback failed: {}", rb.error().message);
+    if (auto rb = Exec("ROLLBACK"); !rb) XLOG_ERROR("Rollback failed: {}", rb.error().message);
   }
   return Report(st.error());
 }
@@ -1506,9 +1554,10 @@ Result<int64_t> TraceStore::DeleteChunk(const std::string& where, double arg, in
 Status TraceStore::DeleteVictims(const std::string& where, double arg, int64_t limit, int64_t* deleted) {
   std::vector<int64_t> victims;
   std::set<int64_t> urls;  // their root URLs' ids
+  std::set<int64_t> names, services;  // the names (user agent, root, annotations) and services they use
   {  // the victims' calls leave the rollups with them
-    Stmt list(db_, ("SELECT tid, url_id FROM traces WHERE " + where + " ORDER BY start_time LIMIT " +
-                    std::to_string(limit)).c_str());
+    Stmt list(db_, ("SELECT tid, url_id, user_agent_id, root_name_id, root_origin_id FROM traces WHERE " + where +
+                    " ORDER BY start_time LIMIT " + std::to_string(limit)).c_str());
     list.Real(1, arg);
     Stmt docs_of(db_, kDocsOfTrace);
     segment::Parser parser;
@@ -1517,11 +1566,14 @@ Status TraceStore::DeleteVictims(const std::string& where, double arg, int64_t l
     while ((rc = list.Step()) == SQLITE_ROW) {
       victims.push_back(sqlite3_column_int64(list.get(), 0));
       if (const int64_t url = sqlite3_column_int64(list.get(), 1); url != 0) urls.insert(url);
+      for (int col : {2, 3, 4})
+        if (const int64_t name = sqlite3_column_int64(list.get(), col); name != 0) names.insert(name);
       if (auto st = RollupOfStoredTrace(db_, docs_of, dicts_, parser, victims.back(), -1, &delta); !st) return st;
     }
     if (rc != SQLITE_DONE) return SqlError(rc, "retention: list traces");
     if (auto st = ApplyRollup(db_, delta); !st) return st;
   }
+  if (auto st = InternedIdsOf(victims, &names, &services); !st) return st;
   for (const char* table : {"segments", "annotations", "trace_services", "traces"}) {
     Stmt s(db_, (std::string("DELETE FROM ") + table + " WHERE tid=?1").c_str());
     for (const int64_t tid : victims)
@@ -1529,7 +1581,88 @@ Status TraceStore::DeleteVictims(const std::string& where, double arg, int64_t l
         return SqlError(rc, std::string("retention: delete from ") + table);
   }
   *deleted = static_cast<int64_t>(victims.size());
+  if (auto st = DeleteUnusedServices(services); !st) return st;
+  if (auto st = DeleteUnusedNames(names); !st) return st;  // after services: a service's name is used
   return DeleteUnusedUrls(urls);
+}
+
+// The names of traces `tids`' annotations (keys, services) and their services, added to *names
+// and *services.
+Status TraceStore::InternedIdsOf(const std::vector<int64_t>& tids, std::set<int64_t>* names,
+                                 std::set<int64_t>* services) {
+  Stmt keys(db_, "SELECT key_id, service_id FROM annotations WHERE tid=?1");
+  Stmt svcs(db_, "SELECT service_id, NULL FROM trace_services WHERE tid=?1");
+  for (const int64_t tid : tids) {
+    for (auto [s, out] : {std::pair{&keys, names}, std::pair{&svcs, services}}) {
+      s->Int(1, tid);
+      int rc;
+      while ((rc = s->Step()) == SQLITE_ROW)
+        for (int col : {0, 1})
+          if (sqlite3_column_type(s->get(), col) != SQLITE_NULL) out->insert(sqlite3_column_int64(s->get(), col));
+      s->Reset();
+      if (rc != SQLITE_DONE) return SqlError(rc, "retention: list names");
+    }
+  }
+  return OkStatus();
+}
+
+// The services of `ids` no stored trace has any more leave the services table (and the writer's cache).
+Status TraceStore::DeleteUnusedServices(const std::set<int64_t>& ids) {
+  Stmt used(db_, "SELECT 1 FROM trace_services WHERE service_id=?1 LIMIT 1");  // trace_services_by_service
+  Stmt drop(db_, "DELETE FROM services WHERE id=?1 RETURNING name, type");
+  for (const int64_t id : ids) {
+    int rc = used.Int(1, id).Step();
+    used.Reset();
+    if (rc == SQLITE_ROW) continue;
+    if (rc != SQLITE_DONE) return SqlError(rc, "retention: find service");
+    drop.Int(1, id);
+    if ((rc = drop.Step()) == SQLITE_ROW) {
+      std::string key = drop.ColText(0);
+      key.push_back('\0');
+      key += drop.ColText(1);
+      cache_->services.erase(key);
+      rc = drop.Step();
+    }
+    drop.Reset();
+    if (rc != SQLITE_DONE) return SqlError(rc, "retention: delete service");
+  }
+  return OkStatus();
+}
+
+// The names of `ids` (of deleted traces: user agents, root names and origins, annotations' keys and
+// services) that nothing stored uses any more leave the names table (and the writer's cache). A
+// name is kept while a trace has it as its user agent (traces_by_user_agent) or an annotation as its key (annotations_by_value), or
+// while it is a stored service's name or type: root names and origins, and annotations' services,
+// are the names and types of their trace's services (TraceDelta::Add puts every segment's
+// (name, origin) among them), so that check covers them without an index. The empty name (an
+// independent subsegment's annotations have no service) is always kept.
+Status TraceStore::DeleteUnusedNames(const std::set<int64_t>& ids) {
+  Stmt text(db_, "SELECT name FROM names WHERE id=?1");
+  Stmt agent(db_, "SELECT 1 FROM traces WHERE user_agent_id=?1 LIMIT 1");
+  Stmt key(db_, "SELECT 1 FROM annotations WHERE key_id=?1 LIMIT 1");
+  Stmt service(db_, "SELECT 1 FROM services WHERE name=?1 UNION ALL SELECT 1 FROM services WHERE type=?1 LIMIT 1");
+  Stmt drop(db_, "DELETE FROM names WHERE id=?1");
+  for (const int64_t id : ids) {
+    int rc = text.Int(1, id).Step();
+    const std::string name = rc == SQLITE_ROW ? text.ColText(0) : std::string();
+    text.Reset();
+    if (rc == SQLITE_DONE || (rc == SQLITE_ROW && name.empty())) continue;
+    if (rc != SQLITE_ROW) return SqlError(rc, "retention: read name");
+    bool in_use = false;
+    for (Stmt* s : {&agent, &key}) {
+      rc = s->Int(1, id).Step();
+      s->Reset();
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(rc, "retention: find name");
+      in_use = in_use || rc == SQLITE_ROW;
+    }
+    rc = in_use ? SQLITE_ROW : service.TextRef(1, name).Step();
+    service.Reset();
+    if (rc == SQLITE_ROW) continue;
+    if (rc != SQLITE_DONE) return SqlError(rc, "retention: find name");
+    if (rc = drop.Int(1, id).Run(); rc != SQLITE_DONE) return SqlError(rc, "retention: delete name");
+    cache_->names.erase(name);
+  }
+  return OkStatus();
 }
 
 // The URLs of `ids` that no stored trace has as its root URL any more leave urls and their
@@ -1581,8 +1714,8 @@ Result<int64_t> TraceStore::EnforceRetention(double now) {
     {
       MutexLock lock(mu_);
       // Best effort, so not errors: the WAL shrinks and freed pages return at the next sweep if not now.
-      if (auto st = Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !st) XLOG_WARN("Trace store: {}", st.error().message);
-      if (auto st = Exec("PRAGMA incremental_vacuum"); !st) XLOG_WARN("Trace store: {}", st.error().message);
+      if (auto st = Exec("PRAGMA wal_checkpoint(TRUNCATE)"); !st) XLOG_WARN("{}", st.error().message);
+      if (auto st = Exec("PRAGMA incremental_vacuum"); !st) XLOG_WARN("{}", st.error().message);
     }
     if (*n == 0) break;
   }

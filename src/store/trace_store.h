@@ -2,9 +2,8 @@
 //
 // On-disk format (schema version 6, file DATA_DIR/traces.db). Each trace has an integer key, tid
 // (assigned in arrival order), and every per-trace table names its trace by it: the 35-character
-// trace id is stored once. Names are interned in small tables that are never pruned (their rows
-// are bounded by the distinct service names, types, annotation keys, root names, origins and user
-// agents sent).
+// trace id is stored once. Names are interned in small tables; retention deletes a service, user
+// agent or annotation key with the last trace that used it (user agents can be many).
 //   traces(tid INTEGER PRIMARY KEY, trace_id UNIQUE, trace_time, ...)  a per-trace summary kept up
 //       to date on every Append: time bounds, the root segment's HTTP fields (url_id: urls.id, 0 for
 //       none), user and name, error/fault/throttle flags; root name, origin and user agent are
@@ -280,6 +279,10 @@ class TraceStore {
   Result<int64_t> DeleteChunk(const std::string& where, double arg, int64_t limit) XRAYD_EXCLUDES(mu_);
   Status DeleteVictims(const std::string& where, double arg, int64_t limit, int64_t* deleted) XRAYD_REQUIRES(mu_);
   Status DeleteUnusedUrls(const std::set<int64_t>& ids) XRAYD_REQUIRES(mu_);
+  Status InternedIdsOf(const std::vector<int64_t>& tids, std::set<int64_t>* names, std::set<int64_t>* services)
+      XRAYD_REQUIRES(mu_);
+  Status DeleteUnusedServices(const std::set<int64_t>& ids) XRAYD_REQUIRES(mu_);
+  Status DeleteUnusedNames(const std::set<int64_t>& ids) XRAYD_REQUIRES(mu_);
   // An Error for SQLite result code `rc` on the writer, classified by kind (see Errors above).
   Error SqlError(int rc, const std::string& what) XRAYD_REQUIRES(mu_);
   // Reports `e` to options_.on_error and returns it.

@@ -221,6 +221,72 @@ TEST_F(StoreFailureTest, RetentionDeletesUrlsNoTraceHas) {
   EXPECT_EQ(retryable_ + permanent_, 0);
 }
 
+// Retention takes a deleted trace's user agent, annotation keys and services out of names and
+// services unless a trace it keeps still uses them (user agents can be as many as the traces), and
+// a name deleted and sent again is interned again (the writer's cache forgot it).
+TEST_F(StoreFailureTest, RetentionDeletesNamesAndServicesNoTraceUses) {
+  auto doc = [](int i, double start, const std::string& service, const std::string& agent, const std::string& key) {
+    return json{{"trace_id", TraceId(i)}, {"id", "aaaaaaaaaaaaaaa1"}, {"name", service}, {"origin", "AWS::EC2::Instance"},
+                {"start_time", start}, {"end_time", start + 0.5},
+                {"http", {{"request", {{"method", "GET"}, {"url", "http://x/"}, {"user_agent", agent}}}}},
+                {"annotations", {{key, 1}}}}
+        .dump();
+  };
+  const double late = kT0 + 100000;
+  ASSERT_TRUE(store_->Append({doc(1, kT0, "old-svc", "agent/old", "old_key"), doc(2, kT0, "web", "agent/shared", "k"),
+                              doc(3, late, "web", "agent/shared", "k"), doc(4, late, "new-svc", "agent/new", "new_key"),
+                              // a user agent that is also a service's name stays while that service does
+                              doc(5, kT0, "web", "new-svc", "k")}));
+  auto column = [&](const char* sql) {
+    std::vector<std::string> out;
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(conn_, sql, -1, &s, nullptr), SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)));
+    sqlite3_finalize(s);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  const char* names = "SELECT name FROM names WHERE name != '' ORDER BY name";
+  const char* services = "SELECT name FROM services ORDER BY name";
+  EXPECT_EQ(column(names), (V{"AWS::EC2::Instance", "agent/new", "agent/old", "agent/shared", "k", "new-svc", "new_key",
+                              "old-svc", "old_key", "web"}));
+  auto deleted = store_->EnforceRetention(late + 10);  // retention 1 h: traces 1, 2 and 5 go
+  ASSERT_TRUE(deleted) << deleted.error().message;
+  EXPECT_EQ(*deleted, 3);
+  // old-svc stays as a name only if something uses it: nothing does (its service row went first).
+  EXPECT_EQ(column(names),
+            (V{"AWS::EC2::Instance", "agent/new", "agent/shared", "k", "new-svc", "new_key", "web"}));
+  EXPECT_EQ(column(services), (V{"new-svc", "web"}));
+  // What remains reads as before.
+  auto summary = store_->Summary(TraceId(3));
+  ASSERT_TRUE(summary && *summary);
+  EXPECT_EQ((*summary)->user_agent, "agent/shared");
+  ASSERT_EQ((*summary)->annotations.size(), 1u);
+  EXPECT_EQ((*summary)->annotations[0].key, "k");
+  // Deleted names and services come back when sent again, with rows the readers resolve.
+  ASSERT_TRUE(store_->Append({doc(6, late + 1, "old-svc", "agent/old", "old_key")}));
+  auto again = store_->Summary(TraceId(6));
+  ASSERT_TRUE(again && *again);
+  EXPECT_EQ((*again)->user_agent, "agent/old");
+  EXPECT_EQ((*again)->root_name, "old-svc");
+  ASSERT_EQ((*again)->annotations.size(), 1u);
+  EXPECT_EQ((*again)->annotations[0].key, "old_key");
+  ASSERT_EQ((*again)->services.size(), 1u);
+  EXPECT_EQ((*again)->services[0].first, "old-svc");
+  EXPECT_EQ(retryable_ + permanent_, 0);
+}
+
+// A store error names the store once: "trace store: <what>: <SQLite's text>".
+TEST_F(StoreFailureTest, AnErrorNamesTheStoreOnce) {
+  OnStoreConnection("PRAGMA query_only=1");
+  auto failed = store_->Append(Batch(0, 1));
+  ASSERT_FALSE(failed);
+  const std::string& m = failed.error().message;
+  EXPECT_EQ(m.rfind("trace store: ", 0), 0u) << m;
+  EXPECT_EQ(m.find("trace store", 1), std::string::npos) << m;
+  EXPECT_NE(m.find("readonly"), std::string::npos) << m;
+}
+
 // The store applies the segment rules itself: what ingest refuses cannot be stored another way.
 TEST_F(StoreFailureTest, AppendRefusesDocumentsTheSegmentRulesRefuse) {
   json ms = json::parse(Batch(7, 1)[0]);

@@ -42,8 +42,10 @@ SendOutcome StoreSender::Send(const std::vector<std::string>& segments) {
     return {SendOutcome::Kind::kDelivered, std::min(result->size(), n), std::nullopt, {}};
   }
   const Error& e = result.error();
-  if (!e.IsRetryable()) return {SendOutcome::Kind::kPermanent, 0, std::nullopt, "trace store: " + e.message};
-  return {SendOutcome::Kind::kRetryable, 0, e.retry_after, "trace store write failed: " + e.message};
+  // The store's SQLite errors name it already ("trace store: ..."); its other errors get the prefix.
+  std::string message = e.message.starts_with("trace store: ") ? e.message : "trace store: " + e.message;
+  if (!e.IsRetryable()) return {SendOutcome::Kind::kPermanent, 0, std::nullopt, std::move(message)};
+  return {SendOutcome::Kind::kRetryable, 0, e.retry_after, std::move(message)};
 }
 
 }  // namespace xrayd

@@ -155,6 +155,27 @@ TEST_F(StoreExporterTest, APermanentErrorIsCountedAtOnce) {
   exporter_->Stop(1s);
 }
 
+// The outcome's message names the store once (the store's errors start with "trace store: ").
+TEST_F(StoreExporterTest, AFailureNamesTheStoreOnce) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE INSERT ON segments BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  const pipeline::SendOutcome permanent = sender_->Send({Doc(0)});
+  EXPECT_EQ(permanent.kind, pipeline::SendOutcome::Kind::kPermanent);
+  EXPECT_EQ(permanent.message.rfind("trace store: ", 0), 0u) << permanent.message;
+  EXPECT_EQ(permanent.message.find("trace store", 1), std::string::npos) << permanent.message;
+  EXPECT_NE(permanent.message.find("refused"), std::string::npos) << permanent.message;
+  Lock();
+  const pipeline::SendOutcome busy = sender_->Send({Doc(1)});
+  Unlock();
+  EXPECT_EQ(busy.kind, pipeline::SendOutcome::Kind::kRetryable);
+  EXPECT_EQ(busy.message.rfind("trace store: ", 0), 0u) << busy.message;
+  EXPECT_EQ(busy.message.find("trace store", 1), std::string::npos) << busy.message;
+}
+
 TEST_F(StoreExporterTest, StopInterruptsARetryBackoff) {
   auto& m = GlobalMetrics();
   Lock();
