@@ -28,5 +28,5 @@ for t in "$@"; do
   nice -n 15 ${FUZZ_BIN:-build-asan/fuzz}/$t -max_total_time=$secs -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$d/" "${args[@]}" "$d/corpus" >> "$d/log" 2>&1
   rc=$?
-  echo "$(date -u +%T) end $t rc=$rc $(grep -E '^#[0-9]+' "$d/log" | tail -1) $(grep -E 'stat::number_of_executed_units' "$d/log" | tail -1) artifacts: $(ls $d | grep -E '^(crash|timeout|oom|leak|slow)-' | tr '\n' ' ')"
+  echo "$(date -u +%T) end $t rc=$rc $(grep -a -E '^#[0-9]+' "$d/log" | tail -1) $(grep -a -E 'stat::number_of_executed_units' "$d/log" | tail -1) artifacts: $(ls $d | grep -a -E '^(crash|timeout|oom|leak|slow)-' | tr '\n' ' ')"
 done
