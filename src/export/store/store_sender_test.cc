@@ -77,6 +77,15 @@ class StoreExporterTest : public ::testing::Test {
   }
   int64_t Queued() const { return exporter_->metrics().Get().queued; }
   // Holds the database's write lock from another connection until Unlock().
+  // Makes the store refuse every segment for good (SQLITE_CONSTRAINT from a trigger).
+  void RefuseEverySegment() {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE INSERT ON segments BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
   void Lock() {
     ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &other_), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
@@ -140,13 +149,7 @@ TEST_F(StoreExporterTest, GivesUpCountedWhenAttemptsRunOut) {
 
 TEST_F(StoreExporterTest, APermanentErrorIsCountedAtOnce) {
   auto& m = GlobalMetrics();
-  // A store that refuses every segment for good (SQLITE_CONSTRAINT from a trigger).
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE INSERT ON segments BEGIN SELECT RAISE(ABORT, 'refused'); END",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  RefuseEverySegment();
   Start({10, 1ms, 2ms});
   PushDocs(0, 7);
   ASSERT_TRUE(WaitUntil([&] { return m.Failed(FailReason::kPermanentError) == 7; }, 5s));
@@ -157,12 +160,7 @@ TEST_F(StoreExporterTest, APermanentErrorIsCountedAtOnce) {
 
 // The outcome's message names the store once (the store's errors start with "trace store: ").
 TEST_F(StoreExporterTest, AFailureNamesTheStoreOnce) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "traces.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE INSERT ON segments BEGIN SELECT RAISE(ABORT, 'refused'); END",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  RefuseEverySegment();
   const pipeline::SendOutcome permanent = sender_->Send({Doc(0)});
   EXPECT_EQ(permanent.kind, pipeline::SendOutcome::Kind::kPermanent);
   EXPECT_EQ(permanent.message.rfind("trace store: ", 0), 0u) << permanent.message;
