@@ -8,8 +8,10 @@
 // merge_max_segments), and prints one line: segments/s (wall), segments per CPU-second of the
 // process, and bytes on disk per segment (database + WAL) after a final checkpoint.
 //
-//   store_ingest_bench DOCS_FILE DIR [--batch N] [--threads N]
+//   store_ingest_bench DOCS_FILE DIR [--batch N] [--threads N] [--progress N]
 // --threads N appends from N threads at once (the exporter's senders), each taking the next batch.
+// --progress N also prints the rate of each N segments stored, so the cost's growth with the
+// store's size shows (the final line is the whole run's).
 #include <sys/resource.h>
 
 #include <atomic>
@@ -18,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,10 +51,12 @@ int main(int argc, char** argv) {
   }
   size_t batch = 2000;
   int threads = 1;
+  size_t progress = 0;
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--batch") batch = std::strtoul(argv[i + 1], nullptr, 10);
     else if (flag == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (flag == "--progress") progress = std::strtoul(argv[i + 1], nullptr, 10);
   }
   std::vector<std::vector<std::string>> batches(1);
   std::ifstream in(argv[1]);
@@ -73,6 +78,25 @@ int main(int argc, char** argv) {
   std::atomic<bool> failed{false};
   const double cpu0 = CpuSeconds();
   const auto t0 = std::chrono::steady_clock::now();
+  // The interval's figures: under a mutex since any worker may cross an interval's end.
+  std::mutex progress_mu;
+  size_t next_report = progress, last_stored = 0;
+  double last_cpu = cpu0;
+  auto last_wall = t0;
+  auto report_progress = [&](size_t now_stored) {
+    std::lock_guard<std::mutex> lock(progress_mu);
+    if (now_stored < next_report) return;
+    const auto wall_now = std::chrono::steady_clock::now();
+    const double cpu_now = CpuSeconds();
+    const double n = static_cast<double>(now_stored - last_stored);
+    std::printf("at %zu: %.0f segments/s, %.0f per CPU-second\n", now_stored,
+                n / std::chrono::duration<double>(wall_now - last_wall).count(), n / (cpu_now - last_cpu));
+    std::fflush(stdout);
+    next_report = now_stored + progress;
+    last_stored = now_stored;
+    last_wall = wall_now;
+    last_cpu = cpu_now;
+  };
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
@@ -83,7 +107,8 @@ int main(int argc, char** argv) {
           failed = true;
           return;
         }
-        stored += batches[b].size() - r->size();
+        const size_t now_stored = stored += batches[b].size() - r->size();
+        if (progress != 0) report_progress(now_stored);
       }
     });
   }
