@@ -8,16 +8,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=$1; shift
 work=${FUZZ_WORK:-/tmp/xrayd-fuzz-campaign}
-dict_of() {
-  case $1 in
-    fuzz_http_request) echo http.dict ;;
-    fuzz_api_request) echo api.dict ;;
-    fuzz_filter_expression) echo filter.dict ;;
-    fuzz_segment|fuzz_datagram) echo segment.dict ;;
-    fuzz_otlp_json) echo otlp_json.dict ;;
-    fuzz_otlp_proto) echo proto.dict ;;
-  esac
-}
+# The target's dictionary from fuzz/dict/targets.txt (empty when it has none).
+dict_of() { awk -v t="$1" '$1 == t { print $2 }' fuzz/dict/targets.txt; }
 for t in "$@"; do
   d=$work/$t; mkdir -p "$d/corpus"
   cp -n fuzz/corpus/$t/* "$d/corpus/" 2>/dev/null

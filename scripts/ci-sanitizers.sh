@@ -176,11 +176,15 @@ stage_fuzz() {
     local t=$1 seeds="fuzz/corpus/$1" corpus="$work/$1" log="$work/$1.log"
     [ -d "$seeds" ] || { echo "fuzz: $t has no seed corpus $seeds" >"$log"; echo 1 >"$work/$t.rc"; return; }
     mkdir -p "$corpus"
-    echo "fuzz: build-asan/fuzz/$t -max_total_time=$FUZZ_SECONDS $corpus $seeds (from $(date -u +%H:%M:%S))"
+    # The target's dictionary (fuzz/dict/targets.txt), as the long campaigns use it.
+    local dict args=()
+    dict=$(awk -v t="$t" '$1 == t { print $2 }' fuzz/dict/targets.txt)
+    [ -n "$dict" ] && args+=(-dict="fuzz/dict/$dict")
+    echo "fuzz: build-asan/fuzz/$t -max_total_time=$FUZZ_SECONDS ${args[*]} $corpus $seeds (from $(date -u +%H:%M:%S))"
     # New inputs go to the scratch corpus; the checked-in seeds are only read.
     local rc=0
     build-asan/fuzz/"$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -artifact_prefix="$work/$t-" "$corpus" "$seeds" >"$log" 2>&1 || rc=$?
+      -print_final_stats=1 -artifact_prefix="$work/$t-" "${args[@]}" "$corpus" "$seeds" >"$log" 2>&1 || rc=$?
     echo "$rc" >"$work/$t.rc"
   }
   run_parallel "${targets[@]}"
