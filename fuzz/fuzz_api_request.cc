@@ -13,7 +13,8 @@
 //
 // Checked on every input, not only "does not crash": the answer is 200 or a 4xx with a JSON
 // {"__type","message"} body and a matching x-amzn-ErrorType header; a 500 (a handler threw, or
-// internal text would have leaked) is a finding and aborts.
+// internal text would have leaked) is a finding and aborts. And PutTraceSegments' plain-body
+// reader (api/traces.h) must take exactly the documents nlohmann would, or leave the body alone.
 #include <unistd.h>
 
 #include <cstdint>
@@ -26,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "api/traces.h"
 #include "api/xray_api.h"
 #include "store/trace_store.h"
 
@@ -105,6 +107,22 @@ void Check(bool ok, const char* what, const xrayd::http::OutgoingResponse& r) {
   std::abort();
 }
 
+// PlainPutDocuments against the general path's parser: a body it reads must give nlohmann the same
+// one-member object of strings.
+void CheckPlainPut(const std::string& body) {
+  const auto plain = xrayd::api::PlainPutDocuments(body, body.size());
+  if (!plain) return;
+  const auto in = nlohmann::json::parse(body, nullptr, false);
+  bool same = in.is_object() && in.size() == 1 && in.contains("TraceSegmentDocuments") &&
+              in["TraceSegmentDocuments"].is_array() && in["TraceSegmentDocuments"].size() == plain->size();
+  for (size_t i = 0; same && i < plain->size(); ++i)
+    same = in["TraceSegmentDocuments"][i].is_string() && in["TraceSegmentDocuments"][i].get<std::string>() == (*plain)[i];
+  if (!same) {
+    std::fprintf(stderr, "fuzz_api_request: PlainPutDocuments differs from nlohmann on %.300s\n", body.c_str());
+    std::abort();
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -115,6 +133,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.target = req.path = kPaths[data[0] % (sizeof kPaths / sizeof kPaths[0])];
   req.headers = {{"Content-Type", "application/json"}};
   req.body.assign(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (req.path == std::string_view("/TraceSegments")) CheckPlainPut(req.body);
   const xrayd::http::OutgoingResponse r = h.api->Handle(req);
   Check(r.status == 200 || (r.status >= 400 && r.status < 500), "unexpected status", r);
   const auto body = nlohmann::json::parse(r.body, nullptr, false);

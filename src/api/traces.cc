@@ -13,6 +13,8 @@
 #include "segment/lb_join.h"
 #include "segment/segment.h"
 
+#include <simdjson.h>
+
 namespace xrayd::api {
 namespace {
 
@@ -169,12 +171,40 @@ Sampling SamplingOf(const json& in) {
 
 }  // namespace
 
+std::optional<std::vector<std::string>> PlainPutDocuments(std::string_view body, size_t max_bytes) {
+  if (body.size() > max_bytes) return std::nullopt;
+  simdjson::dom::parser parser;  // per call: its buffers are about the body's size, not kept after
+  simdjson::dom::element root;
+  if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) return std::nullopt;
+  simdjson::dom::object object;
+  if (root.get_object().get(object) != simdjson::SUCCESS || object.size() != 1) return std::nullopt;
+  const auto member = *object.begin();
+  simdjson::dom::array list;
+  if (member.key != "TraceSegmentDocuments" || member.value.get_array().get(list) != simdjson::SUCCESS)
+    return std::nullopt;
+  std::vector<std::string> docs;
+  docs.reserve(list.size());
+  for (simdjson::dom::element e : list) {
+    std::string_view text;
+    if (e.get_string().get(text) != simdjson::SUCCESS) return std::nullopt;
+    docs.emplace_back(text);
+  }
+  return docs;
+}
+
 ApiResult<json> PutTraceSegments(ApiContext& ctx, const json& in) {
+  std::vector<std::string> docs;
+  docs.reserve(in["TraceSegmentDocuments"].size());
+  for (const auto& d : in["TraceSegmentDocuments"]) docs.push_back(d.get<std::string>());
+  return PutDocuments(ctx, std::move(docs));
+}
+
+ApiResult<json> PutDocuments(ApiContext& ctx, std::vector<std::string> docs) {
   segment::Parser validator;
   std::vector<std::string> accepted;
+  accepted.reserve(docs.size());
   json unprocessed = json::array();
-  for (const auto& d : in["TraceSegmentDocuments"]) {
-    std::string doc = d.get<std::string>();
+  for (std::string& doc : docs) {
     if (auto rejected = CheckDocument(validator, doc)) unprocessed.push_back(std::move(*rejected));
     else accepted.push_back(std::move(doc));
   }

@@ -89,6 +89,12 @@ http::OutgoingResponse InternalFailure() {
 // Body, shape, handler: the steps every operation shares, each returning its error as a value;
 // the response body's text.
 ApiResult<std::string> Run(const Route& route, ApiContext& ctx, std::string_view body, const JsonLimits& limits) {
+  if (route.handler == PutTraceSegments)  // the common body without a JSON tree (traces.h)
+    if (auto docs = PlainPutDocuments(body, limits.max_bytes)) {
+      auto out = PutDocuments(ctx, std::move(*docs));
+      if (!out) return out.error();
+      return out->dump(-1, ' ', false, json::error_handler_t::replace);
+    }
   auto input = ParseRequestBody(body, limits);
   if (!input) return input.error();
   if (auto st = Validate(*input, *route.input); !st) return st.error();
