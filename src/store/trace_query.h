@@ -107,7 +107,8 @@ inline constexpr int kDefaultIndexBucketShift = 16;
 // Creates the indexes above if missing (and fills urls from the stored traces when it is new).
 // The bucketed two are built for `bucket_shift`: when meta's index_bucket_shift differs (or is
 // missing: a store migrated from schema 6), they are dropped, rebuilt and the new shift recorded.
-// Building them over a big store takes a while (about a second per million rows): logged. Runs on
+// Building them over a big store takes seconds (measured: 5 s for a 1M-segment store, 1.4M
+// annotations and 0.4M traces, on a loaded 2-core machine), logged with progress. Runs on
 // the writer at open, in the caller's (autocommit) context.
 Status EnsureQueryIndexes(sqlite3* db, int bucket_shift);
 
