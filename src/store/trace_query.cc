@@ -1,6 +1,7 @@
 #include "store/trace_query.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cerrno>
 #include <cstdio>
@@ -81,7 +82,6 @@ CREATE INDEX IF NOT EXISTS trace_services_by_service ON trace_services(service_i
 CREATE INDEX IF NOT EXISTS trace_services_error ON trace_services(service_id) WHERE has_error=1;
 CREATE INDEX IF NOT EXISTS trace_services_fault ON trace_services(service_id) WHERE has_fault=1;
 CREATE INDEX IF NOT EXISTS trace_services_throttle ON trace_services(service_id) WHERE has_throttle=1;
-CREATE INDEX IF NOT EXISTS traces_by_url ON traces(url_id);
 CREATE INDEX IF NOT EXISTS traces_by_user_agent ON traces(user_agent_id) WHERE user_agent_id != 0;
 CREATE INDEX IF NOT EXISTS traces_error_by_start ON traces(start_time) WHERE has_error=1;
 CREATE INDEX IF NOT EXISTS traces_fault_by_start ON traces(start_time) WHERE has_fault=1;
@@ -99,25 +99,106 @@ Status Exec(sqlite3* db, const char* sql, const char* what) {
   return OkStatus();
 }
 
+// The integer the one-row, one-column query `sql` returns (`none` without a row or for NULL).
+Result<int64_t> QueryInt(sqlite3* db, const char* sql, int64_t none, const char* what) {
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_step(s);
+  const int64_t v = rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL ? sqlite3_column_int64(s, 0) : none;
+  sqlite3_finalize(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return detail::SqlErrorFor(db, rc, what);
+  return v;
+}
+
+std::string Bucket(int shift) { return "(tid >> " + std::to_string(shift) + ")"; }
+
+// The bucketed indexes (see trace_query.h), and the meta row saying which shift they are for.
+constexpr const char* kBucketedIndexes[] = {"annotations_by_key_bucket_value", "traces_by_bucket_url"};
+constexpr const char* kShiftKey = "index_bucket_shift";
+
+// An index build in progress, logged every 10 s (sqlite3_progress_handler's context).
+struct IndexBuild {
+  using Clock = std::chrono::steady_clock;
+  const char* name;
+  Clock::time_point began = Clock::now(), logged = began;
+  static int Tick(void* self) {
+    auto* b = static_cast<IndexBuild*>(self);
+    if (const auto now = Clock::now(); now - b->logged >= std::chrono::seconds(10)) {
+      b->logged = now;
+      XLOG_INFO("Trace store: still building index {} ({:.0f} s)", b->name, b->Seconds());
+    }
+    return 0;  // go on
+  }
+  double Seconds() const { return std::chrono::duration<double>(Clock::now() - began).count(); }
+};
+
+// CREATE INDEX `name` ON `table_cols` when it does not exist, logged when over many rows.
+Status CreateLogged(sqlite3* db, const char* name, const std::string& table_cols, const char* table) {
+  const std::string exists = std::string("SELECT count(*) FROM sqlite_master WHERE name='") + name + "'";
+  auto have = QueryInt(db, exists.c_str(), 0, "read schema");
+  if (!have) return have.error();
+  if (*have) return OkStatus();
+  const std::string count = std::string("SELECT count(*) FROM ") + table;
+  auto rows = QueryInt(db, count.c_str(), 0, "count rows");
+  if (!rows) return rows.error();
+  constexpr int64_t kLogRows = 100000;
+  const bool log = *rows >= kLogRows;
+  IndexBuild build{name};
+  if (log) {
+    XLOG_INFO("Trace store: building index {} over {} rows", name, *rows);
+    sqlite3_progress_handler(db, 1000000, &IndexBuild::Tick, &build);
+  }
+  const std::string sql = std::string("CREATE INDEX ") + name + " ON " + table_cols;
+  Status st = Exec(db, sql.c_str(), "create index");
+  sqlite3_progress_handler(db, 0, nullptr, nullptr);
+  if (st && log) XLOG_INFO("Trace store: index {} built in {:.1f} s", name, build.Seconds());
+  return st;
+}
+
+// The bucketed indexes for `shift`: dropped first when built for another one (or none recorded).
+Status EnsureBucketedIndexes(sqlite3* db, int shift) {
+  const std::string get = std::string("SELECT CAST(value AS INTEGER) FROM meta WHERE key='") + kShiftKey + "'";
+  auto stored = QueryInt(db, get.c_str(), -1, "read index bucket shift");
+  if (!stored) return stored.error();
+  if (*stored != shift) {
+    if (*stored >= 0) XLOG_INFO("Trace store: index bucket shift {} -> {}: rebuilding its indexes", *stored, shift);
+    for (const char* name : kBucketedIndexes)
+      if (auto st = Exec(db, (std::string("DROP INDEX IF EXISTS ") + name).c_str(), "drop index"); !st) return st;
+    const std::string put = std::string("INSERT OR REPLACE INTO meta(key, value) VALUES('") + kShiftKey + "', '" +
+                            std::to_string(shift) + "')";
+    if (auto st = Exec(db, put.c_str(), "save index bucket shift"); !st) return st;
+  }
+  const std::string b = Bucket(shift);
+  if (auto st = CreateLogged(db, kBucketedIndexes[0], "annotations(key_id, " + b + ", " + AnnotationValue("value") + ")",
+                             "annotations");
+      !st)
+    return st;
+  return CreateLogged(db, kBucketedIndexes[1], "traces(" + b + ", url_id)", "traces");
+}
+
 }  // namespace
 
-Status EnsureQueryIndexes(sqlite3* db) {
-  bool had_urls = false;  // the trigram index of the urls table (schema 6)
-  {
-    sqlite3_stmt* s = nullptr;
-    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name='url_trigrams'", -1, &s, nullptr);
-    if (rc == SQLITE_OK) rc = sqlite3_step(s);
-    had_urls = rc == SQLITE_ROW;
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return detail::SqlErrorFor(db, rc, "read schema");
-  }
+Result<int> detail::IndexBucketShift(sqlite3* db) {
+  const std::string get = std::string("SELECT CAST(value AS INTEGER) FROM meta WHERE key='") + kShiftKey + "'";
+  auto v = QueryInt(db, get.c_str(), kDefaultIndexBucketShift, "read index bucket shift");
+  if (!v) return v.error();
+  return static_cast<int>(std::clamp<int64_t>(*v, 0, 62));
+}
+
+std::string detail::EveryBucket(int shift) {
+  const std::string s = std::to_string(shift);
+  return Bucket(shift) + " IN (WITH RECURSIVE b(n) AS (SELECT (SELECT min(tid) FROM traces) >> " + s +
+         " UNION ALL SELECT n + 1 FROM b WHERE n < (SELECT max(tid) FROM traces) >> " + s + ") SELECT n FROM b)";
+}
+
+Status EnsureQueryIndexes(sqlite3* db, int bucket_shift) {
+  auto had_urls = QueryInt(db, "SELECT count(*) FROM sqlite_master WHERE name='url_trigrams'", 0, "read schema");
+  if (!had_urls) return had_urls.error();  // the trigram index of the urls table (schema 6)
   if (auto st = Exec(db, "BEGIN IMMEDIATE", "begin query indexes"); !st) return st;
-  const std::string by_value =
-      "CREATE INDEX IF NOT EXISTS annotations_by_value ON annotations(key_id, " + AnnotationValue("value") + ");";
-  Status st = Exec(db, by_value.c_str(), "create annotation index");
+  Status st = EnsureBucketedIndexes(db, bucket_shift);
   if (st) st = Exec(db, kQueryIndexes, "create query indexes");
   // A store migrated to schema 6 (or whose index was dropped): the trigram index of its URLs.
-  if (st && !had_urls) st = Exec(db, "INSERT INTO url_trigrams(url_trigrams) VALUES('rebuild')", "index urls");
+  if (st && !*had_urls) st = Exec(db, "INSERT INTO url_trigrams(url_trigrams) VALUES('rebuild')", "index urls");
   if (st) st = Exec(db, "COMMIT", "commit query indexes");
   if (!st) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
   return st;
@@ -252,12 +333,15 @@ std::optional<std::string> FlagWalk(const IndexCondition& c, Params& p) {
   return std::nullopt;
 }
 
-// A leaf as a producer of trace keys (tid), found by its index.
-std::string LeafProducer(const IndexCondition& c, const std::string& time_col, Params& p) {
+// A leaf as a producer of trace keys (tid), found by its index. Annotations and URLs: by their
+// bucketed index (shift `shift`), one seek per bucket.
+std::string LeafProducer(const IndexCondition& c, const std::string& time_col, int shift, Params& p) {
+  const std::string buckets = " AND " + detail::EveryBucket(shift);
   if (c.kind == IndexCondition::Kind::kUrlContains)  // by the trigram index of the distinct URLs
     return "SELECT tid FROM traces WHERE url_id IN (SELECT rowid FROM url_trigrams WHERE url_trigrams MATCH " +
-           p.Add(FtsPhrase(c.text)) + ")";
+           p.Add(FtsPhrase(c.text)) + ")" + buckets;
   std::string sql = std::string("SELECT tid FROM ") + LeafTable(c.kind) + " WHERE " + LeafTerms(c, "", p);
+  if (c.kind == IndexCondition::Kind::kAnnotation || c.kind == IndexCondition::Kind::kUrlEquals) sql += buckets;
   // Flagged traces by their partial index, within the range's bounds (?6 .. ?7).
   if (c.kind == IndexCondition::Kind::kFlag) sql += " AND " + time_col + " >= ?6 AND " + time_col + " <= ?7";
   return sql;
@@ -266,8 +350,8 @@ std::string LeafProducer(const IndexCondition& c, const std::string& time_col, P
 // Plans a condition as a producer of candidate trace keys whose row count is bounded by `count`.
 class Planner {
  public:
-  Planner(sqlite3* db, const std::string& time_col, int64_t bound, Params& p)
-      : db_(db), time_col_(time_col), cap_(std::max<int64_t>(0, bound) + 1), p_(p) {}
+  Planner(sqlite3* db, const std::string& time_col, int shift, int64_t bound, Params& p)
+      : db_(db), time_col_(time_col), shift_(shift), cap_(std::max<int64_t>(0, bound) + 1), p_(p) {}
 
   struct Plan {
     std::string sql;  // SELECT tid ... (may repeat a key)
@@ -280,7 +364,7 @@ class Planner {
       case IndexCondition::Kind::kOr: return RunOr(c);
       default: break;
     }
-    Plan plan{LeafProducer(c, time_col_, p_), 0};
+    Plan plan{LeafProducer(c, time_col_, shift_, p_), 0};
     auto n = Count(plan.sql);
     if (!n) return n.error();
     plan.count = *n;
@@ -330,6 +414,7 @@ class Planner {
 
   sqlite3* const db_;
   const std::string time_col_;
+  const int shift_;  // of the bucketed indexes
   const int64_t cap_;
   Params& p_;
 };
@@ -428,8 +513,10 @@ Result<std::vector<TraceSummaryRow>> ListOn(sqlite3* db, const ListQuery& q, con
     Params probe_params;
     const bool can_walk = FlagWalk(*q.condition, probe_params).has_value();
     const int64_t bound = can_walk ? std::min(q.max_index_candidates, kFewCandidates) : q.max_index_candidates;
+    auto shift = detail::IndexBucketShift(db);
+    if (!shift) return shift.error();
     // Candidates' time bounds (flag partial indexes) use the bare column name.
-    Planner planner(db, q.by_trace_id_time ? "trace_time" : "start_time", bound, params);
+    Planner planner(db, q.by_trace_id_time ? "trace_time" : "start_time", *shift, bound, params);
     auto candidates = planner.Run(*q.condition);
     if (!candidates) return candidates.error();
     if (plan) plan->candidates = candidates->count;
@@ -587,7 +674,9 @@ Result<std::vector<std::string>> TraceStore::CandidateDocumentsInRange(double st
     params.Set(4, earliest);
     params.Set(6, earliest);
     params.Set(7, end);
-    Planner planner(db, "start_time", kMaxIndexCandidates, params);
+    auto shift = detail::IndexBucketShift(db);
+    if (!shift) return shift.error();
+    Planner planner(db, "start_time", *shift, kMaxIndexCandidates, params);
     auto candidates = planner.Run(condition);
     if (!candidates) return candidates.error();
     if (plan) plan->candidates = candidates->count;

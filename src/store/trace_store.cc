@@ -32,15 +32,16 @@ PRAGMA temp_store=MEMORY;
 PRAGMA wal_autocheckpoint=4000;  -- pages: checkpoint per ~64 MiB of WAL, not per 4 MiB
 )sql";
 
-constexpr int kSchemaVersion = 6;
+constexpr int kSchemaVersion = 7;
 constexpr int kRollupSchemaVersion = 4;  // graph_rollups: computed from the documents when migrating an older file
 constexpr int64_t kMigrateChunkTraces = 2000;  // traces per transaction when migrating to schema 6
 
-// Schema 6 (see the format in trace_store.h). Every statement is idempotent: a new file gets it
-// all; the migration from schema 5 runs it after renaming the old tables out of the way.
+// Schema 7 (see the format in trace_store.h; its tables are schema 6's, the query indexes of
+// trace_query.cc differ). Every statement is idempotent: a new file gets it all; the migration from
+// schema 5 runs it after renaming the old tables out of the way.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-INSERT OR IGNORE INTO meta VALUES('schema_version', '6');
+INSERT OR IGNORE INTO meta VALUES('schema_version', '7');
 CREATE TABLE IF NOT EXISTS traces(
   tid INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, trace_time INTEGER NOT NULL, start_time REAL NOT NULL,
   end_time REAL NOT NULL, root_start REAL, root_end REAL, root_name_id INTEGER NOT NULL DEFAULT 0,
@@ -635,6 +636,9 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   // test's hook, a second store) the call fails harmlessly with SQLITE_MISUSE.
   static const bool no_memstatus = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
   (void)no_memstatus;
+  if (options.index_bucket_shift < 0 || options.index_bucket_shift > 30)
+    return Error::InvalidArgument("trace store: index_bucket_shift " + std::to_string(options.index_bucket_shift) +
+                                  " is outside 0..30");
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) return Error::Io("cannot create data dir " + options.data_dir + ": " + ec.message());
@@ -654,7 +658,7 @@ Result<std::unique_ptr<TraceStore>> TraceStore::Open(const StoreOptions& options
   MutexLock lock(store->mu_);
   if (auto st = store->Exec(kPragmas); !st) return st.error();
   if (auto st = store->Upgrade(); !st) return st.error();
-  if (auto st = EnsureQueryIndexes(store->db_); !st) return st.error();  // store/trace_query.h
+  if (auto st = EnsureQueryIndexes(store->db_, options.index_bucket_shift); !st) return st.error();  // trace_query.h
   if (auto st = store->LoadDictionaries(); !st) return st.error();
   if (auto st = store->LoadLongestTrace(); !st) return st.error();
   return store;
@@ -684,8 +688,9 @@ bool TraceStore::HasTable(const char* name) {
   return s.Step() == SQLITE_ROW;
 }
 
-// New file: schema 6. Schema 6: nothing to do. Schemas 2-5: their own upgrades (columns added in
-// place), then the migration to 6 (resumed where it stopped if a previous open was interrupted).
+// New file: schema 7. Schema 7: nothing to do. Schemas 2-5: their own upgrades (columns added in
+// place), then the migration to 6 (resumed where it stopped if a previous open was interrupted),
+// then 6 -> 7 (its indexes only).
 Status TraceStore::Upgrade() {
   auto version = SchemaVersion();
   if (!version) return version.error();
@@ -699,7 +704,29 @@ Status TraceStore::Upgrade() {
     if (auto st = AddServiceFlagColumns(); !st) return st;
     if (auto st = AddDictColumn(); !st) return st;
   }
-  return MigrateToV6();
+  if (*version < 6)
+    if (auto st = MigrateToV6(); !st) return st;
+  return MigrateToV7();
+}
+
+namespace {
+
+// Migration 6 -> 7 (one transaction): the indexes ordered by value alone go; EnsureQueryIndexes
+// (trace_query.cc) then builds their bucketed successors, for the shift it records in meta (none
+// recorded yet: built whatever the shift). Interrupted before that build, the next open builds them.
+constexpr const char* kDropUnbucketed = R"sql(
+DROP INDEX IF EXISTS annotations_by_value;
+DROP INDEX IF EXISTS traces_by_url;
+DELETE FROM meta WHERE key='index_bucket_shift';
+UPDATE meta SET value='7' WHERE key='schema_version';
+)sql";
+
+}  // namespace
+
+Status TraceStore::MigrateToV7() {
+  XLOG_INFO("Trace store: migrating to schema 7 (time-bucketed annotation and URL indexes)");
+  if (auto st = Exec("BEGIN IMMEDIATE"); !st) return st;
+  return Finish(Exec(kDropUnbucketed));
 }
 
 namespace {
@@ -1631,7 +1658,8 @@ Status TraceStore::DeleteUnusedServices(const std::set<int64_t>& ids) {
 
 // The names of `ids` (of deleted traces: user agents, root names and origins, annotations' keys and
 // services) that nothing stored uses any more leave the names table (and the writer's cache). A
-// name is kept while a trace has it as its user agent (traces_by_user_agent) or an annotation as its key (annotations_by_value), or
+// name is kept while a trace has it as its user agent (traces_by_user_agent) or an annotation as its
+// key (annotations_by_key_bucket_value: its first column), or
 // while it is a stored service's name or type: root names and origins, and annotations' services,
 // are the names and types of their trace's services (TraceDelta::Add puts every segment's
 // (name, origin) among them), so that check covers them without an index. The empty name (an
@@ -1668,7 +1696,10 @@ Status TraceStore::DeleteUnusedNames(const std::set<int64_t>& ids) {
 // The URLs of `ids` that no stored trace has as its root URL any more leave urls and their
 // trigram index (FTS5 external content: the index row is deleted with the text it indexed).
 Status TraceStore::DeleteUnusedUrls(const std::set<int64_t>& ids) {
-  Stmt used(db_, "SELECT 1 FROM traces WHERE url_id=?1 LIMIT 1");
+  // One seek per bucket of traces_by_bucket_url (store/trace_query.h).
+  const std::string in_use =
+      "SELECT 1 FROM traces WHERE " + detail::EveryBucket(options_.index_bucket_shift) + " AND url_id=?1 LIMIT 1";
+  Stmt used(db_, in_use.c_str());
   Stmt text(db_, "SELECT url FROM urls WHERE id=?1");
   Stmt unindex(db_, "INSERT INTO url_trigrams(url_trigrams, rowid, url) VALUES('delete', ?1, ?2)");
   Stmt drop(db_, "DELETE FROM urls WHERE id=?1");

@@ -1,6 +1,6 @@
 // TraceStore: the embedded trace store behind `xrayd serve` (SQLite in WAL mode, one file).
 //
-// On-disk format (schema version 6, file DATA_DIR/traces.db). Each trace has an integer key, tid
+// On-disk format (schema version 7, file DATA_DIR/traces.db). Each trace has an integer key, tid
 // (assigned in arrival order), and every per-trace table names its trace by it: the 35-character
 // trace id is stored once. Names are interned in small tables; retention deletes a service, user
 // agent or annotation key with the last trace that used it (user agents can be many).
@@ -32,13 +32,17 @@
 //       calls taken out and its new ones counted; retention takes deleted traces' calls out. hist:
 //       response times in whole ms, varint-coded.
 //   dictionaries(id, dict, trained_at)  zstd dictionaries trained on the store's own documents.
-//   meta(key, value)  schema_version, longest_trace_seconds (bounds range scans) and settings
-//       (sampling rules, groups).
+//   meta(key, value)  schema_version, longest_trace_seconds (bounds range scans), index_bucket_shift
+//       (S of the bucketed query indexes) and settings (sampling rules, groups).
+// Query indexes (store/trace_query.h): the annotation-value and URL indexes are time-bucketed,
+// (key_id, tid >> S, value) and (tid >> S, url_id), so inserts stay in the newest bucket's pages.
 // Older files are upgraded on open: schema 2 -> 3 (service flag columns) and 4 -> 5 (segments.dict)
 // in place, then schema 5 -> 6 by copying: the old tables are renamed v5_*, copied 2,000 traces per
 // transaction (meta.migrate_after records the last trace copied, so an interrupted migration resumes
 // at the next open), then dropped; a file before schema 4 gets its rollups computed in that last
-// transaction. A file of a newer schema is refused with an error naming both versions.
+// transaction. Schema 6 -> 7 drops the two unbucketed indexes (annotations_by_value,
+// traces_by_url); opening builds their bucketed successors. A file of a newer schema is refused
+// with an error naming both versions.
 // Retention deletes whole traces by age (start time) and, past a size bound, oldest first, in
 // chunks of kRetentionChunk traces, each chunk its own transaction (writers wait for one chunk,
 // never for the whole sweep).
@@ -120,6 +124,10 @@ struct StoreOptions {
   // WAL size past which the writer checkpoints with TRUNCATE after a commit (waiting for readers);
   // SQLite's own passive checkpoint runs every ~64 MiB and cannot pass an open reader.
   uint64_t wal_limit_bytes = 256ull << 20;
+  // For tests (0..30): traces per bucket of the bucketed indexes is 2^shift (store/trace_query.h).
+  // Tests lower it to get many buckets from a few traces; a store opened with another shift than
+  // the one its file records rebuilds those indexes.
+  int index_bucket_shift = kDefaultIndexBucketShift;
 };
 
 // Traces deleted per retention transaction.
@@ -248,6 +256,8 @@ class TraceStore {
   // Schema 5 -> 6 (older files after their own upgrades): old tables renamed, copied in chunks of
   // traces (one transaction each, resumable), then dropped; rollups computed for files before 4.
   Status MigrateToV6() XRAYD_REQUIRES(mu_);
+  // Schema 6 -> 7: the unbucketed indexes dropped (EnsureQueryIndexes builds their successors).
+  Status MigrateToV7() XRAYD_REQUIRES(mu_);
   Status MigrateChunk(int64_t* copied) XRAYD_REQUIRES(mu_);
   Status LoadLongestTrace() XRAYD_REQUIRES(mu_);
   Status ComputeAllRollups() XRAYD_REQUIRES(mu_);  // in the caller's transaction

@@ -235,7 +235,7 @@ TEST_F(StoreRollupTest, MigratesAStoreWrittenByTheLastRelease) {
   sqlite3_stmt* s = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(writer_, "SELECT value FROM meta WHERE key='schema_version'", -1, &s, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "6");
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "7");
   sqlite3_finalize(s);
   Open();  // reopening does not count them twice
   ExpectSame(Stored(), r);
@@ -320,7 +320,7 @@ TEST_F(StoreRollupTest, MigratesAStoreWrittenByTheSchemaFiveRelease) {
   ASSERT_FALSE(gold.empty());
 
   Open();
-  EXPECT_EQ(Column(RawRows(file, "SELECT value FROM meta WHERE key='schema_version'")), std::vector<std::string>{"6"});
+  EXPECT_EQ(Column(RawRows(file, "SELECT value FROM meta WHERE key='schema_version'")), std::vector<std::string>{"7"});
   EXPECT_TRUE(RawRows(file, "SELECT name FROM sqlite_master WHERE name LIKE 'v5_%'").empty());
   std::vector<std::vector<std::string>> got_traces, got_annotations, got_services, got_segments;
   for (const auto& t : traces) {
@@ -390,17 +390,17 @@ TEST_F(StoreRollupTest, MigratesAStoreWrittenByTheSchemaFiveRelease) {
 TEST_F(StoreRollupTest, RefusesAStoreOfANewerSchema) {
   Open();
   ASSERT_TRUE(store_->Append({Web(1, kT0).dump()}));
-  ASSERT_EQ(sqlite3_exec(writer_, "UPDATE meta SET value='7' WHERE key='schema_version'", nullptr, nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(writer_, "UPDATE meta SET value='8' WHERE key='schema_version'", nullptr, nullptr, nullptr),
             SQLITE_OK);
   store_.reset();
   StoreOptions o;
   o.data_dir = dir_.string();
   auto s = TraceStore::Open(o);
   ASSERT_FALSE(s);
-  EXPECT_NE(s.error().message.find("schema version 7, newer than this xrayd's (6)"), std::string::npos)
+  EXPECT_NE(s.error().message.find("schema version 8, newer than this xrayd's (7)"), std::string::npos)
       << s.error().message;
   EXPECT_EQ(Column(RawRows(dir_ / "traces.db", "SELECT value FROM meta WHERE key='schema_version'")),
-            std::vector<std::string>{"7"});
+            std::vector<std::string>{"8"});
 }
 
 }  // namespace
