@@ -3,23 +3,45 @@
 realistic multi-service traces, and beside it moto's X-Ray server on the operations it supports.
 
 Load: traces of 2-3 segments (web on EC2 -> catalog-api on ECS -> orders on ECS, with remote,
-DynamoDB and SQL calls as subsegments, errors/faults/throttles, annotations, ~1.25 KB each), start
-times spread over the last --hours hours, sent as UDP datagrams at --rate segments/s by a separate
-sender process that builds each document from a string template (json.dumps would be the
-bottleneck at 10M). One server, one store: each size adds segments to what the previous sizes
-stored, then measures. Reported per size: ingest rate (stored / wall time until drained) and per
-server-CPU-second, segments lost, disk per segment (database + WAL), GetTraceSummaries p50/p99 (a
-60 s window; the whole range with each selective filter, and the same filter forced through the
-time-ordered scan — `(F) OR false` has no index condition — as the in-run baseline; the whole
-range unfiltered), BatchGetTraces (5 ids), GetServiceGraph and GetTimeSeriesServiceStatistics over
-1 h and 6 h (with the web node's count, to see that the answer covers the window).
+DynamoDB and SQL calls as subsegments, errors/faults/throttles, annotations, ~1.25 KB each). For
+each size, Python writes the new documents once to WORKDIR/docs-SIZE.jsonl (one per line, ~95k
+documents/s, not timed; deleted after unless --keep-docs), then bench/xray_replay (C++) streams
+the file to xrayd at --rate segments/s: as UDP datagrams (--via udp, the daemon's framing) or as
+PutTraceSegments requests of 50 documents to the API port over --connections keep-alive
+connections (--via put). One server, one store: each size adds segments to what the previous
+sizes stored, then measures.
+
+Trace times (--arrival). A virtual clock moves through trace time as the load is sent: trace n
+starts at t0 + (segments before it) / density, plus up to 2 s of jitter, with the density fixed for
+the store's life (--hours: hours of trace time per million segments, default 6, i.e. ~46 segments
+per second of trace time). So, as with live traffic, segments arrive within seconds of their start
+and the time-keyed indexes take appends ("ordered", the default). Every size continues the clock
+(and a --reuse growth continues the clock of state.json), so the store spans 6 h at 1M, 18 h at 3M
+and 60 h at 10M, and the 1 h and 6 h graph/statistics windows (the newest hour and six hours) hold
+the same amount of traffic at every size (~167k and 1M segments once the store spans them): their
+cost's growth is the store's growth, not a denser window. Listings run over the whole range the
+store holds. t0 is set so that 10M segments (or the largest size) still end in the past, within
+xrayd's default retention of 168 h. "random" keeps the old behaviour: each size's traces start at
+uniformly random times over that size's stretch of the clock (the same times on average, arrival
+order shuffled), so every time-keyed index takes random inserts.
+
+Reported per size: ingest rate (stored / wall time from the first send until drained) and per
+server-CPU-second, the offered rate the replayer achieved, segments lost, where they went (xrayd's
+rejected / kernel-drop / exporter-dropped / failed / spilled counters; for --via put also
+UnprocessedTraceSegments, documents in non-2xx answers by status, failed requests and the request
+latency), the store's rate in each 10 s of sending, disk per segment (database + WAL),
+GetTraceSummaries p50/p99 (a 60 s window; the whole range with each selective filter, and the same
+filter forced through the time-ordered scan — `(F) OR false` has no index condition — as the in-run
+baseline; the whole range unfiltered), BatchGetTraces (5 ids), GetServiceGraph and
+GetTimeSeriesServiceStatistics over 1 h and 6 h (with the web node's count, to see that the answer
+covers the window).
 
 moto (--moto-segments N, in this machine's Python): a fresh moto server gets the first N segments
 by PutTraceSegments (batches of 50, boto3); reported: ingest per server-CPU-second and the
 whole-range listing's latency, against xrayd's figures measured at the same N (the first size is N
 then) — a baseline from the same run.
 
-    cmake --build build --target xrayd
+    cmake --build build --target xrayd xray_replay
     python3 bench/store_bench.py --sizes 1000000,3000000,10000000 --moto-segments 50000
 
 After a run, `--reuse --workdir DIR` measures the queries again on the store (and state.json) it left
@@ -27,6 +49,8 @@ in DIR, e.g. with another binary (`--xrayd`), so two builds compare on the same 
 above what the store holds it grows the store to them instead (an interrupted run resumes from the
 last size it finished). `--rate 0 --window 100000` ingests as fast as the store takes segments (the
 sender stays at most 100,000 segments ahead of what is stored), so nothing is lost over UDP.
+Disk: the document file of a size step is ~1.3 KB per new segment (10M from empty: ~13 GB), beside
+the store (~0.5 KB per segment).
 
 Only 127.0.0.1 is used. Everything started is killed on exit. Not a test.
 """
