@@ -199,27 +199,38 @@ def write_docs(path, clock, arrival, first_trace, segments, seed):
     return n, sample
 
 
-def replay(args, serve, path, log):
-    """Sends the file with xray_replay over --via; returns its summary (JSON) and the stored counts
-    sampled every 10 s while it ran ([(seconds, stored)])."""
+class Sampler:
+    """The store's count (xrayd_segments_sent_total) every 10 s from the first send until drained."""
+
+    def __init__(self, serve, stored_before):
+        self.serve, self.t0, self.samples = serve, time.time(), [(0.0, stored_before)]
+
+    def due(self):
+        return 10.0 - (time.time() - self.t0) % 10.0
+
+    def tick(self):
+        if time.time() - self.t0 >= len(self.samples) * 10.0:
+            self.samples.append((time.time() - self.t0, metric(self.serve.health, "xrayd_segments_sent_total")))
+
+
+def replay(args, serve, path, log, sampler):
+    """Sends the file with xray_replay over --via; returns its summary (JSON)."""
     target = ["--udp", f"127.0.0.1:{serve.udp}"] if args.via == "udp" else [
         "--put", serve.api, "--connections", str(args.connections), "--retries", str(args.retries)]
     cmd = [args.replay, "--file", path, "--rate", str(args.rate), "--progress", "10", *target]
     if args.window:
         cmd += ["--window", str(args.window), "--health", serve.health]
-    t0, samples = time.time(), []
     with open(log, "a") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        out = ""
         while True:
             try:
-                out = proc.communicate(timeout=10.0 - (time.time() - t0) % 10.0)[0]
+                out = proc.communicate(timeout=sampler.due())[0]
                 break
             except subprocess.TimeoutExpired:
-                samples.append((time.time() - t0, metric(serve.health, "xrayd_segments_sent_total")))
+                sampler.tick()
     if proc.returncode != 0:
         raise SystemExit(f"xray_replay failed ({proc.returncode}): see {log}")
-    return json.loads(out.strip().splitlines()[-1]), samples
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def cpu_seconds(pid):
@@ -422,8 +433,9 @@ def main():
             print(f"  ({size - sent} documents written in {time.time() - t:.0f} s)", flush=True)
             before = counters(serve)
             cpu0, t0 = cpu_seconds(serve.proc.pid), time.time()
-            out, samples = replay(args, serve, path, os.path.join(work, "replay.log"))
-            serve.drain(stall_seconds=300)
+            sampler = Sampler(serve, before["stored"])
+            out = replay(args, serve, path, os.path.join(work, "replay.log"), sampler)
+            serve.drain(stall_seconds=300, tick=sampler.tick)
             elapsed, cpu = time.time() - t0, cpu_seconds(serve.proc.pid) - cpu0
             if not args.keep_docs:
                 os.remove(path)
@@ -435,7 +447,7 @@ def main():
                  "ingest/cpu-s": (after["stored"] - before["stored"]) / max(cpu, 1e-9),
                  "offered/s": out["rate"], "bytes/seg": serve.disk_bytes() / max(stored, 1)}
             r.update(rejections(out, before, after))
-            r["stored/s per 10 s"] = intervals(samples)
+            r["stored/s per 10 s"] = intervals(sampler.samples)
             with open(os.path.join(work, "state.json"), "w") as f:  # for --reuse
                 json.dump({"t0": clock.t0, "density": clock.density, "now": clock.end(traces), "traces": traces,
                            "ids": ids, "stored": stored, "sent": sent, "hours": args.hours}, f)
@@ -478,7 +490,7 @@ def rejections(out, before, after):
 
 
 def intervals(samples):
-    """Stored per second in each 10 s of sending, as text (k = thousands)."""
+    """Stored per second in each 10 s from the first send until drained, as text (k = thousands)."""
     rates, last = [], (0.0, samples[0][1] if samples else 0)
     for t, v in samples[1:]:
         rates.append(f"{(v - last[1]) / max(t - last[0], 1e-9) / 1000:.1f}k")

@@ -80,9 +80,9 @@ class Serve:
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
-    def drain(self, stall_seconds=60):
+    def drain(self, stall_seconds=60, tick=None):
         """Waits until every segment received over UDP is stored, failed or spilled, and the store's
-        queue (which PutTraceSegments fills too) is empty."""
+        queue (which PutTraceSegments fills too) is empty. `tick` (if any) is called every 0.1 s meanwhile."""
         last, still = -1, 0
         while True:
             received = metric(self.health, "xrayd_segments_received_total")
@@ -95,6 +95,8 @@ class Serve:
             if still > stall_seconds * 10:
                 raise SystemExit("store stopped making progress")
             last = done
+            if tick:
+                tick()
             time.sleep(0.1)
 
     def disk_bytes(self):
