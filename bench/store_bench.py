@@ -48,7 +48,8 @@ After a run, `--reuse --workdir DIR` measures the queries again on the store (an
 in DIR, e.g. with another binary (`--xrayd`), so two builds compare on the same data; with --sizes
 above what the store holds it grows the store to them instead (an interrupted run resumes from the
 last size it finished). `--rate 0 --window 100000` ingests as fast as the store takes segments (the
-sender stays at most 100,000 segments ahead of what is stored), so nothing is lost over UDP.
+sender stays at most 100,000 segments ahead of what is stored); over UDP add a rate the receiver
+takes (e.g. --rate 60000): unpaced, xray_replay overruns the UDP socket (counted as kernel drops).
 Disk: the document file of a size step is ~1.3 KB per new segment (10M from empty: ~13 GB), beside
 the store (~0.5 KB per segment).
 
@@ -379,8 +380,8 @@ def main():
                          "random: each size's traces at random times over its stretch of the clock")
     ap.add_argument("--rate", type=int, default=50000, help="segments/s offered at most (0: no pacing)")
     ap.add_argument("--window", type=int, default=0,
-                    help="at most this many segments sent but not yet stored (0: open loop); e.g. --rate 0 "
-                         "--window 100000 ingests at the highest rate the store sustains, without UDP loss")
+                    help="at most this many segments sent but not yet stored (0: open loop); e.g. --rate 60000 "
+                         "--window 100000: the store's own pace (unpaced UDP overruns the receiver)")
     ap.add_argument("--connections", type=int, default=16, help="--via put: keep-alive connections")
     ap.add_argument("--retries", type=int, default=0, help="--via put: resend a 429/503 answer up to N times")
     ap.add_argument("--hours", type=float, default=6,
