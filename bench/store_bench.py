@@ -427,7 +427,6 @@ def main():
           f"{clock.density:.1f} segments per second of trace time, workdir {work}", flush=True)
     with Serve(args.xrayd, work, keep_data=args.reuse, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
         for size in sizes:
-            r = {}
             path = os.path.join(work, f"docs-{size}.jsonl")
             t = time.time()
             next_traces, sample = write_docs(path, clock, args.arrival, traces, size - sent, args.seed)
@@ -451,7 +450,7 @@ def main():
             r["stored/s per 10 s"] = intervals(sampler.samples)
             with open(os.path.join(work, "state.json"), "w") as f:  # for --reuse
                 json.dump({"t0": clock.t0, "density": clock.density, "now": clock.end(traces), "traces": traces,
-                           "ids": ids, "stored": stored, "sent": sent, "hours": args.hours}, f)
+                           "ids": ids, "stored": stored, "sent": sent, "hours": 1e6 / 3600 / clock.density}, f)
             r.update(measure_queries(serve.api, clock.t0, clock.end(traces), args, ids, traces))
             results[size] = r
             report(size, dict(r))
