@@ -468,7 +468,7 @@ def main():
 COUNTERS = {"stored": "xrayd_segments_sent_total", "udp received": "xrayd_segments_received_total",
             "rejected": "xrayd_segments_rejected_total", "kernel drops": "xrayd_udp_kernel_drops_total",
             "dropped": "xrayd_exporter_dropped_total", "failed": "xrayd_segments_failed_total",
-            "spilled": "xrayd_segments_spilled_total"}
+            "spilled": "xrayd_segments_spilled_total", "http refused": "xrayd_http_refused_total"}
 
 
 def counters(serve):
@@ -481,7 +481,7 @@ def rejections(out, before, after):
     if out["mode"] == "udp":
         r["send errors"] = out["errors"]
     else:
-        r.update({"UnprocessedTraceSegments": out["unprocessed"], "non-2xx documents": out["refused_documents"],
+        r.update({"UnprocessedTraceSegments": out["unprocessed"], "http refused": after["http refused"] - before["http refused"], "non-2xx documents": out["refused_documents"],
                   "failed documents": out["failed_documents"], "retries": out["retries"],
                   "statuses": " ".join(f"{k}:{v}" for k, v in out["statuses"].items()),
                   "put latency ms p50/p99/max": f"{out['latency_ms_p50']:.0f}/{out['latency_ms_p99']:.0f}/"
