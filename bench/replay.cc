@@ -1,8 +1,8 @@
 // xray_replay: replays X-Ray segment documents from a file to a daemon at a fixed rate (benchmark
 // tool, not a test). bench/store_bench.py writes the documents once (one JSON document per line) and
 // runs this, so Python's document building is never the bottleneck and 10M documents need no memory:
-// the file is streamed (read in 16 MB blocks; pages already sent are dropped from the page cache so
-// they do not push out the store's).
+// the file is streamed (read in 16 MB blocks, decompressed on the way if its name ends in .zst;
+// pages already sent are dropped from the page cache so they do not push out the store's).
 //
 //   --udp HOST:PORT  daemon framing: {"format": "json", "version": 1}\n + document, one datagram
 //                    each, sent in sendmmsg batches of --batch (default 64).
@@ -55,6 +55,8 @@
 #include <thread>
 #include <vector>
 
+#include <zstd.h>
+
 namespace {
 
 constexpr std::string_view kUdpHeader = "{\"format\": \"json\", \"version\": 1}\n";
@@ -74,7 +76,7 @@ struct Options {
 [[noreturn]] void Usage(const char* message) {
   if (message) std::fprintf(stderr, "xray_replay: %s\n", message);
   std::fprintf(stderr,
-               "usage: xray_replay --file DOCS.jsonl (--udp HOST:PORT | --put HOST:PORT) [--rate N] [--count N]\n"
+               "usage: xray_replay --file DOCS.jsonl[.zst] (--udp HOST:PORT | --put HOST:PORT) [--rate N] [--count N]\n"
                "                   [--batch N] [--connections N] [--retries N] [--window N --health HOST:PORT]\n"
                "                   [--progress SECONDS]\n");
   std::exit(2);
@@ -145,8 +147,10 @@ void SleepFor(double seconds) {
 volatile std::sig_atomic_t stop_requested = 0;
 void OnSignal(int) { stop_requested = 1; }
 
-// The file's lines (without the newline), read in blocks; empty lines are skipped. Pages behind
-// the read position are dropped from the page cache every 64 MB.
+// The file's lines (without the newline), read in blocks; empty lines are skipped. A file whose
+// name ends in ".zst" is decompressed as it is read (zstd, ~20x smaller for these documents: 10M
+// of them take ~0.6 GB instead of ~12 GB of disk; decompressing costs ~2 % of a core at 50k/s).
+// Pages behind the read position are dropped from the page cache every 64 MB.
 class LineReader {
  public:
   explicit LineReader(const std::string& path) : fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC)), buffer_(16 << 20) {
@@ -155,8 +159,15 @@ class LineReader {
       std::exit(1);
     }
     posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+    if (path.size() > 4 && path.compare(path.size() - 4, 4, ".zst") == 0) {
+      zstd_ = ZSTD_createDCtx();
+      compressed_.resize(ZSTD_DStreamInSize());
+    }
   }
-  ~LineReader() { close(fd_); }
+  ~LineReader() {
+    if (zstd_) ZSTD_freeDCtx(zstd_);
+    close(fd_);
+  }
 
   // Copies the next line into `out`; false at the end of the file.
   bool Next(std::string& out) {
@@ -185,27 +196,62 @@ class LineReader {
     end_ -= pos_;
     pos_ = 0;
     if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);  // a line longer than the buffer
+    const size_t n = zstd_ ? Decompress(buffer_.data() + end_, buffer_.size() - end_)
+                           : ReadRaw(buffer_.data() + end_, buffer_.size() - end_);
+    if (n == 0) eof_ = true;
+    end_ += n;
+    if (raw_offset_ - dropped_ >= (64u << 20)) {  // every byte read so far is consumed or copied
+      dropped_ = raw_offset_;
+      posix_fadvise(fd_, 0, static_cast<off_t>(dropped_), POSIX_FADV_DONTNEED);
+    }
+  }
+
+  size_t ReadRaw(char* to, size_t room) {
     ssize_t n;
-    do n = read(fd_, buffer_.data() + end_, buffer_.size() - end_);
+    do n = read(fd_, to, room);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
       std::perror("read");
       std::exit(1);
     }
-    if (n == 0) eof_ = true;
-    end_ += static_cast<size_t>(n);
-    offset_ += static_cast<uint64_t>(n);
-    if (offset_ - dropped_ >= (64u << 20)) {
-      dropped_ = offset_ - (end_ - pos_);
-      posix_fadvise(fd_, 0, static_cast<off_t>(dropped_), POSIX_FADV_DONTNEED);
+    raw_offset_ += static_cast<uint64_t>(n);
+    return static_cast<size_t>(n);
+  }
+
+  // Up to `room` decompressed bytes; 0 only at the end of the file.
+  size_t Decompress(char* to, size_t room) {
+    ZSTD_outBuffer out{to, room, 0};
+    while (out.pos == 0) {
+      if (in_.pos == in_.size) {
+        const size_t n = ReadRaw(compressed_.data(), compressed_.size());
+        if (n == 0) {
+          if (frame_open_) {
+            std::fprintf(stderr, "xray_replay: the zstd file ends inside a frame (truncated)\n");
+            std::exit(1);
+          }
+          return 0;
+        }
+        in_ = {compressed_.data(), n, 0};
+      }
+      const size_t ret = ZSTD_decompressStream(zstd_, &out, &in_);
+      if (ZSTD_isError(ret)) {
+        std::fprintf(stderr, "xray_replay: zstd: %s\n", ZSTD_getErrorName(ret));
+        std::exit(1);
+      }
+      frame_open_ = ret != 0;
     }
+    return out.pos;
   }
 
   int fd_;
   std::vector<char> buffer_;
   size_t pos_ = 0, end_ = 0;
-  uint64_t offset_ = 0, dropped_ = 0;
+  uint64_t raw_offset_ = 0, dropped_ = 0;
   bool eof_ = false;
+  ZSTD_DCtx* zstd_ = nullptr;
+  std::vector<char> compressed_;
+  ZSTD_inBuffer in_{nullptr, 0, 0};
+  bool frame_open_ = false;
 };
 
 // One HTTP/1.1 exchange at a time on a blocking socket; reconnects when the server closed it.

@@ -4,8 +4,9 @@ realistic multi-service traces, and beside it moto's X-Ray server on the operati
 
 Load: traces of 2-3 segments (web on EC2 -> catalog-api on ECS -> orders on ECS, with remote,
 DynamoDB and SQL calls as subsegments, errors/faults/throttles, annotations, ~1.25 KB each). For
-each size, Python writes the new documents once to WORKDIR/docs-SIZE.jsonl (one per line, ~95k
-documents/s, not timed; deleted after unless --keep-docs), then bench/xray_replay (C++) streams
+each size, Python writes the new documents once to WORKDIR/docs-SIZE.jsonl.zst (one per line,
+through the zstd tool when there is one: ~20x smaller, so 10M take ~0.6 GB; ~80k documents/s,
+not timed; deleted after unless --keep-docs), then bench/xray_replay (C++) streams
 the file to xrayd at --rate segments/s: as UDP datagrams (--via udp, the daemon's framing) or as
 PutTraceSegments requests of 50 documents to the API port over --connections keep-alive
 connections (--via put). One server, one store: each size adds segments to what the previous
@@ -50,8 +51,8 @@ above what the store holds it grows the store to them instead (an interrupted ru
 last size it finished). `--rate 0 --window 100000` ingests as fast as the store takes segments (the
 sender stays at most 100,000 segments ahead of what is stored); over UDP add a rate the receiver
 takes (e.g. --rate 60000): unpaced, xray_replay overruns the UDP socket (counted as kernel drops).
-Disk: the document file of a size step is ~1.3 KB per new segment (10M from empty: ~13 GB), beside
-the store (~0.5 KB per segment).
+Disk: the document file of a size step is ~60 bytes per new segment with zstd (~1.3 KB without),
+beside the store (~0.5 KB per segment).
 
 Only 127.0.0.1 is used. Everything started is killed on exit. Not a test.
 """
@@ -60,6 +61,7 @@ import json
 import operator
 import os
 import re
+import shutil
 import random
 import subprocess
 import sys
@@ -183,7 +185,11 @@ def write_docs(path, clock, arrival, first_trace, segments, seed):
     rng = random.Random(seed * 1000003 + first_trace)
     lo, hi = clock.at(segments_before(first_trace)), clock.at(segments_before(first_trace) + segments)
     written, n, sample = 0, first_trace, []
-    with open(path, "w", buffering=1 << 22) as f:
+    with open(path, "wb", buffering=1 << 22) as raw:
+        # A .zst path goes through the zstd tool (-1: ~20x smaller, faster than the generator).
+        zstd = subprocess.Popen(["zstd", "-q", "-1", "-T1", "-c"], stdin=subprocess.PIPE, stdout=raw) \
+            if path.endswith(".zst") else None
+        f = zstd.stdin if zstd else raw
         while written < segments:
             if arrival == "ordered":
                 start = clock.at(segments_before(n)) + rng.random() * Clock.JITTER
@@ -193,10 +199,13 @@ def write_docs(path, clock, arrival, first_trace, segments, seed):
             if n % 97 == 0:
                 sample.append(tid)
             docs = docs[:segments - written]
-            f.write("\n".join(docs))
-            f.write("\n")
+            f.write(("\n".join(docs) + "\n").encode())
             written += len(docs)
             n += 1
+        if zstd:
+            zstd.stdin.close()
+            if zstd.wait() != 0:
+                raise SystemExit(f"zstd failed writing {path}")
     return n, sample
 
 
@@ -427,7 +436,7 @@ def main():
           f"{clock.density:.1f} segments per second of trace time, workdir {work}", flush=True)
     with Serve(args.xrayd, work, keep_data=args.reuse, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
         for size in sizes:
-            path = os.path.join(work, f"docs-{size}.jsonl")
+            path = os.path.join(work, f"docs-{size}.jsonl" + (".zst" if shutil.which("zstd") else ""))
             t = time.time()
             next_traces, sample = write_docs(path, clock, args.arrival, traces, size - sent, args.seed)
             print(f"  ({size - sent} documents written in {time.time() - t:.0f} s)", flush=True)
