@@ -15,7 +15,7 @@
 //                    (50 ms, doubling), as an SDK retries a throttle.
 //
 // Pacing: a token bucket refilled at --rate documents/s (0: as fast as the path takes them) that
-// holds at most one batch, so a sender that fell behind does not burst to catch up. In --put mode
+// holds 20 ms of documents (at least one batch): late wake-ups are made up, longer stalls are not. In --put mode
 // the reader thread builds request bodies into a queue of 2 per connection: when every connection
 // waits for its answer (xrayd answers PutTraceSegments once the store took the documents), the
 // offered rate falls below --rate, and the final line says so (rate). --window N with --health
@@ -364,13 +364,16 @@ double ReadMetric(const sockaddr_in& health, const std::string& name) {
   return total;
 }
 
-// Token bucket over documents holding at most one batch; rate 0 never waits.
+// Token bucket over documents holding 20 ms of them (at least one batch): a sleep that overran (a
+// busy machine wakes a sleeper late) is made up within 20 ms, but a sender that fell further behind
+// does not burst. Rate 0 never waits.
 class Pacer {
  public:
-  Pacer(double rate, size_t batch) : rate_(rate), capacity_(static_cast<double>(batch)), last_(Now()) {
+  Pacer(double rate, size_t batch)
+      : rate_(rate), capacity_(std::max(static_cast<double>(batch), rate * 0.02)), last_(Now()) {
     tokens_ = rate > 0 ? std::min(capacity_, std::max(1.0, rate / 1000.0)) : 0;
   }
-  // Waits until `n` documents (≤ one batch) may go.
+  // Waits until `n` documents (at most the bucket) may go.
   void Take(size_t n) {
     if (rate_ <= 0) return;
     const double want = std::min(static_cast<double>(n), capacity_);
