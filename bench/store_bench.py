@@ -399,6 +399,8 @@ def main():
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--moto-segments", type=int, default=0, help="also run moto's server on this many segments")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pregenerate", action="store_true",
+                    help="accepted for old command lines: the documents are always written before the clock starts")
     ap.add_argument("--memory-mb", type=int, default=4096,
                     help="xrayd's queue (-m): holds what the sender is ahead of the store, so nothing is lost")
     ap.add_argument("--workdir")
@@ -521,7 +523,7 @@ def growth(results):
         cells = [f"{pct(results[s][k], 50) * 1e3:6.1f}/{pct(results[s][k], 99) * 1e3:6.1f}" for s in sizes]
         g = f"x{pct(last[k], 50) / pct(v, 50):.2f}/x{pct(last[k], 99) / pct(v, 99):.2f}"
         print("  " + " | ".join([k.ljust(28)] + cells + [g]), flush=True)
-    for k in ("ingest/s", "ingest/cpu-s", "bytes/seg", "lost"):
+    for k in ("ingest/s", "ingest/cpu-s", "offered/s", "bytes/seg", "lost"):
         print("  " + " | ".join([k.ljust(28)] + [f"{results[s].get(k, 0):13.0f}" for s in sizes]), flush=True)
 
 
