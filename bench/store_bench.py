@@ -380,7 +380,7 @@ def report(size, r):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--xrayd", default=os.path.join(ROOT, "build", "xrayd"))
-    ap.add_argument("--replay", help="xray_replay (default: bench/xray_replay beside --xrayd)")
+    ap.add_argument("--replay", help="xray_replay (default: bench/xray_replay beside --xrayd, else in build-rel/ or build/)")
     ap.add_argument("--sizes", default="1000000,3000000", help="store sizes (segments) to measure at, ascending")
     ap.add_argument("--via", choices=("udp", "put"), default="udp",
                     help="UDP datagrams, or PutTraceSegments requests to the API port (batches of 50)")
@@ -410,7 +410,13 @@ def main():
                     help="continue on the store a previous run left in --workdir (its state.json): grow it to the "
                          "--sizes above what it holds, measuring at each; with none above, measure it as it is")
     args = ap.parse_args()
-    args.replay = args.replay or os.path.join(os.path.dirname(os.path.abspath(args.xrayd)), "bench", "xray_replay")
+    if not args.replay:  # beside --xrayd, else this checkout's build trees
+        places = [os.path.dirname(os.path.abspath(args.xrayd))] + [os.path.join(ROOT, d) for d in ("build-rel", "build")]
+        found = [p for p in (os.path.join(d, "bench", "xray_replay") for d in places) if os.path.exists(p)]
+        if not found:
+            raise SystemExit("xray_replay not found beside --xrayd or in build-rel/ or build/: build the target "
+                             "xray_replay or give --replay")
+        args.replay = found[0]
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.moto_segments and args.moto_segments not in sizes:
         sizes = sorted(sizes + [args.moto_segments])
