@@ -3,41 +3,66 @@
 realistic multi-service traces, and beside it moto's X-Ray server on the operations it supports.
 
 Load: traces of 2-3 segments (web on EC2 -> catalog-api on ECS -> orders on ECS, with remote,
-DynamoDB and SQL calls as subsegments, errors/faults/throttles, annotations, ~1.25 KB each), start
-times spread over the last --hours hours, sent as UDP datagrams at --rate segments/s by a separate
-sender process that builds each document from a string template (json.dumps would be the
-bottleneck at 10M). One server, one store: each size adds segments to what the previous sizes
-stored, then measures. Reported per size: ingest rate (stored / wall time until drained) and per
-server-CPU-second, segments lost, disk per segment (database + WAL), GetTraceSummaries p50/p99 (a
-60 s window; the whole range with each selective filter, and the same filter forced through the
-time-ordered scan — `(F) OR false` has no index condition — as the in-run baseline; the whole
-range unfiltered), BatchGetTraces (5 ids), GetServiceGraph and GetTimeSeriesServiceStatistics over
-1 h and 6 h (with the web node's count, to see that the answer covers the window).
+DynamoDB and SQL calls as subsegments, errors/faults/throttles, annotations, ~1.25 KB each). For
+each size, Python writes the new documents once to WORKDIR/docs-SIZE.jsonl.zst (one per line,
+through the zstd tool when there is one: ~20x smaller, so 10M take ~0.6 GB; ~80k documents/s,
+not timed; deleted after unless --keep-docs), then bench/xray_replay (C++) streams
+the file to xrayd at --rate segments/s: as UDP datagrams (--via udp, the daemon's framing) or as
+PutTraceSegments requests of 50 documents to the API port over --connections keep-alive
+connections (--via put). One server, one store: each size adds segments to what the previous
+sizes stored, then measures.
+
+Trace times (--arrival). A virtual clock moves through trace time as the load is sent: trace n
+starts at t0 + (segments before it) / density, plus up to 2 s of jitter, with the density fixed for
+the store's life (--hours: hours of trace time per million segments, default 6, i.e. ~46 segments
+per second of trace time). So, as with live traffic, segments arrive within seconds of their start
+and the time-keyed indexes take appends ("ordered", the default). Every size continues the clock
+(and a --reuse growth continues the clock of state.json), so the store spans 6 h at 1M, 18 h at 3M
+and 60 h at 10M, and the 1 h and 6 h graph/statistics windows (the newest hour and six hours) hold
+the same amount of traffic at every size (~167k and 1M segments once the store spans them): their
+cost's growth is the store's growth, not a denser window. Listings run over the whole range the
+store holds. t0 is set so that 10M segments (or the largest size) still end in the past, within
+xrayd's default retention of 168 h. "random" keeps the old behaviour: each size's traces start at
+uniformly random times over that size's stretch of the clock (the same times on average, arrival
+order shuffled), so every time-keyed index takes random inserts.
+
+Reported per size: ingest rate (stored / wall time from the first send until drained) and per
+server-CPU-second, the offered rate the replayer achieved, segments lost, where they went (xrayd's
+rejected / kernel-drop / exporter-dropped / failed / spilled counters; for --via put also
+UnprocessedTraceSegments, documents in non-2xx answers by status, failed requests and the request
+latency), the store's rate in each 10 s of sending, disk per segment (database + WAL),
+GetTraceSummaries p50/p99 (a 60 s window; the whole range with each selective filter, and the same
+filter forced through the time-ordered scan — `(F) OR false` has no index condition — as the in-run
+baseline; the whole range unfiltered), BatchGetTraces (5 ids), GetServiceGraph and
+GetTimeSeriesServiceStatistics over 1 h and 6 h (with the web node's count, to see that the answer
+covers the window).
 
 moto (--moto-segments N, in this machine's Python): a fresh moto server gets the first N segments
 by PutTraceSegments (batches of 50, boto3); reported: ingest per server-CPU-second and the
 whole-range listing's latency, against xrayd's figures measured at the same N (the first size is N
 then) — a baseline from the same run.
 
-    cmake --build build --target xrayd
+    cmake --build build --target xrayd xray_replay
     python3 bench/store_bench.py --sizes 1000000,3000000,10000000 --moto-segments 50000
 
 After a run, `--reuse --workdir DIR` measures the queries again on the store (and state.json) it left
 in DIR, e.g. with another binary (`--xrayd`), so two builds compare on the same data; with --sizes
 above what the store holds it grows the store to them instead (an interrupted run resumes from the
 last size it finished). `--rate 0 --window 100000` ingests as fast as the store takes segments (the
-sender stays at most 100,000 segments ahead of what is stored), so nothing is lost over UDP.
+sender stays at most 100,000 segments ahead of what is stored); over UDP add a rate the receiver
+takes (e.g. --rate 60000): unpaced, xray_replay overruns the UDP socket (counted as kernel drops).
+Disk: the document file of a size step is ~60 bytes per new segment with zstd (~1.3 KB without),
+beside the store (~0.5 KB per segment).
 
 Only 127.0.0.1 is used. Everything started is killed on exit. Not a test.
 """
 import argparse
 import json
-import multiprocessing
 import operator
 import os
 import re
+import shutil
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,7 +70,6 @@ import time
 
 from store_common import ROOT, Serve, call, metric, pct
 
-HEADER = b'{"format": "json", "version": 1}\n'
 PAD = "x" * 260
 
 # The documents of one trace, as templates (%-formatting is ~10x faster than json.dumps).
@@ -99,9 +123,10 @@ def positional(template):
 TEMPLATES = [positional(t) for t in (WEB, API, ORDERS)]
 
 
-def trace_docs(rng, n, now, hours, seed):
-    """Trace n's documents (web, api, and orders for even n): ~1.25 KB each."""
-    seconds = int(now - rng.random() * hours * 3600)
+def trace_docs(rng, n, start, seed):
+    """Trace n's documents (web, api, and orders for even n): ~1.25 KB each, starting in the second
+    int(start) (the microseconds are drawn)."""
+    seconds = int(start)
     micros = rng.randrange(0, 880000)
     r = rng.getrandbits(64)
     fault, error, throttle, ofault = r % 50 == 0, (r >> 8) % 20 == 0, (r >> 16) % 100 == 0, (r >> 24) % 50 == 0
@@ -121,57 +146,101 @@ def trace_docs(rng, n, now, hours, seed):
     return v["tid"], docs
 
 
-def pregenerated_sender(port, first_trace, segments, rate, hours, now, seed, ids_out):
-    """sender() with every datagram built first (then "ready" is put): Python's document building
-    cannot keep up with 50k/s on a busy 2-core machine; sending prebuilt datagrams can."""
-    rng = random.Random(seed * 1000003 + first_trace)
-    datagrams, n, sample = [], first_trace, []
-    while len(datagrams) < segments:
-        tid, docs = trace_docs(rng, n, now, hours, seed)
-        if n % 97 == 0:
-            sample.append(tid)
-        datagrams += [HEADER + d.encode() for d in docs[:segments - len(datagrams)]]
-        n += 1
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
-    ids_out.put("ready")
-    t0 = time.perf_counter()
-    for i in range(0, len(datagrams), 64):
-        for d in datagrams[i:i + 64]:
-            s.sendto(d, ("127.0.0.1", port))
-        ahead = (i + 64) / rate - (time.perf_counter() - t0)
-        if ahead > 0:
-            time.sleep(ahead)
-    ids_out.put((n, sample, time.perf_counter() - t0))
+def segments_before(n):
+    """Segments of traces 0..n-1 (even traces have 3, odd ones 2)."""
+    return (n // 2) * 5 + (3 if n % 2 else 0)
 
 
-def sender(port, first_trace, segments, rate, hours, now, seed, ids_out, health=None, window=0):
-    """Sends `segments` segments of traces first_trace.. at `rate`/s (0: unpaced); puts (traces used,
-    sample ids, seconds). With `window`, never more than that many segments ahead of what the store
-    has stored (xrayd_segments_sent_total on `health`): the store's own pace, without UDP loss."""
-    rng = random.Random(seed * 1000003 + first_trace)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
-    stored0 = metric(health, "xrayd_segments_sent_total") if window else 0
-    t0 = time.perf_counter()
-    sent, n, sample, checked = 0, first_trace, [], 0
-    while sent < segments:
-        tid, docs = trace_docs(rng, n, now, hours, seed)
-        if n % 97 == 0:
-            sample.append(tid)
-        for d in docs[:segments - sent]:
-            s.sendto(HEADER + d.encode(), ("127.0.0.1", port))
-        sent += min(len(docs), segments - sent)
+def traces_for(segments):
+    """The fewest traces whose documents number at least `segments`."""
+    n = (segments // 5) * 2
+    while segments_before(n) < segments:
         n += 1
-        if n % 64 == 0 and rate:
-            ahead = sent / rate - (time.perf_counter() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
-        if window and sent - checked >= window // 8:
-            checked = sent
-            while sent - (metric(health, "xrayd_segments_sent_total") - stored0) > window:
-                time.sleep(0.02)
-    ids_out.put((n, sample, time.perf_counter() - t0))
+    return n
+
+
+class Clock:
+    """Trace time as a function of how far the load has gone: trace n starts at
+    t0 + segments_before(n) / density (segments per second of trace time), plus up to JITTER s — a
+    busy service whose segments reach the daemon within seconds of their start. A run continues
+    the clock of the store it grows (state.json), so every size adds the newest traces."""
+    JITTER = 2.0
+
+    def __init__(self, t0, density):
+        self.t0, self.density = t0, density
+
+    def at(self, segments):
+        return self.t0 + segments / self.density
+
+    def end(self, traces):
+        """The latest start time traces 0..traces-1 can have."""
+        return self.at(segments_before(traces)) + self.JITTER
+
+
+def write_docs(path, clock, arrival, first_trace, segments, seed):
+    """Writes `segments` documents of traces first_trace.. to `path`, one per line, in arrival order;
+    returns (the next trace, sampled trace ids). "ordered": each trace at its clock time (so the file
+    is in time order, give or take the jitter); "random": at a uniformly random time over the same
+    stretch of the clock (the old behaviour: every time-keyed index takes random inserts)."""
+    rng = random.Random(seed * 1000003 + first_trace)
+    lo, hi = clock.at(segments_before(first_trace)), clock.at(segments_before(first_trace) + segments)
+    written, n, sample = 0, first_trace, []
+    with open(path, "wb", buffering=1 << 22) as raw:
+        # A .zst path goes through the zstd tool (-1: ~20x smaller, faster than the generator).
+        zstd = subprocess.Popen(["zstd", "-q", "-1", "-T1", "-c"], stdin=subprocess.PIPE, stdout=raw) \
+            if path.endswith(".zst") else None
+        f = zstd.stdin if zstd else raw
+        while written < segments:
+            if arrival == "ordered":
+                start = clock.at(segments_before(n)) + rng.random() * Clock.JITTER
+            else:
+                start = lo + rng.random() * (hi - lo)
+            tid, docs = trace_docs(rng, n, start, seed)
+            if n % 97 == 0:
+                sample.append(tid)
+            docs = docs[:segments - written]
+            f.write(("\n".join(docs) + "\n").encode())
+            written += len(docs)
+            n += 1
+        if zstd:
+            zstd.stdin.close()
+            if zstd.wait() != 0:
+                raise SystemExit(f"zstd failed writing {path}")
+    return n, sample
+
+
+class Sampler:
+    """The store's count (xrayd_segments_sent_total) every 10 s from the first send until drained."""
+
+    def __init__(self, serve, stored_before):
+        self.serve, self.t0, self.samples = serve, time.time(), [(0.0, stored_before)]
+
+    def due(self):
+        return 10.0 - (time.time() - self.t0) % 10.0
+
+    def tick(self):
+        if time.time() - self.t0 >= len(self.samples) * 10.0:
+            self.samples.append((time.time() - self.t0, metric(self.serve.health, "xrayd_segments_sent_total")))
+
+
+def replay(args, serve, path, log, sampler):
+    """Sends the file with xray_replay over --via; returns its summary (JSON)."""
+    target = ["--udp", f"127.0.0.1:{serve.udp}"] if args.via == "udp" else [
+        "--put", serve.api, "--connections", str(args.connections), "--retries", str(args.retries)]
+    cmd = [args.replay, "--file", path, "--rate", str(args.rate), "--progress", "10", *target]
+    if args.window:
+        cmd += ["--window", str(args.window), "--health", serve.health]
+    with open(log, "a") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        while True:
+            try:
+                out = proc.communicate(timeout=sampler.due())[0]
+                break
+            except subprocess.TimeoutExpired:
+                sampler.tick()
+    if proc.returncode != 0:
+        raise SystemExit(f"xray_replay failed ({proc.returncode}): see {log}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def cpu_seconds(pid):
@@ -215,15 +284,18 @@ def filters(traces):
     }
 
 
-def measure_queries(api, now, args, ids, traces):
+def measure_queries(api, t0, now, args, ids, traces):
+    """The queries over a store whose traces start between t0 and now (the clock's end): 60 s
+    windows in the newest 6 h, listings over the whole range, graphs over the newest 1 h and 6 h."""
     r, q = {}, args.queries
     rng = random.Random(2)
+    recent = min(6 * 3600, now - t0)
 
     def window():
-        s = now - rng.random() * args.hours * 3600
+        s = now - rng.random() * recent
         return call(api, "/TraceSummaries", {"StartTime": s - 60, "EndTime": s, "TimeRangeType": "Event"})
 
-    whole = {"StartTime": now - args.hours * 3600 - 60, "EndTime": now + 60, "TimeRangeType": "Event"}
+    whole = {"StartTime": t0 - 60, "EndTime": now + 60, "TimeRangeType": "Event"}
     r["list 60s"], _ = timed(window, q)
     for name, expr in filters(traces).items():
         r[f"list {name}"], out = timed(lambda: call(api, "/TraceSummaries", dict(whole, FilterExpression=expr)), q)
@@ -242,7 +314,7 @@ def measure_queries(api, now, args, ids, traces):
     return r
 
 
-def measure_moto(args, now):
+def measure_moto(args, clock):
     """moto's X-Ray server (PutTraceSegments, GetTraceSummaries) on the first --moto-segments."""
     import boto3
     from store_common import free_port
@@ -260,7 +332,7 @@ def measure_moto(args, now):
                 time.sleep(0.1)
         rng, part, n = random.Random(args.seed * 1000003), [], 0
         while len(part) < args.moto_segments:
-            part += trace_docs(rng, n, now, args.hours, args.seed)[1]
+            part += trace_docs(rng, n, clock.at(segments_before(n)) + rng.random() * Clock.JITTER, args.seed)[1]
             n += 1
         part = part[:args.moto_segments]
         cpu0, t0 = cpu_seconds(proc.pid), time.time()
@@ -270,7 +342,7 @@ def measure_moto(args, now):
         lat = []
         for _ in range(min(args.queries, 10)):
             t = time.perf_counter()
-            client.get_trace_summaries(StartTime=now - args.hours * 3600 - 60, EndTime=now + 60)
+            client.get_trace_summaries(StartTime=clock.t0 - 60, EndTime=clock.end(n) + 60)
             lat.append(time.perf_counter() - t)
         return {"stored": len(part), "ingest/s": len(part) / elapsed, "ingest/cpu-s": len(part) / max(cpu, 1e-9),
                 "list all": lat}
@@ -279,6 +351,8 @@ def measure_moto(args, now):
 
 
 def fmt(k, v, base=None):
+    if isinstance(v, str):
+        return f"{k} {v}"
     if isinstance(v, list):
         s = f"{k} p50 {pct(v, 50) * 1e3:.1f} ms p99 {pct(v, 99) * 1e3:.1f} ms"
         if base:
@@ -306,80 +380,139 @@ def report(size, r):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--xrayd", default=os.path.join(ROOT, "build", "xrayd"))
+    ap.add_argument("--replay", help="xray_replay (default: bench/xray_replay beside --xrayd, else in build-rel/ or build/)")
     ap.add_argument("--sizes", default="1000000,3000000", help="store sizes (segments) to measure at, ascending")
-    ap.add_argument("--rate", type=int, default=40000, help="segments/s offered over UDP at most (0: no pacing)")
+    ap.add_argument("--via", choices=("udp", "put"), default="udp",
+                    help="UDP datagrams, or PutTraceSegments requests to the API port (batches of 50)")
+    ap.add_argument("--arrival", choices=("ordered", "random"), default="ordered",
+                    help="ordered: traces arrive in the order of their start times, as live traffic does; "
+                         "random: each size's traces at random times over its stretch of the clock")
+    ap.add_argument("--rate", type=int, default=50000, help="segments/s offered at most (0: no pacing)")
     ap.add_argument("--window", type=int, default=0,
-                    help="at most this many segments sent but not yet stored (0: open loop); e.g. --rate 0 "
-                         "--window 100000 ingests at the highest rate the store sustains, without UDP loss")
-    ap.add_argument("--hours", type=float, default=6, help="trace start times spread over the last HOURS")
+                    help="at most this many segments sent but not yet stored (0: open loop); e.g. --rate 60000 "
+                         "--window 100000: the store's own pace (unpaced UDP overruns the receiver)")
+    ap.add_argument("--connections", type=int, default=16, help="--via put: keep-alive connections")
+    ap.add_argument("--retries", type=int, default=0, help="--via put: resend a 429/503 answer up to N times")
+    ap.add_argument("--hours", type=float, default=6,
+                    help="hours of trace time per million segments (the clock's speed): 1M fills the 6 h window, "
+                         "10M spans 60 h; a grown store keeps the speed its state.json records")
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--moto-segments", type=int, default=0, help="also run moto's server on this many segments")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pregenerate", action="store_true",
-                    help="build every datagram before sending (for rates Python cannot build at, e.g. 50k/s)")
+                    help="accepted for old command lines: the documents are always written before the clock starts")
     ap.add_argument("--memory-mb", type=int, default=4096,
                     help="xrayd's queue (-m): holds what the sender is ahead of the store, so nothing is lost")
     ap.add_argument("--workdir")
+    ap.add_argument("--keep-docs", action="store_true", help="keep each size's document file in --workdir")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for xrayd serve")
     ap.add_argument("--reuse", action="store_true",
                     help="continue on the store a previous run left in --workdir (its state.json): grow it to the "
                          "--sizes above what it holds, measuring at each; with none above, measure it as it is")
     args = ap.parse_args()
+    if not args.replay:  # beside --xrayd, else this checkout's build trees
+        places = [os.path.dirname(os.path.abspath(args.xrayd))] + [os.path.join(ROOT, d) for d in ("build-rel", "build")]
+        found = [p for p in (os.path.join(d, "bench", "xray_replay") for d in places) if os.path.exists(p)]
+        if not found:
+            raise SystemExit("xray_replay not found beside --xrayd or in build-rel/ or build/: build the target "
+                             "xray_replay or give --replay")
+        args.replay = found[0]
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.moto_segments and args.moto_segments not in sizes:
         sizes = sorted(sizes + [args.moto_segments])
     work = args.workdir or tempfile.mkdtemp(prefix="xrayd-store-bench-")
     os.makedirs(work, exist_ok=True)
-    now = time.time()
-    results, ids, traces, sent = {}, [], 0, 0
+    density = 1e6 / (args.hours * 3600)
+    # The clock starts far enough back that 10M segments (or the largest size) still end in the
+    # past: trace times stay within xrayd's default retention (168 h) and never in the future.
+    clock = Clock(time.time() - max(sizes[-1], 10_000_000) / density - 300, density)
+    results, ids, traces, sent, offset = {}, [], 0, 0, 0
     if args.reuse:
         with open(os.path.join(work, "state.json")) as f:
             state = json.load(f)
-        now, traces, ids, args.hours = state["now"], state["traces"], state["ids"], state["hours"]
-        sent = state.get("sent", int(state["stored"]))
-        sizes = [s for s in sizes if s > sent]
+        sizes = [s for s in sizes if s > state.get("sent", int(state["stored"]))]
         if not sizes:
             return reuse(args, state)
+        if "t0" not in state:
+            raise SystemExit("state.json is from an older store_bench (random times over one window): grow a new store")
+        clock, traces, ids, sent = Clock(state["t0"], state["density"]), state["traces"], state["ids"], state["sent"]
+        offset = int(state["stored"])  # stored before this run (its counters start at 0)
         args.moto_segments = 0
-    offset = int(state["stored"]) if args.reuse else 0  # stored before this run (its counters start at 0)
+    if clock.at(segments_before(traces_for(sizes[-1]))) > time.time():
+        print("warning: the clock passes the present: the newest traces start in the future", flush=True)
+    print(f"--- via {args.via}, arrival {args.arrival}, offered {args.rate or 'unpaced'}/s, clock "
+          f"{clock.density:.1f} segments per second of trace time, workdir {work}", flush=True)
     with Serve(args.xrayd, work, keep_data=args.reuse, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
         for size in sizes:
-            out = multiprocessing.Queue()
-            if args.pregenerate:
-                p = multiprocessing.Process(target=pregenerated_sender, args=(serve.udp, traces, size - sent, args.rate,
-                                                                             args.hours, now, args.seed, out))
-            else:
-                p = multiprocessing.Process(target=sender, args=(serve.udp, traces, size - sent, args.rate, args.hours,
-                                                                 now, args.seed, out, serve.health, args.window))
-            p.start()
-            if args.pregenerate:
-                out.get()  # built: the clock starts with the sending
-            cpu0, t0, stored0 = cpu_seconds(serve.proc.pid), time.time(), metric(serve.health, "xrayd_segments_sent_total") + offset
-            traces, sample, send_s = out.get()
-            p.join()
-            serve.drain(stall_seconds=300)
+            path = os.path.join(work, f"docs-{size}.jsonl" + (".zst" if shutil.which("zstd") else ""))
+            t = time.time()
+            next_traces, sample = write_docs(path, clock, args.arrival, traces, size - sent, args.seed)
+            print(f"  ({size - sent} documents written in {time.time() - t:.0f} s)", flush=True)
+            before = counters(serve)
+            cpu0, t0 = cpu_seconds(serve.proc.pid), time.time()
+            sampler = Sampler(serve, before["stored"])
+            out = replay(args, serve, path, os.path.join(work, "replay.log"), sampler)
+            serve.drain(stall_seconds=300, tick=sampler.tick)
             elapsed, cpu = time.time() - t0, cpu_seconds(serve.proc.pid) - cpu0
-            stored = metric(serve.health, "xrayd_segments_sent_total") + offset
-            ids += sample
+            if not args.keep_docs:
+                os.remove(path)
+            after = counters(serve)
+            stored = after["stored"] + offset
+            traces, ids, sent = next_traces, ids + sample, size
             r = {"load": load_average(), "stored": stored, "lost": size - stored,
-                 "ingest/s": (stored - stored0) / elapsed, "ingest/cpu-s": (stored - stored0) / max(cpu, 1e-9),
-                 "sender s": send_s, "bytes/seg": serve.disk_bytes() / max(stored, 1)}
-            sent = size
+                 "ingest/s": (after["stored"] - before["stored"]) / elapsed,
+                 "ingest/cpu-s": (after["stored"] - before["stored"]) / max(cpu, 1e-9),
+                 "offered/s": out["rate"], "bytes/seg": serve.disk_bytes() / max(stored, 1)}
+            r.update(rejections(out, before, after))
+            r["stored/s per 10 s"] = intervals(sampler.samples)
             with open(os.path.join(work, "state.json"), "w") as f:  # for --reuse
-                json.dump({"now": now, "traces": traces, "ids": ids, "stored": stored, "sent": sent,
-                           "hours": args.hours}, f)
-            r.update(measure_queries(serve.api, now, args, ids, traces))
+                json.dump({"t0": clock.t0, "density": clock.density, "now": clock.end(traces), "traces": traces,
+                           "ids": ids, "stored": stored, "sent": sent, "hours": 1e6 / 3600 / clock.density}, f)
+            r.update(measure_queries(serve.api, clock.t0, clock.end(traces), args, ids, traces))
             results[size] = r
             report(size, dict(r))
     growth(results)
     if args.moto_segments:
-        m = measure_moto(args, now)
+        m = measure_moto(args, clock)
         x = results[args.moto_segments]
         print(f"--- moto {moto_version()} at {args.moto_segments} segments, against xrayd at the same size", flush=True)
         print("  moto: " + "; ".join(fmt(k, v) for k, v in m.items()), flush=True)
         print(f"  xrayd/moto: ingest per CPU-second x{x['ingest/cpu-s'] / m['ingest/cpu-s']:.1f}; whole-range listing "
               f"p50 x{pct(x['list all'], 50) / pct(m['list all'], 50):.4f}, "
               f"p99 x{pct(x['list all'], 99) / pct(m['list all'], 99):.4f}", flush=True)
+
+
+COUNTERS = {"stored": "xrayd_segments_sent_total", "udp received": "xrayd_segments_received_total",
+            "rejected": "xrayd_segments_rejected_total", "kernel drops": "xrayd_udp_kernel_drops_total",
+            "dropped": "xrayd_exporter_dropped_total", "failed": "xrayd_segments_failed_total",
+            "spilled": "xrayd_segments_spilled_total", "http refused": "xrayd_http_refused_total"}
+
+
+def counters(serve):
+    return {k: metric(serve.health, m) for k, m in COUNTERS.items()}
+
+
+def rejections(out, before, after):
+    """What was not stored, by where it went: xrayd's counters (this size's change) and the replayer's."""
+    r = {k: after[k] - before[k] for k in ("rejected", "kernel drops", "dropped", "failed", "spilled")}
+    if out["mode"] == "udp":
+        r["send errors"] = out["errors"]
+    else:
+        r.update({"UnprocessedTraceSegments": out["unprocessed"], "http refused": after["http refused"] - before["http refused"], "non-2xx documents": out["refused_documents"],
+                  "failed documents": out["failed_documents"], "retries": out["retries"],
+                  "statuses": " ".join(f"{k}:{v}" for k, v in out["statuses"].items()),
+                  "put latency ms p50/p99/max": f"{out['latency_ms_p50']:.0f}/{out['latency_ms_p99']:.0f}/"
+                                                f"{out['latency_ms_max']:.0f}"})
+    return r
+
+
+def intervals(samples):
+    """Stored per second in each 10 s from the first send until drained, as text (k = thousands)."""
+    rates, last = [], (0.0, samples[0][1] if samples else 0)
+    for t, v in samples[1:]:
+        rates.append(f"{(v - last[1]) / max(t - last[0], 1e-9) / 1000:.1f}k")
+        last = (t, v)
+    return " ".join(rates)
 
 
 def growth(results):
@@ -396,17 +529,17 @@ def growth(results):
         cells = [f"{pct(results[s][k], 50) * 1e3:6.1f}/{pct(results[s][k], 99) * 1e3:6.1f}" for s in sizes]
         g = f"x{pct(last[k], 50) / pct(v, 50):.2f}/x{pct(last[k], 99) / pct(v, 99):.2f}"
         print("  " + " | ".join([k.ljust(28)] + cells + [g]), flush=True)
-    for k in ("ingest/s", "ingest/cpu-s", "bytes/seg", "lost"):
+    for k in ("ingest/s", "ingest/cpu-s", "offered/s", "bytes/seg", "lost"):
         print("  " + " | ".join([k.ljust(28)] + [f"{results[s].get(k, 0):13.0f}" for s in sizes]), flush=True)
 
 
 def reuse(args, state):
     """The queries of one size on the store and state.json an earlier run left in --workdir (e.g. to
     compare two binaries on the same data, one after the other)."""
-    args.hours = state["hours"]
+    t0 = state.get("t0", state["now"] - state["hours"] * 3600)  # older state: one window of --hours
     with Serve(args.xrayd, args.workdir, keep_data=True, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
         r = {"load": load_average(), "stored": state["stored"], "bytes/seg": serve.disk_bytes() / state["stored"]}
-        r.update(measure_queries(serve.api, state["now"], args, state["ids"], state["traces"]))
+        r.update(measure_queries(serve.api, t0, state["now"], args, state["ids"], state["traces"]))
         report(int(state["stored"]), r)
 
 

@@ -80,19 +80,23 @@ class Serve:
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
-    def drain(self, stall_seconds=60):
-        """Waits until every segment received is stored, failed or spilled."""
+    def drain(self, stall_seconds=60, tick=None):
+        """Waits until every segment received over UDP is stored, failed or spilled, and the store's
+        queue (which PutTraceSegments fills too) is empty. `tick` (if any) is called every 0.1 s meanwhile."""
         last, still = -1, 0
         while True:
             received = metric(self.health, "xrayd_segments_received_total")
             done = sum(metric(self.health, m) for m in ("xrayd_segments_sent_total", "xrayd_segments_failed_total",
                                                          "xrayd_segments_spilled_total"))
-            if done >= received:
+            # PutTraceSegments documents are not in the UDP counters: the store's queue must be empty too.
+            if done >= received and metric(self.health, "xrayd_exporter_queued_segments") == 0:
                 return
             still = still + 1 if done == last else 0
             if still > stall_seconds * 10:
                 raise SystemExit("store stopped making progress")
             last = done
+            if tick:
+                tick()
             time.sleep(0.1)
 
     def disk_bytes(self):
