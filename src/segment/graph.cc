@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace xrayd::segment {
 namespace {
@@ -18,10 +20,16 @@ Call FromEntity(Call::Kind kind, const Entity& e) {
   return c;
 }
 
+// Ids and node names are views of the facts' strings (the facts outlive the walk): a trace's
+// walk copies a string only into the Calls it returns, not into its lookup tables.
 class TraceWalk {
  public:
   explicit TraceWalk(const std::vector<const Facts*>& docs) : docs_(docs) {
-    std::map<std::string, const Facts*> streamed;  // every (sub)segment id of a streamed subsegment → it
+    size_t entities = 0;
+    for (const Facts* d : docs_) entities += d->entities.size();
+    owner_.reserve(entities);
+    calls_.reserve(2 * docs_.size() + 2 * entities);
+    std::unordered_map<std::string_view, const Facts*> streamed;  // every (sub)segment id of a streamed subsegment → it
     for (const Facts* d : docs_) {
       if (d->independent_subsegment) {
         for (const Entity& e : d->entities)
@@ -29,14 +37,15 @@ class TraceWalk {
         continue;
       }
       if (!d->parent_id.empty()) parents_with_segments_.insert(d->parent_id);
-      const NodeKey key{d->name, d->origin};
+      const Node key{d->name, d->origin};
       for (const Entity& e : d->entities)
         if (!e.id.empty()) owner_[e.id] = key;
     }
+    if (streamed.empty()) return;
     // A streamed subsegment belongs to the service of the segment its parent_id chain reaches
     // (through other streamed subsegments: SDKs stream a subsegment's children on their own too),
     // and so do the subsegments nested in it: calls below them, and segments whose parent they are.
-    std::map<std::string, NodeKey> streamed_owner;
+    std::unordered_map<std::string_view, Node> streamed_owner;
     for (const Facts* d : docs_) {
       if (!d->independent_subsegment) continue;
       const Facts* at = d;
@@ -66,18 +75,23 @@ class TraceWalk {
   }
 
  private:
+  // A node's name and type, viewing the facts' strings.
+  struct Node {
+    std::string_view name, type;
+    NodeKey Key() const { return NodeKey{std::string(name), std::string(type)}; }
+  };
+
   void AddSegment(const Facts& d) {
-    const NodeKey key{d.name, d.origin};
-    Call node = FromEntity(Call::Kind::kNode, d.entities.front());
-    node.to = key;
+    const Node key{d.name, d.origin};
+    Call& node = calls_.emplace_back(FromEntity(Call::Kind::kNode, d.entities.front()));
+    node.to = key.Key();
     node.root = d.parent_id.empty();
-    calls_.push_back(node);
     auto it = d.parent_id.empty() ? owner_.end() : owner_.find(d.parent_id);
     Call in = node;
     in.root = false;
     if (it != owner_.end()) {
       in.kind = Call::Kind::kEdge;
-      in.from = it->second;
+      in.from = it->second.Key();
     } else {  // called from outside the trace's segments (a client)
       in.kind = Call::Kind::kEntry;
     }
@@ -86,27 +100,26 @@ class TraceWalk {
   }
 
   // Remote calls below entities[at] that produced no segment downstream: inferred nodes and edges.
-  void Inferred(const Facts& d, int at, const NodeKey& caller) {
+  void Inferred(const Facts& d, int at, const Node& caller) {
     for (int child : d.entities[static_cast<size_t>(at)].children) Visit(d, child, caller);
   }
   // entities[at] (a subsegment, nested or streamed) and below.
-  void Visit(const Facts& d, int at, const NodeKey& caller) {
+  void Visit(const Facts& d, int at, const Node& caller) {
     const Entity& sub = d.entities[static_cast<size_t>(at)];
     if (IsCallNamespace(sub.ns) && !parents_with_segments_.count(sub.id)) {
-      const NodeKey target{sub.name, InferredServiceType(sub.ns, sub.name)};
-      Call node = FromEntity(Call::Kind::kNode, sub);
-      node.to = target;
-      calls_.push_back(node);
-      node.kind = Call::Kind::kEdge;
-      node.from = caller;
-      calls_.push_back(std::move(node));
+      Call& node = calls_.emplace_back(FromEntity(Call::Kind::kNode, sub));
+      node.to = NodeKey{sub.name, InferredServiceType(sub.ns, sub.name)};
+      Call edge = node;
+      edge.kind = Call::Kind::kEdge;
+      edge.from = caller.Key();
+      calls_.push_back(std::move(edge));
     }
     Inferred(d, at, caller);
   }
 
   const std::vector<const Facts*>& docs_;
-  std::map<std::string, NodeKey> owner_;  // every (sub)segment id of a segment → its service
-  std::set<std::string> parents_with_segments_;
+  std::unordered_map<std::string_view, Node> owner_;  // every (sub)segment id of a segment → its service
+  std::unordered_set<std::string_view> parents_with_segments_;
   std::vector<Call> calls_;
 };
 

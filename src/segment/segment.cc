@@ -147,6 +147,7 @@ std::string JsonScalar(element v) {
 void AddAnnotations(object o, Facts& f) {
   object ann;
   if (o["annotations"].get(ann) != SUCCESS) return;
+  f.annotations.reserve(f.annotations.size() + ann.size());  // one allocation, not one per doubling
   for (auto field : ann) {
     std::string v = JsonScalar(field.value);
     if (!v.empty()) f.annotations.push_back({std::string(field.key), std::move(v)});
@@ -235,6 +236,9 @@ void ExtractHttp(object doc, Facts& f) {
 // Fills `f` from a document that passed the checks (so ids, name and start_time are present).
 void Extract(object doc, Facts& f) {
   f = Facts{};
+  // Room for the document and a few nested subsegments in one allocation (not 1, 2, 4: the store
+  // profiled at ~100 mallocs per segment, most of them SQLite's; these are among the few of ours).
+  f.entities.reserve(4);
   std::string_view sv;
   if (doc["trace_id"].get(sv) == SUCCESS) f.trace_id = sv;
   if (doc["id"].get(sv) == SUCCESS) f.id = sv;

@@ -597,6 +597,13 @@ Status RollupOfStoredTrace(sqlite3* db, Stmt& docs_of, Dictionaries& dicts, segm
   return OkStatus();
 }
 
+// This thread's parser, kept between Appends: a Parser holds simdjson's buffers for a 64 KB
+// document (hundreds of KB), which cost an mmap, page faults and a munmap when made per Append.
+segment::Parser& ThreadParser() {
+  thread_local segment::Parser parser;
+  return parser;
+}
+
 }  // namespace
 
 // The writer's statements (see Writer), kept by the store between Appends.
@@ -624,6 +631,9 @@ struct TraceStore::BatchTrace {
   std::vector<size_t> docs;          // indexes into the batch's valid documents, in batch order
   std::vector<segment::Call> calls;  // as the batch alone shows them
   bool repeats = false;              // a document id repeats in the batch, or an independent subsegment
+  // What its documents add to the trace's summary when every one of them is stored (not an
+  // in-progress copy of a completed segment, ignored): built before the lock, used when so.
+  TraceDelta delta;
   // Set under the lock (RollupBefore):
   int64_t tid = 0;
   bool is_new = false;     // the batch creates the trace's row
@@ -1202,7 +1212,7 @@ Result<std::vector<std::pair<size_t, std::string>>> TraceStore::Append(const std
   std::vector<std::pair<size_t, segment::Facts>> valid;
   valid.reserve(docs.size());
   {
-    segment::Parser parser;
+    segment::Parser& parser = ThreadParser();
     segment::Facts facts;
     for (size_t i = 0; i < docs.size(); ++i) {
       const segment::Verdict v = parser.Parse(docs[i], &facts);
@@ -1272,7 +1282,10 @@ TraceStore::Batch TraceStore::GroupByTrace(const std::vector<std::pair<size_t, s
   std::vector<const segment::Facts*> facts;
   for (BatchTrace& t : batch) {
     facts.clear();
-    for (const size_t k : t.docs) facts.push_back(&valid[k].second);
+    for (const size_t k : t.docs) {
+      facts.push_back(&valid[k].second);
+      t.delta.Add(valid[k].second);
+    }
     t.calls = segment::TraceCalls(facts);
   }
   return batch;
@@ -1284,7 +1297,7 @@ Status TraceStore::WriteAll(const std::vector<std::string>& docs,
   auto stmts = Statements();
   if (!stmts) return stmts.error();
   Writer& w = (*stmts)->writer;
-  segment::Parser parser;
+  segment::Parser& parser = ThreadParser();
   segment::Rollup delta;
   if (auto st = RollupBefore(batch, parser, &delta); !st) return st;
   // Traces in key order (a new trace's key is past every stored one: its rows append at the
@@ -1293,8 +1306,9 @@ Status TraceStore::WriteAll(const std::vector<std::string>& docs,
   order.reserve(batch.size());
   for (const auto& t : batch) order.push_back(&t);
   std::sort(order.begin(), order.end(), [](const BatchTrace* a, const BatchTrace* b) { return a->tid < b->tid; });
+  std::vector<size_t> stored;  // a trace's documents stored (changed a row)
   for (const BatchTrace* t : order) {
-    TraceDelta d;
+    stored.clear();
     for (const size_t k : t->docs) {
       const segment::Facts& facts = valid[k].second;
       bool changed = false;
@@ -1304,9 +1318,14 @@ Status TraceStore::WriteAll(const std::vector<std::string>& docs,
       // Only traces stored before, or with a streamed subsegment in the batch, can hold a stub.
       if (t->recompute)
         if (auto st = w.DropSuperseded(t->tid, facts); !st) return st;
-      d.Add(facts);
+      stored.push_back(k);
     }
-    if (d.documents == 0) continue;
+    if (stored.empty()) continue;
+    // Usually every document was stored and the delta built before the lock applies as it is.
+    TraceDelta some;
+    if (stored.size() != t->docs.size())
+      for (const size_t k : stored) some.Add(valid[k].second);
+    const TraceDelta& d = stored.size() == t->docs.size() ? t->delta : some;
     if (auto st = w.PutTrace(t->tid, t->is_new, t->trace_id, d, longest); !st) return st;
   }
   if (auto st = RollupAfter(batch, parser, &delta); !st) return st;

@@ -270,6 +270,27 @@ TEST_F(StoreTest, InProgressThenCompleteConvergesInAnyOrder) {
   EXPECT_NE(segs->front().doc.find("end_time"), std::string::npos);
 }
 
+// A batch whose late in-progress copy is ignored counts only the documents it stored in the
+// trace's summary (the summary built before the lock assumes all of them are).
+TEST_F(StoreTest, IgnoredInProgressCopyLeavesTheSummaryAlone) {
+  Put({Segment("aaaaaaaaaaaaaaa1", 100, 101)});
+  auto fault = Segment("aaaaaaaaaaaaaaa1", 90, std::nullopt);  // earlier start, a fault: must not count
+  fault["fault"] = true;
+  Put({fault, Segment("aaaaaaaaaaaaaaa2", 100.5, 102)});
+  auto s = store_->Summary(kTrace);
+  ASSERT_TRUE(s && *s);
+  EXPECT_DOUBLE_EQ((*s)->start_time, kT0 + 100);
+  EXPECT_DOUBLE_EQ((*s)->end_time, kT0 + 102);
+  EXPECT_FALSE((*s)->has_fault);
+  EXPECT_FALSE((*s)->is_partial);
+  // Two more documents, both stored: the summary covers both.
+  Put({Segment("aaaaaaaaaaaaaaa3", 100, 103, "web"), Segment("aaaaaaaaaaaaaaa4", 99, 100, "web")});
+  s = store_->Summary(kTrace);
+  ASSERT_TRUE(s && *s);
+  EXPECT_DOUBLE_EQ((*s)->start_time, kT0 + 99);
+  EXPECT_DOUBLE_EQ((*s)->end_time, kT0 + 103);
+}
+
 TEST_F(StoreTest, StreamedSubsegmentsAssembleIntoParent) {
   json parent = Segment("aaaaaaaaaaaaaaa1", 100, 101);
   json sub = {{"trace_id", kTrace}, {"id", "bbbbbbbbbbbbbbb1"}, {"parent_id", "aaaaaaaaaaaaaaa1"}, {"type", "subsegment"},
