@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -135,18 +134,21 @@ def read_for(client, seconds, pace, ids, traces, now, rng, into):
         time.sleep(max(0.0, t_next - time.perf_counter()))
 
 
+def busy_loop(api, now, stop):
+    c = Client(api)
+    body = {"StartTime": now - 6 * 3600 - 60, "EndTime": now + 60, "TimeRangeType": "Event"}
+    while not stop.is_set():
+        c.call("/TraceSummaries", body)
+
+
 def busy_clients(api, n, now, stop):
-    """`n` threads issuing unfiltered whole-range listings back to back (other Grafana panels): they
-    hold reader connections and handler slots while the measured client reads."""
-    def loop():
-        c = Client(api)
-        body = {"StartTime": now - 6 * 3600 - 60, "EndTime": now + 60, "TimeRangeType": "Event"}
-        while not stop.is_set():
-            c.call("/TraceSummaries", body)
-    threads = [threading.Thread(target=loop, daemon=True) for _ in range(n)]
-    for t in threads:
-        t.start()
-    return threads
+    """`n` processes (not threads: the measured client must not wait for their GIL) issuing
+    unfiltered whole-range listings back to back (other Grafana panels): they hold reader
+    connections and handler slots while the measured client reads."""
+    procs = [multiprocessing.Process(target=busy_loop, args=(api, now, stop), daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    return procs
 
 
 def run(xrayd, args, work, ids, traces, now, rng, results, name):
@@ -156,7 +158,7 @@ def run(xrayd, args, work, ids, traces, now, rng, results, name):
     os.environ["XRAYD_SERVER_TIMING"] = "1"
     with Serve(xrayd, work, keep_data=True) as serve:
         client = Client(serve.api)
-        stop = threading.Event()
+        stop = multiprocessing.Event()
         others = busy_clients(serve.api, args.busy, now, stop)
         read_for(client, 1.0, args.pace, ids, traces, now, rng, {})  # warm: connection, reader pool
         idle = results.setdefault((name, "idle"), {"load": []})
