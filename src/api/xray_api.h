@@ -11,7 +11,7 @@
 // operations get UnknownOperationException, never an HTML 404. Thread-safe: handlers may run on
 // any number of threads at once.
 //
-// XrayApiServer owns an http::Server (listening socket, one I/O thread, `threads` handler threads)
+// XrayApiServer owns an http::Server (listening socket, `threads` + 1 threads, `threads` handler slots)
 // serving an XrayApi. Start() binds; Stop() is idempotent and joins. Stop it before the TraceStore
 // it borrows.
 #pragma once
@@ -37,7 +37,7 @@ class Groups;
 
 struct ApiOptions {
   std::string listen_address = "127.0.0.1:2020";
-  int threads = 8;                 // handler threads
+  int threads = 8;                 // handler slots (the server runs one thread more)
   http::ServerLimits server_limits;  // header, body, connection limits and deadlines (threads: above)
   bool verify_signatures = false;  // every request must be SigV4-signed with one of `keys`
   std::vector<AccessKey> keys;

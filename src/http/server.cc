@@ -9,12 +9,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/status.hpp>
-#include <condition_variable>
+#include <chrono>
+#include <cstdlib>
 #include <deque>
 #include <functional>
-#include <optional>
 #include <vector>
 
 #include "common/log.h"
@@ -38,62 +39,61 @@ log::RateLimiter g_refusal_log(std::chrono::seconds(5));
 constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr size_t kLingerBytes = 1024 * 1024;
 
-// Runs jobs on a fixed set of threads; refuses a job when `queue_limit` already wait.
-class HandlerPool {
+// Admission of complete requests to handlers: at most `slots` handlers run at once (inline, on the
+// server thread that read the request), at most `queue_limit` more wait; past that a request is
+// refused. A finishing handler passes its slot to the oldest waiting request.
+class Admission {
  public:
-  HandlerPool(const std::string& name, int threads, size_t queue_limit) : queue_limit_(queue_limit) {
-    for (int i = 0; i < threads; ++i)
-      threads_.emplace_back([this, thread_name = "xrayd-" + name + "-" + std::to_string(i)] {
-        NameThisThread(thread_name);
-        Run();
-      });
-  }
-  ~HandlerPool() { Stop(); }
+  enum class Outcome { kRun, kQueued, kFull };
+  Admission(int slots, size_t queue_limit) : slots_(slots), queue_limit_(queue_limit) {}
 
-  bool TrySubmit(std::function<void()> job) {
+  // kRun: the caller holds a slot (call Leave() after its handler). kQueued: `job` was moved in and
+  // runs once a slot passes to it (it then holds that slot). kFull: refuse the request.
+  Outcome Enter(std::function<void()>& job) {
+    MutexLock lock(mu_);
+    if (stopping_) return Outcome::kFull;
+    if (busy_ < slots_) {
+      ++busy_;
+      return Outcome::kRun;
+    }
+    if (queue_.size() >= queue_limit_) return Outcome::kFull;
+    queue_.push_back(std::move(job));
+    return Outcome::kQueued;
+  }
+
+  // Ends a handler: the slot goes to the oldest waiting job (started here, which posts it to its
+  // connection), else it is freed.
+  void Leave() {
+    std::function<void()> next;
     {
       MutexLock lock(mu_);
-      if (stopping_ || queue_.size() >= queue_limit_) return false;
-      queue_.push_back(std::move(job));
+      if (queue_.empty() || stopping_) {
+        --busy_;
+        return;
+      }
+      next = std::move(queue_.front());
+      queue_.pop_front();
     }
-    cv_.notify_one();
-    return true;
+    next();
   }
 
-  // Drops queued jobs, lets running ones finish, joins.
-  void Stop() {
+  // Refuses from now on and returns the waiting jobs, never to run (the caller destroys them, and
+  // with them their connections, once the server's threads are joined).
+  std::deque<std::function<void()>> Stop() {
     std::deque<std::function<void()>> dropped;
-    {
-      MutexLock lock(mu_);
-      stopping_ = true;
-      dropped.swap(queue_);
-    }
-    cv_.notify_all();
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
+    MutexLock lock(mu_);
+    stopping_ = true;
+    dropped.swap(queue_);
+    return dropped;
   }
 
  private:
-  void Run() {
-    while (true) {
-      std::function<void()> job;
-      {
-        MutexLock lock(mu_);
-        lock.Wait(cv_, [this]() XRAYD_REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
-        if (stopping_) return;
-        job = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      job();
-    }
-  }
-
+  const int slots_;
   const size_t queue_limit_;
   Mutex mu_;
-  std::condition_variable cv_;
   std::deque<std::function<void()>> queue_ XRAYD_GUARDED_BY(mu_);
+  int busy_ XRAYD_GUARDED_BY(mu_) = 0;
   bool stopping_ XRAYD_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
 };
 
 std::string Clean(const std::string& s) {  // no header injection through a handler's value
@@ -128,6 +128,17 @@ std::string Serialize(const OutgoingResponse& r, bool close, bool head) {
   return out;
 }
 
+using Clock = std::chrono::steady_clock;
+
+// "Server-Timing" (W3C Server Timing) with where a request's time went, in ms: queue (parsed, to
+// its handler starting: waiting for a handler slot), handler, reply (handler done, to serializing).
+void AddServerTiming(OutgoingResponse& r, Clock::time_point parsed, Clock::time_point started,
+                     Clock::time_point done, Clock::time_point replying) {
+  const auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+  r.headers.emplace_back("Server-Timing", fmt::format("queue;dur={:.3f}, handler;dur={:.3f}, reply;dur={:.3f}",
+                                                      ms(started - parsed), ms(done - started), ms(replying - done)));
+}
+
 OutgoingResponse RefusalResponse(const Refusal& r) {
   OutgoingResponse resp{r.status, "text/plain; charset=utf-8", {}, r.message + "\n"};
   if (r.status == 503) resp.headers.emplace_back("Retry-After", "1");
@@ -136,23 +147,32 @@ OutgoingResponse RefusalResponse(const Refusal& r) {
 
 }  // namespace
 
-// State shared by the server, its I/O thread, its connections and its handler jobs.
+// State shared by the server, its threads and its connections.
 struct ServerCore {
   ServerCore(std::string n, HttpListener l, RequestHandler h, ServerLimits lim)
-      : name(std::move(n)), listener(l), handler(std::move(h)), limits(lim) {}
+      : name(std::move(n)), listener(l), handler(std::move(h)), limits(lim),
+        admission(lim.handler_threads, lim.handler_queue) {}
   // Constant after construction
   const std::string name;
   const HttpListener listener;
   const RequestHandler handler;
   const ServerLimits limits;
+  // XRAYD_SERVER_TIMING=1 in the environment: every response says where its time went (a
+  // diagnostic for benchmarks, bench/store_read_bench.py; off by default).
+  const bool server_timing = [] {
+    const char* v = std::getenv("XRAYD_SERVER_TIMING");
+    return v != nullptr && std::string_view(v) == "1";
+  }();
   // Any thread (declared before ioc: connections destroyed with it still decrement it)
   std::atomic<size_t> open{0};
   std::atomic<bool> stopping{false};
-  // I/O thread only, after Start()
-  asio::io_context ioc{1};
-  tcp::acceptor acceptor{ioc};
-  asio::steady_timer accept_pause{ioc};
-  std::optional<HandlerPool> pool;
+  // Run by every server thread. Each connection's work runs on its own strand, the acceptor's on
+  // its own: one thing at a time per connection, any thread.
+  asio::io_context ioc;
+  tcp::acceptor acceptor{asio::make_strand(ioc)};
+  asio::steady_timer accept_pause{acceptor.get_executor()};
+  // Declared after ioc: waiting jobs (holding connections) go before the io_context does.
+  Admission admission;
 
   void Count(HttpRefusal reason) { GlobalMetrics().CountHttpRefusal(listener, reason); }
   void AcceptNext();
@@ -161,13 +181,13 @@ struct ServerCore {
 namespace {
 
 // One accepted connection. Lives as long as an asynchronous operation or a handler job holds it;
-// every member function but the handler job runs on the I/O thread.
+// every member function runs on its strand (one at a time, any of the server's threads).
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   enum class Phase { kNew, kIdle, kHeader, kBody, kHandler, kWriting, kLinger, kClosed };
 
   Connection(ServerCore* core, tcp::socket socket, bool counted)
-      : core_(core), socket_(std::move(socket)), timer_(core_->ioc), reader_(core_->limits),
+      : core_(core), socket_(std::move(socket)), timer_(socket_.get_executor()), reader_(core_->limits),
         counted_(counted) {
     if (counted_) core_->open.fetch_add(1);
     error_code ec;
@@ -223,18 +243,36 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  // Runs the handler here, on this thread (no hand-off to another thread and back: under CPU
+  // contention each costs a wake-up, milliseconds), or queues it until a handler slot frees.
   void Dispatch(IncomingRequest req, bool keep_alive) {
     EnterPhase(Phase::kHandler);
-    const bool head = req.method == "HEAD";
-    auto job = [self = shared_from_this(), req = std::move(req), keep_alive, head] {
-      OutgoingResponse resp = self->RunHandler(req);
-      asio::post(self->core_->ioc, [self, resp = std::move(resp), keep_alive, head] {
-        if (self->phase_ == Phase::kClosed || self->core_->stopping) return self->Close();
-        self->Write(Serialize(resp, !keep_alive, head), !keep_alive);
-      });
+    pending_ = std::move(req);
+    keep_alive_ = keep_alive;
+    parsed_ = Clock::now();
+    std::function<void()> job = [self = shared_from_this()] {
+      asio::post(self->socket_.get_executor(), [self] { self->Serve(); });
     };
-    if (!core_->pool->TrySubmit(std::move(job)))
-      Refuse(Refusal{503, HttpRefusal::kOverloaded, "server busy: every handler thread is taken, retry later"});
+    switch (core_->admission.Enter(job)) {
+      case Admission::Outcome::kRun: return Serve();
+      case Admission::Outcome::kQueued: return;
+      case Admission::Outcome::kFull:
+        pending_ = IncomingRequest{};
+        return Refuse(Refusal{503, HttpRefusal::kOverloaded, "server busy: every handler is taken, retry later"});
+    }
+  }
+
+  // Runs the pending request's handler (holding a handler slot) and writes its answer.
+  void Serve() {
+    const auto started = Clock::now();
+    const IncomingRequest req = std::move(pending_);
+    pending_ = IncomingRequest{};
+    OutgoingResponse resp = RunHandler(req);
+    const auto done = Clock::now();
+    core_->admission.Leave();
+    if (phase_ == Phase::kClosed || core_->stopping) return Close();
+    if (core_->server_timing) AddServerTiming(resp, parsed_, started, done, Clock::now());
+    Write(Serialize(resp, !keep_alive_, req.method == "HEAD"), !keep_alive_);
   }
 
   OutgoingResponse RunHandler(const IncomingRequest& req) const {
@@ -339,6 +377,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_;
   std::array<char, 16 * 1024> buf_;
   std::string out_;
+  IncomingRequest pending_;  // the request dispatched, until its handler takes it
+  bool keep_alive_ = false;
+  Clock::time_point parsed_;
   Phase phase_ = Phase::kNew;
   bool reading_ = false;
   uint64_t generation_ = 0;
@@ -348,8 +389,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 }  // namespace
 
 void ServerCore::AcceptNext() {
-  acceptor.async_accept([this](error_code ec, tcp::socket socket) {
+  // Each connection gets its own strand; this handler runs on the acceptor's.
+  acceptor.async_accept(asio::make_strand(ioc), [this](error_code ec, auto accepted) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    tcp::socket socket(std::move(accepted));
     if (ec) {
       // Out of descriptors (EMFILE/ENFILE) or a transient error: pause instead of spinning.
       if (g_refusal_log.Allow()) XLOG_WARN("{} server: accept failed: {}", name, ec.message());
@@ -424,28 +467,32 @@ Result<int> Server::Start(const std::string& address, RequestHandler handler, Se
   if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Error::Io("cannot bind " + name_ + " address " + address + ": " + ec.message());
   const int port = acc.local_endpoint().port();
-  core->pool.emplace(name_, limits.handler_threads, limits.handler_queue);
   core_ = std::move(core);
-  core_->AcceptNext();
-  io_thread_ = std::thread([core = core_.get(), thread_name = "xrayd-" + name_] {
-    NameThisThread(thread_name);
-    auto guard = asio::make_work_guard(core->ioc);
-    core->ioc.run();
-  });
+  asio::post(core_->acceptor.get_executor(), [core = core_.get()] { core->AcceptNext(); });
+  // One thread more than handler slots: however many handlers block, one thread still does I/O.
+  for (int i = 0; i <= limits.handler_threads; ++i)
+    threads_.emplace_back([core = core_.get(), thread_name = "xrayd-" + name_ + "-" + std::to_string(i)] {
+      NameThisThread(thread_name);
+      auto guard = asio::make_work_guard(core->ioc);
+      core->ioc.run();
+    });
   return port;
 }
 
 void Server::Stop() {
   if (!core_) return;
   core_->stopping = true;
-  asio::post(core_->ioc, [core = core_.get()] {
+  asio::post(core_->acceptor.get_executor(), [core = core_.get()] {
     error_code ec;
     core->acceptor.close(ec);
     core->accept_pause.cancel();
   });
-  core_->pool->Stop();
-  core_->ioc.stop();
-  if (io_thread_.joinable()) io_thread_.join();
+  auto dropped = core_->admission.Stop();
+  core_->ioc.stop();  // threads return once their current handler (if any) returns
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+  dropped.clear();  // connections waiting for a handler slot, closed here, on no other thread's watch
   core_.reset();  // the last owner: destroying the io_context destroys every connection
 }
 

@@ -2,12 +2,18 @@
 // sampling proxy, health port), built on Boost.Beast's parser and Boost.Asio. It holds under slow,
 // idle and hostile clients:
 //
-// - One I/O thread ("xrayd-<name>") runs an io_context: accepting, reading, parsing and writing
-//   are asynchronous, so a connection that trickles bytes or sits idle costs a socket and a small
-//   buffer, never a thread.
-// - Complete requests run on a bounded handler pool ("xrayd-<name>-N", ServerLimits::handler_threads)
-//   with a bounded queue, so handlers may block (libcurl upstream calls, SQLite reads) and slow
-//   readers cannot starve them: a slow reader never reaches the pool. Queue full → 503 Retry-After.
+// - ServerLimits::handler_threads + 1 threads ("xrayd-<name>-N") run one io_context: accepting,
+//   reading, parsing and writing are asynchronous, so a connection that trickles bytes or sits idle
+//   costs a socket and a small buffer, never a thread. Each connection runs on its own strand.
+// - A complete request runs its handler inline, on the thread that parsed it, which then writes
+//   the answer: no hand-off to another thread and back (under CPU contention each hand-off is a
+//   wake-up that can cost milliseconds; measured with bench/store_read_bench.py). At most
+//   handler_threads handlers run at once, so handlers may block (libcurl upstream calls, SQLite
+//   reads) and one thread is always left for I/O and deadlines; past that, up to handler_queue
+//   requests wait for a handler slot (handed on by each finishing handler), and past that a
+//   request gets 503 Retry-After. A slow reader never holds a slot: only complete requests do.
+// - XRAYD_SERVER_TIMING=1 in the environment adds a "Server-Timing" header to every response
+//   (queue, handler, reply in ms): a diagnostic for benchmarks.
 // - Deadlines (ServerLimits): idle (no request in progress), header (first byte to end of header),
 //   body (end of header to end of body), write (one response). A header or body deadline answers
 //   408; an idle one just closes.
@@ -20,16 +26,17 @@
 //
 // Requests on one connection are served one at a time (no reading ahead while a handler runs).
 //
-// Threads and stop order: Start() binds on the caller's thread, then starts the handler threads and
-// the I/O thread. Stop() (idempotent, also from the destructor) closes the listening socket, stops
-// the handler pool (queued requests are dropped, running handlers finish: a blocking handler must
-// be unblocked by its owner first, as SamplingProxy aborts its upstream calls), then stops and joins
-// the I/O thread and closes every connection. Start() and Stop() are called from one thread.
+// Threads and stop order: Start() binds on the caller's thread, then starts the threads. Stop()
+// (idempotent, also from the destructor) closes the listening socket, drops the requests waiting
+// for a handler slot, stops the io_context and joins every thread (running handlers finish first:
+// a blocking handler must be unblocked by its owner first, as SamplingProxy aborts its upstream
+// calls), then closes every connection. Start() and Stop() are called from one thread.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/result.h"
 #include "http/server_message.h"
@@ -38,7 +45,7 @@
 
 namespace xrayd::http {
 
-struct ServerCore;  // server.cc: what the I/O thread, the connections and the handler jobs share
+struct ServerCore;  // server.cc: what the threads and the connections share
 
 class Server {
  public:
@@ -50,7 +57,7 @@ class Server {
 
   // Binds "host:port" (port 0: any free port; empty host: all interfaces) with SO_REUSEADDR only,
   // and serves `handler`. Returns the bound port, or an error naming the listener and the address.
-  // `handler` runs on the handler threads and must be thread-safe.
+  // `handler` runs on the server's threads, several at once: it must be thread-safe.
   Result<int> Start(const std::string& address, RequestHandler handler, ServerLimits limits);
   void Stop();
 
@@ -61,7 +68,7 @@ class Server {
   const std::string name_;
   const HttpListener listener_;
   std::unique_ptr<ServerCore> core_;
-  std::thread io_thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace xrayd::http

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -185,6 +186,70 @@ TEST(HttpServer, FullHandlerQueueAnswers503RetryAfter) {
   cv.notify_all();
   EXPECT_NE(running.ReadSome().find("GET /1"), std::string::npos);
   EXPECT_NE(queued.ReadSome().find("GET /2"), std::string::npos);
+}
+
+// Handlers run inline on the server's threads; with every handler slot blocked, one thread is
+// still left for I/O: a slow header still gets its 408, a kept-alive connection is still served
+// once a slot frees, and a queued request takes the slot its predecessor hands on.
+TEST(HttpServer, BlockedHandlersLeaveIoAndDeadlinesRunning) {
+  ServerLimits limits;
+  limits.handler_threads = 2;
+  limits.handler_queue = 4;
+  limits.header_timeout = 300ms;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> entered{0};
+  Server server("test", HttpListener::kApi);
+  auto port = server.Start(
+      "127.0.0.1:0",
+      [&](const IncomingRequest& req) {
+        if (req.path == "/block") {
+          ++entered;
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return release; });
+        }
+        return Echo(req);
+      },
+      limits);
+  ASSERT_TRUE(port.ok());
+  Conn a(*port), b(*port), queued(*port), slow(*port);
+  a.Send("GET /block HTTP/1.1\r\n\r\n");
+  b.Send("GET /block HTTP/1.1\r\n\r\n");
+  for (int i = 0; i < 400 && entered < 2; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(entered, 2);
+  queued.Send("GET /queued HTTP/1.1\r\n\r\n");
+  slow.Send("GET / HT");
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string out = slow.ReadAll();
+  EXPECT_EQ(out.rfind("HTTP/1.1 408", 0), 0u) << out;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  EXPECT_NE(a.ReadSome().find("GET /block"), std::string::npos);
+  EXPECT_NE(b.ReadSome().find("GET /block"), std::string::npos);
+  EXPECT_NE(queued.ReadSome().find("GET /queued"), std::string::npos);
+  a.Send("GET /again HTTP/1.1\r\n\r\n");  // the kept-alive connection goes on
+  const std::string again = a.ReadSome();
+  EXPECT_NE(again.find("GET /again"), std::string::npos) << again;
+  EXPECT_EQ(again.find("Server-Timing"), std::string::npos) << again;  // only with XRAYD_SERVER_TIMING=1
+}
+
+TEST(HttpServer, ServerTimingWhenAskedByTheEnvironment) {
+  ASSERT_EQ(setenv("XRAYD_SERVER_TIMING", "1", 1), 0);
+  Server server("test", HttpListener::kApi);
+  auto port = server.Start("127.0.0.1:0", Echo, ServerLimits{});
+  unsetenv("XRAYD_SERVER_TIMING");
+  ASSERT_TRUE(port.ok());
+  Conn c(*port);
+  c.Send("GET /t HTTP/1.1\r\n\r\n");
+  const std::string out = c.ReadSome();
+  EXPECT_NE(out.find("\r\nServer-Timing: queue;dur="), std::string::npos) << out;
+  EXPECT_NE(out.find(", handler;dur="), std::string::npos) << out;
+  EXPECT_NE(out.find("GET /t"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 // Everything is counted in counters(); nothing the client sends can crash or stall it: sizes,
 // framing and deadlines are http::Server's (http/server.h).
 //
-// Owns an http::Server (one I/O thread, ServerLimits::handler_threads handler threads) once
+// Owns an http::Server (handler_threads + 1 threads, as many handler slots as handler_threads) once
 // Start() succeeds. Stop() (idempotent; also from the destructor) stops the server: in-flight
 // handlers finish their Offer(), then the threads are joined. The sink must outlive Stop().
 // Handle() is the handler itself: thread-safe, usable without a socket (tests, fuzzing).

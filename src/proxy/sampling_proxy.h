@@ -9,7 +9,7 @@
 // larger one is refused with 413 by the server layer and never forwarded. Each upstream call has
 // the client timeout.
 //
-// Owns an http::Server (listening socket, one I/O thread, kHandlerThreads handler threads that
+// Owns an http::Server (listening socket, kHandlerThreads + 1 threads, kHandlerThreads handler slots that
 // block on upstream calls). Start() binds and returns an error if it cannot. Stop() is idempotent:
 // it first aborts every upstream call in flight (they answer 502 within about a second, libcurl's
 // progress-callback interval), then stops the server and joins its threads, so a stalled upstream

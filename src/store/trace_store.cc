@@ -938,8 +938,9 @@ namespace {
 // matters more than the cache: a commit by the writer empties every reader's page cache at its
 // next read, so under ingest each read starts cold, and a page outside the mapping is then a
 // pread() of 16 KiB into that cache, a page inside it a pointer (the OS page cache is shared).
+// So 8 MiB each: eight readers (StoreOptions::readers) hold at most 64 MiB.
 constexpr const char* kReaderPragmas =
-    "PRAGMA mmap_size=1099511627776; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;";
+    "PRAGMA mmap_size=1099511627776; PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;";
 
 }  // namespace
 

@@ -120,7 +120,10 @@ struct StoreOptions {
   // the caller's thread, possibly with the writer's lock or a reader connection held: keep it
   // cheap (count a metric) and never call back into the store.
   std::function<void(const Error&)> on_error;
-  int readers = 3;  // read-only connections in the pool, opened as concurrent reads need them
+  // Read-only connections in the pool, opened as concurrent reads need them. As many as the API's
+  // handler slots: with fewer, a 1 ms BatchGetTraces waits behind slow listings for a connection
+  // (measured: 320 ms p99 with 3 readers and 3 listing clients under ingest; bench/store_read_bench.py).
+  int readers = 8;
   // WAL size past which the writer checkpoints with TRUNCATE after a commit (waiting for readers);
   // SQLite's own passive checkpoint runs every ~64 MiB and cannot pass an open reader.
   uint64_t wal_limit_bytes = 256ull << 20;

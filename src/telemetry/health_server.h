@@ -3,7 +3,7 @@
 // exporter's spool is unusable (one line per exporter naming it and the problem; the exporter
 // keeps running from memory).
 //
-// Owns an http::Server (its listening socket, one I/O thread and two handler threads). Off unless
+// Owns an http::Server (its listening socket, three threads, two handler slots). Off unless
 // an address is configured. Requests are GETs: request bodies are capped at 4 KiB, headers at
 // 8 KiB. Start() binds and returns an error if it cannot; Stop() is idempotent, stops accepting,
 // and joins the threads. Stop it before the stages its readiness check looks at.
