@@ -138,7 +138,7 @@ def trace_docs(rng, n, start, seed):
               "fault": BOOL[fault], "error": BOOL[error], "throttle": BOOL[throttle], "ofault": BOOL[ofault],
               "item": n % 5000, "ip": n % 250, "inst": n % 64, "status": 500 if fault else 200,
               "api_status": 500 if fault else (404 if error else 200), "ostatus": 500 if ofault else 200,
-              "tier": TIERS[n % 3], "n": n})
+              "tier": TIERS[n % 3], "n": request_no(n)})
     (web, web_of), (api, api_of), (orders, orders_of) = TEMPLATES
     docs = [web % web_of(v), api % api_of(v)]
     if n % 2 == 0:
@@ -269,18 +269,24 @@ def web_count(graph):
     return 0
 
 
+def request_no(n):
+    """Trace n's request_no annotation: a bijection of n scattered over 0..2^32, so the values
+    arrive in no order, as ids (orders, users) do; n itself would insert in key order."""
+    return (n * 2654435761) % (1 << 32)
+
+
 def filters(traces):
     """Selective filters (each also run as `(F) OR false`, which no index answers: the scan)."""
     a, b = traces // 3 + 1, (2 * traces) // 3 + 1
     return {
-        "annotation": f"annotation.request_no = {a}",
-        "annotation OR": f"annotation.request_no = {a} OR annotation.request_no = {b}",
+        "annotation": f"annotation.request_no = {request_no(a)}",
+        "annotation OR": f"annotation.request_no = {request_no(a)} OR annotation.request_no = {request_no(b)}",
         "service+fault": 'service("orders") { fault }',
         "url contains": 'http.url CONTAINS "/product/4242"',
         "url =": 'http.url = "https://shop.example.com/product/17"',
         "fault": "fault",
         "tier AND fault": 'annotation.customer_tier = "gold" AND fault',
-        "service AND annotation": f'service("orders") AND annotation.request_no = {a - a % 2}',
+        "service AND annotation": f'service("orders") AND annotation.request_no = {request_no(a - a % 2)}',
     }
 
 
