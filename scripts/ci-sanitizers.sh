@@ -193,7 +193,7 @@ stage_fuzz() {
     if [ "$(cat "$work/$t.rc" 2>/dev/null)" = 0 ]; then
       local runs cov
       runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-      cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
+      cov=$(grep -a -o 'cov: [0-9]*' "$log" | tail -1 || true)
       summary+=$(printf '%-26s %10s execs  %-10s corpus %s\n' "$t" "$runs" "$cov" "$(ls "$work/$t" | wc -l)")$'\n'
     else
       tail -40 "$log"
