@@ -16,6 +16,7 @@
 
 #include "api/filter_expression.h"
 #include "store/trace_store.h"
+#include "tests/support/explain_query_plan.h"
 #include "tests/support/store_fixture.h"
 
 namespace xrayd::store {
@@ -119,16 +120,7 @@ class TraceQueryTest : public testing::StoreFixture {
   }
 
   // SQLite's EXPLAIN QUERY PLAN of `sql` (parameters unbound), one detail per line.
-  std::string Explain(const std::string& sql) {
-    sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(writer_, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &s, nullptr), SQLITE_OK)
-        << sqlite3_errmsg(writer_);
-    std::string details;
-    while (s && sqlite3_step(s) == SQLITE_ROW)
-      details += reinterpret_cast<const char*>(sqlite3_column_text(s, 3)) + std::string("\n");
-    sqlite3_finalize(s);
-    return details;
-  }
+  std::string Explain(const std::string& sql) { return xrayd::testing::ExplainQueryPlan(writer_, sql); }
 
   // The trace ids `filter` keeps in q's range, listed `page` rows at a time through cursors, with
   // or without its necessary condition; plans used are appended to `plans`.

@@ -13,6 +13,7 @@
 
 #include "store/trace_query.h"
 #include "store/trace_store.h"
+#include "tests/support/explain_query_plan.h"
 #include "tests/support/store_fixture.h"
 
 namespace xrayd::store {
@@ -44,16 +45,7 @@ class BucketTest : public testing::StoreFixture {
   }
 
   // EXPLAIN QUERY PLAN of `sql` on the writer, one detail per line.
-  std::string Explain(const std::string& sql) {
-    sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(writer_, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &s, nullptr), SQLITE_OK)
-        << sqlite3_errmsg(writer_);
-    std::string details;
-    while (s && sqlite3_step(s) == SQLITE_ROW)
-      details += reinterpret_cast<const char*>(sqlite3_column_text(s, 3)) + std::string("\n");
-    sqlite3_finalize(s);
-    return details;
-  }
+  std::string Explain(const std::string& sql) { return xrayd::testing::ExplainQueryPlan(writer_, sql); }
 
   // Every trace matching `c` by the index plan, as sorted trace ids.
   std::vector<std::string> Matching(IndexCondition c) {
