@@ -151,39 +151,50 @@ TEST(HttpServer, ConnectionCapAnswers503) {
   EXPECT_NE(out.find("Connection: close"), std::string::npos);
 }
 
+// Holds handlers until Open(): a handler calls Enter(), which counts it and blocks.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  std::atomic<int> entered{0};
+  void Enter() {
+    ++entered;
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return open; });
+  }
+  void Open() {
+    {
+      std::lock_guard lock(mu);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
 TEST(HttpServer, FullHandlerQueueAnswers503RetryAfter) {
   ServerLimits limits;
   limits.handler_threads = 1;
   limits.handler_queue = 1;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false;
-  std::atomic<int> entered{0};
+  Gate gate;
   Server server("test", HttpListener::kApi);
   auto port = server.Start(
       "127.0.0.1:0",
       [&](const IncomingRequest& req) {
-        ++entered;
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return release; });
+        gate.Enter();
         return Echo(req);
       },
       limits);
   ASSERT_TRUE(port.ok());
   Conn running(*port), queued(*port), refused(*port);
   running.Send("GET /1 HTTP/1.1\r\n\r\n");
-  for (int i = 0; i < 200 && entered == 0; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 200 && gate.entered == 0; ++i) std::this_thread::sleep_for(5ms);
   queued.Send("GET /2 HTTP/1.1\r\n\r\n");
   std::this_thread::sleep_for(100ms);
   refused.Send("GET /3 HTTP/1.1\r\n\r\n");
   const std::string out = refused.ReadAll();
   EXPECT_EQ(out.rfind("HTTP/1.1 503", 0), 0u) << out;
   EXPECT_NE(out.find("Retry-After: 1"), std::string::npos) << out;
-  {
-    std::lock_guard lock(mu);
-    release = true;
-  }
-  cv.notify_all();
+  gate.Open();
   EXPECT_NE(running.ReadSome().find("GET /1"), std::string::npos);
   EXPECT_NE(queued.ReadSome().find("GET /2"), std::string::npos);
 }
@@ -196,19 +207,12 @@ TEST(HttpServer, BlockedHandlersLeaveIoAndDeadlinesRunning) {
   limits.handler_threads = 2;
   limits.handler_queue = 4;
   limits.header_timeout = 300ms;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false;
-  std::atomic<int> entered{0};
+  Gate gate;
   Server server("test", HttpListener::kApi);
   auto port = server.Start(
       "127.0.0.1:0",
       [&](const IncomingRequest& req) {
-        if (req.path == "/block") {
-          ++entered;
-          std::unique_lock lock(mu);
-          cv.wait(lock, [&] { return release; });
-        }
+        if (req.path == "/block") gate.Enter();
         return Echo(req);
       },
       limits);
@@ -216,19 +220,15 @@ TEST(HttpServer, BlockedHandlersLeaveIoAndDeadlinesRunning) {
   Conn a(*port), b(*port), queued(*port), slow(*port);
   a.Send("GET /block HTTP/1.1\r\n\r\n");
   b.Send("GET /block HTTP/1.1\r\n\r\n");
-  for (int i = 0; i < 400 && entered < 2; ++i) std::this_thread::sleep_for(5ms);
-  ASSERT_EQ(entered, 2);
+  for (int i = 0; i < 400 && gate.entered < 2; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(gate.entered, 2);
   queued.Send("GET /queued HTTP/1.1\r\n\r\n");
   slow.Send("GET / HT");
   const auto t0 = std::chrono::steady_clock::now();
   const std::string out = slow.ReadAll();
   EXPECT_EQ(out.rfind("HTTP/1.1 408", 0), 0u) << out;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
-  {
-    std::lock_guard lock(mu);
-    release = true;
-  }
-  cv.notify_all();
+  gate.Open();
   EXPECT_NE(a.ReadSome().find("GET /block"), std::string::npos);
   EXPECT_NE(b.ReadSome().find("GET /block"), std::string::npos);
   EXPECT_NE(queued.ReadSome().find("GET /queued"), std::string::npos);
