@@ -39,8 +39,8 @@ struct ApiOptions {
   std::string listen_address = "127.0.0.1:2020";
   // Handler slots (the server runs one thread more). In `xrayd serve` a PutTraceSegments handler
   // waits until the store has taken its documents (pipeline::WaitingSink), so the slots bound how
-  // many documents reach one store transaction: 8 slots held it at 39k segments/s, 32 reach the
-  // 50k/s the store takes (bench/store_bench.py --via put --connections 48, issue 14).
+  // many documents reach one store transaction: 8 slots held it at 39k segments/s, 32 give 41-49.5k/s
+  // (bench/store_bench.py --via put --connections 48; 64 slots measured no better: CPU-bound).
   int threads = 32;
   http::ServerLimits server_limits;  // header, body, connection limits and deadlines (threads: above)
   bool verify_signatures = false;  // every request must be SigV4-signed with one of `keys`
