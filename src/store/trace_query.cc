@@ -155,10 +155,15 @@ Status CreateLogged(sqlite3* db, const char* name, const std::string& table_cols
   return st;
 }
 
+// The shift meta records for the bucketed indexes, or `none` when it records none.
+Result<int64_t> StoredShift(sqlite3* db, int64_t none) {
+  const std::string get = std::string("SELECT CAST(value AS INTEGER) FROM meta WHERE key='") + kShiftKey + "'";
+  return QueryInt(db, get.c_str(), none, "read index bucket shift");
+}
+
 // The bucketed indexes for `shift`: dropped first when built for another one (or none recorded).
 Status EnsureBucketedIndexes(sqlite3* db, int shift) {
-  const std::string get = std::string("SELECT CAST(value AS INTEGER) FROM meta WHERE key='") + kShiftKey + "'";
-  auto stored = QueryInt(db, get.c_str(), -1, "read index bucket shift");
+  auto stored = StoredShift(db, -1);
   if (!stored) return stored.error();
   if (*stored != shift) {
     if (*stored >= 0) XLOG_INFO("Trace store: index bucket shift {} -> {}: rebuilding its indexes", *stored, shift);
@@ -179,8 +184,7 @@ Status EnsureBucketedIndexes(sqlite3* db, int shift) {
 }  // namespace
 
 Result<int> detail::IndexBucketShift(sqlite3* db) {
-  const std::string get = std::string("SELECT CAST(value AS INTEGER) FROM meta WHERE key='") + kShiftKey + "'";
-  auto v = QueryInt(db, get.c_str(), kDefaultIndexBucketShift, "read index bucket shift");
+  auto v = StoredShift(db, kDefaultIndexBucketShift);
   if (!v) return v.error();
   return static_cast<int>(std::clamp<int64_t>(*v, 0, 62));
 }
