@@ -22,6 +22,20 @@ void Index(json& node, std::map<std::string, json*>& by_id, int depth = 0) {
     for (auto& s : *subs) Index(s, by_id, depth + 1);
 }
 
+// A member as a string or a boolean, or the fallback when it is missing or of another type: stored
+// documents were validated, but an embedded subsegment's members may hold any JSON (a number "id"),
+// and nlohmann's value() would throw on them.
+std::string StringMember(const json& node, const char* key) {
+  if (!node.is_object()) return "";
+  auto it = node.find(key);
+  return it != node.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+bool TrueMember(const json& node, const char* key) {
+  auto it = node.find(key);
+  return it != node.end() && it->is_boolean() && it->get<bool>();
+}
+
 void Bounds(const json& node, double& lo, double& hi, int depth = 0) {
   if (depth > 64 || !node.is_object()) return;
   if (auto s = node.find("start_time"); s != node.end() && s->is_number()) lo = std::min(lo, s->get<double>());
@@ -79,14 +93,14 @@ AssembledTrace AssembleTrace(const std::vector<store::StoredSegment>& stored) {
   // Merge repeatedly: a streamed subsegment's parent may itself be a streamed subsegment. The id
   // index points into the json trees, and inserting into a "subsegments" array can move its
   // elements, so the index is rebuilt after every merge rather than reused.
-  auto in_progress = [](const json& n) { return n.value("in_progress", false) || !n.contains("end_time"); };
+  auto in_progress = [](const json& n) { return TrueMember(n, "in_progress") || !n.contains("end_time"); };
   for (bool progress = true; progress && !orphans.empty();) {
     progress = false;
     for (size_t k = 0; k < orphans.size(); ++k) {
       std::map<std::string, json*> by_id;
       for (auto& seg : segments) Index(seg, by_id);
       json& o = orphans[k];
-      auto it = by_id.find(o.value("parent_id", ""));
+      auto it = by_id.find(StringMember(o, "parent_id"));
       if (it == by_id.end()) continue;
       json sub = std::move(o);
       orphans.erase(orphans.begin() + static_cast<std::ptrdiff_t>(k));
@@ -98,10 +112,10 @@ AssembledTrace AssembleTrace(const std::vector<store::StoredSegment>& stored) {
       if (!subs.is_array()) subs = json::array();
       // A copy already embedded under the same id (SDKs flush an in-progress stub, then embed
       // the finished one, or the other way round): keep the complete one.
-      const std::string id = sub.value("id", "");
+      const std::string id = StringMember(sub, "id");
       bool seen = false;
       for (auto& existing : subs) {
-        if (!existing.is_object() || existing.value("id", "") != id) continue;
+        if (!existing.is_object() || StringMember(existing, "id") != id) continue;
         seen = true;
         if (in_progress(existing) || !in_progress(sub)) existing = std::move(sub);
         break;
@@ -114,12 +128,12 @@ AssembledTrace AssembleTrace(const std::vector<store::StoredSegment>& stored) {
   double lo = 1e300, hi = -1e300;
   for (auto& seg : segments) {
     Bounds(seg, lo, hi);
-    out.segments.push_back({seg.value("id", ""), seg.dump()});
+    out.segments.push_back({StringMember(seg, "id"), seg.dump()});
   }
   // Subsegments whose parent never arrived are still returned, as X-Ray shows partial traces.
   for (auto& o : orphans) {
     Bounds(o, lo, hi);
-    out.segments.push_back({o.value("id", ""), o.dump()});
+    out.segments.push_back({StringMember(o, "id"), o.dump()});
   }
   out.duration = hi > lo ? hi - lo : 0;
   return out;
