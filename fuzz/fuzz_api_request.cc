@@ -42,8 +42,9 @@ constexpr const char* kPaths[] = {
     "/EncryptionConfig", "/NoSuchOperation",
 };
 
-// Documents of three traces: checkout -> (DynamoDB, payments) with payments' own segment, one at
-// 1733482500 and one at `now`; and a lone "worker" trace with an error and a number annotation.
+// Documents of three traces: checkout -> (DynamoDB, payments, a streamed "cache" subsegment) with
+// payments' own segment, one at 1733482500 and one at `now`; and a lone "worker" trace with an error
+// and a number annotation.
 std::vector<std::string> Documents(double now) {
   std::vector<std::string> docs;
   auto add = [&](const char* trace_id, double t) {
@@ -56,7 +57,12 @@ std::vector<std::string> Documents(double now) {
                    R"("subsegments":[{"id":"bbbbbbbbbbbbbbb1","name":"DynamoDB","namespace":"aws","start_time":)" + ts +
                    R"(,"end_time":)" + te + R"(,"throttle":true,"aws":{"operation":"GetItem","table_name":"t"}},)"
                    R"({"id":"bbbbbbbbbbbbbbb2","name":"payments","namespace":"remote","start_time":)" + ts + R"(,"end_time":)" + te +
-                   R"(,"http":{"request":{"method":"GET","url":"http://payments/pay"},"response":{"status":502}}}]})");
+                   R"(,"http":{"request":{"method":"GET","url":"http://payments/pay"},"response":{"status":502}}},)"
+                   R"({"id":7,"name":"odd","start_time":)" + ts + R"(,"in_progress":1}]})");
+    // A streamed (independent) subsegment: every read of the trace merges it into its parent
+    // (api/trace_assembly.cc), past the embedded subsegment above whose members are of other types.
+    docs.push_back(R"({"type":"subsegment","trace_id":")" + tid + R"(","parent_id":"aaaaaaaaaaaaaaa1","id":"bbbbbbbbbbbbbbb3",)"
+                   R"("name":"cache","start_time":)" + ts + R"(,"end_time":)" + te + "}");
     docs.push_back(R"({"trace_id":")" + tid + R"(","id":"ccccccccccccccc1","parent_id":"bbbbbbbbbbbbbbb2","name":"payments",)"
                    R"("start_time":)" + ts + R"(,"end_time":)" + te + R"(,"error":true,"http":{"response":{"status":429}}})");
   };
