@@ -32,10 +32,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from store_common import Serve, metric  # noqa: E402
 
 
-def rss_kb(pid):
+def rss_kb(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -173,7 +173,7 @@ def run_one(label, binary, args, work):
         time.sleep(max(0.0, 1 - (time.perf_counter() - t_done)))
         after1 = rss_kb(pid)
         time.sleep(max(0.0, 5 - (time.perf_counter() - t_done)))
-        after5 = rss_kb(pid)
+        after5, after5_anon = rss_kb(pid), rss_kb(pid, "RssAnon")
         sampler.running = False
         sampler.join()
         # Every document stored: the store exporter's delivered count, then the traces the API lists.
@@ -184,13 +184,13 @@ def run_one(label, binary, args, work):
             time.sleep(0.1)
         listed = count_traces(serve.api, t_start, time.time() + 5)
         return {"label": label, "idle_mb": idle / 1024, "peak_mb": sampler.peak / 1024, "after1_mb": after1 / 1024,
-                "after5_mb": after5 / 1024, "send_s": send_seconds, "sent_docs": sent_docs,
+                "after5_mb": after5 / 1024, "after5_anon_mb": after5_anon / 1024, "send_s": send_seconds, "sent_docs": sent_docs,
                 "delivered": int(delivered), "listed": listed, "statuses": statuses,
                 "refused": refusals(serve.health)}
 
 
 FIGURES = [("idle RSS (MB)", "idle_mb"), ("peak RSS (MB)", "peak_mb"), ("RSS 1 s after (MB)", "after1_mb"),
-           ("RSS 5 s after (MB)", "after5_mb"), ("sends took (s)", "send_s")]
+           ("RSS 5 s after (MB)", "after5_mb"), ("  of it RssAnon (MB)", "after5_anon_mb"), ("sends took (s)", "send_s")]
 
 
 def main():
@@ -218,7 +218,7 @@ def main():
                 r = run_one(label, path, args, work)
                 ok = "all stored" if r["delivered"] >= r["sent_docs"] and r["listed"] >= r["sent_docs"] else "MISSING"
                 print(f"{label:>8}: idle {r['idle_mb']:.0f} MB, peak {r['peak_mb']:.0f} MB, after 1 s "
-                      f"{r['after1_mb']:.0f} MB, after 5 s {r['after5_mb']:.0f} MB, sends {r['send_s']:.1f} s, "
+                      f"{r['after1_mb']:.0f} MB, after 5 s {r['after5_mb']:.0f} MB ({r['after5_anon_mb']:.0f} anon), sends {r['send_s']:.1f} s, "
                       f"statuses {r['statuses']}, refused {r['refused']}, docs sent {r['sent_docs']} delivered "
                       f"{r['delivered']} listed {r['listed']}: {ok}", flush=True)
                 runs.append(r)
