@@ -171,28 +171,147 @@ Sampling SamplingOf(const json& in) {
 
 }  // namespace
 
-std::optional<std::vector<std::string>> PlainPutDocuments(std::string_view body, size_t max_bytes) {
-  if (body.size() > max_bytes) return std::nullopt;
-  simdjson::dom::parser parser;  // per call: its buffers are about the body's size, not kept after
-  simdjson::dom::element root;
-  if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) return std::nullopt;
-  simdjson::dom::object object;
-  if (root.get_object().get(object) != simdjson::SUCCESS || object.size() != 1) return std::nullopt;
-  const auto member = *object.begin();
-  simdjson::dom::array list;
-  if (member.key != "TraceSegmentDocuments" || member.value.get_array().get(list) != simdjson::SUCCESS)
-    return std::nullopt;
-  std::vector<std::string> docs;
-  docs.reserve(list.size());
-  for (simdjson::dom::element e : list) {
-    std::string_view text;
-    if (e.get_string().get(text) != simdjson::SUCCESS) return std::nullopt;
-    // Room for the padding CheckDocument() appends: without it, that append reallocates every
-    // document to twice its size, for as long as it is queued for the store.
-    std::string& doc = docs.emplace_back();
-    doc.reserve(text.size() + segment::kPadding);
-    doc.assign(text);
+namespace {
+
+// Reads the one body shape of PlainPutDocuments (traces.h) straight into its documents: no parser
+// buffers (simdjson's DOM took a padded copy of the body and a string buffer of its size, touched,
+// plus tape and index space of 12 times its size; at 8 MB bodies that was ~30 MB held per request,
+// bench/put_memory.py). Anything unusual — an escaped key, a lone surrogate, a control byte —
+// answers false and the general path decides, so this accepts a subset of what it accepts, with
+// the same documents (put_documents_test.cc). UTF-8 is checked once for the whole body beforehand.
+class PutBodyReader {
+ public:
+  explicit PutBodyReader(std::string_view s) : s_(s) {}
+
+  bool Documents(std::vector<std::string>& docs) {
+    if (!Eat('{') || !Key() || !Eat(':') || !Eat('[')) return false;
+    if (!Eat(']')) {
+      do {
+        if (!String(docs.emplace_back())) return false;
+      } while (Eat(','));
+      if (!Eat(']')) return false;
+    }
+    if (!Eat('}')) return false;
+    SkipSpace();
+    return i_ == s_.size();
   }
+
+ private:
+  void SkipSpace() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
+  }
+  bool Eat(char c) {
+    SkipSpace();
+    if (i_ >= s_.size() || s_[i_] != c) return false;
+    ++i_;
+    return true;
+  }
+  bool Key() {
+    constexpr std::string_view kKey = "\"TraceSegmentDocuments\"";
+    SkipSpace();
+    if (s_.substr(i_, kKey.size()) != kKey) return false;
+    i_ += kKey.size();
+    return true;
+  }
+  static bool Plain(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; }
+  static int Hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  // The 4 hex digits of a \u escape at i_ (past "\u").
+  bool Hex4(uint32_t* v) {
+    if (s_.size() - i_ < 4) return false;
+    *v = 0;
+    for (int k = 0; k < 4; ++k) {
+      const int h = Hex(s_[i_ + k]);
+      if (h < 0) return false;
+      *v = *v * 16 + static_cast<uint32_t>(h);
+    }
+    i_ += 4;
+    return true;
+  }
+  static void AppendUtf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+  // \uXXXX (at i_, past the backslash and 'u'), a surrogate pair as one code point.
+  bool Unicode(std::string& out) {
+    uint32_t cp = 0;
+    if (!Hex4(&cp)) return false;
+    if (cp >= 0xDC00 && cp <= 0xDFFF) return false;  // a low surrogate first
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      uint32_t low = 0;
+      if (s_.substr(i_, 2) != "\\u") return false;
+      i_ += 2;
+      if (!Hex4(&low) || low < 0xDC00 || low > 0xDFFF) return false;
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+    }
+    AppendUtf8(out, cp);
+    return true;
+  }
+  // One string, unescaped into `out`, sized once: with room for the padding CheckDocument()
+  // appends (without it, that append reallocated every document to twice its size, for as long
+  // as it is queued for the store).
+  bool String(std::string& out) {
+    if (!Eat('"')) return false;
+    size_t end = i_;  // the closing quote: escapes skipped, never past the body
+    while (end < s_.size() && s_[end] != '"') end += s_[end] == '\\' ? 2 : 1;
+    if (end >= s_.size()) return false;
+    out.reserve(end - i_ + segment::kPadding);  // unescaping never lengthens
+    while (i_ < end) {
+      const size_t run = i_;
+      while (i_ < end && Plain(static_cast<unsigned char>(s_[i_]))) ++i_;
+      out.append(s_.data() + run, i_ - run);
+      if (i_ == end) break;
+      if (s_[i_] != '\\') return false;  // a control byte
+      const char e = s_[i_ + 1];
+      i_ += 2;
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u':
+          if (!Unicode(out)) return false;
+          break;
+        default: return false;
+      }
+    }
+    if (i_ != end) return false;  // a \u escape ran over the closing quote
+    ++i_;
+    return true;
+  }
+
+  std::string_view s_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+std::optional<std::vector<std::string>> PlainPutDocuments(std::string_view body, size_t max_bytes) {
+  if (body.size() > max_bytes || !simdjson::validate_utf8(body.data(), body.size())) return std::nullopt;
+  std::vector<std::string> docs;
+  docs.reserve(std::min<size_t>(body.size() / 64 + 1, 1024));
+  if (!PutBodyReader(body).Documents(docs)) return std::nullopt;
   return docs;
 }
 
