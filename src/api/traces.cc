@@ -1,6 +1,7 @@
 #include "api/traces.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "api/filter_expression.h"
@@ -173,10 +174,10 @@ Sampling SamplingOf(const json& in) {
 
 namespace {
 
-// Reads the one body shape of PlainPutDocuments (traces.h) straight into its documents: no parser
-// buffers (simdjson's DOM took a padded copy of the body and a string buffer of its size, touched,
-// plus tape and index space of 12 times its size; at 8 MB bodies that was ~30 MB held per request,
-// bench/put_memory.py). Anything unusual — an escaped key, a lone surrogate, a control byte —
+// Reads the one body shape of PlainPutDocuments (traces.h) straight into its documents, for large
+// bodies: no parser buffers (simdjson's DOM takes a padded copy of the body and a string buffer of
+// its size, touched, plus tape and index space of 12 times its size: ~4 times a 7.5 MB body held
+// per request). Anything unusual — an escaped key, a lone surrogate, a control byte —
 // answers false and the general path decides, so this accepts a subset of what it accepts, with
 // the same documents (put_documents_test.cc). UTF-8 is checked once for the whole body beforehand.
 class PutBodyReader {
@@ -213,7 +214,6 @@ class PutBodyReader {
     i_ += kKey.size();
     return true;
   }
-  static bool Plain(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; }
   static int Hex(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -264,22 +264,48 @@ class PutBodyReader {
     AppendUtf8(out, cp);
     return true;
   }
+  // Whether any of the n bytes is a control byte (< 0x20, which JSON strings must escape): eight at
+  // a time (a byte below 0x20 borrows; the borrow only ever spreads from such a byte).
+  static bool HasControlByte(const char* p, size_t n) {
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+      uint64_t x;
+      std::memcpy(&x, p + k, 8);
+      if ((x - 0x2020202020202020ull) & ~x & 0x8080808080808080ull) return true;
+    }
+    for (; k < n; ++k)
+      if (static_cast<unsigned char>(p[k]) < 0x20) return true;
+    return false;
+  }
+  // The closing quote of the string starting at i_: the first '"' after an even number of
+  // backslashes (memchr: documents are JSON in JSON, one escaped quote every few bytes).
+  std::optional<size_t> ClosingQuote() const {
+    size_t at = i_;
+    while (true) {
+      const void* q = std::memchr(s_.data() + at, '"', s_.size() - at);
+      if (q == nullptr) return std::nullopt;
+      at = static_cast<size_t>(static_cast<const char*>(q) - s_.data());
+      size_t backslashes = 0;
+      while (at - backslashes > i_ && s_[at - 1 - backslashes] == '\\') ++backslashes;
+      if (backslashes % 2 == 0) return at;
+      ++at;
+    }
+  }
   // One string, unescaped into `out`, sized once: with room for the padding CheckDocument()
   // appends (without it, that append reallocated every document to twice its size, for as long
   // as it is queued for the store).
   bool String(std::string& out) {
     if (!Eat('"')) return false;
-    size_t end = i_;  // the closing quote: escapes skipped, never past the body
-    while (end < s_.size() && s_[end] != '"') end += s_[end] == '\\' ? 2 : 1;
-    if (end >= s_.size()) return false;
-    out.reserve(end - i_ + segment::kPadding);  // unescaping never lengthens
-    while (i_ < end) {
-      const size_t run = i_;
-      while (i_ < end && Plain(static_cast<unsigned char>(s_[i_]))) ++i_;
-      out.append(s_.data() + run, i_ - run);
-      if (i_ == end) break;
-      if (s_[i_] != '\\') return false;  // a control byte
-      const char e = s_[i_ + 1];
+    const std::optional<size_t> end = ClosingQuote();
+    if (!end || HasControlByte(s_.data() + i_, *end - i_)) return false;
+    out.reserve(*end - i_ + segment::kPadding);  // unescaping never lengthens
+    while (i_ < *end) {
+      const void* b = std::memchr(s_.data() + i_, '\\', *end - i_);
+      const size_t run_end = b == nullptr ? *end : static_cast<size_t>(static_cast<const char*>(b) - s_.data());
+      out.append(s_.data() + i_, run_end - i_);
+      i_ = run_end;
+      if (i_ == *end) break;
+      const char e = s_[i_ + 1];  // before *end: a backslash just before it would escape it
       i_ += 2;
       switch (e) {
         case '"': out += '"'; break;
@@ -296,7 +322,7 @@ class PutBodyReader {
         default: return false;
       }
     }
-    if (i_ != end) return false;  // a \u escape ran over the closing quote
+    if (i_ != *end) return false;  // a \u escape ran over the closing quote
     ++i_;
     return true;
   }
@@ -305,12 +331,42 @@ class PutBodyReader {
   size_t i_ = 0;
 };
 
+// Bodies from this size on are read in place (PutBodyReader): simdjson's DOM would hold about twice
+// the body more (a padded copy and a string buffer) while it runs. Smaller ones go through the DOM,
+// which reads the usual 50-document body in about half the time (memory is no concern there).
+constexpr size_t kReadInPlaceBytes = 1 << 20;
+
+std::optional<std::vector<std::string>> DomPutDocuments(std::string_view body) {
+  simdjson::dom::parser parser;  // per call: its buffers are about the body's size, not kept after
+  simdjson::dom::element root;
+  if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS) return std::nullopt;
+  simdjson::dom::object object;
+  if (root.get_object().get(object) != simdjson::SUCCESS || object.size() != 1) return std::nullopt;
+  const auto member = *object.begin();
+  simdjson::dom::array list;
+  if (member.key != "TraceSegmentDocuments" || member.value.get_array().get(list) != simdjson::SUCCESS)
+    return std::nullopt;
+  std::vector<std::string> docs;
+  docs.reserve(list.size());
+  for (simdjson::dom::element e : list) {
+    std::string_view text;
+    if (e.get_string().get(text) != simdjson::SUCCESS) return std::nullopt;
+    // Room for the padding CheckDocument() appends (as PutBodyReader::String).
+    std::string& doc = docs.emplace_back();
+    doc.reserve(text.size() + segment::kPadding);
+    doc.assign(text);
+  }
+  return docs;
+}
+
 }  // namespace
 
 std::optional<std::vector<std::string>> PlainPutDocuments(std::string_view body, size_t max_bytes) {
-  if (body.size() > max_bytes || !simdjson::validate_utf8(body.data(), body.size())) return std::nullopt;
+  if (body.size() > max_bytes) return std::nullopt;
+  if (body.size() < kReadInPlaceBytes) return DomPutDocuments(body);
+  if (!simdjson::validate_utf8(body.data(), body.size())) return std::nullopt;
   std::vector<std::string> docs;
-  docs.reserve(std::min<size_t>(body.size() / 64 + 1, 1024));
+  docs.reserve(body.size() / 1024);
   if (!PutBodyReader(body).Documents(docs)) return std::nullopt;
   return docs;
 }
