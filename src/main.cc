@@ -1,7 +1,12 @@
 // xrayd's entry point: parse the configuration, start the daemon, wait for SIGTERM/SIGINT, and
 // shut down in order. Nothing else lives here.
+#include <malloc.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -10,7 +15,44 @@
 #include "common/log.h"
 #include "daemon.h"
 
+namespace {
+
+// glibc malloc, set so that a burst of large requests (PutTraceSegments bodies of up to 8 MB, their
+// parse buffers, documents of up to 64 KB queued for the store) gives its memory back afterwards
+// (bench/put_memory.py):
+// - Allocations of 1 MB and more are mmapped, so freeing one unmaps it. glibc's default threshold
+//   starts at 128 KB but rises to the size of every mmapped chunk freed (up to 32 MB); after the
+//   first large body, later ones came from heap arenas, which keep their pages.
+// - Smaller chunks freed in the 30-odd threads' arenas stay mapped (holes between live chunks are
+//   not trimmed on free), so the main thread, idle in sigwait, returns free pages once a second
+//   when the arenas hold more than kTrimAboveBytes free.
+constexpr size_t kMmapThresholdBytes = 1 << 20;
+constexpr size_t kTrimAboveBytes = 16 << 20;
+
+void SetMallocForBursts() {
+  if (const char* v = std::getenv("XRAYD_MALLOC_DEFAULTS"); v != nullptr && v[0] == '1') return;  // bench A/B
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(kMmapThresholdBytes));
+}
+
+void ReturnFreeMemory() {
+  if (const char* v = std::getenv("XRAYD_MALLOC_DEFAULTS"); v != nullptr && v[0] == '1') return;  // bench A/B
+  if (mallinfo2().fordblks > kTrimAboveBytes) malloc_trim(0);
+}
+
+// Waits for one of `signals`, returning free memory to the kernel each second meanwhile.
+int WaitForStop(const sigset_t& signals) {
+  const timespec second{1, 0};
+  while (true) {
+    const int sig = sigtimedwait(&signals, nullptr, &second);
+    if (sig > 0) return sig;
+    if (errno == EAGAIN) ReturnFreeMemory();
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  SetMallocForBursts();  // before any thread starts and allocates
   // Block the stop signals before any thread starts, so only sigwait() below sees them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -59,8 +101,7 @@ int main(int argc, char** argv) {
     daemon.Shutdown();
     return 1;
   }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = WaitForStop(stop_signals);
   XLOG_INFO("Received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   daemon.Shutdown();
   return 0;

@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -96,6 +97,86 @@ class Admission {
   bool stopping_ XRAYD_GUARDED_BY(mu_) = false;
 };
 
+// The listener's budget of request bytes held in memory (ServerLimits::max_held_body_bytes). A
+// body reserves its bytes before it is read; a reservation that does not fit waits in line, and
+// each Release() grants waiting reservations oldest first while they fit, so a large body is never
+// passed over by smaller ones that came later. TryReserve() is for bytes a request already holds
+// (chunked, decompressed): now or never.
+class BodyBudget {
+ public:
+  explicit BodyBudget(size_t limit) : limit_(limit) {}
+
+  // True: `bytes` are reserved. False: `grant` is queued under *ticket and called (on the thread
+  // that releases, so it must only post) once they are reserved for it.
+  bool ReserveOrWait(size_t bytes, uint64_t* ticket, std::function<void()> grant) {
+    MutexLock lock(mu_);
+    if (waiting_.empty() && held_ + bytes <= limit_) {
+      held_ += bytes;
+      return true;
+    }
+    *ticket = ++last_ticket_;
+    if (!stopping_) waiting_.push_back(Waiter{*ticket, bytes, std::move(grant)});
+    return false;
+  }
+
+  bool TryReserve(size_t bytes) {
+    MutexLock lock(mu_);
+    if (held_ + bytes > limit_) return false;
+    held_ += bytes;
+    return true;
+  }
+
+  // True: the ticket was still waiting and is gone. False: it was granted (its grant is posted).
+  bool Cancel(uint64_t ticket) {
+    MutexLock lock(mu_);
+    for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
+      if (it->ticket == ticket) {
+        waiting_.erase(it);
+        return true;
+      }
+    return false;
+  }
+
+  void Release(size_t bytes) {
+    std::vector<std::function<void()>> grants;
+    {
+      MutexLock lock(mu_);
+      held_ -= std::min(bytes, held_);
+      while (!waiting_.empty() && held_ + waiting_.front().bytes <= limit_) {
+        held_ += waiting_.front().bytes;
+        grants.push_back(std::move(waiting_.front().grant));
+        waiting_.pop_front();
+      }
+    }
+    for (auto& grant : grants) grant();
+  }
+
+  size_t held() {
+    MutexLock lock(mu_);
+    return held_;
+  }
+
+  // Grants nothing from now on and forgets the waiting reservations.
+  void Stop() {
+    MutexLock lock(mu_);
+    stopping_ = true;
+    waiting_.clear();
+  }
+
+ private:
+  struct Waiter {
+    uint64_t ticket;
+    size_t bytes;
+    std::function<void()> grant;
+  };
+  const size_t limit_;
+  Mutex mu_;
+  size_t held_ XRAYD_GUARDED_BY(mu_) = 0;
+  uint64_t last_ticket_ XRAYD_GUARDED_BY(mu_) = 0;
+  std::deque<Waiter> waiting_ XRAYD_GUARDED_BY(mu_);
+  bool stopping_ XRAYD_GUARDED_BY(mu_) = false;
+};
+
 std::string Clean(const std::string& s) {  // no header injection through a handler's value
   std::string out = s;
   for (char& c : out)
@@ -166,6 +247,7 @@ struct ServerCore {
   // Any thread (declared before ioc: connections destroyed with it still decrement it)
   std::atomic<size_t> open{0};
   std::atomic<bool> stopping{false};
+  BodyBudget budget{std::max(limits.max_held_body_bytes, limits.max_body_bytes)};
   // Run by every server thread. Each connection's work runs on its own strand, the acceptor's on
   // its own: one thing at a time per connection, any thread.
   asio::io_context ioc;
@@ -184,17 +266,19 @@ namespace {
 // every member function runs on its strand (one at a time, any of the server's threads).
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  enum class Phase { kNew, kIdle, kHeader, kBody, kHandler, kWriting, kLinger, kClosed };
+  // kBudget: header read, waiting (unread) until the budget holds its body.
+  enum class Phase { kNew, kIdle, kHeader, kBudget, kBody, kHandler, kWriting, kLinger, kClosed };
 
   Connection(ServerCore* core, tcp::socket socket, bool counted)
-      : core_(core), socket_(std::move(socket)), timer_(socket_.get_executor()), reader_(core_->limits),
-        counted_(counted) {
+      : core_(core), socket_(std::move(socket)), timer_(socket_.get_executor()),
+        reader_(core_->limits, /*pause_after_header=*/true), counted_(counted) {
     if (counted_) core_->open.fetch_add(1);
     error_code ec;
     const auto ep = socket_.remote_endpoint(ec);
     if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
   ~Connection() {
+    ReleaseBody();
     if (counted_) core_->open.fetch_sub(1);
   }
 
@@ -223,10 +307,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Process();
   }
 
-  // Drives the reader over buffered bytes: read more, answer 100 Continue, dispatch, or refuse.
+  // Drives the reader over buffered bytes: reserve a body, read more, answer 100 Continue,
+  // dispatch, or refuse.
   void Process() {
     switch (reader_.Next()) {
+      case RequestReader::Progress::kHeader:
+        return ReserveBody();
       case RequestReader::Progress::kNeedMore:
+        if (!HoldBody(reader_.BodyBytes())) return;
         EnterPhase(reader_.InBody() ? Phase::kBody : reader_.InHeader() ? Phase::kHeader : Phase::kIdle);
         return Read();
       case RequestReader::Progress::kContinueExpected:
@@ -235,12 +323,56 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case RequestReader::Progress::kRequest: {
         bool keep_alive = false;
         IncomingRequest req = reader_.TakeRequest(&keep_alive);
+        if (!HoldBody(req.body.size())) return;  // decompressed past the budget
         req.peer = peer_;
         return Dispatch(std::move(req), keep_alive);
       }
       case RequestReader::Progress::kRefused:
         return Refuse(reader_.refusal());
     }
+  }
+
+  // Reserves the announced body before reading it (a chunked one reserves as it arrives): at once,
+  // or once the budget frees enough, reading nothing meanwhile (TCP holds the client back).
+  void ReserveBody() {
+    const size_t bytes = reader_.DeclaredBodyBytes();
+    std::weak_ptr<Connection> weak = weak_from_this();
+    auto grant = [weak, bytes, executor = socket_.get_executor(), core = core_] {
+      // Posted to the connection's strand; a connection already gone hands the bytes straight back.
+      if (auto self = weak.lock()) return asio::post(executor, [self, bytes] { self->OnBudget(bytes); });
+      core->budget.Release(bytes);
+    };
+    if (bytes == 0 || core_->budget.ReserveOrWait(bytes, &budget_ticket_, std::move(grant))) {
+      reserved_ += bytes;
+      return Process();
+    }
+    EnterPhase(Phase::kBudget);
+  }
+
+  void OnBudget(size_t bytes) {
+    if (phase_ != Phase::kBudget) return core_->budget.Release(bytes);  // refused or closed meanwhile
+    reserved_ += bytes;
+    Process();
+  }
+
+  // Grows the reservation to `bytes` held (a chunked or decompressed body), or refuses.
+  bool HoldBody(size_t bytes) {
+    if (bytes <= reserved_) return true;
+    if (core_->budget.TryReserve(bytes - reserved_)) {
+      reserved_ = bytes;
+      return true;
+    }
+    Refuse(BudgetRefusal());
+    return false;
+  }
+
+  void ReleaseBody() {
+    if (reserved_ > 0) core_->budget.Release(reserved_);
+    reserved_ = 0;
+  }
+
+  static Refusal BudgetRefusal() {
+    return Refusal{503, HttpRefusal::kMemoryBudget, "server holds its most request bytes, retry later"};
   }
 
   // Runs the handler here, on this thread (no hand-off to another thread and back: under CPU
@@ -265,14 +397,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Runs the pending request's handler (holding a handler slot) and writes its answer.
   void Serve() {
     const auto started = Clock::now();
-    const IncomingRequest req = std::move(pending_);
-    pending_ = IncomingRequest{};
-    OutgoingResponse resp = RunHandler(req);
+    OutgoingResponse resp;
+    bool head = false;
+    {
+      const IncomingRequest req = std::move(pending_);
+      pending_ = IncomingRequest{};
+      head = req.method == "HEAD";
+      resp = RunHandler(req);
+    }  // the request's memory is freed before its reservation is released
+    ReleaseBody();
     const auto done = Clock::now();
     core_->admission.Leave();
     if (phase_ == Phase::kClosed || core_->stopping) return Close();
     if (core_->server_timing) AddServerTiming(resp, parsed_, started, done, Clock::now());
-    Write(Serialize(resp, !keep_alive_, req.method == "HEAD"), !keep_alive_);
+    Write(Serialize(resp, !keep_alive_, head), !keep_alive_);
   }
 
   OutgoingResponse RunHandler(const IncomingRequest& req) const {
@@ -287,6 +425,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Refuse(const Refusal& r) {
+    // Still in line: leave it. Granted meanwhile: OnBudget() (posted) hands the bytes back.
+    if (phase_ == Phase::kBudget) (void)core_->budget.Cancel(budget_ticket_);
+    // A body refused unread is drained whole (within the body deadline), so that a client that
+    // writes all of it before reading (most do) reads the 503 instead of a reset.
+    if (r.reason == HttpRefusal::kMemoryBudget) {
+      linger_bytes_ = core_->limits.max_body_bytes + kLingerBytes;
+      linger_time_ = core_->limits.body_timeout;
+    }
+    reader_.Abandon();  // the body read so far goes now, not when the lingering ends
+    ReleaseBody();
     core_->Count(r.reason);
     if (g_refusal_log.Allow())
       XLOG_WARN("{} server: refused {} ({}): {}", core_->name, peer_, r.status, r.message);
@@ -325,7 +473,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnLingerRead(error_code ec, size_t n) {
     lingered_ += n;
-    if (ec || lingered_ > kLingerBytes) return Close();
+    if (ec || lingered_ > linger_bytes_) return Close();
     Read();
   }
 
@@ -338,9 +486,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     switch (next) {
       case Phase::kIdle: d = l.idle_timeout; break;
       case Phase::kHeader: d = l.header_timeout; break;
+      case Phase::kBudget: d = l.budget_wait; break;
       case Phase::kBody: d = l.body_timeout; break;
       case Phase::kWriting: d = l.write_timeout; break;
-      case Phase::kLinger: d = kLingerTime; break;
+      case Phase::kLinger: d = linger_time_; break;
       case Phase::kNew:
       case Phase::kHandler:
       case Phase::kClosed: timer_.cancel(); ++generation_; return;
@@ -357,6 +506,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return Refuse(Refusal{408, HttpRefusal::kHeaderTimeout, "request header not received in time"});
       case Phase::kBody:
         return Refuse(Refusal{408, HttpRefusal::kBodyTimeout, "request body not received in time"});
+      case Phase::kBudget:
+        return Refuse(BudgetRefusal());
       default:
         return Close();  // idle, a client not reading its answer, or the end of lingering
     }
@@ -378,6 +529,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::array<char, 16 * 1024> buf_;
   std::string out_;
   IncomingRequest pending_;  // the request dispatched, until its handler takes it
+  size_t reserved_ = 0;       // bytes of the budget this connection's request holds
+  uint64_t budget_ticket_ = 0;  // while kBudget: its place in the budget's line
+  size_t linger_bytes_ = kLingerBytes;
+  std::chrono::milliseconds linger_time_ = kLingerTime;
   bool keep_alive_ = false;
   Clock::time_point parsed_;
   Phase phase_ = Phase::kNew;
@@ -419,6 +574,8 @@ Server::Server(std::string name, HttpListener listener) : name_(std::move(name))
 Server::~Server() { Stop(); }
 
 size_t Server::open_connections() const { return core_ ? core_->open.load() : 0; }
+
+size_t Server::held_body_bytes() const { return core_ ? core_->budget.held() : 0; }
 
 namespace {
 
@@ -487,6 +644,7 @@ void Server::Stop() {
     core->acceptor.close(ec);
     core->accept_pause.cancel();
   });
+  core_->budget.Stop();
   auto dropped = core_->admission.Stop();
   core_->ioc.stop();  // threads return once their current handler (if any) returns
   for (auto& t : threads_)

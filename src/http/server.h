@@ -12,16 +12,24 @@
 //   reads) and one thread is always left for I/O and deadlines; past that, up to handler_queue
 //   requests wait for a handler slot (handed on by each finishing handler), and past that a
 //   request gets 503 Retry-After. A slow reader never holds a slot: only complete requests do.
+// - Memory: a listener holds at most ServerLimits::max_held_body_bytes of request bodies at once
+//   (being read, waiting for a slot, or in a handler), reserved before a body is read (from its
+//   Content-Length; chunked and decompressed bodies as they grow) and released when its handler
+//   returns. A body that does not fit waits unread for budget_wait, oldest first, then gets 503
+//   Retry-After (reason memory_budget); so does a chunked or decompressed body that outgrows it.
+//   1024 slow clients announcing 8 MB each hold the budget, not 8 GB.
 // - XRAYD_SERVER_TIMING=1 in the environment adds a "Server-Timing" header to every response
 //   (queue, handler, reply in ms): a diagnostic for benchmarks.
 // - Deadlines (ServerLimits): idle (no request in progress), header (first byte to end of header),
 //   body (end of header to end of body), write (one response). A header or body deadline answers
 //   408; an idle one just closes.
 // - Limits: request line + headers (bytes and count), body under any framing and again after
-//   Content-Encoding, inflation ratio, open connections (past the cap: 503 and close).
+//   Content-Encoding, inflation ratio, open connections (past the cap: 503 and close), request
+//   bytes held (above).
 // - Strict framing (RFC 9112 §6.3), see http/server_reader.h.
 // Every refusal answers 400/408/413/415/431/501/503 with "Connection: close", closes the connection
-// (after a short lingering drain so the client can read the answer) and is counted in
+// (after a short lingering drain so the client can read the answer; a body refused for the memory
+// budget is drained whole, within body_timeout, as clients write it all before reading) and is counted in
 // xrayd_http_refused_total{listener,reason}.
 //
 // Requests on one connection are served one at a time (no reading ahead while a handler runs).
@@ -61,8 +69,9 @@ class Server {
   Result<int> Start(const std::string& address, RequestHandler handler, ServerLimits limits);
   void Stop();
 
-  // Connections open now (for tests and diagnostics).
+  // Connections open now, and request bytes held of the memory budget (for tests and diagnostics).
   size_t open_connections() const;
+  size_t held_body_bytes() const;
 
  private:
   const std::string name_;

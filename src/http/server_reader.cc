@@ -28,8 +28,9 @@ Status ServerLimits::Validate() const {
   need(max_header_count >= 8, "max header count must be at least 8");
   need(max_body_bytes >= 1, "max body bytes must be at least 1");
   need(max_inflation_ratio >= 1, "max inflation ratio must be at least 1");
+  need(max_held_body_bytes >= 1, "max held body bytes must be at least 1");
   need(header_timeout.count() > 0 && body_timeout.count() > 0 && idle_timeout.count() > 0 &&
-           write_timeout.count() > 0,
+           write_timeout.count() > 0 && budget_wait.count() > 0,
        "timeouts must be positive");
   need(max_connections >= 1, "max connections must be at least 1");
   need(handler_threads >= 1, "handler threads must be at least 1");
@@ -38,7 +39,10 @@ Status ServerLimits::Validate() const {
   return Error::InvalidArgument("HTTP server limits: " + problems);
 }
 
-RequestReader::RequestReader(const ServerLimits& limits) : limits_(limits) { StartRequest(); }
+RequestReader::RequestReader(const ServerLimits& limits, bool pause_after_header)
+    : limits_(limits), pause_after_header_(pause_after_header) {
+  StartRequest();
+}
 
 RequestReader::~RequestReader() = default;
 
@@ -48,7 +52,7 @@ void RequestReader::StartRequest() {
   parser_->p.body_limit(static_cast<uint64_t>(limits_.max_body_bytes));
   parser_->p.eager(false);  // stop after the header so CheckHeader() runs before any body byte
   header_checked_ = false;
-  continue_sent_ = false;
+  continue_checked_ = false;
 }
 
 void RequestReader::Append(std::string_view bytes) { pending_.append(bytes); }
@@ -59,11 +63,25 @@ bool RequestReader::InHeader() const {
 
 bool RequestReader::InBody() const { return !refused_ && parser_->p.is_header_done() && !parser_->p.is_done(); }
 
+size_t RequestReader::DeclaredBodyBytes() const {
+  if (!InBody()) return 0;
+  const auto length = parser_->p.content_length();
+  return length ? static_cast<size_t>(*length) : 0;
+}
+
+size_t RequestReader::BodyBytes() const { return InBody() ? parser_->p.get().body().size() : 0; }
+
 RequestReader::Progress RequestReader::Refuse(int status, HttpRefusal reason, std::string message) {
   refused_ = true;
   refusal_ = Refusal{status, reason, std::move(message)};
   pending_.clear();
+  pending_.shrink_to_fit();
+  parser_ = std::make_unique<Parser>();  // frees the body read so far
   return Progress::kRefused;
+}
+
+void RequestReader::Abandon() {
+  if (!refused_) Refuse(503, HttpRefusal::kOverloaded, "abandoned");
 }
 
 namespace {
@@ -100,17 +118,17 @@ RequestReader::Progress RequestReader::Next() {
   if (refused_) return Progress::kRefused;
   auto& p = parser_->p;
   while (true) {
-    if (header_checked_ && p.is_done()) return Finish();
     if (p.is_header_done() && !header_checked_) {
       if (CheckHeader() == Progress::kRefused) return Progress::kRefused;
       header_checked_ = true;
       p.eager(true);
+      if (pause_after_header_ && !p.is_done()) return Progress::kHeader;
+    }
+    if (header_checked_ && p.is_done()) return Finish();
+    if (header_checked_ && !continue_checked_) {
+      continue_checked_ = true;
       const bool expects = EqualsIgnoreCase(Trim(SV(p.get()[beast_http::field::expect])), "100-continue");
-      if (expects && !p.is_done() && pending_.empty() && !continue_sent_) {
-        continue_sent_ = true;
-        return Progress::kContinueExpected;
-      }
-      continue;
+      if (expects && !p.is_done() && pending_.empty()) return Progress::kContinueExpected;
     }
     if (pending_.empty()) return Progress::kNeedMore;
     // Beast 1.74 asserts (and without assertions re-parses unchecked) when the last chunk is

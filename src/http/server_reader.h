@@ -10,8 +10,10 @@
 // the peer closes. A gzip/deflate body (Content-Encoding) is inflated into a buffer bounded by
 // the body limit and by `max_inflation_ratio` × its compressed size; inflation stops at the bound.
 //
-// Memory held is at most max_header_bytes + max_body_bytes + one read's worth of bytes.
-// After a refusal the connection must be closed: nothing after it is parsed.
+// Memory held is at most max_header_bytes + max_body_bytes + one read's worth of bytes; a refusal
+// frees the body read so far. After a refusal the connection must be closed: nothing after it is
+// parsed. With `pause_after_header`, Next() stops once a header announcing a body is accepted
+// (kHeader), before any body byte is parsed, so that http::Server can reserve memory for it.
 #pragma once
 
 #include <chrono>
@@ -45,6 +47,18 @@ struct ServerLimits {
   size_t max_connections = 1024;  // open at once; past it a connection gets 503 and is closed
   int handler_threads = 4;        // threads running the RequestHandler (it may block)
   size_t handler_queue = 64;      // complete requests waiting for a thread; past it: 503
+  // Request bytes the whole listener holds in memory at once: bodies being read (reserved from
+  // Content-Length when the header is in; chunked bodies as they arrive; again once decompressed)
+  // and complete requests waiting for or running their handler, until the handler returns. A body
+  // whose Content-Length does not fit waits unread (TCP holds the client back), oldest first, for
+  // up to budget_wait, then gets 503 Retry-After; a chunked or decompressed body that outgrows the
+  // budget gets 503 at once. At least max_body_bytes is always allowed (one largest request fits).
+  // 64 MB: eight bodies of the 8 MB maximum, or hundreds of the usual ones (AWS's daemon sends at
+  // most 50 documents of 64 KB, 3.2 MB); a PutTraceSegments body costs about 3 times its size at its
+  // peak (parsed documents, parser buffers), and the store takes documents no faster with more
+  // bodies waiting in memory (bench/put_memory.py).
+  size_t max_held_body_bytes = 64 * 1024 * 1024;
+  std::chrono::milliseconds budget_wait{10000};
 
   // Every problem in one message, or OK.
   Status Validate() const;
@@ -60,12 +74,13 @@ class RequestReader {
  public:
   enum class Progress {
     kNeedMore,          // every buffered byte used; feed more
+    kHeader,            // (pause_after_header only) header accepted, body not read yet: call Next()
     kContinueExpected,  // header accepted and the client waits for "100 Continue" before its body
     kRequest,           // a complete request: take it with TakeRequest()
     kRefused,           // see refusal(); close the connection after answering it
   };
 
-  explicit RequestReader(const ServerLimits& limits);
+  explicit RequestReader(const ServerLimits& limits, bool pause_after_header = false);
   ~RequestReader();
   RequestReader(const RequestReader&) = delete;
   RequestReader& operator=(const RequestReader&) = delete;
@@ -79,11 +94,17 @@ class RequestReader {
   // request (bytes already buffered belong to it).
   IncomingRequest TakeRequest(bool* keep_alive);
   const Refusal& refusal() const { return refusal_; }
+  // Frees every byte buffered and refuses from now on (the connection was refused for a reason
+  // of the server's own: it is answered and closed).
+  void Abandon();
 
   // Bytes of a request seen but no complete header yet (the header deadline runs).
   bool InHeader() const;
   // Header complete, body not yet (the body deadline runs).
   bool InBody() const;
+  // While InBody(): the body's Content-Length (0 when chunked), and its bytes parsed so far.
+  size_t DeclaredBodyBytes() const;
+  size_t BodyBytes() const;
 
  private:
   struct Parser;
@@ -93,10 +114,11 @@ class RequestReader {
   void StartRequest();
 
   const ServerLimits limits_;
+  const bool pause_after_header_;
   std::unique_ptr<Parser> parser_;
   std::string pending_;  // bytes not yet consumed by the parser
   bool header_checked_ = false;
-  bool continue_sent_ = false;
+  bool continue_checked_ = false;
   IncomingRequest ready_;
   bool ready_keep_alive_ = false;
   Refusal refusal_;

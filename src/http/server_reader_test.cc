@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <string>
+#include <vector>
 
 namespace xrayd::http {
 namespace {
@@ -193,6 +194,67 @@ TEST(HttpRequestReader, ExpectContinueIsSignalledOnce) {
   EXPECT_TRUE(r.InBody());
   EXPECT_EQ(r.Next(), Progress::kNeedMore);
   EXPECT_EQ(Feed(r, "abc"), Progress::kRequest);
+}
+
+// What a reader makes of `input` fed in pieces of `step` bytes: each request (method, path, body) or
+// the refusal's status, in order. With pause_after_header, kHeader is answered by carrying on, as
+// http::Server does once the body's bytes are reserved; DeclaredBodyBytes() is noted there.
+std::vector<std::string> Outcomes(const std::string& input, size_t step, bool pause) {
+  ServerLimits limits;
+  limits.max_body_bytes = 64;
+  RequestReader r(limits, pause);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < input.size(); i += step) {
+    r.Append(input.substr(i, step));
+    for (Progress p = r.Next(); p != Progress::kNeedMore; p = r.Next()) {
+      if (p == Progress::kRefused) {
+        out.push_back("refused " + std::to_string(r.refusal().status));
+        return out;
+      }
+      if (p == Progress::kHeader) {
+        EXPECT_TRUE(pause);
+        EXPECT_TRUE(r.InBody());
+        EXPECT_EQ(r.BodyBytes(), 0u) << "no body byte is parsed before kHeader is answered";
+        out.push_back("header " + std::to_string(r.DeclaredBodyBytes()));
+      }
+      if (p == Progress::kContinueExpected) out.push_back("continue");
+      if (p == Progress::kRequest) {
+        IncomingRequest req = r.TakeRequest(nullptr);
+        out.push_back(req.method + " " + req.path + " " + req.body);
+      }
+    }
+  }
+  return out;
+}
+
+// Pausing after the header changes nothing else: the same requests, refusals and 100-continue, in
+// whatever pieces the bytes arrive; kHeader comes once per request with a body, before any of it.
+TEST(HttpRequestReader, PausingAfterTheHeaderChangesNothingElse) {
+  const std::vector<std::string> inputs = {
+      "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n\r\nPOST /c HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+      "POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nPOST /e HTTP/1.1\r\nContent-Length: 1\r\n\r\nz",
+      "POST /f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+      "POST /g HTTP/1.1\r\nContent-Length: 65\r\n\r\n" + std::string(65, 'x'),
+      "POST /h HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n" + std::string(65, 'x') + "\r\n0\r\n\r\n",
+      "POST /i HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+      "POST /j HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: " + std::to_string(Gzip("hello").size()) +
+          "\r\n\r\n" + Gzip("hello"),
+  };
+  for (const auto& input : inputs)
+    for (size_t step : {size_t{1}, size_t{7}, input.size()}) {
+      std::vector<std::string> plain = Outcomes(input, step, false), paused = Outcomes(input, step, true);
+      std::vector<std::string> without_header;
+      size_t headers = 0;
+      for (const auto& o : paused) {
+        if (o.rfind("header ", 0) == 0) ++headers;
+        else without_header.push_back(o);
+      }
+      EXPECT_EQ(without_header, plain) << input << " in pieces of " << step;
+      // A Content-Length over the limit, or two of them, is refused before kHeader: nothing to reserve.
+      if (plain.front().rfind("refused", 0) != 0) EXPECT_GE(headers, 1u) << input;
+    }
+  EXPECT_EQ(Outcomes(inputs[0], 1, true).front(), "header 3");
+  EXPECT_EQ(Outcomes(inputs[1], 5, true).front(), "header 0");  // chunked: reserved as it arrives
 }
 
 }  // namespace

@@ -11,6 +11,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -36,6 +39,7 @@ class Conn {
   ~Conn() { close(fd_); }
   bool connected() const { return connected_; }
   void Send(const std::string& s) { (void)!send(fd_, s.data(), s.size(), MSG_NOSIGNAL); }
+  void FinishSending() { shutdown(fd_, SHUT_WR); }
   // Everything until the peer closes (or 5 s pass).
   std::string ReadAll() {
     std::string out;
@@ -250,6 +254,166 @@ TEST(HttpServer, ServerTimingWhenAskedByTheEnvironment) {
   EXPECT_NE(out.find("\r\nServer-Timing: queue;dur="), std::string::npos) << out;
   EXPECT_NE(out.find(", handler;dur="), std::string::npos) << out;
   EXPECT_NE(out.find("GET /t"), std::string::npos) << out;
+}
+
+// The memory budget (ServerLimits::max_held_body_bytes) over real sockets.
+std::string Post(const std::string& path, size_t body_bytes) {
+  return "POST " + path + " HTTP/1.1\r\nContent-Length: " + std::to_string(body_bytes) + "\r\n\r\n" +
+         std::string(body_bytes, 'b');
+}
+
+bool WaitFor(const std::function<bool()>& done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return done();
+}
+
+ServerLimits BudgetLimits() {
+  ServerLimits limits;
+  limits.max_body_bytes = 1 << 20;
+  limits.max_held_body_bytes = 2 << 20;  // two bodies of the largest size
+  limits.handler_threads = 4;
+  return limits;
+}
+
+// Bodies past the budget wait, unread, until a handler returns; then every one is served, and
+// every reserved byte is back.
+TEST(HttpServerBudget, BodiesOverTheBudgetWaitAndAllGetIn) {
+  Gate gate;
+  Server server("test", HttpListener::kApi);
+  auto port = server.Start(
+      "127.0.0.1:0",
+      [&](const IncomingRequest& req) {
+        gate.Enter();
+        return OutgoingResponse{200, "text/plain", {}, std::to_string(req.body.size())};
+      },
+      BudgetLimits());
+  ASSERT_TRUE(port.ok());
+  const uint64_t refused = GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget);
+  Conn a(*port), b(*port), c(*port);
+  std::thread sa([&] { a.Send(Post("/a", 1 << 20)); }), sb([&] { b.Send(Post("/b", 1 << 20)); });
+  ASSERT_TRUE(WaitFor([&] { return gate.entered == 2; }));
+  std::thread sc([&] { c.Send(Post("/c", 1 << 20)); });
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(gate.entered, 2) << "a third body was read past the budget";
+  EXPECT_EQ(server.held_body_bytes(), 2u << 20);
+  gate.Open();
+  for (Conn* conn : {&a, &b, &c}) {
+    const std::string out = conn->ReadSome();
+    EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out;
+    EXPECT_NE(out.find(std::to_string(1 << 20)), std::string::npos) << out;
+  }
+  sa.join(), sb.join(), sc.join();
+  EXPECT_EQ(GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget), refused);
+  EXPECT_TRUE(WaitFor([&] { return server.held_body_bytes() == 0; })) << server.held_body_bytes();
+}
+
+// A body that waits longer than budget_wait gets 503 Retry-After, counted; the client writes its
+// whole body first and still reads the answer. Once the handlers return, requests get in again.
+TEST(HttpServerBudget, WaitingPastBudgetWaitAnswers503AndTheBudgetComesBack) {
+  ServerLimits limits = BudgetLimits();
+  limits.budget_wait = 200ms;
+  Gate gate;
+  Server server("test", HttpListener::kApi);
+  auto port = server.Start(
+      "127.0.0.1:0",
+      [&](const IncomingRequest& req) {
+        if (req.path == "/hold") gate.Enter();
+        return Echo(req);
+      },
+      limits);
+  ASSERT_TRUE(port.ok());
+  const uint64_t refused = GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget);
+  Conn a(*port), b(*port), late(*port);
+  std::thread sa([&] { a.Send(Post("/hold", 1 << 20)); }), sb([&] { b.Send(Post("/hold", 1 << 20)); });
+  ASSERT_TRUE(WaitFor([&] { return gate.entered == 2; }));
+  late.Send(Post("/late", 1 << 20));
+  late.FinishSending();
+  const std::string out = late.ReadAll();
+  EXPECT_EQ(out.rfind("HTTP/1.1 503", 0), 0u) << out;
+  EXPECT_NE(out.find("Retry-After: 1"), std::string::npos) << out;
+  EXPECT_EQ(GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget), refused + 1);
+  gate.Open();
+  EXPECT_EQ(a.ReadSome().rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(b.ReadSome().rfind("HTTP/1.1 200", 0), 0u);
+  sa.join(), sb.join();
+  for (int i = 0; i < 3; ++i) {  // each needs the budget whole: released by every request before
+    Conn again(*port);
+    again.Send(Post("/again", 1 << 20));
+    const std::string answer = again.ReadSome();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  }
+  EXPECT_EQ(GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget), refused + 1);
+}
+
+// Slowloris with big promises: connections announcing 8 MB and trickling bytes hold no more than
+// the budget together; the rest are refused (503) when their wait ends, and nothing stays held.
+TEST(HttpServerBudget, SlowClientsAnnouncingLargeBodiesHoldOnlyTheBudget) {
+  ServerLimits limits;  // 8 MB bodies
+  limits.max_held_body_bytes = 16 << 20;
+  limits.budget_wait = 300ms;
+  limits.body_timeout = 5s;
+  Server server("test", HttpListener::kApi);
+  auto port = server.Start("127.0.0.1:0", Echo, limits);
+  ASSERT_TRUE(port.ok());
+  const uint64_t refused = GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget);
+  std::vector<std::unique_ptr<Conn>> slow;
+  for (int i = 0; i < 20; ++i) {
+    slow.push_back(std::make_unique<Conn>(*port));
+    slow.back()->Send("POST /slow HTTP/1.1\r\nContent-Length: 8388608\r\n\r\nxx");
+  }
+  ASSERT_TRUE(WaitFor([&] { return server.held_body_bytes() == 16u << 20; })) << server.held_body_bytes();
+  ASSERT_TRUE(WaitFor([&] {
+    return GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget) >= refused + 18;
+  }));
+  EXPECT_LE(server.held_body_bytes(), 16u << 20);
+  size_t refused_503 = 0;
+  for (auto& c : slow) {
+    c->Send("yy");
+    c->FinishSending();
+    refused_503 += c->ReadAll().rfind("HTTP/1.1 503", 0) == 0;  // the two held are just closed
+  }
+  EXPECT_EQ(refused_503, 18u);
+  slow.clear();
+  EXPECT_TRUE(WaitFor([&] { return server.held_body_bytes() == 0; })) << server.held_body_bytes();
+}
+
+// A chunked body reserves as it arrives; past the budget it is refused at once.
+TEST(HttpServerBudget, ChunkedBodyGrowingPastTheBudgetIsRefused) {
+  Gate gate;
+  Server server("test", HttpListener::kApi);
+  auto port = server.Start(
+      "127.0.0.1:0",
+      [&](const IncomingRequest& req) {
+        if (req.path == "/hold") gate.Enter();
+        return Echo(req);
+      },
+      BudgetLimits());
+  ASSERT_TRUE(port.ok());
+  const uint64_t refused = GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget);
+  Conn h1(*port), h2(*port);
+  std::thread s1([&] { h1.Send(Post("/hold", 1 << 20)); });
+  std::thread s2([&] { h2.Send(Post("/hold", (1 << 20) - 4096)); });
+  ASSERT_TRUE(WaitFor([&] { return gate.entered == 2; }));
+  Conn chunked(*port);
+  std::string chunk = "2000\r\n" + std::string(0x2000, 'c') + "\r\n";  // 8 KB per chunk
+  chunked.Send("POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (int i = 0; i < 4; ++i) chunked.Send(chunk);  // 32 KB: past the 4 KB left
+  chunked.Send("0\r\n\r\n");
+  chunked.FinishSending();
+  const std::string out = chunked.ReadAll();
+  EXPECT_EQ(out.rfind("HTTP/1.1 503", 0), 0u) << out;
+  EXPECT_EQ(GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget), refused + 1);
+  gate.Open();
+  EXPECT_EQ(h1.ReadSome().rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(h2.ReadSome().rfind("HTTP/1.1 200", 0), 0u);
+  s1.join(), s2.join();
+  Conn small(*port);  // a chunked body within the budget is served
+  small.Send("POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + "0\r\n\r\n");
+  EXPECT_EQ(small.ReadSome().rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_TRUE(WaitFor([&] { return server.held_body_bytes() == 0; })) << server.held_body_bytes();
 }
 
 }  // namespace

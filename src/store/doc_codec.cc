@@ -82,6 +82,9 @@ std::shared_ptr<const Dict> Dictionaries::Newest() const {
 std::optional<std::string> TrainDictionary(const std::vector<std::string>& samples) {
   std::string joined;
   std::vector<size_t> sizes;
+  size_t total = 0;
+  for (const auto& s : samples) total += s.size();
+  joined.reserve(total);
   for (const auto& s : samples) {
     joined += s;
     sizes.push_back(s.size());

@@ -1105,9 +1105,17 @@ void TraceStore::MaybeTrainDictionary() {
   plain_documents_ = 0;
   std::vector<std::string> samples;
   {
+    // At most kMaxTrainingBytes of samples (zstd's advice: ~100 x the dictionary): 5000 documents of
+    // the usual ~1.25 KB fit; 5000 of 60 KB were 300 MB, copied again by TrainDictionary (a peak of
+    // ~0.8 GB RSS in bench/put_memory.py --rounds 4).
+    constexpr size_t kMaxTrainingBytes = 128 * kDictionaryBytes;
+    size_t bytes = 0;
     Stmt s(db_, "SELECT doc FROM segments WHERE dict=0 ORDER BY tid DESC LIMIT ?1");
     s.Int(1, kTrainAfterDocuments);
-    while (s.Step() == SQLITE_ROW) samples.push_back(s.ColText(0));
+    while (bytes < kMaxTrainingBytes && s.Step() == SQLITE_ROW) {
+      samples.push_back(s.ColText(0));
+      bytes += samples.back().size();
+    }
   }
   auto trained = TrainDictionary(samples);
   if (!trained) {

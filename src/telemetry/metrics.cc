@@ -32,6 +32,7 @@ const char* ToString(HttpRefusal r) {
     case HttpRefusal::kBodyTimeout: return "body_timeout";
     case HttpRefusal::kConnectionLimit: return "connection_limit";
     case HttpRefusal::kOverloaded: return "overloaded";
+    case HttpRefusal::kMemoryBudget: return "memory_budget";
     case HttpRefusal::kCount: break;
   }
   return "unknown";

@@ -41,6 +41,7 @@ enum class HttpRefusal {
   kBodyTimeout,         // 408: body not complete within the body deadline
   kConnectionLimit,     // 503: connection refused, the listener holds its maximum
   kOverloaded,          // 503: every handler thread busy and the handler queue full
+  kMemoryBudget,        // 503: the listener holds its budget of request bytes (ServerLimits::max_held_body_bytes)
   kCount
 };
 const char* ToString(HttpListener l);
