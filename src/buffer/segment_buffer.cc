@@ -22,7 +22,7 @@ SegmentBuffer::SegmentBuffer(BufferOptions options) : options_(Normalized(option
     GlobalMetrics().buffer_capacity_bytes.store(static_cast<int64_t>(options_.capacity_bytes));
 }
 
-size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
+size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now, Seal seal) {
   size_t accepted = 0, accepted_bytes = 0, refused = 0;
   bool notify = false;
   {
@@ -51,6 +51,10 @@ size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
         SealOpenLocked(now);
         notify = true;
       }
+    }
+    if (seal == Seal::kNow && accepted > 0 && !open_.segments.empty()) {
+      SealOpenLocked(now);
+      notify = true;
     }
     queued_segments_ += accepted;
   }

@@ -50,10 +50,19 @@ class SegmentBuffer {
   SegmentBuffer(const SegmentBuffer&) = delete;
   SegmentBuffer& operator=(const SegmentBuffer&) = delete;
 
+  // When the documents a Push() leaves in a partial batch become ready.
+  enum class Seal {
+    kWhenFull,  // full, or after flush_interval (the usual batching)
+    kNow,       // at once: a caller waits for these documents (pipeline::WaitingSink), so the
+                // partial batch must not sit out the flush interval (50 ms for the store: a
+                // PutTraceSegments request of fewer than 50 documents took 50 ms)
+  };
+
   // Takes ownership of the documents that fit, in order; those that do not are left in
   // `segments` (in order), for the caller to account. Returns the number accepted. After Close(),
   // nothing is accepted.
-  size_t Push(std::vector<std::string>& segments, SteadyTime now = std::chrono::steady_clock::now());
+  size_t Push(std::vector<std::string>& segments, SteadyTime now = std::chrono::steady_clock::now(),
+              Seal seal = Seal::kWhenFull);
 
   // Blocks until a batch is ready or the buffer is closed and empty (nullopt).
   std::optional<Batch> PopBatch();

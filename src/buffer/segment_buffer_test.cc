@@ -53,6 +53,24 @@ TEST_F(SegmentBufferTest, PartialBatchWaitsForOldestSegmentAge) {
   EXPECT_EQ(batch->segments.size(), 2u);
 }
 
+// Seal::kNow (a caller waits for these documents): their partial batch is ready at once, with
+// whatever the open batch held before; later pushes batch as usual again.
+TEST_F(SegmentBufferTest, SealNowMakesThePartialBatchReadyAtOnce) {
+  SegmentBuffer b({1 << 20, 50, 1000ms});
+  const auto t0 = std::chrono::steady_clock::now();
+  auto first = Docs(2);
+  b.Push(first, t0);
+  auto waited_for = Docs(3);
+  EXPECT_EQ(b.Push(waited_for, t0, SegmentBuffer::Seal::kNow), 3u);
+  auto batch = b.TryPopBatch(t0);
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->segments.size(), 5u);
+  auto later = Docs(3);
+  b.Push(later, t0);
+  EXPECT_FALSE(b.TryPopBatch(t0 + 999ms));
+  EXPECT_TRUE(b.TryPopBatch(t0 + 1000ms));
+}
+
 TEST_F(SegmentBufferTest, NeverHoldsMoreThanCapacity) {
   const size_t per_doc = SegmentBuffer::AccountedSize(std::string(1000, 'x'));
   SegmentBuffer b({per_doc * 10, 50, 1000ms});

@@ -137,7 +137,10 @@ size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
     const size_t count = oversize.size();
     kept -= count - HandOff(oversize);
   }
-  size_t pushed = buffer_.Push(documents);
+  // A caller that will wait for these documents (WaitingSink) gets them sent at once, not after
+  // the flush interval.
+  const auto seal = ticket ? SegmentBuffer::Seal::kNow : SegmentBuffer::Seal::kWhenFull;
+  size_t pushed = buffer_.Push(documents, std::chrono::steady_clock::now(), seal);
   // No room: the oldest queued batch makes room (handed to the spool writer, or dropped), then try
   // again.
   while (!documents.empty()) {
@@ -152,7 +155,7 @@ size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
     oldest->segments.resize(count);  // Release() reads the count (for the gauges)
     buffer_.Release(*oldest);        // its bytes now count against the hand-off's bound
     HandOff(segments);
-    pushed += buffer_.Push(documents);
+    pushed += buffer_.Push(documents, std::chrono::steady_clock::now(), seal);
   }
   documents.clear();
   MutexLock lock(settle_mu_);

@@ -121,7 +121,8 @@ class Exporter {
   // starts the senders; spooled data is sent first.
   void Start() XRAYD_EXCLUDES(mu_);
   // Takes the documents (the vector is left empty) and returns how many it kept (memory or spool).
-  // `ticket`, if given, receives a position for WaitSettled().
+  // `ticket`, if given, receives a position for WaitSettled(), and a partial batch of these
+  // documents is ready at once (SegmentBuffer::Seal::kNow): the caller waits for it.
   size_t Offer(std::vector<std::string>& documents, uint64_t* ticket = nullptr) XRAYD_EXCLUDES(mu_);
   // Waits up to `timeout` until every document offered before `ticket` has left memory (delivered,
   // spooled or dropped); true if so. FIFO with one sender; approximate with several.
