@@ -164,6 +164,29 @@ size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
   return kept;
 }
 
+size_t Exporter::OfferAllOrNone(std::vector<std::string>& documents, uint64_t* ticket, milliseconds room_wait) {
+  if (spool_usable()) return Offer(documents, ticket);
+  const size_t n = documents.size();
+  if (n == 0) return 0;
+  // Counted before the push, as in Offer() (a sender may deliver them first); undone if refused.
+  metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+    s.received += n;
+    s.queued += static_cast<int64_t>(n);
+  });
+  if (!buffer_.PushAllOrNone(documents, std::chrono::steady_clock::now() + room_wait, SegmentBuffer::Seal::kNow)) {
+    metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+      s.received -= n;
+      s.queued -= static_cast<int64_t>(n);
+    });
+    return 0;
+  }
+  documents.clear();
+  MutexLock lock(settle_mu_);
+  offered_ += n;
+  if (ticket) *ticket = offered_;
+  return n;
+}
+
 bool Exporter::WaitSettled(uint64_t ticket, milliseconds timeout) {
   MutexLock lock(settle_mu_);
   return lock.WaitFor(settle_cv_, timeout,

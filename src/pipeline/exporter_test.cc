@@ -687,6 +687,55 @@ TEST_F(PipelineExporterTest, WaitingSinkReturnsOnceTheDocumentsLeftMemory) {
   e.Stop(1s);
 }
 
+// A PutTraceSegments caller in serve (WaitingSink) when the store's queue is full: its documents
+// wait for room, then are refused whole (the API answers 429, clients retry) — never accepted by
+// dropping documents queued for earlier callers, which were told theirs were taken. The other
+// exporters get no copy of a refused offer.
+TEST_F(PipelineExporterTest, WaitingSinkRefusesWholeWhenTheQueueStaysFullAndDropsNothing) {
+  FakeSender store("store"), other("xray");
+  store.Stall(true);
+  ExporterOptions o = Fast();
+  o.senders = 1;
+  o.queue_bytes = QueueFor(10);
+  ExporterOptions oo = Fast();
+  oo.global_metrics = false;
+  Exporter e(o, store), x(oo, other);
+  e.Start();
+  x.Start();
+  FanOut fan({&e, &x});
+  WaitingSink sink(fan, e, 200ms);
+  auto first = Docs(0, 8);
+  std::thread waiter([&] { EXPECT_EQ(sink.Offer(first), 8u); });  // fits; waits for the stalled store
+  ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().received == 8; }));
+  auto second = Docs(8, 5);  // 8 + 5 > 10: must not evict the first 8
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(sink.Offer(second), 0u);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 200ms) << "waited for room first";
+  EXPECT_EQ(second.size(), 5u) << "refused documents stay with the caller";
+  auto s = e.metrics().Get();
+  EXPECT_EQ(s.received, 8u);
+  EXPECT_EQ(s.DroppedTotal(), 0u);
+  ExpectBalanced(e.metrics());
+  waiter.join();
+  // Room freed while a caller waits: it is taken as soon as it fits.
+  std::thread release([&] {
+    std::this_thread::sleep_for(50ms);
+    store.Stall(false);
+  });
+  auto third = Docs(13, 5);
+  WaitingSink patient(fan, e, 5s);
+  EXPECT_EQ(patient.Offer(third), 5u);
+  release.join();
+  ASSERT_TRUE(WaitUntil([&] { return store.delivered().size() == 13; }));
+  ASSERT_TRUE(WaitUntil([&] { return other.delivered().size() == 13; }));
+  EXPECT_EQ(x.metrics().Get().received, 13u) << "no copy of the refused offer";
+  s = e.metrics().Get();
+  EXPECT_EQ(s.DroppedTotal(), 0u);
+  ExpectBalanced(e.metrics());
+  e.Stop(1s);
+  x.Stop(1s);
+}
+
 // Issue #12 follow-up: spool writes ran on the receiving thread (under the lock senders hold for
 // spool I/O), so a slow disk stalled the UDP receiver and the kernel dropped datagrams. Now Offer()
 // hands memory's oldest batches to the spool writer and never waits for a write; when the writer
