@@ -9,7 +9,10 @@ through the zstd tool when there is one: ~20x smaller, so 10M take ~0.6 GB; ~80k
 not timed; deleted after unless --keep-docs), then bench/xray_replay (C++) streams
 the file to xrayd at --rate segments/s: as UDP datagrams (--via udp, the daemon's framing) or as
 PutTraceSegments requests of 50 documents to the API port over --connections keep-alive
-connections (--via put). One server, one store: each size adds segments to what the previous
+connections (--via put), or as UDP datagrams into a second xrayd in daemon mode that forwards them
+to the serve (--endpoint; --via daemon: what a fleet's daemons send, batched and with the daemon's
+own concurrency; reported also: its losses, its requests' mean latency and stored segments per
+CPU-second of the daemon). One server, one store: each size adds segments to what the previous
 sizes stored, then measures.
 
 Trace times (--arrival). A virtual clock moves through trace time as the load is sent: trace n
@@ -57,6 +60,7 @@ beside the store (~0.5 KB per segment).
 Only 127.0.0.1 is used. Everything started is killed on exit. Not a test.
 """
 import argparse
+import atexit
 import json
 import operator
 import os
@@ -68,7 +72,7 @@ import sys
 import tempfile
 import time
 
-from store_common import ROOT, Serve, call, metric, pct
+from store_common import ROOT, Serve, call, free_port, metric, pct
 
 PAD = "x" * 260
 
@@ -223,10 +227,39 @@ class Sampler:
             self.samples.append((time.time() - self.t0, metric(self.serve.health, "xrayd_segments_sent_total")))
 
 
+class Forwarder(Serve):
+    """--via daemon: xrayd in daemon mode (UDP in, PutTraceSegments out) with --endpoint at the serve's
+    API, as a fleet's daemons would send to one `xrayd serve`: its own exporter's batching (50
+    documents a request) and concurrency (the AWS daemon's Concurrency, 8). Dummy static
+    credentials: the serve checks no signature on a loopback API."""
+
+    def __init__(self, xrayd, work, api, extra=(), memory_mb=512):
+        self.udp, health = free_port(), free_port()
+        while health == self.udp:
+            health = free_port()
+        self.health, self.data = f"127.0.0.1:{health}", None
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y", AWS_REGION="us-east-1")
+        log = open(os.path.join(work, "daemon.log"), "a")
+        self.proc = subprocess.Popen([xrayd, "-o", "--endpoint", f"http://{api}", "-b", f"127.0.0.1:{self.udp}",
+                                      "-t", f"127.0.0.1:{self.udp}", "--health-address", self.health,
+                                      "-m", str(memory_mb), "-l", "warn", *extra],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env)
+        for _ in range(1200):
+            try:
+                metric(self.health, "xrayd_segments_received_total")
+                break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"{xrayd} (daemon mode) exited: see {work}/daemon.log")
+                time.sleep(0.05)
+
+
 def replay(args, serve, path, log, sampler):
     """Sends the file with xray_replay over --via; returns its summary (JSON)."""
-    target = ["--udp", f"127.0.0.1:{serve.udp}"] if args.via == "udp" else [
-        "--put", serve.api, "--connections", str(args.connections), "--retries", str(args.retries)]
+    if args.via == "put":
+        target = ["--put", serve.api, "--connections", str(args.connections), "--retries", str(args.retries)]
+    else:  # udp: into the serve; daemon: into the forwarding daemon
+        target = ["--udp", f"127.0.0.1:{(args.forwarder or serve).udp}"]
     cmd = [args.replay, "--file", path, "--rate", str(args.rate), "--progress", "10", *target]
     if args.window:
         cmd += ["--window", str(args.window), "--health", serve.health]
@@ -388,8 +421,11 @@ def main():
     ap.add_argument("--xrayd", default=os.path.join(ROOT, "build", "xrayd"))
     ap.add_argument("--replay", help="xray_replay (default: bench/xray_replay beside --xrayd, else in build-rel/ or build/)")
     ap.add_argument("--sizes", default="1000000,3000000", help="store sizes (segments) to measure at, ascending")
-    ap.add_argument("--via", choices=("udp", "put"), default="udp",
-                    help="UDP datagrams, or PutTraceSegments requests to the API port (batches of 50)")
+    ap.add_argument("--via", choices=("udp", "put", "daemon"), default="udp",
+                    help="UDP datagrams, or PutTraceSegments requests to the API port (batches of 50), or UDP "
+                         "into xrayd in daemon mode that forwards to the serve (--endpoint)")
+    ap.add_argument("--daemon-arg", action="append", default=[],
+                    help="--via daemon: extra argument for the forwarding daemon, e.g. -c CONFIG")
     ap.add_argument("--arrival", choices=("ordered", "random"), default="ordered",
                     help="ordered: traces arrive in the order of their start times, as live traffic does; "
                          "random: each size's traces at random times over its stretch of the clock")
@@ -449,15 +485,23 @@ def main():
     print(f"--- via {args.via}, arrival {args.arrival}, offered {args.rate or 'unpaced'}/s, clock "
           f"{clock.density:.1f} segments per second of trace time, workdir {work}", flush=True)
     with Serve(args.xrayd, work, keep_data=args.reuse, extra=args.serve_arg, memory_mb=args.memory_mb) as serve:
+        args.forwarder = Forwarder(args.xrayd, work, serve.api, args.daemon_arg) if args.via == "daemon" else None
+        if args.forwarder:
+            atexit.register(args.forwarder.stop)  # also when a step fails
         for size in sizes:
             path = os.path.join(work, f"docs-{size}.jsonl" + (".zst" if shutil.which("zstd") else ""))
             t = time.time()
             next_traces, sample = write_docs(path, clock, args.arrival, traces, size - sent, args.seed)
             print(f"  ({size - sent} documents written in {time.time() - t:.0f} s)", flush=True)
+            fwd = args.forwarder
             before = counters(serve)
+            fwd_before = dict(counters(fwd), **latency_counters(fwd)) if fwd else None
             cpu0, t0 = cpu_seconds(serve.proc.pid), time.time()
+            fwd_cpu0 = cpu_seconds(fwd.proc.pid) if fwd else 0
             sampler = Sampler(serve, before["stored"])
             out = replay(args, serve, path, os.path.join(work, "replay.log"), sampler)
+            if fwd:
+                fwd.drain(stall_seconds=300, tick=sampler.tick)
             serve.drain(stall_seconds=300, tick=sampler.tick)
             elapsed, cpu = time.time() - t0, cpu_seconds(serve.proc.pid) - cpu0
             if not args.keep_docs:
@@ -470,6 +514,17 @@ def main():
                  "ingest/cpu-s": (after["stored"] - before["stored"]) / max(cpu, 1e-9),
                  "offered/s": out["rate"], "bytes/seg": serve.disk_bytes() / max(stored, 1)}
             r.update(rejections(out, before, after))
+            if fwd:  # what the forwarding daemon lost, and its own cost
+                fwd_after = dict(counters(fwd), **latency_counters(fwd))
+                r.update({"daemon " + k: fwd_after[k] - fwd_before[k]
+                          for k in ("kernel drops", "dropped", "failed", "spilled")})
+                requests = fwd_after["requests"] - fwd_before["requests"]
+                r["daemon requests"] = requests
+                # Each of its senders has one request out at a time: the concurrency over this is
+                # the most it can forward.
+                r["daemon request ms mean"] = (fwd_after["latency"] - fwd_before["latency"]) / max(requests, 1) * 1e3
+                r["daemon ingest/cpu-s"] = (after["stored"] - before["stored"]) / max(
+                    cpu_seconds(fwd.proc.pid) - fwd_cpu0, 1e-9)
             r["stored/s per 10 s"] = intervals(sampler.samples)
             with open(os.path.join(work, "state.json"), "w") as f:  # for --reuse
                 json.dump({"t0": clock.t0, "density": clock.density, "now": clock.end(traces), "traces": traces,
@@ -477,6 +532,8 @@ def main():
             r.update(measure_queries(serve.api, clock.t0, clock.end(traces), args, ids, traces))
             results[size] = r
             report(size, dict(r))
+        if args.forwarder:
+            args.forwarder.stop()
     growth(results)
     if args.moto_segments:
         m = measure_moto(args, clock)
@@ -496,6 +553,12 @@ COUNTERS = {"stored": "xrayd_segments_sent_total", "udp received": "xrayd_segmen
 
 def counters(serve):
     return {k: metric(serve.health, m) for k, m in COUNTERS.items()}
+
+
+def latency_counters(daemon):
+    """The forwarding daemon's PutTraceSegments requests and their summed latency (seconds)."""
+    return {"requests": metric(daemon.health, "xrayd_export_latency_seconds_count"),
+            "latency": metric(daemon.health, "xrayd_export_latency_seconds_sum")}
 
 
 def rejections(out, before, after):

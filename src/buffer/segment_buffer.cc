@@ -22,49 +22,83 @@ SegmentBuffer::SegmentBuffer(BufferOptions options) : options_(Normalized(option
     GlobalMetrics().buffer_capacity_bytes.store(static_cast<int64_t>(options_.capacity_bytes));
 }
 
-size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now) {
-  size_t accepted = 0, accepted_bytes = 0, refused = 0;
+size_t SegmentBuffer::Push(std::vector<std::string>& segments, SteadyTime now, Seal seal) {
+  size_t accepted = 0, accepted_bytes = 0;
   bool notify = false;
   {
     MutexLock lock(mu_);
-    for (auto& s : segments) {
-      const size_t cost = AccountedSize(s);
-      if (closed_ || held_bytes_ + cost > options_.capacity_bytes) {
-        if (&segments[refused] != &s) segments[refused] = std::move(s);
-        ++refused;
-        continue;
-      }
-      held_bytes_ += cost;
-      accepted_bytes += cost;
-      if (open_.segments.empty()) {
-        open_since_ = now;
-        // One allocation per batch instead of one per doubling (a batch is usually filled).
-        open_.segments.reserve(std::min<size_t>(options_.max_batch_segments, kReserveSegments));
-        // A waiter sleeping past the new batch's flush deadline must wake to wait for it instead;
-        // one that wakes before it anyway (the exporter's waits are bounded) is left asleep.
-        if (waiters_ > 0 && latest_wake_ > now + options_.flush_interval) notify = true;
-      }
-      open_.segments.push_back(std::move(s));
-      open_.bytes += cost;
-      ++accepted;
-      if (open_.segments.size() >= options_.max_batch_segments) {
-        SealOpenLocked(now);
-        notify = true;
-      }
-    }
-    queued_segments_ += accepted;
+    accepted = PushLocked(segments, now, seal, &accepted_bytes, &notify);
   }
+  AfterPush(accepted, accepted_bytes, notify);
+  return accepted;
+}
+
+bool SegmentBuffer::PushAllOrNone(std::vector<std::string>& segments, SteadyTime deadline, Seal seal) {
+  size_t need = 0;
+  for (const auto& s : segments) need += AccountedSize(s);
+  if (need > options_.capacity_bytes) return false;
+  size_t accepted = 0, accepted_bytes = 0;
+  bool notify = false;
+  {
+    MutexLock lock(mu_);
+    ++room_waiters_;
+    while (!closed_ && held_bytes_ + need > options_.capacity_bytes && std::chrono::steady_clock::now() < deadline)
+      lock.WaitOnceUntil(room_cv_, deadline);
+    --room_waiters_;
+    if (closed_ || held_bytes_ + need > options_.capacity_bytes) return false;
+    accepted = PushLocked(segments, std::chrono::steady_clock::now(), seal, &accepted_bytes, &notify);
+  }
+  AfterPush(accepted, accepted_bytes, notify);
+  return true;
+}
+
+size_t SegmentBuffer::PushLocked(std::vector<std::string>& segments, SteadyTime now, Seal seal,
+                                 size_t* accepted_bytes, bool* notify) {
+  size_t accepted = 0, refused = 0;
+  for (auto& s : segments) {
+    const size_t cost = AccountedSize(s);
+    if (closed_ || held_bytes_ + cost > options_.capacity_bytes) {
+      if (&segments[refused] != &s) segments[refused] = std::move(s);
+      ++refused;
+      continue;
+    }
+    held_bytes_ += cost;
+    *accepted_bytes += cost;
+    if (open_.segments.empty()) {
+      open_since_ = now;
+      // One allocation per batch instead of one per doubling (a batch is usually filled).
+      open_.segments.reserve(std::min<size_t>(options_.max_batch_segments, kReserveSegments));
+      // A waiter sleeping past the new batch's flush deadline must wake to wait for it instead;
+      // one that wakes before it anyway (the exporter's waits are bounded) is left asleep.
+      if (waiters_ > 0 && latest_wake_ > now + options_.flush_interval) *notify = true;
+    }
+    open_.segments.push_back(std::move(s));
+    open_.bytes += cost;
+    ++accepted;
+    if (open_.segments.size() >= options_.max_batch_segments) {
+      SealOpenLocked(now);
+      *notify = true;
+    }
+  }
+  if (seal == Seal::kNow && accepted > 0 && !open_.segments.empty()) {
+    SealOpenLocked(now);
+    *notify = true;
+  }
+  queued_segments_ += accepted;
+  segments.resize(refused);
+  return accepted;
+}
+
+void SegmentBuffer::AfterPush(size_t accepted, size_t accepted_bytes, bool notify) {
   if (options_.global_gauges) {
     auto& m = GlobalMetrics();
     m.buffer_bytes.fetch_add(static_cast<int64_t>(accepted_bytes), std::memory_order_relaxed);
     m.buffer_segments.fetch_add(static_cast<int64_t>(accepted), std::memory_order_relaxed);
   }
-  segments.resize(refused);
   // One sender per event: a sealed batch needs one taker (which wakes the next while more are ready,
   // see PopBatchUntil), and a newly opened batch needs one sender to start the flush-interval wait.
   // Waking one per batch at once would have them all contend for mu_ (a futex each).
   if (notify) cv_.notify_one();
-  return accepted;
 }
 
 void SegmentBuffer::SealOpenLocked(SteadyTime now) {
@@ -148,10 +182,13 @@ bool SegmentBuffer::Drained() const {
 }
 
 void SegmentBuffer::Release(const Batch& batch) {
+  bool room_waited = false;
   {
     MutexLock lock(mu_);
     held_bytes_ -= batch.bytes;
+    room_waited = room_waiters_ > 0;
   }
+  if (room_waited) room_cv_.notify_all();
   if (!options_.global_gauges) return;
   auto& m = GlobalMetrics();
   m.buffer_bytes.fetch_sub(static_cast<int64_t>(batch.bytes), std::memory_order_relaxed);
@@ -164,6 +201,7 @@ void SegmentBuffer::Close() {
     closed_ = true;
   }
   cv_.notify_all();
+  room_cv_.notify_all();
 }
 
 void SegmentBuffer::Abort() {
@@ -173,6 +211,7 @@ void SegmentBuffer::Abort() {
     aborted_ = true;
   }
   cv_.notify_all();
+  room_cv_.notify_all();
 }
 
 size_t SegmentBuffer::held_bytes() const {

@@ -50,10 +50,25 @@ class SegmentBuffer {
   SegmentBuffer(const SegmentBuffer&) = delete;
   SegmentBuffer& operator=(const SegmentBuffer&) = delete;
 
+  // When the documents a Push() leaves in a partial batch become ready.
+  enum class Seal {
+    kWhenFull,  // full, or after flush_interval (the usual batching)
+    kNow,       // at once: a caller waits for these documents (pipeline::WaitingSink), so the
+                // partial batch must not sit out the flush interval (50 ms for the store: a
+                // PutTraceSegments request of fewer than 50 documents took 50 ms)
+  };
+
   // Takes ownership of the documents that fit, in order; those that do not are left in
   // `segments` (in order), for the caller to account. Returns the number accepted. After Close(),
   // nothing is accepted.
-  size_t Push(std::vector<std::string>& segments, SteadyTime now = std::chrono::steady_clock::now());
+  size_t Push(std::vector<std::string>& segments, SteadyTime now = std::chrono::steady_clock::now(),
+              Seal seal = Seal::kWhenFull);
+  // All or none, for a caller that can tell its client "later" (PutTraceSegments in `xrayd serve`)
+  // instead of making room by dropping what is queued: waits until every document of `segments`
+  // fits at once (Release() frees room) or `deadline`, then takes them all as Push() does and
+  // returns true; else takes none (`segments` untouched) and returns false — at once when they
+  // could never fit, or after Close().
+  bool PushAllOrNone(std::vector<std::string>& segments, SteadyTime deadline, Seal seal);
 
   // Blocks until a batch is ready or the buffer is closed and empty (nullopt).
   std::optional<Batch> PopBatch();
@@ -92,6 +107,12 @@ class SegmentBuffer {
 
  private:
   std::optional<Batch> TakeReadyLocked(SteadyTime now) XRAYD_REQUIRES(mu_);
+  // Push()'s work under mu_: returns the number accepted, adds their bytes to *accepted_bytes and
+  // sets *notify when a popper must wake; what does not fit is left in `segments`.
+  size_t PushLocked(std::vector<std::string>& segments, SteadyTime now, Seal seal, size_t* accepted_bytes,
+                    bool* notify) XRAYD_REQUIRES(mu_);
+  // Publishes a push's effect: the process-wide gauges and one popper's wakeup.
+  void AfterPush(size_t accepted, size_t accepted_bytes, bool notify);
   void SealOpenLocked(SteadyTime now) XRAYD_REQUIRES(mu_);
   // Waits on cv_ until `until` (max: untimed) or a notify, keeping waiters_ and latest_wake_.
   void WaitLocked(MutexLock& lock, SteadyTime until) XRAYD_REQUIRES(mu_);
@@ -101,6 +122,8 @@ class SegmentBuffer {
 
   mutable Mutex mu_;
   std::condition_variable cv_;  // waits on mu_: a batch became ready, or the flush deadline moved
+  std::condition_variable room_cv_;  // waits on mu_: Release() freed bytes, or Close()/Abort()
+  int room_waiters_ XRAYD_GUARDED_BY(mu_) = 0;
   std::deque<Batch> ready_ XRAYD_GUARDED_BY(mu_);
   Batch open_ XRAYD_GUARDED_BY(mu_);
   SteadyTime open_since_ XRAYD_GUARDED_BY(mu_){};

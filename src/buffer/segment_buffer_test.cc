@@ -53,6 +53,56 @@ TEST_F(SegmentBufferTest, PartialBatchWaitsForOldestSegmentAge) {
   EXPECT_EQ(batch->segments.size(), 2u);
 }
 
+// Seal::kNow (a caller waits for these documents): their partial batch is ready at once, with
+// whatever the open batch held before; later pushes batch as usual again.
+TEST_F(SegmentBufferTest, SealNowMakesThePartialBatchReadyAtOnce) {
+  SegmentBuffer b({1 << 20, 50, 1000ms});
+  const auto t0 = std::chrono::steady_clock::now();
+  auto first = Docs(2);
+  b.Push(first, t0);
+  auto waited_for = Docs(3);
+  EXPECT_EQ(b.Push(waited_for, t0, SegmentBuffer::Seal::kNow), 3u);
+  auto batch = b.TryPopBatch(t0);
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->segments.size(), 5u);
+  auto later = Docs(3);
+  b.Push(later, t0);
+  EXPECT_FALSE(b.TryPopBatch(t0 + 999ms));
+  EXPECT_TRUE(b.TryPopBatch(t0 + 1000ms));
+}
+
+TEST_F(SegmentBufferTest, PushAllOrNoneWaitsForRoomThenTakesAllOrNothing) {
+  const size_t per_doc = SegmentBuffer::AccountedSize(std::string(1000, 'x'));
+  SegmentBuffer b({per_doc * 10, 50, 1000ms});
+  auto eight = std::vector<std::string>(8, std::string(1000, 'x'));
+  ASSERT_TRUE(b.PushAllOrNone(eight, std::chrono::steady_clock::now(), SegmentBuffer::Seal::kNow));
+  EXPECT_TRUE(eight.empty());
+  auto batch = b.TryPopBatch(std::chrono::steady_clock::now());  // sealed at once
+  ASSERT_TRUE(batch);
+  auto five = std::vector<std::string>(5, std::string(1000, 'x'));
+  EXPECT_FALSE(b.PushAllOrNone(five, std::chrono::steady_clock::now() + 50ms, SegmentBuffer::Seal::kNow));
+  EXPECT_EQ(five.size(), 5u) << "none taken, none lost";
+  EXPECT_EQ(b.held_bytes(), 8 * per_doc);
+  std::thread release([&] {
+    std::this_thread::sleep_for(30ms);
+    b.Release(*batch);
+  });
+  EXPECT_TRUE(b.PushAllOrNone(five, std::chrono::steady_clock::now() + 10s, SegmentBuffer::Seal::kNow));
+  release.join();
+  EXPECT_EQ(b.held_bytes(), 5 * per_doc);
+  auto eleven = std::vector<std::string>(11, std::string(1000, 'x'));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(b.PushAllOrNone(eleven, t0 + 10s, SegmentBuffer::Seal::kNow)) << "can never fit";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  std::thread closer([&] {
+    std::this_thread::sleep_for(30ms);
+    b.Close();
+  });
+  auto six = std::vector<std::string>(6, std::string(1000, 'x'));
+  EXPECT_FALSE(b.PushAllOrNone(six, std::chrono::steady_clock::now() + 10s, SegmentBuffer::Seal::kNow));
+  closer.join();
+}
+
 TEST_F(SegmentBufferTest, NeverHoldsMoreThanCapacity) {
   const size_t per_doc = SegmentBuffer::AccountedSize(std::string(1000, 'x'));
   SegmentBuffer b({per_doc * 10, 50, 1000ms});

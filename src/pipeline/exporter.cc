@@ -137,7 +137,10 @@ size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
     const size_t count = oversize.size();
     kept -= count - HandOff(oversize);
   }
-  size_t pushed = buffer_.Push(documents);
+  // A caller that will wait for these documents (WaitingSink) gets them sent at once, not after
+  // the flush interval.
+  const auto seal = ticket ? SegmentBuffer::Seal::kNow : SegmentBuffer::Seal::kWhenFull;
+  size_t pushed = buffer_.Push(documents, std::chrono::steady_clock::now(), seal);
   // No room: the oldest queued batch makes room (handed to the spool writer, or dropped), then try
   // again.
   while (!documents.empty()) {
@@ -152,13 +155,36 @@ size_t Exporter::Offer(std::vector<std::string>& documents, uint64_t* ticket) {
     oldest->segments.resize(count);  // Release() reads the count (for the gauges)
     buffer_.Release(*oldest);        // its bytes now count against the hand-off's bound
     HandOff(segments);
-    pushed += buffer_.Push(documents);
+    pushed += buffer_.Push(documents, std::chrono::steady_clock::now(), seal);
   }
   documents.clear();
   MutexLock lock(settle_mu_);
   offered_ += pushed;
   if (ticket) *ticket = offered_;
   return kept;
+}
+
+size_t Exporter::OfferAllOrNone(std::vector<std::string>& documents, uint64_t* ticket, milliseconds room_wait) {
+  if (spool_usable()) return Offer(documents, ticket);
+  const size_t n = documents.size();
+  if (n == 0) return 0;
+  // Counted before the push, as in Offer() (a sender may deliver them first); undone if refused.
+  metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+    s.received += n;
+    s.queued += static_cast<int64_t>(n);
+  });
+  if (!buffer_.PushAllOrNone(documents, std::chrono::steady_clock::now() + room_wait, SegmentBuffer::Seal::kNow)) {
+    metrics_.Update([&](ExporterMetrics::Snapshot& s) {
+      s.received -= n;
+      s.queued -= static_cast<int64_t>(n);
+    });
+    return 0;
+  }
+  documents.clear();
+  MutexLock lock(settle_mu_);
+  offered_ += n;
+  if (ticket) *ticket = offered_;
+  return n;
 }
 
 bool Exporter::WaitSettled(uint64_t ticket, milliseconds timeout) {

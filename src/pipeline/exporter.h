@@ -121,8 +121,18 @@ class Exporter {
   // starts the senders; spooled data is sent first.
   void Start() XRAYD_EXCLUDES(mu_);
   // Takes the documents (the vector is left empty) and returns how many it kept (memory or spool).
-  // `ticket`, if given, receives a position for WaitSettled().
+  // `ticket`, if given, receives a position for WaitSettled(), and a partial batch of these
+  // documents is ready at once (SegmentBuffer::Seal::kNow): the caller waits for it.
   size_t Offer(std::vector<std::string>& documents, uint64_t* ticket = nullptr) XRAYD_EXCLUDES(mu_);
+  // For a caller that can tell its client "later" (PutTraceSegments in `xrayd serve`, through
+  // WaitingSink): without a usable spool, Offer() makes room by dropping the oldest queued batch —
+  // documents whose caller may already have been told they were taken. This never does: it waits
+  // up to `room_wait` for the memory queue to take all of `documents` (as Offer() with a ticket:
+  // ready at once) and returns documents.size(), or takes none, leaves `documents` as they were and
+  // returns 0, for the caller to refuse (429, retried by clients). With a usable spool it is Offer()
+  // (the spool takes the overflow: nothing is dropped).
+  size_t OfferAllOrNone(std::vector<std::string>& documents, uint64_t* ticket, std::chrono::milliseconds room_wait)
+      XRAYD_EXCLUDES(mu_);
   // Waits up to `timeout` until every document offered before `ticket` has left memory (delivered,
   // spooled or dropped); true if so. FIFO with one sender; approximate with several.
   bool WaitSettled(uint64_t ticket, std::chrono::milliseconds timeout) XRAYD_EXCLUDES(settle_mu_);

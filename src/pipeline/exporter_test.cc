@@ -665,19 +665,75 @@ TEST_F(PipelineExporterTest, FanOutGivesEveryExporterACopyAndADeadOneStallsNoOth
 TEST_F(PipelineExporterTest, WaitingSinkReturnsOnceTheDocumentsLeftMemory) {
   FakeSender sender("store");
   ExporterOptions o = Fast();
-  o.flush_interval = 1s;  // without the wait, the documents would sit here for a second
+  o.flush_interval = 1h;  // a partial batch nobody waits for would sit here for an hour
   o.senders = 1;
   Exporter e(o, sender);
   e.Start();
   FanOut fan({&e});
-  WaitingSink sink(fan, e, 5s);
-  auto docs = Docs(0, 3);
-  // A partial batch waits for the flush interval; the sink's wait covers it, bounded.
-  const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(sink.Offer(docs), 3u);
-  EXPECT_EQ(sender.delivered().size(), 3u);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
+  WaitingSink sink(fan, e, 30s);
+  // A waiter's partial batch is ready at once (it took the store's whole flush interval, 50 ms
+  // a request): the sink returns with the documents delivered, long before its bound.
+  for (int i = 0; i < 3; ++i) {
+    auto docs = Docs(i * 3, 3);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(sink.Offer(docs), 3u);
+    EXPECT_EQ(sender.delivered().size(), 3u * (i + 1));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
+  }
+  // The plain fan-out still batches: a partial batch waits for the flush interval.
+  auto docs = Docs(100, 3);
+  EXPECT_EQ(fan.Offer(docs), 3u);
+  EXPECT_EQ(e.metrics().Get().queued, 3);
   e.Stop(1s);
+}
+
+// A PutTraceSegments caller in serve (WaitingSink) when the store's queue is full: its documents
+// wait for room, then are refused whole (the API answers 429, clients retry) — never accepted by
+// dropping documents queued for earlier callers, which were told theirs were taken. The other
+// exporters get no copy of a refused offer.
+TEST_F(PipelineExporterTest, WaitingSinkRefusesWholeWhenTheQueueStaysFullAndDropsNothing) {
+  FakeSender store("store"), other("xray");
+  store.Stall(true);
+  ExporterOptions o = Fast();
+  o.senders = 1;
+  o.queue_bytes = QueueFor(10);
+  ExporterOptions oo = Fast();
+  oo.global_metrics = false;
+  Exporter e(o, store), x(oo, other);
+  e.Start();
+  x.Start();
+  FanOut fan({&e, &x});
+  WaitingSink sink(fan, e, 200ms);
+  auto first = Docs(0, 8);
+  std::thread waiter([&] { EXPECT_EQ(sink.Offer(first), 8u); });  // fits; waits for the stalled store
+  ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().received == 8; }));
+  auto second = Docs(8, 5);  // 8 + 5 > 10: must not evict the first 8
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(sink.Offer(second), 0u);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 200ms) << "waited for room first";
+  EXPECT_EQ(second.size(), 5u) << "refused documents stay with the caller";
+  auto s = e.metrics().Get();
+  EXPECT_EQ(s.received, 8u);
+  EXPECT_EQ(s.DroppedTotal(), 0u);
+  ExpectBalanced(e.metrics());
+  waiter.join();
+  // Room freed while a caller waits: it is taken as soon as it fits.
+  std::thread release([&] {
+    std::this_thread::sleep_for(50ms);
+    store.Stall(false);
+  });
+  auto third = Docs(13, 5);
+  WaitingSink patient(fan, e, 5s);
+  EXPECT_EQ(patient.Offer(third), 5u);
+  release.join();
+  ASSERT_TRUE(WaitUntil([&] { return store.delivered().size() == 13; }));
+  ASSERT_TRUE(WaitUntil([&] { return other.delivered().size() == 13; }));
+  EXPECT_EQ(x.metrics().Get().received, 13u) << "no copy of the refused offer";
+  s = e.metrics().Get();
+  EXPECT_EQ(s.DroppedTotal(), 0u);
+  ExpectBalanced(e.metrics());
+  e.Stop(1s);
+  x.Stop(1s);
 }
 
 // Issue #12 follow-up: spool writes ran on the receiving thread (under the lock senders hold for

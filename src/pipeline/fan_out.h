@@ -3,7 +3,10 @@
 // its own queue and spool: Offer() never blocks on a destination.
 //
 // WaitingSink: the same fan-out, after which it waits (bounded) until one exporter has taken the
-// documents out of memory. `xrayd serve` gives it to PutTraceSegments with the store exporter, so a
+// documents out of memory. That exporter is offered them first, all or none
+// (Exporter::OfferAllOrNone): when its queue stays full they are refused (Offer() returns 0, the
+// caller answers 429) rather than accepted by dropping older documents, and the other exporters
+// get no copy (the client sends them again). `xrayd serve` gives it to PutTraceSegments with the store exporter, so a
 // client that stored segments can read them back at once, as before the pipeline (see
 // docs/ARCHITECTURE.md); UDP uses the plain FanOut.
 //
@@ -24,12 +27,17 @@ class FanOut : public SegmentSink {
 
   // Returns the most any one exporter kept (a document kept by at least one exporter is accepted).
   size_t Offer(std::vector<std::string>& documents) override;
-  // As Offer(); `wait_for` (one of the exporters, or null) also reports a WaitSettled() ticket.
-  size_t Offer(std::vector<std::string>& documents, const Exporter* wait_for, uint64_t* ticket);
+  // WaitingSink's offer: `wait_for` (one of the exporters) first, all or none within `room_wait`,
+  // reporting a WaitSettled() ticket; refused, nobody gets them (returns 0, `documents` untouched).
+  size_t OfferAllOrNone(std::vector<std::string>& documents, Exporter& wait_for, uint64_t* ticket,
+                        std::chrono::milliseconds room_wait);
 
   const std::vector<Exporter*>& exporters() const { return exporters_; }
 
  private:
+  // Every exporter but `skip` gets a copy (the last one the originals); the most any kept.
+  size_t OfferToAll(std::vector<std::string>& documents, const Exporter* skip);
+
   const std::vector<Exporter*> exporters_;
 };
 
