@@ -333,14 +333,12 @@ class PutBodyReader {
       ++at;
     }
   }
-  // One string, unescaped into `out`, sized once: with room for the padding CheckDocument()
-  // appends (without it, that append reallocated every document to twice its size, for as long
-  // as it is queued for the store).
+  // One string, unescaped into `out`, sized once.
   bool String(std::string& out) {
     if (!Eat('"')) return false;
     const std::optional<size_t> end = ClosingQuote();
     if (!end || HasControlByte(s_.data() + i_, *end - i_)) return false;
-    out.reserve(*end - i_ + segment::kPadding);  // unescaping never lengthens
+    out.reserve(*end - i_);  // unescaping never lengthens
     while (i_ < *end) {
       const void* b = std::memchr(s_.data() + i_, '\\', *end - i_);
       const size_t run_end = b == nullptr ? *end : static_cast<size_t>(static_cast<const char*>(b) - s_.data());
@@ -393,10 +391,7 @@ std::optional<std::vector<std::string>> DomPutDocuments(std::string_view body) {
   for (simdjson::dom::element e : list) {
     std::string_view text;
     if (e.get_string().get(text) != simdjson::SUCCESS) return std::nullopt;
-    // Room for the padding CheckDocument() appends (as PutBodyReader::String).
-    std::string& doc = docs.emplace_back();
-    doc.reserve(text.size() + segment::kPadding);
-    doc.assign(text);
+    docs.emplace_back(text);  // CheckDocument() validates a padded copy: no room kept here
   }
   return docs;
 }
