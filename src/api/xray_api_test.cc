@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <set>
+#include <thread>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "api/root_causes.h"
@@ -346,6 +349,50 @@ TEST_F(XrayApiTest, DeeplyNestedBodiesAreRefusedNotParsed) {
   json put = Expect(Call("/TraceSegments", json{{"TraceSegmentDocuments", {deep_doc}}}.dump()), 200);
   ASSERT_EQ(put["UnprocessedTraceSegments"].size(), 1u);
   EXPECT_EQ(put["UnprocessedTraceSegments"][0]["Id"], "");
+}
+
+// PutTraceSegments' validators are kept between requests (a pool, traces.cc): a verdict must not
+// depend on what an earlier request left in one. Threads put at once (more than the pool keeps), each
+// request a long valid document, the same document cut short by its last byte (invalid JSON: a
+// leftover byte of the longer copy must not complete it) and one without a name.
+TEST_F(XrayApiTest, PutTraceSegmentsVerdictsDoNotDependOnEarlierRequests) {
+  constexpr int kThreads = 8, kRequests = 10;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRequests; ++i) {
+        char id[17], trace[36];
+        std::snprintf(id, sizeof id, "%016x", t * 1000 + i + 1);
+        std::snprintf(trace, sizeof trace, "1-5f84c7a1-%024x", t * 1000 + i + 1);
+        const json valid = {{"trace_id", trace}, {"id", id}, {"name", "svc"}, {"start_time", 1602537377.0},
+                            {"end_time", 1602537378.0}, {"metadata", {{"pad", std::string(2000 + 500 * i, 'x')}}}};
+        const std::string text = valid.dump();
+        json nameless = valid;
+        nameless.erase("name");
+        const json docs = {text, text.substr(0, text.size() - 1), nameless.dump()};
+        const auto r = Call("/TraceSegments", json{{"TraceSegmentDocuments", docs}}.dump());
+        const json out = json::parse(r.body, nullptr, false);
+        const json expected = json::array({{{"Id", ""}, {"ErrorCode", "InvalidSegment"}},
+                                           {{"Id", id}, {"ErrorCode", "InvalidSegment"}}});
+        json got = json::array();
+        if (r.status == 200 && out.is_object())
+          for (const auto& u : out["UnprocessedTraceSegments"]) got.push_back({{"Id", u["Id"]}, {"ErrorCode", u["ErrorCode"]}});
+        if (got != expected) ++wrong;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  // Each trace holds its one valid document, nothing else.
+  std::vector<std::string> ids;
+  for (int n = 0; n < kThreads * kRequests; ++n) {
+    char trace[36];
+    std::snprintf(trace, sizeof trace, "1-5f84c7a1-%024x", (n / kRequests) * 1000 + n % kRequests + 1);
+    ids.push_back(trace);
+  }
+  auto stored = store_->SegmentsOfTraces(ids);
+  ASSERT_TRUE(stored) << stored.error().message;
+  for (size_t n = 0; n < ids.size(); ++n) EXPECT_EQ((*stored)[n].size(), 1u) << ids[n];
 }
 
 TEST_F(XrayApiTest, FieldsAreCheckedAgainstTheModel) {
