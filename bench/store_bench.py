@@ -257,7 +257,8 @@ class Forwarder(Serve):
 def replay(args, serve, path, log, sampler):
     """Sends the file with xray_replay over --via; returns its summary (JSON)."""
     if args.via == "put":
-        target = ["--put", serve.api, "--connections", str(args.connections), "--retries", str(args.retries)]
+        target = ["--put", serve.api, "--connections", str(args.connections), "--retries", str(args.retries),
+                  "--batch", str(args.batch)]
     else:  # udp: into the serve; daemon: into the forwarding daemon
         target = ["--udp", f"127.0.0.1:{(args.forwarder or serve).udp}"]
     cmd = [args.replay, "--file", path, "--rate", str(args.rate), "--progress", "10", *target]
@@ -435,6 +436,9 @@ def main():
                          "--window 100000: the store's own pace (unpaced UDP overruns the receiver)")
     ap.add_argument("--connections", type=int, default=16, help="--via put: keep-alive connections")
     ap.add_argument("--retries", type=int, default=0, help="--via put: resend a 429/503 answer up to N times")
+    ap.add_argument("--batch", type=int, default=50,
+                    help="--via put: documents per request (50, the API's maximum, as daemons send; SDKs and "
+                         "the CLI often send fewer)")
     ap.add_argument("--hours", type=float, default=6,
                     help="hours of trace time per million segments (the clock's speed): 1M fills the 6 h window, "
                          "10M spans 60 h; a grown store keeps the speed its state.json records")

@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 #include <thread>
 #include <vector>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "api/root_causes.h"
