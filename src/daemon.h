@@ -94,10 +94,11 @@ class Daemon {
   std::vector<std::unique_ptr<pipeline::BatchSender>> senders_;
   std::vector<std::unique_ptr<pipeline::Exporter>> exporters_;
   std::unique_ptr<pipeline::FanOut> fan_out_;
-  std::unique_ptr<pipeline::WaitingSink> api_sink_;  // serve: PutTraceSegments reads its writes back
+  // serve: PutTraceSegments' sink; the API's reads wait on it (AwaitStored) so clients read their writes back
+  std::unique_ptr<pipeline::WaitingSink> api_sink_;
   std::unique_ptr<api::XrayApiServer> api_;
   // `serve --lb-logs`: load-balancer access logs, a receiver (stopped first); its sink waits for the
-  // store exporter like api_sink_.
+  // store exporter after each batch (the reader keeps the store's pace).
   std::unique_ptr<pipeline::WaitingSink> lb_sink_;
   std::unique_ptr<lb::LbLogs> lb_logs_;
   std::thread retention_thread_;

@@ -44,17 +44,20 @@ struct Route {
   const Shape* input;
   Handler handler;
   RawHandler raw = nullptr;  // instead of `handler` when set
+  // Reads stored segments: waits first until what PutTraceSegments accepted is stored
+  // (SegmentSink::AwaitStored), so a client reads its own writes back.
+  bool reads_segments = false;
 };
 
 const Route kRoutes[] = {
     {"/TraceSegments", "PutTraceSegments", &shapes::kPutTraceSegments, PutTraceSegments},
     {"/TelemetryRecords", "PutTelemetryRecords", &shapes::kPutTelemetryRecords, PutTelemetryRecords},
-    {"/TraceSummaries", "GetTraceSummaries", &shapes::kGetTraceSummaries, GetTraceSummaries},
-    {"/Traces", "BatchGetTraces", &shapes::kBatchGetTraces, nullptr, BatchGetTraces},
-    {"/ServiceGraph", "GetServiceGraph", &shapes::kGetServiceGraph, GetServiceGraph},
-    {"/TraceGraph", "GetTraceGraph", &shapes::kGetTraceGraph, GetTraceGraph},
+    {"/TraceSummaries", "GetTraceSummaries", &shapes::kGetTraceSummaries, GetTraceSummaries, nullptr, true},
+    {"/Traces", "BatchGetTraces", &shapes::kBatchGetTraces, nullptr, BatchGetTraces, true},
+    {"/ServiceGraph", "GetServiceGraph", &shapes::kGetServiceGraph, GetServiceGraph, nullptr, true},
+    {"/TraceGraph", "GetTraceGraph", &shapes::kGetTraceGraph, GetTraceGraph, nullptr, true},
     {"/TimeSeriesServiceStatistics", "GetTimeSeriesServiceStatistics", &shapes::kGetTimeSeriesServiceStatistics,
-     GetTimeSeriesServiceStatistics},
+     GetTimeSeriesServiceStatistics, nullptr, true},
     {"/GetSamplingRules", "GetSamplingRules", &shapes::kGetSamplingRules, GetSamplingRules},
     {"/SamplingTargets", "GetSamplingTargets", &shapes::kGetSamplingTargets, GetSamplingTargets},
     {"/CreateSamplingRule", "CreateSamplingRule", &shapes::kCreateSamplingRule, CreateSamplingRule},
@@ -70,7 +73,7 @@ const Route kRoutes[] = {
     {"/InsightSummaries", "GetInsightSummaries", &shapes::kGetInsightSummaries, GetInsightSummaries},
     {"/EncryptionConfig", "GetEncryptionConfig", &shapes::kGetEncryptionConfig, GetEncryptionConfig},
     {"/xrayd/OperationPercentiles", "xrayd:OperationPercentiles", &shapes::kOperationPercentiles,
-     GetOperationPercentiles},
+     GetOperationPercentiles, nullptr, true},
 };
 
 const Route* FindRoute(std::string_view method, std::string_view path) {
@@ -98,6 +101,7 @@ ApiResult<std::string> Run(const Route& route, ApiContext& ctx, std::string_view
   auto input = ParseRequestBody(body, limits);
   if (!input) return input.error();
   if (auto st = Validate(*input, *route.input); !st) return st.error();
+  if (route.reads_segments && ctx.sink != nullptr) ctx.sink->AwaitStored();
   if (route.raw) return route.raw(ctx, *input);
   auto out = route.handler(ctx, *input);
   if (!out) return out.error();

@@ -4,6 +4,8 @@
 #include "pipeline/exporter.h"
 
 #include <gtest/gtest.h>
+
+#include <atomic>
 #include <httplib.h>
 #include <unistd.h>
 
@@ -670,7 +672,7 @@ TEST_F(PipelineExporterTest, WaitingSinkReturnsOnceTheDocumentsLeftMemory) {
   Exporter e(o, sender);
   e.Start();
   FanOut fan({&e});
-  WaitingSink sink(fan, e, 30s);
+  WaitingSink sink(fan, e, 30s, WaitingSink::Wait::kAfterEachOffer);
   // A waiter's partial batch is ready at once (it took the store's whole flush interval, 50 ms
   // a request): the sink returns with the documents delivered, long before its bound.
   for (int i = 0; i < 3; ++i) {
@@ -684,6 +686,35 @@ TEST_F(PipelineExporterTest, WaitingSinkReturnsOnceTheDocumentsLeftMemory) {
   auto docs = Docs(100, 3);
   EXPECT_EQ(fan.Offer(docs), 3u);
   EXPECT_EQ(e.metrics().Get().queued, 3);
+  e.Stop(1s);
+}
+
+// PutTraceSegments in serve (Wait::kBeforeReads): Offer() returns once the documents are queued,
+// even while the store is stalled; a read's AwaitStored() then waits until they are stored.
+TEST_F(PipelineExporterTest, WaitingSinkBeforeReadsReturnsAtOnceAndReadsWaitForTheStore) {
+  FakeSender store("store");
+  ExporterOptions o = Fast();
+  o.flush_interval = 1h;  // only the waiter's Seal::kNow makes these ready
+  o.senders = 1;
+  Exporter e(o, store);
+  e.Start();
+  FanOut fan({&e});
+  WaitingSink sink(fan, e, 10s, WaitingSink::Wait::kBeforeReads);
+  sink.AwaitStored();  // nothing offered yet: returns at once
+  store.Stall(true);
+  auto docs = Docs(0, 3);
+  EXPECT_EQ(sink.Offer(docs), 3u) << "queued, not waiting for the stalled store";
+  EXPECT_TRUE(store.delivered().empty());
+  std::atomic<bool> read_done{false};
+  std::thread reader([&] {
+    sink.AwaitStored();
+    read_done = true;
+  });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(read_done) << "a read waits while the accepted documents are not stored";
+  store.Stall(false);
+  reader.join();
+  EXPECT_EQ(store.delivered().size(), 3u) << "the read went on only once they were stored";
   e.Stop(1s);
 }
 
@@ -703,7 +734,7 @@ TEST_F(PipelineExporterTest, WaitingSinkRefusesWholeWhenTheQueueStaysFullAndDrop
   e.Start();
   x.Start();
   FanOut fan({&e, &x});
-  WaitingSink sink(fan, e, 200ms);
+  WaitingSink sink(fan, e, 200ms, WaitingSink::Wait::kAfterEachOffer);
   auto first = Docs(0, 8);
   std::thread waiter([&] { EXPECT_EQ(sink.Offer(first), 8u); });  // fits; waits for the stalled store
   ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().received == 8; }));
@@ -723,7 +754,7 @@ TEST_F(PipelineExporterTest, WaitingSinkRefusesWholeWhenTheQueueStaysFullAndDrop
     store.Stall(false);
   });
   auto third = Docs(13, 5);
-  WaitingSink patient(fan, e, 5s);
+  WaitingSink patient(fan, e, 5s, WaitingSink::Wait::kAfterEachOffer);
   EXPECT_EQ(patient.Offer(third), 5u);
   release.join();
   ASSERT_TRUE(WaitUntil([&] { return store.delivered().size() == 13; }));

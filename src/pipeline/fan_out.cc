@@ -37,8 +37,21 @@ size_t FanOut::OfferAllOrNone(std::vector<std::string>& documents, Exporter& wai
 size_t WaitingSink::Offer(std::vector<std::string>& documents) {
   uint64_t ticket = 0;
   const size_t accepted = fan_out_.OfferAllOrNone(documents, wait_for_, &ticket, timeout_);
-  if (accepted > 0) wait_for_.WaitSettled(ticket, timeout_);
+  if (accepted == 0) return 0;
+  if (wait_ == Wait::kAfterEachOffer) {
+    wait_for_.WaitSettled(ticket, timeout_);
+  } else {
+    uint64_t seen = last_ticket_.load(std::memory_order_relaxed);
+    while (seen < ticket && !last_ticket_.compare_exchange_weak(seen, ticket, std::memory_order_release)) {
+    }
+  }
   return accepted;
+}
+
+void WaitingSink::AwaitStored() {
+  if (wait_ != Wait::kBeforeReads) return;
+  const uint64_t ticket = last_ticket_.load(std::memory_order_acquire);
+  if (ticket > 0) wait_for_.WaitSettled(ticket, timeout_);
 }
 
 }  // namespace xrayd::pipeline

@@ -2,17 +2,24 @@
 // exporter's queue (the last one gets the originals, moved). A slow or failing exporter fills only
 // its own queue and spool: Offer() never blocks on a destination.
 //
-// WaitingSink: the same fan-out, after which it waits (bounded) until one exporter has taken the
-// documents out of memory. That exporter is offered them first, all or none
-// (Exporter::OfferAllOrNone): when its queue stays full they are refused (Offer() returns 0, the
-// caller answers 429) rather than accepted by dropping older documents, and the other exporters
-// get no copy (the client sends them again). `xrayd serve` gives it to PutTraceSegments with the store exporter, so a
-// client that stored segments can read them back at once, as before the pipeline (see
-// docs/ARCHITECTURE.md); UDP uses the plain FanOut.
+// WaitingSink: the same fan-out for a receiver that must not lose documents to a full queue and can
+// wait: one exporter (the store's, in `xrayd serve`) is offered them first, all or none
+// (Exporter::OfferAllOrNone): while its queue is full the offer waits (bounded) for room, then is
+// refused (Offer() returns 0, the caller answers 429) rather than accepted by dropping older
+// documents; only taken documents are copied to the other exporters (a retry duplicates nothing).
+// Then, by its Wait mode:
+// - kAfterEachOffer: Offer() returns once that exporter has taken them out of memory (stored). The
+//   load-balancer log reader: a log file is read at the store's pace instead of filling its queue.
+// - kBeforeReads: Offer() returns once they are queued, and AwaitStored() — which the API calls
+//   before every read — waits until everything offered before it left memory. PutTraceSegments: a
+//   client reads its segments back at once, as before, but a request does not hold its connection
+//   and handler while the store commits (that capped a client at its requests in flight x 50
+//   documents per store round trip).
 //
 // Owns no thread; borrows the exporters, which must outlive it. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <vector>
 
@@ -43,14 +50,19 @@ class FanOut : public SegmentSink {
 
 class WaitingSink : public SegmentSink {
  public:
-  WaitingSink(FanOut& fan_out, Exporter& wait_for, std::chrono::milliseconds timeout)
-      : fan_out_(fan_out), wait_for_(wait_for), timeout_(timeout) {}
+  enum class Wait { kAfterEachOffer, kBeforeReads };
+  // `timeout` bounds each wait: for room in the queue, and for documents to leave memory.
+  WaitingSink(FanOut& fan_out, Exporter& wait_for, std::chrono::milliseconds timeout, Wait wait)
+      : fan_out_(fan_out), wait_for_(wait_for), timeout_(timeout), wait_(wait) {}
   size_t Offer(std::vector<std::string>& documents) override;
+  void AwaitStored() override;
 
  private:
   FanOut& fan_out_;
   Exporter& wait_for_;
   const std::chrono::milliseconds timeout_;
+  const Wait wait_;
+  std::atomic<uint64_t> last_ticket_{0};  // kBeforeReads: the newest accepted offer's ticket
 };
 
 }  // namespace xrayd::pipeline

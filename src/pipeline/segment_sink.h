@@ -21,6 +21,11 @@ class SegmentSink {
   // by at least one exporter. Thread-safe; never blocks on a slow exporter: a full queue spills to
   // its spool or drops, counted per exporter and reason (pipeline accounting), never silently.
   virtual size_t Offer(std::vector<std::string>& documents) = 0;
+
+  // Returns once the documents this sink accepted before the call can be read back from the store
+  // (bounded); at once for sinks that promise nothing (the default). `xrayd serve`'s API calls it
+  // before every read, so a client reads back what PutTraceSegments accepted (pipeline::WaitingSink).
+  virtual void AwaitStored() {}
 };
 
 }  // namespace xrayd::pipeline
