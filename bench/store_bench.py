@@ -244,14 +244,7 @@ class Forwarder(Serve):
                                       "-t", f"127.0.0.1:{self.udp}", "--health-address", self.health,
                                       "-m", str(memory_mb), "-l", "warn", *extra],
                                      stdout=log, stderr=subprocess.STDOUT, env=env)
-        for _ in range(1200):
-            try:
-                metric(self.health, "xrayd_segments_received_total")
-                break
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"{xrayd} (daemon mode) exited: see {work}/daemon.log")
-                time.sleep(0.05)
+        self.wait_until_up(f"{xrayd} (daemon mode) exited: see {work}/daemon.log")
 
 
 def replay(args, serve, path, log, sampler):

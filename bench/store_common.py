@@ -58,13 +58,18 @@ class Serve:
                                       "-t", f"127.0.0.1:{self.udp}", "--listen", self.api, "--health-address",
                                       self.health, "-m", str(memory_mb), "-l", "warn", *extra],
                                      stdout=log, stderr=subprocess.STDOUT)
+        self.wait_until_up(f"{xrayd} serve exited: see {work}/serve.log")
+
+    def wait_until_up(self, if_exited):
+        """Waits (up to 60 s) until the health port answers /metrics; exits with `if_exited` if the
+        process ended first."""
         for _ in range(1200):
             try:
                 metric(self.health, "xrayd_segments_received_total")
-                break
+                return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise SystemExit(f"{xrayd} serve exited: see {work}/serve.log")
+                    raise SystemExit(if_exited)
                 time.sleep(0.05)
 
     def __enter__(self):

@@ -175,19 +175,25 @@ struct Gate {
   }
 };
 
+// Starts `server` with a handler that echoes, after holding at `gate` the requests for `held_path`
+// (every request when empty).
+Result<int> StartGated(Server& server, Gate& gate, const std::string& held_path, const ServerLimits& limits) {
+  return server.Start(
+      "127.0.0.1:0",
+      [&gate, held_path](const IncomingRequest& req) {
+        if (held_path.empty() || req.path == held_path) gate.Enter();
+        return Echo(req);
+      },
+      limits);
+}
+
 TEST(HttpServer, FullHandlerQueueAnswers503RetryAfter) {
   ServerLimits limits;
   limits.handler_threads = 1;
   limits.handler_queue = 1;
   Gate gate;
   Server server("test", HttpListener::kApi);
-  auto port = server.Start(
-      "127.0.0.1:0",
-      [&](const IncomingRequest& req) {
-        gate.Enter();
-        return Echo(req);
-      },
-      limits);
+  auto port = StartGated(server, gate, "", limits);
   ASSERT_TRUE(port.ok());
   Conn running(*port), queued(*port), refused(*port);
   running.Send("GET /1 HTTP/1.1\r\n\r\n");
@@ -213,13 +219,7 @@ TEST(HttpServer, BlockedHandlersLeaveIoAndDeadlinesRunning) {
   limits.header_timeout = 300ms;
   Gate gate;
   Server server("test", HttpListener::kApi);
-  auto port = server.Start(
-      "127.0.0.1:0",
-      [&](const IncomingRequest& req) {
-        if (req.path == "/block") gate.Enter();
-        return Echo(req);
-      },
-      limits);
+  auto port = StartGated(server, gate, "/block", limits);
   ASSERT_TRUE(port.ok());
   Conn a(*port), b(*port), queued(*port), slow(*port);
   a.Send("GET /block HTTP/1.1\r\n\r\n");
@@ -317,13 +317,7 @@ TEST(HttpServerBudget, WaitingPastBudgetWaitAnswers503AndTheBudgetComesBack) {
   limits.budget_wait = 200ms;
   Gate gate;
   Server server("test", HttpListener::kApi);
-  auto port = server.Start(
-      "127.0.0.1:0",
-      [&](const IncomingRequest& req) {
-        if (req.path == "/hold") gate.Enter();
-        return Echo(req);
-      },
-      limits);
+  auto port = StartGated(server, gate, "/hold", limits);
   ASSERT_TRUE(port.ok());
   const uint64_t refused = GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget);
   Conn a(*port), b(*port), late(*port);
@@ -384,13 +378,7 @@ TEST(HttpServerBudget, SlowClientsAnnouncingLargeBodiesHoldOnlyTheBudget) {
 TEST(HttpServerBudget, ChunkedBodyGrowingPastTheBudgetIsRefused) {
   Gate gate;
   Server server("test", HttpListener::kApi);
-  auto port = server.Start(
-      "127.0.0.1:0",
-      [&](const IncomingRequest& req) {
-        if (req.path == "/hold") gate.Enter();
-        return Echo(req);
-      },
-      BudgetLimits());
+  auto port = StartGated(server, gate, "/hold", BudgetLimits());
   ASSERT_TRUE(port.ok());
   const uint64_t refused = GlobalMetrics().HttpRefused(HttpListener::kApi, HttpRefusal::kMemoryBudget);
   Conn h1(*port), h2(*port);
