@@ -241,7 +241,7 @@ Status Daemon::StartServe() {
   if (auto st = AddOtlpExporter(); !st) return st;
   StartPipeline();
   api_sink_ = std::make_unique<pipeline::WaitingSink>(*fan_out_, *exporters_.front(), std::chrono::seconds(5),
-                                                      pipeline::WaitingSink::Wait::kBeforeReads);
+                                                      pipeline::WaitingSink::Wait::kBeforeReads, kMaxSegmentsPerAppend);
   // UDP first: once the API answers, a client may take the server as up and send segments at once.
   receiver_ = std::make_unique<UdpReceiver>(UdpReceiverOptions{config_.udp_address}, *fan_out_);
   if (auto st = receiver_->Start(); !st) return st;
@@ -250,7 +250,7 @@ Status Daemon::StartServe() {
     // Waits (up to 5 s a batch) for the store to take what was offered: a log file is read at the
     // pace the store writes, rather than filling the queue at disk speed.
     lb_sink_ = std::make_unique<pipeline::WaitingSink>(*fan_out_, *exporters_.front(), std::chrono::seconds(5),
-                                                       pipeline::WaitingSink::Wait::kAfterEachOffer);
+                                                       pipeline::WaitingSink::Wait::kAfterEachOffer, 0);
     auto lb = lb::LbLogs::Start({config_.lb_logs, config_.lb_name, config_.lb_logs_poll_seconds,
                                  config_.lb_logs_s3_endpoint, config_.region, config_.data_dir},
                                 env_, *lb_sink_);

@@ -672,7 +672,7 @@ TEST_F(PipelineExporterTest, WaitingSinkReturnsOnceTheDocumentsLeftMemory) {
   Exporter e(o, sender);
   e.Start();
   FanOut fan({&e});
-  WaitingSink sink(fan, e, 30s, WaitingSink::Wait::kAfterEachOffer);
+  WaitingSink sink(fan, e, 30s, WaitingSink::Wait::kAfterEachOffer, 0);
   // A waiter's partial batch is ready at once (it took the store's whole flush interval, 50 ms
   // a request): the sink returns with the documents delivered, long before its bound.
   for (int i = 0; i < 3; ++i) {
@@ -690,7 +690,8 @@ TEST_F(PipelineExporterTest, WaitingSinkReturnsOnceTheDocumentsLeftMemory) {
 }
 
 // PutTraceSegments in serve (Wait::kBeforeReads): Offer() returns once the documents are queued,
-// even while the store is stalled; a read's AwaitStored() then waits until they are stored.
+// even while the store is stalled, as long as at most `ahead` are not stored yet; past that it
+// waits for the store. A read's AwaitStored() waits until everything accepted is stored.
 TEST_F(PipelineExporterTest, WaitingSinkBeforeReadsReturnsAtOnceAndReadsWaitForTheStore) {
   FakeSender store("store");
   ExporterOptions o = Fast();
@@ -699,7 +700,7 @@ TEST_F(PipelineExporterTest, WaitingSinkBeforeReadsReturnsAtOnceAndReadsWaitForT
   Exporter e(o, store);
   e.Start();
   FanOut fan({&e});
-  WaitingSink sink(fan, e, 10s, WaitingSink::Wait::kBeforeReads);
+  WaitingSink sink(fan, e, 10s, WaitingSink::Wait::kBeforeReads, /*ahead=*/5);
   sink.AwaitStored();  // nothing offered yet: returns at once
   store.Stall(true);
   auto docs = Docs(0, 3);
@@ -710,11 +711,20 @@ TEST_F(PipelineExporterTest, WaitingSinkBeforeReadsReturnsAtOnceAndReadsWaitForT
     sink.AwaitStored();
     read_done = true;
   });
+  std::atomic<bool> second_done{false};
+  std::thread writer([&] {
+    auto more = Docs(3, 3);  // 6 accepted, none stored: past `ahead`
+    EXPECT_EQ(sink.Offer(more), 3u);
+    second_done = true;
+  });
   std::this_thread::sleep_for(100ms);
   EXPECT_FALSE(read_done) << "a read waits while the accepted documents are not stored";
+  EXPECT_FALSE(second_done) << "no more than `ahead` documents accepted and not stored";
   store.Stall(false);
   reader.join();
-  EXPECT_EQ(store.delivered().size(), 3u) << "the read went on only once they were stored";
+  writer.join();
+  EXPECT_GE(store.delivered().size(), 3u) << "the read went on only once they were stored";
+  ASSERT_TRUE(WaitUntil([&] { return store.delivered().size() == 6; }));
   e.Stop(1s);
 }
 
@@ -734,7 +744,7 @@ TEST_F(PipelineExporterTest, WaitingSinkRefusesWholeWhenTheQueueStaysFullAndDrop
   e.Start();
   x.Start();
   FanOut fan({&e, &x});
-  WaitingSink sink(fan, e, 200ms, WaitingSink::Wait::kAfterEachOffer);
+  WaitingSink sink(fan, e, 200ms, WaitingSink::Wait::kAfterEachOffer, 0);
   auto first = Docs(0, 8);
   std::thread waiter([&] { EXPECT_EQ(sink.Offer(first), 8u); });  // fits; waits for the stalled store
   ASSERT_TRUE(WaitUntil([&] { return e.metrics().Get().received == 8; }));
@@ -754,7 +764,7 @@ TEST_F(PipelineExporterTest, WaitingSinkRefusesWholeWhenTheQueueStaysFullAndDrop
     store.Stall(false);
   });
   auto third = Docs(13, 5);
-  WaitingSink patient(fan, e, 5s, WaitingSink::Wait::kAfterEachOffer);
+  WaitingSink patient(fan, e, 5s, WaitingSink::Wait::kAfterEachOffer, 0);
   EXPECT_EQ(patient.Offer(third), 5u);
   release.join();
   ASSERT_TRUE(WaitUntil([&] { return store.delivered().size() == 13; }));

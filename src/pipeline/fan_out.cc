@@ -44,6 +44,7 @@ size_t WaitingSink::Offer(std::vector<std::string>& documents) {
     uint64_t seen = last_ticket_.load(std::memory_order_relaxed);
     while (seen < ticket && !last_ticket_.compare_exchange_weak(seen, ticket, std::memory_order_release)) {
     }
+    if (ticket > ahead_) wait_for_.WaitSettled(ticket - ahead_, timeout_);
   }
   return accepted;
 }

@@ -14,7 +14,10 @@
 //   before every read — waits until everything offered before it left memory. PutTraceSegments: a
 //   client reads its segments back at once, as before, but a request does not hold its connection
 //   and handler while the store commits (that capped a client at its requests in flight x 50
-//   documents per store round trip).
+//   documents per store round trip). Only `ahead` documents may be accepted but not yet stored:
+//   past that, Offer() waits (bounded) until the store is within `ahead` of them, so what a
+//   kill -9 can lose of acknowledged documents stays about one store transaction, and clients
+//   that send faster than the store are paced to it instead of filling the whole queue.
 //
 // Owns no thread; borrows the exporters, which must outlive it. Thread-safe.
 #pragma once
@@ -52,8 +55,9 @@ class WaitingSink : public SegmentSink {
  public:
   enum class Wait { kAfterEachOffer, kBeforeReads };
   // `timeout` bounds each wait: for room in the queue, and for documents to leave memory.
-  WaitingSink(FanOut& fan_out, Exporter& wait_for, std::chrono::milliseconds timeout, Wait wait)
-      : fan_out_(fan_out), wait_for_(wait_for), timeout_(timeout), wait_(wait) {}
+  // `ahead`: kBeforeReads' bound on documents accepted but not yet out of memory (see above).
+  WaitingSink(FanOut& fan_out, Exporter& wait_for, std::chrono::milliseconds timeout, Wait wait, uint64_t ahead)
+      : fan_out_(fan_out), wait_for_(wait_for), timeout_(timeout), wait_(wait), ahead_(ahead) {}
   size_t Offer(std::vector<std::string>& documents) override;
   void AwaitStored() override;
 
@@ -62,6 +66,7 @@ class WaitingSink : public SegmentSink {
   Exporter& wait_for_;
   const std::chrono::milliseconds timeout_;
   const Wait wait_;
+  const uint64_t ahead_;
   std::atomic<uint64_t> last_ticket_{0};  // kBeforeReads: the newest accepted offer's ticket
 };
 
